@@ -1,0 +1,68 @@
+"""One error shape for the whole API: {"error": {"code", "message", "detail"}}."""
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from backoffice.errors import DomainError
+
+
+def error_body(*, code: str, message: str, detail=None) -> dict:
+    return {"error": {"code": code, "message": message, "detail": detail if detail is not None else {}}}
+
+
+def _first_message(detail) -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            inner = _first_message(value)
+            return inner if key in ("non_field_errors", "__all__") else f"{key}: {inner}"
+    if isinstance(detail, list | tuple) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        response = Response(
+            error_body(code=exc.code, message=exc.message, detail=exc.detail), status=exc.status
+        )
+        for header, value in exc.headers.items():
+            response[header] = value
+        return response
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(detail)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        code, message, detail = "invalid", _first_message(exc.detail), exc.detail
+    else:
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        code = codes if isinstance(codes, str) else "error"
+        message = str(getattr(exc, "detail", exc))
+        detail = {}
+    response.data = error_body(code=code, message=message, detail=detail)
+    return response
+
+
+def json_404(request, exception=None):
+    return JsonResponse(
+        error_body(code="not_found", message=f"No page at {request.path}.", detail={"path": request.path}),
+        status=status.HTTP_404_NOT_FOUND,
+    )
+
+
+def json_500(request):
+    return JsonResponse(
+        error_body(code="server_error", message="Internal server error."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

@@ -1,0 +1,47 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django_tenants.utils import schema_context
+
+from backoffice.settings.base import env
+from league.models import Game
+from tenants import services
+from tenants.models import Tenant
+
+DEMO_TENANTS = [("lakers", "Los Angeles Lakers", 7), ("warriors", "Golden State Warriors", 11)]
+
+
+class Command(BaseCommand):
+    help = "Create the operator site, an operator superuser and the demo tenants with data; idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--games", type=int, default=1230, help="Games per demo season.")
+
+    def handle(self, *args, games, verbosity, **options):
+        services.public_tenant_ensure()
+        self._operator_superuser()
+        for schema_name, name, seed in DEMO_TENANTS:
+            tenant = Tenant.objects.filter(schema_name=schema_name).first()
+            if tenant is None:
+                password = env.str("COURTSIDE_DEMO_TENANT_PASSWORD", default="") or secrets.token_urlsafe(12)
+                tenant = services.tenant_create(
+                    name=name, schema_name=schema_name, admin_email=f"admin@{schema_name}.example",
+                    admin_password=password,
+                )
+                self.stdout.write(self.style.SUCCESS(
+                    f"Created tenant {schema_name}: admin / {password} (shown once)"
+                ))
+            with schema_context(schema_name):
+                if not Game.objects.exists():
+                    call_command("load_nba_reference", verbosity=verbosity)
+                    call_command("generate_season", games=games, seed=seed, verbosity=verbosity)
+
+    def _operator_superuser(self):
+        users = get_user_model().objects
+        if users.filter(is_superuser=True).exists():
+            return
+        password = env.str("COURTSIDE_ADMIN_PASSWORD", default="") or secrets.token_urlsafe(12)
+        users.create_superuser(username="operator", email="operator@courtside.example", password=password)
+        self.stdout.write(self.style.SUCCESS(f"Operator superuser: operator / {password} (shown once)"))

@@ -1,0 +1,9 @@
+"""Development: the embedded PostgreSQL unless DATABASE_URL is set."""
+
+from .base import *  # noqa: F403
+from .base import database_config, env
+
+DEBUG = env.bool("DEBUG", default=True)
+# A development-only key, never used in production (production.py requires SECRET_KEY).
+SECRET_KEY = env.str("SECRET_KEY", default="courtside-local-development-only-not-a-secret")
+DATABASES = {"default": database_config(allow_embedded=True)}

@@ -1,0 +1,12 @@
+"""Tests: the embedded PostgreSQL unless DATABASE_URL is set; fast hashing."""
+
+from .base import *  # noqa: F403
+from .base import ALLOWED_HOSTS, BASE_DIR, database_config, env
+
+DEBUG = False
+SECRET_KEY = env.str("SECRET_KEY", default="courtside-test-only-not-a-secret")
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]
+MEDIA_ROOT = BASE_DIR / "var" / "test-media"
+DATABASES = {"default": database_config(allow_embedded=True)}

@@ -1,0 +1,16 @@
+"""Operator site, served on the public schema at the base domain."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from backoffice.admin_sites import operator_site
+
+handler404 = "backoffice.api.json_404"
+handler500 = "backoffice.api.json_500"
+
+urlpatterns = [
+    path("admin/", operator_site.urls),
+    path("api/v1/", include("tenants.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_public_api"), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]

@@ -1,0 +1,16 @@
+"""Tenant site, served on each tenant's domain over its own schema."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from backoffice.admin_sites import tenant_site
+
+handler404 = "backoffice.api.json_404"
+handler500 = "backoffice.api.json_500"
+
+urlpatterns = [
+    path("admin/", tenant_site.urls),
+    path("api/v1/", include("league.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_tenant_api"), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]

@@ -1,0 +1,40 @@
+from django.contrib import admin
+
+from backoffice.admin_sites import tenant_site
+from league.models import Game, Player, PlayerGameStat, Team
+
+
+@admin.register(Team, site=tenant_site)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("full_name", "abbreviation", "city", "year_founded")
+    search_fields = ("full_name", "abbreviation", "city")
+
+
+@admin.register(Player, site=tenant_site)
+class PlayerAdmin(admin.ModelAdmin):
+    list_display = ("full_name", "team", "is_active", "nba_id")
+    list_filter = ("is_active", "team")
+    search_fields = ("full_name",)
+    list_select_related = ("team",)
+
+
+class StatLineInline(admin.TabularInline):
+    model = PlayerGameStat
+    extra = 0
+    autocomplete_fields = ("player",)
+
+
+@admin.register(Game, site=tenant_site)
+class GameAdmin(admin.ModelAdmin):
+    list_display = ("date", "season", "away_team", "home_team", "away_score", "home_score")
+    list_filter = ("season",)
+    date_hierarchy = "date"
+    list_select_related = ("home_team", "away_team")
+
+
+@admin.register(PlayerGameStat, site=tenant_site)
+class PlayerGameStatAdmin(admin.ModelAdmin):
+    list_display = ("player", "game", "team", "minutes", "points", "assists")
+    list_select_related = ("player", "game__home_team", "game__away_team", "team")
+    autocomplete_fields = ("player",)
+    raw_id_fields = ("game",)

@@ -1,0 +1,45 @@
+from rest_framework import serializers
+
+from league.models import Game, Player, Team
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "nba_id", "abbreviation", "full_name", "nickname", "city", "state", "year_founded"]
+
+
+class PlayerSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(read_only=True, slug_field="abbreviation")
+
+    class Meta:
+        model = Player
+        fields = ["id", "nba_id", "first_name", "last_name", "full_name", "is_active", "team"]
+
+
+class GameSerializer(serializers.ModelSerializer):
+    home_team = serializers.SlugRelatedField(read_only=True, slug_field="abbreviation")
+    away_team = serializers.SlugRelatedField(read_only=True, slug_field="abbreviation")
+
+    class Meta:
+        model = Game
+        fields = ["id", "season", "date", "home_team", "away_team", "home_score", "away_score"]
+
+
+class SeasonAverageSerializer(serializers.Serializer):
+    season = serializers.CharField()
+    games = serializers.IntegerField()
+    ppg = serializers.FloatField()
+    rpg = serializers.FloatField()
+    apg = serializers.FloatField()
+    fg_pct = serializers.FloatField(allow_null=True)
+
+
+class PlayerFilterSerializer(serializers.Serializer):
+    team = serializers.IntegerField(required=False, min_value=1)
+    search = serializers.CharField(required=False, max_length=100)
+
+
+class GameFilterSerializer(serializers.Serializer):
+    season = serializers.RegexField(r"^\d{4}-\d{2}$", required=False)
+    team = serializers.IntegerField(required=False, min_value=1)

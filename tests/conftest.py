@@ -1,0 +1,196 @@
+"""Shared fixtures: the public site, two tenants prepared once per session, tenant clients.
+
+Tenant schemas are created once per test session (creating one runs every
+tenant migration) and reused; each test runs in a transaction that is rolled
+back, tenant schemas included, since PostgreSQL DDL and DML are transactional.
+Transactional tests (live server, task cluster) commit for real: after each
+of them the test tenants' tables are truncated and stray schemas dropped, so
+nothing leaks into the next test or the next run (--reuse-db included).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import schema_context
+
+TEST_TENANTS = {"lakers": "Los Angeles Lakers", "warriors": "Golden State Warriors"}
+PUBLIC_HOST = "localhost"
+
+
+def tenant_host(schema_name: str) -> str:
+    return f"{schema_name}.localhost"
+
+
+def _drop_stray_schemas() -> None:
+    """Drop schemas no test tenant owns: what a committed test created and a flush orphaned."""
+    keep = {"public", "information_schema", *TEST_TENANTS}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%%' AND nspname <> ALL(%s)",
+            [list(keep)],
+        )
+        for (schema,) in cursor.fetchall():
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def ensure_test_tenants() -> None:
+    """Rows for the public site and the test tenants; schemas made only if missing."""
+    from tenants import services
+    from tenants.models import Domain, Tenant
+
+    connection.set_schema_to_public()
+    services.public_tenant_ensure(domains=[PUBLIC_HOST, "testserver", "127.0.0.1"])
+    for schema_name, name in TEST_TENANTS.items():
+        if not Tenant.objects.filter(schema_name=schema_name).exists():
+            tenant = Tenant(schema_name=schema_name, name=name)
+            tenant.save(verbosity=0)  # create_schema(check_if_exists=True) keeps an existing schema
+            Domain.objects.create(domain=tenant_host(schema_name), tenant=tenant, is_primary=True)
+
+
+def _truncate_tenant_tables() -> None:
+    with connection.cursor() as cursor:
+        for schema_name in TEST_TENANTS:
+            cursor.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> 'django_migrations'",
+                [schema_name],
+            )
+            tables = [f'"{schema_name}"."{name}"' for (name,) in cursor.fetchall()]
+            if tables:
+                cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        _drop_stray_schemas()
+        ensure_test_tenants()
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_between_tests(request):
+    """Every test starts in public; transactional tests leave nothing behind."""
+    transactional = bool({"transactional_db", "live_server"} & set(request.fixturenames))
+    if "db" in request.fixturenames or transactional:
+        connection.set_schema_to_public()
+    yield
+    if transactional:
+        connection.set_schema_to_public()
+        _truncate_tenant_tables()
+        _drop_stray_schemas()
+        ensure_test_tenants()
+
+
+@pytest.fixture
+def public_tenant(db):
+    from tenants.models import Tenant
+
+    ensure_test_tenants()
+    return Tenant.objects.get(schema_name="public")
+
+
+def _tenant(schema_name):
+    from tenants.models import Tenant
+
+    ensure_test_tenants()
+    return Tenant.objects.get(schema_name=schema_name)
+
+
+@pytest.fixture
+def tenant(db):
+    """One prepared tenant (the Lakers)."""
+    return _tenant("lakers")
+
+
+@pytest.fixture
+def tenant_lakers(db):
+    return _tenant("lakers")
+
+
+@pytest.fixture
+def tenant_warriors(db):
+    return _tenant("warriors")
+
+
+@pytest.fixture
+def two_tenants(tenant_lakers, tenant_warriors):
+    return tenant_lakers, tenant_warriors
+
+
+class TenantClient(Client):
+    """A test client bound to one host; it restores the test's schema after every request.
+
+    django-tenants' middleware switches the shared connection to the request's
+    tenant and leaves it there; without the restore, a test's next ORM call
+    would silently run in that tenant's schema.
+    """
+
+    def __init__(self, host: str, **defaults):
+        super().__init__(HTTP_HOST=host, **defaults)
+        self.host = host
+
+    def request(self, **request):
+        previous = connection.tenant
+        try:
+            return super().request(**request)
+        finally:
+            connection.set_tenant(previous) if previous is not None else connection.set_schema_to_public()
+
+    def login_user(self, user, schema_name: str):
+        """Log in a user of a schema: the session row is written into that schema."""
+        with schema_context(schema_name):
+            self.force_login(user)
+
+
+def make_user(schema_name: str, *, username: str = "coach", staff: bool = True, superuser: bool = False,
+              password: str = "pass-word-123"):
+    with schema_context(schema_name):
+        model = get_user_model()
+        if superuser:
+            return model.objects.create_superuser(username=username, email=f"{username}@x.test", password=password)
+        return model.objects.create_user(username=username, password=password, is_staff=staff)
+
+
+@pytest.fixture
+def tenant_client_factory(db):
+    def factory(schema_name: str, *, logged_in: bool = True, superuser: bool = True) -> TenantClient:
+        client = TenantClient(tenant_host(schema_name))
+        if logged_in:
+            user = make_user(schema_name, username=f"{schema_name}_admin", superuser=superuser)
+            client.login_user(user, schema_name)
+            client.user = user
+        return client
+
+    return factory
+
+
+@pytest.fixture
+def lakers_client(tenant_lakers, tenant_client_factory):
+    return tenant_client_factory("lakers")
+
+
+@pytest.fixture
+def warriors_client(tenant_warriors, tenant_client_factory):
+    return tenant_client_factory("warriors")
+
+
+@pytest.fixture
+def operator_client(public_tenant):
+    client = TenantClient(PUBLIC_HOST)
+    user = make_user("public", username="operator", superuser=True)
+    client.login_user(user, "public")
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def live_tenant_url(live_server):
+    """(base_url, headers) for real HTTP to a tenant's host through the live server."""
+
+    def for_host(schema_name: str | None):
+        host = PUBLIC_HOST if schema_name in (None, "public") else tenant_host(schema_name)
+        return live_server.url, {"Host": host}
+
+    return for_host
