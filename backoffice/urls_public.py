@@ -11,6 +11,10 @@ handler500 = "backoffice.api.json_500"
 urlpatterns = [
     path("admin/", operator_site.urls),
     path("api/v1/", include("tenants.api.urls")),
+    path("api/v1/", include("tasks.api.urls")),
+    path("api/v1/", include("services.api.urls")),
+    path("api/v1/", include("schemas.api.urls")),
+    path("api/v1/", include("configuration.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_public_api"), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -2,4 +2,8 @@
 
 from django.urls import include, path
 
-urlpatterns = [path("api/v1/", include("tenants.api.urls"))]
+urlpatterns = [
+    path("api/v1/", include(module))
+    for module in ("tenants.api.urls", "tasks.api.urls", "services.api.urls", "schemas.api.urls",
+                   "configuration.api.urls")
+]

@@ -11,6 +11,8 @@ handler500 = "backoffice.api.json_500"
 urlpatterns = [
     path("admin/", tenant_site.urls),
     path("api/v1/", include("league.api.urls")),
+    path("api/v1/", include("tasks.api.tenant_urls")),
+    path("api/v1/", include("configuration.api.tenant_urls")),
     path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_tenant_api"), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

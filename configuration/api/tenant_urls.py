@@ -1,0 +1,3 @@
+"""Tenant API of the configuration app (served on tenant domains)."""
+
+urlpatterns = []

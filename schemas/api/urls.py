@@ -1,0 +1,3 @@
+"""Operator API of the schemas app."""
+
+urlpatterns = []

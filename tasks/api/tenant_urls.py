@@ -1,0 +1,3 @@
+"""Tenant API of the tasks app (served on tenant domains)."""
+
+urlpatterns = []
