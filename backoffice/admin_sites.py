@@ -20,6 +20,31 @@ class OperatorAdminSite(admin.AdminSite):
         return super().has_permission(request) and (tenant is None or tenant.schema_name == "public")
 
 
+def tenant_is_locked(request) -> bool:
+    """A suspended tenant, or one over its storage quota, gets a read-only admin."""
+    tenant = getattr(request, "tenant", None)
+    return tenant is not None and not tenant.is_public and (tenant.is_suspended or tenant.is_over_storage)
+
+
+class ReadOnlyWhenLockedMixin:
+    def has_add_permission(self, request, *args):
+        return not tenant_is_locked(request) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return not tenant_is_locked(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not tenant_is_locked(request) and super().has_delete_permission(request, obj)
+
+    def has_view_permission(self, request, obj=None):
+        # Django derives view from change; a locked tenant still reads everything it could change.
+        if super().has_view_permission(request, obj):
+            return True
+        return tenant_is_locked(request) and request.user.has_perm(
+            f"{self.opts.app_label}.change_{self.opts.model_name}"
+        )
+
+
 class TenantAdminSite(admin.AdminSite):
     site_title = "Courtside"
     index_title = "Your NBA data"
@@ -28,13 +53,20 @@ class TenantAdminSite(admin.AdminSite):
         context = super().each_context(request)
         tenant = getattr(request, "tenant", None)
         if tenant is not None:
-            context["site_header"] = f"{tenant.name} · Courtside"
-            context["site_title"] = f"{tenant.name} · Courtside"
+            context["site_header"] = f"{tenant.brand_name} · Courtside"
+            context["site_title"] = f"{tenant.brand_name} · Courtside"
+            context["tenant_locked"] = tenant_is_locked(request)
         return context
 
     def has_permission(self, request):
         tenant = getattr(request, "tenant", None)
         return super().has_permission(request) and tenant is not None and tenant.schema_name != "public"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        # Every tenant ModelAdmin turns read-only while the tenant is suspended or over storage.
+        base = admin_class or admin.ModelAdmin
+        locked = type(base.__name__, (ReadOnlyWhenLockedMixin, base), {"__module__": base.__module__})
+        super().register(model_or_iterable, locked, **options)
 
 
 operator_site = OperatorAdminSite(name="operator_admin")

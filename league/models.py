@@ -144,3 +144,38 @@ class PlayerGameStat(models.Model):
     @property
     def rebounds(self) -> int:
         return self.offensive_rebounds + self.defensive_rebounds
+
+
+class StatModel(models.Model):
+    """A saved projection model (e.g. next-game points) that the task queue trains."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField("name", max_length=100, unique=True)
+    target = models.CharField(
+        "target statistic", max_length=32, default="points",
+        choices=[(s, s.replace("_", " ")) for s in ("points", "assists", "defensive_rebounds", "steals", "blocks")],
+    )
+    window_games = models.PositiveSmallIntegerField(
+        "window (games)", default=10, help_text="How many recent games the projection averages."
+    )
+    status = models.CharField("status", max_length=16, choices=Status.choices, default=Status.DRAFT)
+    metrics = models.JSONField("metrics", default=dict, blank=True, help_text="Filled in by training.")
+    trained_at = models.DateTimeField("trained at", null=True, blank=True)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(window_games__gte=1) & Q(window_games__lte=82), name="statmodel_window_range",
+                violation_error_message="The window must be between 1 and 82 games.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

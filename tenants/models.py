@@ -1,5 +1,8 @@
-"""Tenants (customers) and the domains that serve them."""
+"""Tenants (customers), their plans and quotas, usage, API keys and the schema pool."""
 
+import uuid
+
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
@@ -11,6 +14,38 @@ schema_name_validator = RegexValidator(
     r"^[a-z][a-z0-9_]{1,47}$",
     "Use 2 to 48 lowercase letters, digits or underscores, starting with a letter.",
 )
+color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour like #552583.")
+
+GIB = 1024**3
+
+
+class Plan(models.Model):
+    """A subscription tier and its quotas. An empty quota means unlimited, shown as such."""
+
+    code = models.SlugField("code", max_length=32, unique=True, help_text="FREE, STARTER, PROFESSIONAL, ENTERPRISE…")
+    name = models.CharField("name", max_length=64)
+    api_calls_per_day = models.PositiveBigIntegerField(
+        "API calls per UTC day", null=True, blank=True, help_text="Empty means unlimited."
+    )
+    storage_bytes = models.PositiveBigIntegerField(
+        "storage (bytes)", null=True, blank=True, help_text="Size of the tenant's schema. Empty means unlimited."
+    )
+    max_users = models.PositiveIntegerField("users", null=True, blank=True, help_text="Empty means unlimited.")
+    max_models = models.PositiveIntegerField(
+        "saved models", null=True, blank=True, help_text="Projection models per tenant. Empty means unlimited."
+    )
+    max_concurrent_requests = models.PositiveIntegerField(
+        "concurrent requests", null=True, blank=True, help_text="API requests in flight. Empty means unlimited."
+    )
+    monthly_price_cents = models.PositiveIntegerField("monthly price (cents)", default=0)
+
+    class Meta:
+        ordering = ["monthly_price_cents", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    QUOTA_FIELDS = ("api_calls_per_day", "storage_bytes", "max_users", "max_models", "max_concurrent_requests")
 
 
 class Tenant(TenantMixin):
@@ -20,12 +55,28 @@ class Tenant(TenantMixin):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
 
-    name = models.CharField("name", max_length=100, help_text="Display name of the customer.")
+    name = models.CharField("name", max_length=100, help_text="Legal or account name of the customer.")
     status = models.CharField(
         "status", max_length=16, choices=Status.choices, default=Status.ACTIVE,
         help_text="A suspended tenant's API refuses requests and its admin is read-only.",
     )
+    plan = models.ForeignKey(
+        Plan, verbose_name="plan", related_name="tenants", on_delete=models.PROTECT, null=True, blank=True,
+        help_text="Quotas apply from the next request after a change. Empty only for the operator's public tenant.",
+    )
     created_at = models.DateTimeField("created", auto_now_add=True)
+    storage_bytes = models.PositiveBigIntegerField(
+        "storage used (bytes)", default=0, help_text="Total size of the schema's relations, last measured."
+    )
+    storage_measured_at = models.DateTimeField("storage measured at", null=True, blank=True)
+
+    # White-label branding, shown on the tenant's admin and API docs.
+    display_name = models.CharField("display name", max_length=100, blank=True)
+    logo = models.FileField("logo", upload_to="branding/", blank=True, help_text="PNG, JPEG or SVG.")
+    primary_color = models.CharField(
+        "primary colour", max_length=7, default="#1d428a", validators=[color_validator]
+    )
+    support_email = models.EmailField("support email", blank=True)
 
     auto_create_schema = True
     auto_drop_schema = True
@@ -36,14 +87,36 @@ class Tenant(TenantMixin):
             models.CheckConstraint(
                 condition=models.Q(status__in=["active", "suspended"]), name="tenant_status_valid"
             ),
+            models.CheckConstraint(
+                condition=models.Q(primary_color__regex=r"^#[0-9a-fA-F]{6}$"), name="tenant_primary_color_hex",
+                violation_error_message="Use a hex colour like #552583.",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.schema_name})"
 
+    def clean(self):
+        super().clean()
+        if self.logo and not self.logo.name.lower().endswith((".png", ".jpg", ".jpeg", ".svg")):
+            raise ValidationError({"logo": "The logo must be a PNG, JPEG or SVG file."})
+
     @property
     def is_public(self) -> bool:
         return self.schema_name == "public"
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.status == self.Status.SUSPENDED
+
+    @property
+    def brand_name(self) -> str:
+        return self.display_name or self.name
+
+    @property
+    def is_over_storage(self) -> bool:
+        limit = self.plan.storage_bytes if self.plan_id else None
+        return limit is not None and self.storage_bytes > limit
 
 
 class Domain(DomainMixin):
@@ -51,3 +124,87 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class PlanChange(models.Model):
+    """History of a tenant's plan: who moved it from which plan to which, and when."""
+
+    tenant = models.ForeignKey(Tenant, related_name="plan_changes", on_delete=models.CASCADE)
+    from_plan = models.ForeignKey(Plan, related_name="+", null=True, blank=True, on_delete=models.PROTECT)
+    to_plan = models.ForeignKey(Plan, related_name="+", on_delete=models.PROTECT)
+    changed_at = models.DateTimeField("changed at", auto_now_add=True)
+    changed_by = models.CharField("changed by", max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+
+class UsageDay(models.Model):
+    """A tenant's usage on one UTC day: the billing ledger and the source of the admin charts."""
+
+    tenant = models.ForeignKey(Tenant, related_name="usage_days", on_delete=models.CASCADE)
+    date = models.DateField("date (UTC)")
+    api_calls = models.PositiveBigIntegerField("API calls", default=0)
+    peak_concurrency = models.PositiveIntegerField("peak concurrent requests", default=0)
+    storage_bytes = models.PositiveBigIntegerField("storage (bytes)", default=0)
+    users = models.PositiveIntegerField("users", default=0)
+    saved_models = models.PositiveIntegerField("saved models", default=0)
+
+    class Meta:
+        ordering = ["-date"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "date"], name="usage_one_row_per_tenant_per_day"),
+        ]
+
+
+class RequestLease(models.Model):
+    """An API request in flight. Leases expire on their own, so a killed worker cannot lock a tenant out."""
+
+    token = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    tenant = models.ForeignKey(Tenant, related_name="+", on_delete=models.CASCADE)
+    expires_at = models.DateTimeField("expires at")
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "expires_at"], name="lease_tenant_expiry")]
+
+
+class ApiKey(models.Model):
+    """A per-tenant API key. Only its prefix and a SHA-256 hash of the secret are stored."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read"
+        WRITE = "write", "Read and write"
+
+    tenant = models.ForeignKey(Tenant, related_name="api_keys", on_delete=models.CASCADE)
+    name = models.CharField("name", max_length=100, help_text="What the key is for.")
+    prefix = models.CharField("prefix", max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField("secret hash", max_length=64, editable=False)
+    scope = models.CharField("scope", max_length=8, choices=Scope.choices, default=Scope.READ)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    created_by = models.CharField("created by", max_length=150, blank=True)
+    last_used_at = models.DateTimeField("last used", null=True, blank=True)
+    revoked_at = models.DateTimeField("revoked", null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class PooledSchema(models.Model):
+    """A migrated, empty schema waiting to become a new tenant's schema by a rename."""
+
+    schema_name = models.CharField("schema", max_length=63, unique=True)
+    fingerprint = models.CharField(
+        "migrations fingerprint", max_length=64, help_text="Hash of the tenant migrations it was built with."
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]

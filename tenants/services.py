@@ -1,22 +1,41 @@
-"""Every write to tenants goes through here."""
+"""Every write to tenants goes through here: lifecycle, plans, usage, API keys."""
 
 from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tenants.models import RESERVED_SCHEMA_NAMES, Domain, Tenant, schema_name_validator
+from tenants import provisioning
+from tenants.models import (
+    RESERVED_SCHEMA_NAMES,
+    ApiKey,
+    Domain,
+    Plan,
+    PlanChange,
+    Tenant,
+    UsageDay,
+    schema_name_validator,
+)
 
 _HOSTNAME_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+QUOTA_SQLSTATE = "CQ001"  # raised by public.courtside_enforce_row_quota()
 
+
+# ---------------------------------------------------------------- validation
 
 def validate_domain(domain: str) -> str:
-    import re
-
     domain = (domain or "").strip().lower()
     if not re.fullmatch(rf"{_HOSTNAME_LABEL}(\.{_HOSTNAME_LABEL})*", domain) or len(domain) > 253:
         raise ValidationError({"domain": f"{domain!r} is not a valid host name."})
@@ -27,7 +46,7 @@ def validate_domain(domain: str) -> str:
 
 def validate_schema_name(schema_name: str) -> str:
     schema_name = (schema_name or "").strip()
-    if schema_name in RESERVED_SCHEMA_NAMES or schema_name.startswith("pg_"):
+    if schema_name in RESERVED_SCHEMA_NAMES or schema_name.startswith(("pg_", provisioning.POOL_PREFIX)):
         raise ValidationError({"schema_name": f"{schema_name!r} is a reserved name."})
     try:
         schema_name_validator(schema_name)
@@ -38,57 +57,242 @@ def validate_schema_name(schema_name: str) -> str:
     return schema_name
 
 
+def plan_get(*, code: str | Plan | None) -> Plan:
+    if isinstance(code, Plan):
+        return code
+    code = (code or settings.TENANT_DEFAULT_PLAN).upper()
+    try:
+        return Plan.objects.get(code=code)
+    except Plan.DoesNotExist:
+        known = ", ".join(Plan.objects.values_list("code", flat=True))
+        raise ValidationError({"plan": f"Unknown plan {code!r}; choose one of {known}."}) from None
+
+
 def default_domain_for(schema_name: str) -> str:
     return f"{schema_name}.{settings.TENANT_BASE_DOMAIN}"
 
 
+def quota_error_from(error: DatabaseError) -> ValidationError | None:
+    """The row-quota trigger's refusal as a ValidationError; None for any other database error."""
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) == QUOTA_SQLSTATE:
+        return ValidationError(str(cause.diag.message_primary), code="quota_exceeded")
+    return None
+
+
+# ----------------------------------------------------------------- lifecycle
+
 def public_tenant_ensure(*, domains: list[str] | None = None) -> Tenant:
     """The operator's public tenant and its domains; idempotent."""
     with transaction.atomic():
-        tenant, _ = Tenant.objects.get_or_create(
-            schema_name="public", defaults={"name": "Courtside operator"}
-        )
+        tenant, _ = Tenant.objects.get_or_create(schema_name="public", defaults={"name": "Courtside operator"})
         for index, domain in enumerate(domains or [settings.TENANT_BASE_DOMAIN, "127.0.0.1"]):
-            Domain.objects.get_or_create(
-                domain=domain, defaults={"tenant": tenant, "is_primary": index == 0}
-            )
+            Domain.objects.get_or_create(domain=domain, defaults={"tenant": tenant, "is_primary": index == 0})
     return tenant
 
 
-@transaction.atomic
 def tenant_create(
     *,
     name: str,
     schema_name: str,
+    plan: str | Plan | None = None,
     domain: str | None = None,
     admin_email: str | None = None,
     admin_password: str | None = None,
     admin_username: str = "admin",
+    created_by: str = "",
 ) -> Tenant:
-    """Create a tenant, its schema, its primary domain and optionally its first admin user.
+    """Create a tenant with its schema, plan, primary domain and optionally its first admin user.
 
-    Runs in one transaction: PostgreSQL DDL is transactional, so a failure
-    anywhere leaves neither a tenant row nor a schema behind.
+    The schema comes from the pool when a fresh one is ready (a rename), else
+    from running the migrations. All in one transaction: PostgreSQL DDL is
+    transactional, so a failure leaves neither a row nor a schema behind.
     """
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "A tenant needs a name."})
     schema_name = validate_schema_name(schema_name)
+    plan = plan_get(code=plan)
     domain = validate_domain(domain or default_domain_for(schema_name))
     if admin_email:
         try:
             validate_email(admin_email)
         except ValidationError as error:
             raise ValidationError({"admin_email": error.messages}) from error
+    if admin_email and not admin_password:
+        raise ValidationError({"admin_password": "The first admin user needs a password."})
 
-    tenant = Tenant(name=name, schema_name=schema_name)
-    tenant.full_clean(validate_unique=False)
-    tenant.save(verbosity=0)
-    Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
-
-    if admin_email or admin_password:
-        with schema_context(schema_name):
-            get_user_model().objects.create_superuser(
-                username=admin_username, email=admin_email or "", password=admin_password
-            )
+    with transaction.atomic():
+        tenant = Tenant(name=name, schema_name=schema_name, plan=plan)
+        tenant.full_clean(validate_unique=False, exclude=["logo"])
+        if provisioning.pool_claim(schema_name=schema_name):
+            tenant.auto_create_schema = False  # the renamed pooled schema is already migrated
+        tenant.save(verbosity=0)
+        Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
+        PlanChange.objects.create(tenant=tenant, from_plan=None, to_plan=plan, changed_by=created_by)
+        if admin_password:
+            with schema_context(schema_name):
+                get_user_model().objects.create_superuser(
+                    username=admin_username, email=admin_email or "", password=admin_password
+                )
+        if settings.TENANT_POOL_SIZE:
+            transaction.on_commit(_enqueue_pool_refill)
     return tenant
+
+
+def _enqueue_pool_refill() -> None:
+    from django_q.tasks import async_task
+
+    async_task("tenants.tasks.pool_refill", task_name="tenant pool refill", group="tenants")
+
+
+def tenant_change_plan(*, tenant: Tenant, plan: str | Plan, changed_by: str = "") -> Tenant:
+    """Move a tenant to another plan; the new quotas apply from its next request."""
+    plan = plan_get(code=plan)
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if tenant.plan_id == plan.pk:
+            raise ValidationError({"plan": f"{tenant.name} is already on the {plan.name} plan."})
+        PlanChange.objects.create(tenant=tenant, from_plan=tenant.plan, to_plan=plan, changed_by=changed_by)
+        tenant.plan = plan
+        tenant.save(update_fields=["plan"])
+    return tenant
+
+
+def _set_status(tenant: Tenant, status: str) -> Tenant:
+    if tenant.is_public:
+        raise ValidationError("The operator's public tenant cannot be suspended.")
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if tenant.status == status:
+            raise ValidationError({"status": f"{tenant.name} is already {tenant.get_status_display().lower()}."})
+        tenant.status = status
+        tenant.save(update_fields=["status"])
+    return tenant
+
+
+def tenant_suspend(*, tenant: Tenant) -> Tenant:
+    """Suspend: the tenant's API answers 403 and its admin turns read-only."""
+    return _set_status(tenant, Tenant.Status.SUSPENDED)
+
+
+def tenant_reactivate(*, tenant: Tenant) -> Tenant:
+    return _set_status(tenant, Tenant.Status.ACTIVE)
+
+
+TENANT_EXPORT_APPS = ["auth", "league"]
+
+
+def tenant_export(*, tenant: Tenant, directory: Path | None = None) -> Path:
+    """Write all of a tenant's schema data to a JSON file (Django's dumpdata format); return its path."""
+    directory = Path(directory or settings.TENANT_EXPORT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
+    path = directory / f"{tenant.schema_name}-{stamp}.json"
+    with schema_context(tenant.schema_name):
+        call_command("dumpdata", *TENANT_EXPORT_APPS, output=str(path), indent=1, verbosity=0)
+    return path
+
+
+def tenant_delete(*, tenant: Tenant, confirm: str, export_directory: Path | None = None) -> Path:
+    """Export the tenant's data, then drop its schema and rows. `confirm` must repeat the schema name."""
+    if tenant.is_public:
+        raise ValidationError("The operator's public tenant cannot be deleted.")
+    if confirm != tenant.schema_name:
+        raise ValidationError({"confirm": f"Type the schema name {tenant.schema_name!r} to confirm the deletion."})
+    path = tenant_export(tenant=tenant, directory=export_directory)
+    with transaction.atomic():
+        Tenant.objects.select_for_update().get(pk=tenant.pk).delete(force_drop=True)
+    return path
+
+
+# ---------------------------------------------------------------- usage
+
+def utc_today() -> dt.date:
+    return timezone.now().astimezone(dt.UTC).date()
+
+
+def tenant_usage_refresh(*, tenants=None) -> int:
+    """Measure storage (total size of the schema's relations), users and saved models into today's ledger row."""
+    tenants = list(tenants if tenants is not None else Tenant.objects.exclude(schema_name="public"))
+    if not tenants:
+        return 0
+    today, now = utc_today(), timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT n.nspname, COALESCE(sum(pg_total_relation_size(c.oid)), 0)
+            FROM pg_namespace n
+            LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm', 'p')
+            WHERE n.nspname = ANY(%s)
+            GROUP BY n.nspname
+            """,
+            [[t.schema_name for t in tenants]],
+        )
+        sizes = dict(cursor.fetchall())
+        for tenant in tenants:
+            if tenant.schema_name not in sizes:
+                continue
+            cursor.execute(
+                f'SELECT (SELECT count(*) FROM "{tenant.schema_name}".auth_user),'
+                f' (SELECT count(*) FROM "{tenant.schema_name}".league_statmodel)'
+            )
+            users, saved_models = cursor.fetchone()
+            size = sizes[tenant.schema_name]
+            Tenant.objects.filter(pk=tenant.pk).update(storage_bytes=size, storage_measured_at=now)
+            tenant.storage_bytes, tenant.storage_measured_at = size, now
+            UsageDay.objects.update_or_create(
+                tenant=tenant, date=today,
+                defaults={"storage_bytes": size, "users": users, "saved_models": saved_models},
+            )
+    return len(sizes)
+
+
+# ---------------------------------------------------------------- API keys
+
+def _hash_secret(secret: str) -> str:
+    # Keys carry 256 bits of randomness, so a plain SHA-256 is as strong as a slow hash here.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_create(*, tenant: Tenant, name: str, scope: str = ApiKey.Scope.READ, created_by: str = "") -> tuple[ApiKey, str]:
+    """Create a key; returns it with the full key string, which is shown once and never stored."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the key a name that says what it is for."})
+    if scope not in ApiKey.Scope.values:
+        raise ValidationError({"scope": f"Scope must be one of {', '.join(ApiKey.Scope.values)}."})
+    if tenant.is_public:
+        raise ValidationError("API keys belong to a tenant, not to the operator site.")
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(tenant=tenant, name=name, prefix=prefix, secret_hash=_hash_secret(secret), scope=scope,
+                 created_by=created_by)
+    key.full_clean()
+    key.save()
+    return key, f"cs_{prefix}.{secret}"
+
+
+def api_key_authenticate(*, raw_key: str, tenant: Tenant) -> ApiKey | None:
+    """The active key of this tenant matching `raw_key`, else None (wrong tenant included)."""
+    match = re.fullmatch(r"cs_([0-9a-f]{8})\.([A-Za-z0-9_-]{20,})", (raw_key or "").strip())
+    if not match:
+        return None
+    prefix, secret = match.groups()
+    key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    if key is None or key.tenant_id != tenant.pk:
+        return None
+    if not secrets.compare_digest(key.secret_hash, _hash_secret(secret)):
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > dt.timedelta(seconds=60):
+        # At most one write a minute per key, not one per request.
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def api_key_revoke(*, key: ApiKey) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key

@@ -82,6 +82,15 @@ PUBLIC_SCHEMA_NAME = "public"
 PUBLIC_SCHEMA_URLCONF = "backoffice.urls_public"
 ROOT_URLCONF = "backoffice.urls_tenant"
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
+
+# Plans and provisioning.
+TENANT_DEFAULT_PLAN = env.str("TENANT_DEFAULT_PLAN", default="FREE")
+# Pre-migrated schemas kept ready for sign-ups (0 turns the pool off).
+TENANT_POOL_SIZE = env.int("TENANT_POOL_SIZE", default=3)
+# A request's concurrency lease expires by itself after this long, so a worker
+# killed mid-request cannot hold a tenant's slot for ever.
+TENANT_REQUEST_LEASE_SECONDS = env.int("TENANT_REQUEST_LEASE_SECONDS", default=60)
+TENANT_EXPORT_DIR = env.path("TENANT_EXPORT_DIR", default=BASE_DIR / "var" / "exports")
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
@@ -91,6 +100,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenants.middleware.TenantApiMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -163,10 +173,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.TenantQuotaThrottle"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -180,7 +192,6 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-from .q_cluster import Q_CLUSTER  # noqa: E402  (owned by the tasks app)
 
 LOGGING = {
     "version": 1,

@@ -10,3 +10,5 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"
 DATABASES = {"default": database_config(allow_embedded=True)}
+TENANT_POOL_SIZE = 0  # pool tests turn it on; others provision the stock way
+TENANT_EXPORT_DIR = BASE_DIR / "var" / "test-exports"

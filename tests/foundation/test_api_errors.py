@@ -37,8 +37,8 @@ def test_a_bad_query_parameter_gets_a_json_400_naming_it(lakers_client):
     assert "season" in error["detail"]
 
 
-def test_an_anonymous_request_gets_a_json_403(tenant_lakers):
-    _assert_error_shape(TenantClient("lakers.localhost").get("/api/v1/teams/"), 403, "not_authenticated")
+def test_an_anonymous_request_gets_a_json_401(tenant_lakers):
+    _assert_error_shape(TenantClient("lakers.localhost").get("/api/v1/teams/"), 401, "not_authenticated")
 
 
 def test_players_filter_by_team_and_search_by_name(lakers_client):

@@ -59,7 +59,7 @@ def test_a_lakers_session_cookie_does_not_authenticate_on_the_warriors_host(lake
     stolen = TenantClient(tenant_host("warriors"))
     stolen.cookies["sessionid"] = session_cookie
 
-    assert stolen.get("/api/v1/teams/").status_code == 403
+    assert stolen.get("/api/v1/teams/").status_code == 401
     assert stolen.get("/admin/").status_code == 302  # to the login page
 
 

@@ -1,0 +1,58 @@
+"""Per-tenant API keys for the tenant API: `Authorization: Api-Key cs_<prefix>.<secret>`."""
+
+from django.db import connection
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+from rest_framework.permissions import SAFE_METHODS
+
+from tenants import services
+
+
+class ApiKeyPrincipal:
+    """Who a request authenticated with an API key acts as: the key, not a user."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    is_anonymous = False
+
+    def __init__(self, key):
+        self.key = key
+        self.pk = self.id = None
+        self.username = f"api-key:{key.prefix}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Api-Key"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode(errors="replace")
+        if not header.startswith(f"{self.keyword} "):
+            return None
+        tenant = getattr(connection, "tenant", None)
+        if tenant is None or tenant.schema_name == "public":
+            raise exceptions.AuthenticationFailed("API keys are for tenant hosts.")
+        key = services.api_key_authenticate(raw_key=header[len(self.keyword) + 1:], tenant=tenant)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid, revoked or foreign API key.")
+        if key.scope == key.Scope.READ and request.method not in SAFE_METHODS:
+            raise exceptions.PermissionDenied("This API key is read-only.")
+        return ApiKeyPrincipal(key), key
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class ApiKeySchema(OpenApiAuthenticationExtension):
+    """Describes API-key authentication in the OpenAPI schema."""
+
+    target_class = "tenants.api.authentication.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "`Api-Key cs_<prefix>.<secret>`, created in the tenant admin."}

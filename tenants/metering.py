@@ -1,0 +1,87 @@
+"""Admission of tenant API requests: the daily call quota and the concurrency leases.
+
+One SQL call per request (public.courtside_admit_request, installed by
+tenants.0002) takes a lease and counts the call atomically in PostgreSQL; a
+second releases the lease. See that function for why this cannot race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from backoffice.errors import DomainError
+from tenants.models import Tenant, UsageDay
+
+
+@dataclass(frozen=True)
+class Admission:
+    token: uuid.UUID | None
+    limit: int | None
+    calls: int
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.calls)
+
+
+def seconds_until_utc_midnight(now: dt.datetime | None = None) -> int:
+    now = (now or timezone.now()).astimezone(dt.UTC)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return max(1, int((midnight - now).total_seconds() + 0.999))
+
+
+def rate_limit_headers(*, limit: int | None, remaining: int | None) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": "unlimited" if limit is None else str(limit),
+        "X-RateLimit-Remaining": "unlimited" if remaining is None else str(remaining),
+    }
+
+
+def request_admit(*, tenant: Tenant) -> Admission:
+    """Count one API call and take a concurrency lease, or raise a 429 DomainError."""
+    plan = tenant.plan
+    call_limit = plan.api_calls_per_day if plan else None
+    concurrency_limit = plan.max_concurrent_requests if plan else None
+    token = uuid.uuid4() if concurrency_limit is not None else None
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT outcome, calls, active FROM public.courtside_admit_request(%s, %s, %s, %s, %s, %s)",
+            [tenant.pk, now.astimezone(dt.UTC).date(), call_limit, concurrency_limit, token,
+             settings.TENANT_REQUEST_LEASE_SECONDS],
+        )
+        outcome, calls, active = cursor.fetchone()
+    if outcome == "calls":
+        retry_after = seconds_until_utc_midnight(now)
+        raise DomainError(
+            f"The {plan.name} plan allows {call_limit} API calls per UTC day; the quota resets at midnight UTC.",
+            code="daily_quota_exceeded", status=429,
+            detail={"limit": call_limit, "retry_after_seconds": retry_after},
+            headers={"Retry-After": str(retry_after), **rate_limit_headers(limit=call_limit, remaining=0)},
+        )
+    if outcome == "concurrency":
+        raise DomainError(
+            f"The {plan.name} plan allows {concurrency_limit} concurrent API requests; retry shortly.",
+            code="concurrency_limit_exceeded", status=429,
+            detail={"limit": concurrency_limit, "in_flight": active},
+            headers={"Retry-After": "1"},
+        )
+    return Admission(token=token, limit=call_limit, calls=calls)
+
+
+def request_release(*, token: uuid.UUID | None) -> None:
+    if token is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM public.tenants_requestlease WHERE token = %s", [token])
+
+
+def calls_today(*, tenant: Tenant) -> int:
+    day = timezone.now().astimezone(dt.UTC).date()
+    return UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", flat=True).first() or 0
