@@ -1,0 +1,165 @@
+"""Migrate one schema at a time with Django's own MigrationExecutor, reusing one loaded graph.
+
+Stock `migrate_schemas` runs the whole `migrate` command per schema: system
+checks, a graph load from disk, a render of every model state, a reconnect.
+Here the graph is loaded once per rollout (before the worker processes fork,
+so they inherit it), the applied state is one SELECT per schema, and the
+rendered project state is cached per distinct applied set and cloned, which
+is exactly what Django does between operations itself.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from contextvars import ContextVar
+
+from django.db import connection, transaction
+from django.db.migrations import operations as ops
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.recorder import MigrationRecorder
+
+from backoffice.logging import mask_text
+from schemas.graph import Graph, Key, load_graph
+
+# Set while our executor records the ledger itself, so the post_migrate
+# receiver (which records stock `migrate` runs) does not record twice.
+recording_ledger: ContextVar[bool] = ContextVar("recording_ledger", default=False)
+
+# Operations after which post_migrate must run (content types and permissions of new models).
+_MODEL_OPERATIONS = (ops.CreateModel, ops.DeleteModel, ops.RenameModel, ops.AlterModelOptions)
+
+
+def read_applied(schema_name: str) -> set[Key]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = 'django_migrations'",
+            [schema_name],
+        )
+        if cursor.fetchone() is None:
+            return set()
+        cursor.execute(f"SELECT app, name FROM {connection.ops.quote_name(schema_name)}.django_migrations")
+        return {(app, name) for app, name in cursor.fetchall()}
+
+
+class SchemaMigrator:
+    """Plans and runs migrations for one schema at a time against one graph loaded once."""
+
+    def __init__(self, *, targets: list[tuple[str, str | None]] | None = None, by: str = "",
+                 rollout_id: int | None = None, graph: Graph | None = None):
+        self.graph = graph or load_graph()
+        self.targets = [tuple(t) for t in targets] if targets else None
+        self.by = by
+        self.rollout_id = rollout_id
+        self._states: dict[frozenset, object] = {}
+        self._timings: dict[Key, list[float]] = {}
+        self._current: Key | None = None
+
+    # -- planning (no database access) -------------------------------------------------
+
+    def _executor(self, applied: set[Key]) -> MigrationExecutor:
+        loader = self.graph.loader
+        loader.applied_migrations = dict.fromkeys(self.graph.effective_applied(applied))
+        # Built by hand to reuse the loaded graph: MigrationExecutor() would reload it from disk.
+        executor = MigrationExecutor.__new__(MigrationExecutor)
+        executor.connection = connection
+        executor.loader = loader
+        executor.recorder = MigrationRecorder(connection)
+        executor.progress_callback = self._progress
+        return executor
+
+    def resolved_targets(self) -> list[tuple[str, str | None]]:
+        return self.targets or list(self.graph.loader.graph.leaf_nodes())
+
+    def plan(self, applied: set[Key]) -> list[tuple[Key, bool]]:
+        """[(key, backwards), ...] that would bring a schema with this applied set to the targets."""
+        executor = self._executor(applied)
+        return [((m.app_label, m.name), backwards)
+                for m, backwards in executor.migration_plan(self.resolved_targets())]
+
+    def warm(self, applied: set[Key]) -> None:
+        """Render the project state for an applied set ahead of forking, so workers inherit it."""
+        self._state_for(self._executor(applied), applied)
+
+    def _state_for(self, executor: MigrationExecutor, applied: set[Key]):
+        key = frozenset(self.graph.effective_applied(applied))
+        if key not in self._states:
+            state = executor._create_project_state(with_applied_migrations=True)
+            state.apps  # noqa: B018  render once here, not once per schema
+            self._states[key] = state
+        return self._states[key].clone()
+
+    def _progress(self, action, migration=None, fake=False):
+        if migration is None:
+            return
+        key = (migration.app_label, migration.name)
+        if action in ("apply_start", "unapply_start"):
+            self._current = key
+            self._timings[key] = [time.monotonic(), 0.0]
+        elif action in ("apply_success", "unapply_success"):
+            self._timings[key][1] = time.monotonic()
+            self._current = None
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, schema_name: str) -> dict:
+        """Migrate one schema in one transaction; returns {schema, status, applied, error}."""
+        from schemas import services
+
+        result = {"schema": schema_name, "status": "ok", "applied": [], "error": ""}
+        self._timings, self._current = {}, None
+        started_at = services.now()
+        token = recording_ledger.set(True)
+        try:
+            connection.set_schema(schema_name)
+            with transaction.atomic():
+                quoted = connection.ops.quote_name(schema_name)
+                with connection.cursor() as cursor:
+                    # Another migrate of the same schema (stock migrate_schemas) waits for us.
+                    cursor.execute(f"LOCK TABLE {quoted}.django_migrations IN SHARE ROW EXCLUSIVE MODE")
+                applied = read_applied(schema_name)
+                executor = self._executor(applied)
+                plan = executor.migration_plan(self.resolved_targets())
+                if plan:
+                    forwards = not plan[0][1]
+                    state = self._state_for(executor, applied) if forwards else None
+                    state = executor.migrate(self.resolved_targets(), plan=plan, state=state)
+                    if forwards and any(isinstance(op, _MODEL_OPERATIONS) for m, _ in plan for op in m.operations):
+                        from django.core.management.sql import emit_post_migrate_signal
+
+                        emit_post_migrate_signal(0, False, connection.alias, apps=state.apps, plan=plan)
+                    keys = [((m.app_label, m.name), backwards) for m, backwards in plan]
+                    services.ledger_record(schema_name=schema_name, plan=keys, timings=self._timings,
+                                           by=self.by, rollout_id=self.rollout_id, graph=self.graph,
+                                           started_at=started_at)
+                    result["applied"] = [f"{'-' if b else ''}{a}.{n}" for (a, n), b in keys]
+        except Exception as error:  # noqa: BLE001  any failure is this schema's, reported, never fatal to others
+            result["status"] = "failed"
+            failed = self._current
+            result["error"] = mask_text(f"{failed[0]}.{failed[1]}: {error}" if failed else str(error))
+            result["traceback"] = mask_text(traceback.format_exc(limit=5))
+            try:
+                services.ledger_record_failure(schema_name=schema_name, key=failed, error=result["error"],
+                                               by=self.by, rollout_id=self.rollout_id, graph=self.graph,
+                                               started_at=started_at)
+            except Exception:  # noqa: BLE001  the ledger write must not hide the migration error
+                pass
+        finally:
+            recording_ledger.reset(token)
+            connection.set_schema_to_public()
+        return result
+
+
+# -- process pool plumbing: the migrator is built in the parent and inherited by fork --------
+
+_WORKER_MIGRATOR: SchemaMigrator | None = None
+
+
+def set_worker_migrator(migrator: SchemaMigrator | None) -> None:
+    global _WORKER_MIGRATOR
+    _WORKER_MIGRATOR = migrator
+
+
+def worker_run(schema_name: str) -> dict:
+    return _WORKER_MIGRATOR.run(schema_name)

@@ -1,0 +1,101 @@
+"""Migrate every tenant schema in parallel, resumable, with a canary, a rollback and a dry run."""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from backoffice.errors import DomainError
+from schemas.services import default_workers, parse_target, rollout_run
+
+
+class Command(BaseCommand):
+    help = ("Migrate tenant schemas to the latest migrations (or to named targets, which can roll back) in "
+            "parallel worker processes, one transaction per schema. Failures are isolated and listed at the "
+            "end; the exit status is non-zero if any schema failed.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("targets", nargs="*", metavar="APP.MIGRATION",
+                            help="Migrate (or roll back) to these migrations, e.g. league.0002 or league.zero. "
+                                 "Default: every app's latest.")
+        parser.add_argument("--schema", action="append", dest="schemas", metavar="SCHEMA",
+                            help="Only this tenant schema (repeatable; comma-separated lists work too).")
+        parser.add_argument("--workers", type=int, default=None,
+                            help=f"Worker processes (default {default_workers()}: the CPU count, at most 8).")
+        parser.add_argument("--canary", type=int, metavar="N",
+                            help="Migrate only the first N schemas, one by one, and stop at the first failure; "
+                                 "finish the rest later with --resume.")
+        parser.add_argument("--resume", action="store_true",
+                            help="Retry only the failed and pending schemas of the last unfinished rollout.")
+        parser.add_argument("--dry-run", action="store_true", help="Print each schema's plan and change nothing.")
+        parser.add_argument("--operator", default=None, help="Name recorded in the ledger (default: the OS user).")
+
+    def handle(self, *args, **options):
+        schemas = [s.strip() for value in options["schemas"] or [] for s in value.split(",") if s.strip()]
+        if options["resume"] and (options["targets"] or schemas):
+            raise CommandError("--resume reuses the last rollout's targets and schemas; give neither.")
+        verbosity = options["verbosity"]
+        bar = None
+
+        def progress(result):
+            if bar is not None:
+                bar.update(1)
+                if result["status"] == "failed":
+                    bar.write(self.style.ERROR(f"{result['schema']}: FAILED {result['error'].splitlines()[0]}"))
+
+        try:
+            targets = [parse_target(t) for t in options["targets"]] or None
+            if not options["dry_run"]:
+                # The plan pass is cheap; run it first only to size the progress bar.
+                preview = rollout_run(schemas=schemas or None, targets=targets, resume=options["resume"],
+                                      dry_run=True)
+                todo = sum(1 for plan in preview.plans.values() if plan)
+                if options["canary"]:
+                    todo = min(todo, options["canary"])
+                bar = tqdm(total=todo, unit="schema", disable=verbosity < 1 or todo == 0, file=self.stderr._out)
+            result = rollout_run(schemas=schemas or None, targets=targets, workers=options["workers"],
+                                 canary=options["canary"], resume=options["resume"], dry_run=options["dry_run"],
+                                 by=options["operator"], progress=progress)
+        except ValidationError as error:
+            raise CommandError("; ".join(error.messages)) from error
+        except DomainError as error:
+            raise CommandError(error.message) from error
+        finally:
+            if bar is not None:
+                bar.close()
+
+        if options["dry_run"]:
+            self._print_plans(result, verbosity)
+            return
+        self._print_summary(result, verbosity)
+
+    def _print_plans(self, result, verbosity):
+        for schema, plan in result.plans.items():
+            if not plan:
+                if verbosity >= 2:
+                    self.stdout.write(f"{schema}: nothing to do")
+                continue
+            self.stdout.write(self.style.MIGRATE_HEADING(f"{schema}:"))
+            for (app, name), backwards in plan:
+                self.stdout.write(f"  {'Unapply' if backwards else 'Apply'} {app}.{name}")
+        todo = sum(1 for plan in result.plans.values() if plan)
+        self.stdout.write(f"Dry run: {todo} schema(s) would change, {result.skipped} already at the target. "
+                          "Nothing was changed.")
+
+    def _print_summary(self, result, verbosity):
+        rollout = result.rollout
+        ok = [s for s, r in result.results.items() if r["status"] == "ok"]
+        failed = result.failed
+        if verbosity >= 2:
+            for schema in sorted(ok):
+                self.stdout.write(f"{schema}: {', '.join(result.results[schema]['applied'])}")
+        for schema, outcome in sorted(failed.items()):
+            self.stdout.write(self.style.ERROR(f"FAILED {schema}: {outcome['error']}"))
+        left = sum(1 for r in rollout.results.values() if r["status"] == "pending")
+        summary = (f"Rollout #{rollout.pk}: {len(ok)} schema(s) migrated, {len(failed)} failed, "
+                   f"{result.skipped} already up to date, {left} not attempted.")
+        if failed:
+            raise CommandError(f"{summary} Fix the cause, then run `rollout --resume`.")
+        if result.stopped_early:
+            self.stdout.write(self.style.WARNING(f"{summary} Canary done; run `rollout --resume` for the rest."))
+            return
+        self.stdout.write(self.style.SUCCESS(summary))

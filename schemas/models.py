@@ -1,0 +1,83 @@
+"""The migration ledger: what ran in which schema, with the file's checksum, kept even when undone."""
+
+from django.db import models
+
+
+class MigrationRecord(models.Model):
+    """One migration applied to one schema (public or a tenant's), as Flyway keeps its history table."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        FAILED = "failed", "Failed"
+        UNDONE = "undone", "Undone"
+
+    schema_name = models.CharField("schema", max_length=63, db_index=True,
+                                   help_text="PostgreSQL schema the migration ran in.")
+    app_label = models.CharField("app", max_length=100, help_text="Django app of the migration.")
+    name = models.CharField("migration", max_length=255, help_text="Migration name, e.g. 0002_add_height.")
+    checksum = models.CharField("SHA-256", max_length=64, blank=True,
+                                help_text="SHA-256 of the migration file when it ran; empty if unreadable.")
+    applied_at = models.DateTimeField("applied at", db_index=True, help_text="When the migration started.")
+    applied_by = models.CharField("applied by", max_length=150, blank=True,
+                                  help_text="Operator or OS user who ran it.")
+    duration_ms = models.PositiveIntegerField("duration (ms)", default=0, help_text="Wall time of the migration.")
+    outcome = models.CharField("outcome", max_length=16, choices=Outcome.choices, default=Outcome.APPLIED,
+                               help_text="Applied, failed (the schema kept its old state) or undone (reversed later).")
+    error = models.TextField("error", blank=True, help_text="Error of a failed migration, secrets masked.")
+    undone_at = models.DateTimeField("undone at", null=True, blank=True,
+                                     help_text="When the migration was reversed; the row stays as history.")
+    undone_by = models.CharField("undone by", max_length=150, blank=True, help_text="Who reversed it.")
+    rollout = models.ForeignKey("Rollout", verbose_name="rollout", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="records", help_text="Rollout that ran it, if any.")
+
+    class Meta:
+        verbose_name = "migration record"
+        ordering = ["-applied_at", "-id"]
+        indexes = [models.Index(fields=["schema_name", "app_label", "name"], name="schemas_record_key")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(outcome__in=["applied", "failed", "undone"]),
+                                   name="schemas_record_outcome_valid"),
+            models.CheckConstraint(condition=models.Q(outcome="undone") | models.Q(undone_at__isnull=True),
+                                   name="schemas_record_undone_only_when_undone"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schema_name}: {self.app_label}.{self.name} ({self.outcome})"
+
+
+class Rollout(models.Model):
+    """One run of `rollout` over many schemas: its targets and each schema's result, so it can resume."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        PARTIAL = "partial", "Partial (canary or interrupted)"
+
+    targets = models.JSONField("targets", default=list,
+                               help_text="[[app, migration], ...] to migrate to; empty means every app's latest.")
+    backwards = models.BooleanField("rollback", default=False, help_text="Reverses to the targets.")
+    status = models.CharField("status", max_length=16, choices=Status.choices, default=Status.RUNNING,
+                              help_text="Overall state of the run.")
+    started_at = models.DateTimeField("started at", auto_now_add=True)
+    finished_at = models.DateTimeField("finished at", null=True, blank=True)
+    started_by = models.CharField("started by", max_length=150, blank=True, help_text="Operator or OS user.")
+    total = models.PositiveIntegerField("schemas", default=0, help_text="Schemas in scope.")
+    done = models.PositiveIntegerField("done", default=0, help_text="Schemas finished, successfully or not.")
+    results = models.JSONField("results", default=dict,
+                               help_text="{schema: {status: ok|failed|pending, error, applied}} per schema.")
+
+    class Meta:
+        verbose_name = "rollout"
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=["running", "succeeded", "failed", "partial"]),
+                                   name="schemas_rollout_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Rollout #{self.pk} ({self.status}, {self.done}/{self.total})"
+
+    @property
+    def failed_schemas(self) -> list[str]:
+        return sorted(s for s, r in self.results.items() if r.get("status") == "failed")

@@ -1,0 +1,482 @@
+"""Every write of the schemas app: the ledger, rollouts over many schemas, drift reports."""
+
+from __future__ import annotations
+
+import getpass
+import multiprocessing
+import os
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.apps import apps as django_apps
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connection, connections, transaction
+from django.utils import timezone
+
+from backoffice.errors import DomainError
+from schemas import selectors
+from schemas.graph import Graph, Key, apps_for, load_graph
+from schemas.models import MigrationRecord, Rollout
+
+# One key for every rollout, on every machine: pg_try_advisory_lock is per database.
+ROLLOUT_LOCK_KEY = 0x0C0_5C4E  # "courtside schemas"
+
+
+def now():
+    return timezone.now()
+
+
+def operator_name(by: str | None = None) -> str:
+    """Who is running this: the operator passed in, COURTSIDE_OPERATOR, or the OS user."""
+    if by:
+        return by
+    try:
+        return os.environ.get("COURTSIDE_OPERATOR") or getpass.getuser()
+    except Exception:  # noqa: BLE001  no passwd entry in some containers
+        return f"uid:{os.getuid()}"
+
+
+# -- ledger -------------------------------------------------------------------------------
+
+
+def ledger_record(*, schema_name: str, plan: list[tuple[Key, bool]], timings: dict | None = None, by: str = "",
+                  rollout_id: int | None = None, graph: Graph | None = None, started_at=None) -> None:
+    """Record what a plan did to a schema: applied rows for forwards, undone marks for backwards.
+
+    Reversing keeps the history: the applied row is marked undone instead of
+    deleted, as Django deletes its django_migrations row.
+    """
+    if not plan:
+        return
+    graph = graph or load_graph()
+    by = operator_name(by)
+    moment = started_at or now()
+    timings = timings or {}
+    fallback_ms = 0
+    if started_at and not timings:
+        # Stock migrate only tells us when the whole plan ended: spread the time evenly.
+        fallback_ms = int((now() - started_at).total_seconds() * 1000 / len(plan))
+    new_rows = []
+    for key, backwards in plan:
+        start, end = timings.get(key, (0.0, 0.0))
+        duration_ms = int((end - start) * 1000) if end else fallback_ms
+        if backwards:
+            undone = selectors.records_applied(schema_name=schema_name, app_label=key[0], name=key[1]).update(
+                outcome=MigrationRecord.Outcome.UNDONE, undone_at=now(), undone_by=by
+            )
+            if not undone:  # applied before the ledger existed: keep a trace of the reversal anyway
+                new_rows.append(MigrationRecord(
+                    schema_name=schema_name, app_label=key[0], name=key[1], checksum=graph.checksum(key),
+                    applied_at=moment, applied_by="", duration_ms=duration_ms, rollout_id=rollout_id,
+                    outcome=MigrationRecord.Outcome.UNDONE, undone_at=now(), undone_by=by,
+                ))
+        else:
+            new_rows.append(MigrationRecord(
+                schema_name=schema_name, app_label=key[0], name=key[1], checksum=graph.checksum(key),
+                applied_at=moment, applied_by=by, duration_ms=duration_ms, rollout_id=rollout_id,
+            ))
+    MigrationRecord.objects.bulk_create(new_rows)
+
+
+def ledger_record_failure(*, schema_name: str, key: Key | None, error: str, by: str = "",
+                          rollout_id: int | None = None, graph: Graph | None = None, started_at=None) -> None:
+    graph = graph or load_graph()
+    with transaction.atomic():
+        MigrationRecord.objects.create(
+            schema_name=schema_name, app_label=key[0] if key else "", name=key[1] if key else "(plan)",
+            checksum=graph.checksum(key) if key else "", applied_at=started_at or now(),
+            applied_by=operator_name(by), outcome=MigrationRecord.Outcome.FAILED, error=error[:10000],
+            duration_ms=int((now() - started_at).total_seconds() * 1000) if started_at else 0,
+            rollout_id=rollout_id,
+        )
+
+
+def ledger_record_stock_plan(*, plan, started_at=None) -> None:
+    """post_migrate receiver's work: record a plan that stock `migrate`/`migrate_schemas` ran."""
+    from schemas.executor import recording_ledger
+
+    if not plan or recording_ledger.get():
+        return
+    schema_name = getattr(connection, "schema_name", None) or settings.PUBLIC_SCHEMA_NAME
+    keys = [((migration.app_label, migration.name), backwards) for migration, backwards in plan]
+    try:
+        with transaction.atomic():
+            ledger_record(schema_name=schema_name, plan=keys, started_at=started_at)
+    except DatabaseError:
+        # The ledger table is not there yet (e.g. migrating a schema before public): nothing to record into.
+        pass
+
+
+# -- drift --------------------------------------------------------------------------------
+
+
+@dataclass
+class SchemaReport:
+    """What is wrong with one schema, if anything."""
+
+    schema: str
+    exists: bool = True
+    pending: list[Key] = field(default_factory=list)
+    gone: list[Key] = field(default_factory=list)
+    changed: list[Key] = field(default_factory=list)
+    missing_tables: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    latest: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> bool:
+        return bool(not self.exists or self.pending or self.gone or self.changed
+                    or self.missing_tables or self.missing_columns)
+
+    def app_status(self, app: str, leaf: str | None) -> str:
+        if not self.exists:
+            return "missing schema"
+        if any(k[0] == app for k in self.gone):
+            return "file gone"
+        if any(k[0] == app for k in self.changed):
+            return "changed"
+        if any(t.startswith(f"{app}.") for t in self.missing_tables + self.missing_columns):
+            return "missing table"
+        if any(k[0] == app for k in self.pending):
+            return "pending"
+        return "ok"
+
+
+@dataclass
+class DriftReport:
+    schemas: list[SchemaReport]
+    latest: dict[str, str]
+    changed_files: list[dict] = field(default_factory=list)
+    gone_files: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def problem_schemas(self) -> list[SchemaReport]:
+        return [s for s in self.schemas if s.problems]
+
+    def as_dict(self) -> dict:
+        def keys(items):
+            return [f"{a}.{n}" for a, n in items]
+
+        return {
+            "schemas": [
+                {"schema": s.schema, "exists": s.exists, "pending": keys(s.pending), "file_gone": keys(s.gone),
+                 "changed": keys(s.changed), "missing_tables": s.missing_tables,
+                 "missing_columns": s.missing_columns, "latest": s.latest}
+                for s in self.schemas
+            ],
+            "latest": self.latest,
+            "changed_files": self.changed_files,
+            "gone_files": self.gone_files,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _expected_tables(app_labels: list[str]) -> dict[str, list[tuple[str, str, list[str]]]]:
+    """{app: [(model label, table, [columns])]} for the tables migrations should have created."""
+    expected: dict[str, list[tuple[str, str, list[str]]]] = defaultdict(list)
+    for label in app_labels:
+        try:
+            config = django_apps.get_app_config(label)
+        except LookupError:
+            continue
+        for model in config.get_models(include_auto_created=True):
+            meta = model._meta
+            if not meta.managed or meta.proxy or meta.swapped:
+                continue
+            columns = [f.column for f in meta.local_concrete_fields if f.column]
+            expected[label].append((meta.label, meta.db_table, columns))
+    return expected
+
+
+def drift_report(*, schemas: list[str] | None = None, include_public: bool = True,
+                 check_tables: bool = True) -> DriftReport:
+    """Pending, changed, gone and missing-table problems of every schema, read in a few SQL statements."""
+    started = time.monotonic()
+    graph = load_graph()
+    public = settings.PUBLIC_SCHEMA_NAME
+    names = list(schemas) if schemas is not None else selectors.tenant_schema_names()
+    if include_public and public not in names:
+        names = [public, *names]
+    existing = selectors.existing_schemas(names)
+    applied_by_schema = selectors.applied_migrations_by_schema([n for n in names if n in existing])
+    known = graph.known()
+
+    reports: dict[str, SchemaReport] = {}
+    for name in names:
+        report = SchemaReport(schema=name, exists=name in existing)
+        reports[name] = report
+        if not report.exists:
+            continue
+        applied = applied_by_schema.get(name, set())
+        report.pending = graph.pending(applied)
+        report.gone = sorted(k for k in applied if k not in known)
+        effective = graph.effective_applied(applied)
+        for app, name_ in graph.ordered:
+            if (app, name_) in effective:
+                report.latest[app] = name_
+            else:
+                report.latest.setdefault(app, None)
+
+    gone_files: dict[Key, list[str]] = defaultdict(list)
+    for report in reports.values():
+        for key in report.gone:
+            gone_files[key].append(report.schema)
+
+    changed_files: dict[Key, dict] = {}
+    for (app, name, checksum), recorded_in in selectors.recorded_checksums().items():
+        key = (app, name)
+        if key not in graph.nodes:
+            continue
+        current = graph.checksum(key)
+        if current == checksum:
+            continue
+        affected = [s for s in recorded_in if s in reports and key in applied_by_schema.get(s, ())]
+        if not affected:
+            continue
+        entry = changed_files.setdefault(key, {"app": app, "name": name, "file": graph.path(key),
+                                              "checksum": current, "schemas": []})
+        entry["schemas"] = sorted(set(entry["schemas"]) | set(affected))
+        for schema in affected:
+            if key not in reports[schema].changed:
+                reports[schema].changed.append(key)
+
+    if check_tables:
+        _check_tables(reports, public)
+
+    return DriftReport(
+        schemas=list(reports.values()),
+        latest=graph.latest_by_app(),
+        changed_files=sorted(changed_files.values(), key=lambda e: (e["app"], e["name"])),
+        gone_files=[{"app": a, "name": n, "schemas": sorted(s)} for (a, n), s in sorted(gone_files.items())],
+        seconds=time.monotonic() - started,
+    )
+
+
+def _check_tables(reports: dict[str, SchemaReport], public: str) -> None:
+    """Tables and columns django_migrations claims but the schema lacks (e.g. a stale clone base)."""
+    kinds = {"public": apps_for(public), "tenant": apps_for("__tenant__")}
+    expected = {kind: _expected_tables(labels) for kind, labels in kinds.items()}
+    tables = sorted({t for exp in expected.values() for items in exp.values() for _, t, _ in items})
+    live = [r.schema for r in reports.values() if r.exists]
+    found = selectors.columns_by_schema(live, tables)
+    for report in reports.values():
+        if not report.exists:
+            continue
+        kind = "public" if report.schema == public else "tenant"
+        pending_apps = {app for app, _ in report.pending}
+        for app, items in expected[kind].items():
+            if app in pending_apps or report.latest.get(app) is None:
+                continue  # not claimed applied yet: a pending migration, not drift
+            for _label, table, columns in items:
+                have = found.get(report.schema, {}).get(table)
+                if have is None:
+                    report.missing_tables.append(f"{app}.{table}")
+                    continue
+                report.missing_columns.extend(f"{app}.{table}.{c}" for c in columns if c not in have)
+
+
+# -- rollout ------------------------------------------------------------------------------
+
+
+class RolloutRefused(DomainError):
+    code = "rollout_locked"
+    status = 409
+
+
+@contextmanager
+def rollout_lock():
+    """Hold the PostgreSQL advisory lock for a rollout on a connection of its own.
+
+    Its own connection, because the rollout closes the shared one before it
+    forks workers, and closing would release a session-level lock.
+    """
+    lock_connection = connections.create_connection(connection.alias)
+    try:
+        with lock_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ROLLOUT_LOCK_KEY])
+            (acquired,) = cursor.fetchone()
+        if not acquired:
+            holder = _lock_holder(lock_connection)
+            raise RolloutRefused(
+                f"Another rollout is already running{holder}; wait for it to finish, then retry (or --resume).",
+                detail={"lock_key": ROLLOUT_LOCK_KEY},
+            )
+        yield
+    finally:
+        lock_connection.close()  # ends the session: the lock goes with it
+
+
+def _lock_holder(lock_connection) -> str:
+    with lock_connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.objid = %s AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            [ROLLOUT_LOCK_KEY & 0xFFFFFFFF],
+        )
+        row = cursor.fetchone()
+    return f" (PostgreSQL backend pid {row[0]}, since {row[3]:%Y-%m-%d %H:%M:%S %Z})" if row else ""
+
+
+def parse_target(value: str) -> tuple[str, str | None]:
+    """'app.0002_name', 'app:0002_name', 'app 0002' or 'app.zero' to a (app, name) target."""
+    value = (value or "").strip()
+    for sep in (":", ".", " "):
+        if sep in value:
+            app, name = value.split(sep, 1)
+            break
+    else:
+        raise ValidationError({"target": f"{value!r}: give a target as app.migration_name (or app.zero)."})
+    graph = load_graph()
+    if name == "zero":
+        return (app, None)
+    try:
+        migration = graph.loader.get_migration_by_prefix(app, name)
+    except Exception as error:  # AmbiguityError or KeyError with Django's own message
+        raise ValidationError({"target": f"{value!r}: {error}"}) from error
+    return (migration.app_label, migration.name)
+
+
+@dataclass
+class RolloutResult:
+    rollout: Rollout | None
+    plans: dict[str, list[tuple[Key, bool]]]
+    results: dict[str, dict]
+    skipped: int = 0
+    stopped_early: bool = False
+
+    @property
+    def failed(self) -> dict[str, dict]:
+        return {s: r for s, r in self.results.items() if r.get("status") == "failed"}
+
+
+def _validate_schemas(names: list[str]) -> list[str]:
+    known = set(selectors.tenant_schema_names())
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValidationError({"schemas": f"Not a tenant schema: {', '.join(unknown)}."})
+    return sorted(set(names))
+
+
+def rollout_run(*, schemas: list[str] | None = None, targets: list[tuple[str, str | None]] | None = None,
+                workers: int | None = None, canary: int | None = None, resume: bool = False,
+                dry_run: bool = False, by: str | None = None, progress=None) -> RolloutResult:
+    """Migrate tenant schemas to targets (default: every app's latest), one transaction per schema.
+
+    Failures are isolated: a failed schema stays wholly on its old state
+    (PostgreSQL DDL is transactional), the others carry on, and the rollout
+    row lists each schema's outcome so `resume` retries only what is left.
+    A plan that goes backwards is a rollback; `dry_run` only returns plans.
+    """
+    by = operator_name(by)
+    if resume:
+        previous = selectors.rollout_latest_resumable()
+        if previous is None:
+            raise DomainError("Nothing to resume: the last rollout finished every schema.", code="nothing_to_resume")
+        targets = [tuple(t) for t in previous.targets] or None
+        names = sorted(s for s, r in previous.results.items() if r.get("status") != "ok")
+        names = [n for n in names if n in set(selectors.tenant_schema_names())]
+    else:
+        previous = None
+        names = _validate_schemas(schemas) if schemas else selectors.tenant_schema_names()
+    if canary is not None and canary < 1:
+        raise ValidationError({"canary": "The canary needs at least one schema."})
+
+    migrator_graph = load_graph()
+    from schemas.executor import SchemaMigrator
+
+    migrator = SchemaMigrator(targets=targets, by=by, graph=migrator_graph)
+    applied = selectors.applied_migrations_by_schema(names)
+    plans = {name: migrator.plan(applied[name]) for name in names}
+    todo = [name for name in names if plans[name]]
+    if dry_run:
+        return RolloutResult(rollout=None, plans=plans, results={}, skipped=len(names) - len(todo))
+
+    with rollout_lock():
+        if previous is not None:
+            rollout = previous
+            rollout.status = Rollout.Status.RUNNING
+        else:
+            rollout = Rollout(targets=[list(t) for t in targets or []], started_by=by,
+                              backwards=any(b for plan in plans.values() for _, b in plan[:1]))
+        rollout.total = len(set(rollout.results) | set(names))
+        for name in names:
+            rollout.results[name] = {"status": "pending" if plans[name] else "ok", "error": "", "applied": []}
+        rollout.done = sum(1 for r in rollout.results.values() if r["status"] != "pending")
+        rollout.full_clean()
+        rollout.save()
+        migrator.rollout_id = rollout.pk
+
+        stopped_early = False
+        results: dict[str, dict] = {}
+        if canary is not None:
+            batch = todo[:canary]
+            for name in batch:
+                results[name] = migrator.run(name)
+                _progress_update(rollout, results[name], progress)
+                if results[name]["status"] == "failed":
+                    stopped_early = True
+                    break
+            stopped_early = stopped_early or len(batch) < len(todo)
+        else:
+            for result in _run_parallel(migrator, todo, workers):
+                results[result["schema"]] = result
+                _progress_update(rollout, result, progress, save_every=2.0)
+
+        failed = any(r["status"] == "failed" for r in rollout.results.values())
+        pending = any(r["status"] == "pending" for r in rollout.results.values())
+        rollout.status = (Rollout.Status.FAILED if failed else
+                          Rollout.Status.PARTIAL if pending else Rollout.Status.SUCCEEDED)
+        rollout.finished_at = now()
+        rollout.save()
+    return RolloutResult(rollout=rollout, plans=plans, results=results, skipped=len(names) - len(todo),
+                         stopped_early=stopped_early)
+
+
+_last_save = 0.0
+
+
+def _progress_update(rollout: Rollout, result: dict, progress, save_every: float = 0.0) -> None:
+    global _last_save
+    rollout.results[result["schema"]] = {k: result.get(k) for k in ("status", "error", "applied")}
+    rollout.done = sum(1 for r in rollout.results.values() if r["status"] != "pending")
+    if progress is not None:
+        progress(result)
+    if time.monotonic() - _last_save >= save_every:
+        Rollout.objects.filter(pk=rollout.pk).update(done=rollout.done, results=rollout.results)
+        _last_save = time.monotonic()
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _run_parallel(migrator, todo: list[str], workers: int | None):
+    """Yield each schema's result; a fork pool of workers, each with its own database connection."""
+    from schemas.executor import set_worker_migrator, worker_run
+
+    workers = min(workers or default_workers(), len(todo))
+    if workers <= 1 or len(todo) <= 1:
+        for name in todo:
+            yield migrator.run(name)
+        return
+    # Render the common project state once here: forked workers inherit it.
+    counts: dict[frozenset, int] = defaultdict(int)
+    applied_by_schema = selectors.applied_migrations_by_schema(todo)
+    for name in todo:
+        counts[frozenset(applied_by_schema[name])] += 1
+    migrator.warm(set(max(counts, key=counts.get)))
+    set_worker_migrator(migrator)
+    # Forked children must open their own connections, never share the parent's socket.
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    chunksize = max(1, min(16, len(todo) // (workers * 8) or 1))
+    with context.Pool(workers) as pool:
+        try:
+            yield from pool.imap_unordered(worker_run, todo, chunksize=chunksize)
+        finally:
+            set_worker_migrator(None)
