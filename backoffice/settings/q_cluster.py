@@ -1,21 +1,37 @@
-"""django-q2 cluster settings."""
+"""django-q2 cluster settings (owned by the tasks app)."""
 
 # base.py imports this module after defining env and REDIS_URL.
 from .base import REDIS_URL, env
 
-# django-q2. `retry` must exceed `timeout`, or a long task runs twice.
+_workers = env.int("Q_WORKERS", default=2)
+
+# django-q2. `retry` must exceed `timeout` (plus our lease grace), or a long task runs twice.
 Q_CLUSTER = {
-    "name": "courtside",
-    "workers": env.int("Q_WORKERS", default=2),
+    "name": env.str("TASKS_QUEUE_NAME", default="courtside"),
+    "workers": _workers,
     "timeout": 300,
     "retry": 360,
-    "max_attempts": 1,
-    "save_limit": 10000,
+    # Our layer records and retries failures itself (with backoff); django-q2
+    # acknowledges failed packages and never re-runs them on its own.
+    "max_attempts": 0,
+    "ack_failures": True,
+    # TaskRun keeps every result; django-q2's Success table would be a second,
+    # pruned copy whose pruning costs a full scan per task.
+    "save_limit": -1,
     "catch_up": False,
-    "poll": 0.2,
+    "poll": env.float("Q_POLL", default=0.2),
+    # Strict priority needs a short prefetch: packages already handed to the
+    # worker pool cannot be overtaken by a CRITICAL one.
+    "queue_limit": env.int("Q_QUEUE_LIMIT", default=_workers),
+    "bulk": 1,
     "orm": "default",
+    "broker_class": "tasks.broker.PriorityORMBroker",
+    # Seconds added to a task's timeout for its lease and its ORM delivery lock.
+    "lease_grace": env.int("TASKS_LEASE_GRACE", default=10),
+    "label": "Task cluster",
 }
 if REDIS_URL:
-    Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = REDIS_URL
-
+    Q_CLUSTER["broker_class"] = "tasks.broker.PriorityRedisBroker"
+    # Redis keys start with this, so two deployments (or test runs) on one Redis never meet.
+    Q_CLUSTER["redis_prefix"] = env.str("TASKS_REDIS_PREFIX", default="courtside")

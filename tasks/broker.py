@@ -1,0 +1,248 @@
+"""Priority brokers for django-q2: strict CRITICAL > HIGH > NORMAL > LOW dispatch, delays, leases.
+
+django-q2 1.11's ORM broker dequeues in no order and its Redis broker keeps one
+FIFO list. Ours read the priority, the not-before time and the lease from the
+signed package itself (the `_priority`, `_eta` and `_lease` keyword arguments
+our services add), so a plain `async_task` through them still works: NORMAL,
+now, the cluster's retry time.
+
+Starvation: dispatch is strict. Under a constant CRITICAL stream that keeps
+every worker busy, LOW work waits for as long as the stream lasts; nothing ages
+it upwards. Use priorities for urgency, not for volume.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from django import db
+from django.db import connections, transaction
+from django.utils import timezone
+from django_q.brokers import Broker
+from django_q.signing import BadSignature, SignedPackage
+
+from tasks import conf
+from tasks.models import Priority, QueueMessage
+
+
+def package_hints(payload: str) -> tuple[int, float | None, int | None]:
+    """(priority, eta as a unix time or None, lease seconds or None) carried by a signed package."""
+    try:
+        task = SignedPackage.loads(payload)
+    except (BadSignature, TypeError, ValueError):
+        return Priority.NORMAL, None, None
+    kwargs = task.get("kwargs") or {}
+    priority = kwargs.get("_priority", Priority.NORMAL)
+    if priority not in Priority.values:
+        priority = Priority.NORMAL
+    lease = kwargs.get("_lease")
+    if lease is None and task.get("timeout"):
+        lease = int(task["timeout"]) + conf.lease_grace()
+    return priority, kwargs.get("_eta"), lease
+
+
+class PriorityORMBroker(Broker):
+    """PostgreSQL queue: one UPDATE ... FOR UPDATE SKIP LOCKED takes the most urgent, oldest packages."""
+
+    def __init__(self, list_key: str | None = None):
+        super().__init__(list_key=list_key or conf.queue_name())
+
+    @staticmethod
+    def get_connection(list_key: str | None = None):
+        return QueueMessage.objects
+
+    def _alias(self) -> str:
+        return conf.q_cluster().get("orm") or "default"
+
+    def _fresh(self):
+        # Outside a transaction, drop connections the database closed meanwhile (the pusher lives for days).
+        if transaction.get_autocommit(using=self._alias()):
+            db.close_old_connections()
+
+    def enqueue(self, task: str):
+        priority, eta, lease = package_hints(task)
+        now = timezone.now()
+        available = now if eta is None else max(now, datetime.fromtimestamp(eta, tz=UTC))
+        message = QueueMessage.objects.using(self._alias()).create(
+            queue=self.list_key, priority=priority, payload=task, available_at=available,
+            lease_seconds=lease or int(conf.q_cluster().get("retry", 360)),
+        )
+        return message.pk
+
+    def dequeue(self):
+        self._fresh()
+        table = QueueMessage._meta.db_table
+        with connections[self._alias()].cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {table} AS m
+                SET available_at = now() + make_interval(secs => m.lease_seconds), deliveries = m.deliveries + 1
+                FROM (
+                    SELECT id FROM {table}
+                    WHERE queue = %s AND available_at <= now()
+                    ORDER BY priority DESC, id
+                    LIMIT %s
+                    FOR UPDATE SKIP LOCKED
+                ) AS picked
+                WHERE m.id = picked.id
+                RETURNING m.id, m.priority, m.payload
+                """,
+                [self.list_key, conf.bulk()],
+            )
+            rows = cursor.fetchall()
+        if rows:
+            rows.sort(key=lambda row: (-row[1], row[0]))
+            return [(pk, payload) for pk, _priority, payload in rows]
+        time.sleep(conf.poll())
+        return None
+
+    def acknowledge(self, task_id):
+        self.delete(task_id)
+
+    def fail(self, task_id):
+        self.delete(task_id)
+
+    def delete(self, task_id):
+        QueueMessage.objects.using(self._alias()).filter(pk=task_id).delete()
+
+    def queue_size(self) -> int:
+        return QueueMessage.objects.using(self._alias()).filter(
+            queue=self.list_key, available_at__lte=timezone.now()
+        ).count()
+
+    def lock_size(self) -> int:
+        return QueueMessage.objects.using(self._alias()).filter(
+            queue=self.list_key, available_at__gt=timezone.now(), deliveries__gt=0
+        ).count()
+
+    def delayed_size(self) -> int:
+        return QueueMessage.objects.using(self._alias()).filter(
+            queue=self.list_key, available_at__gt=timezone.now(), deliveries=0
+        ).count()
+
+    def purge_queue(self):
+        return QueueMessage.objects.using(self._alias()).filter(queue=self.list_key).delete()
+
+    def delete_queue(self):
+        return self.purge_queue()
+
+    def ping(self) -> bool:
+        return True
+
+    def info(self) -> str:
+        if not self._info:
+            self._info = f"Courtside priority ORM ({self._alias()})"
+        return self._info
+
+
+# Moves due delayed packages onto their priority lists, oldest first, at most ARGV[2] at a time.
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+    local sep = string.find(member, '|', 1, true)
+    local priority = string.sub(member, 1, sep - 1)
+    redis.call('RPUSH', ARGV[3] .. priority, string.sub(member, sep + 1))
+    redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+
+
+class PriorityRedisBroker(Broker):
+    """Redis: one list per priority, BLPOP in priority order (strict), a sorted set for delayed packages.
+
+    Like django-q2's own Redis broker there are no delivery receipts: a package
+    taken by a cluster that dies is gone from Redis. Its TaskRun stays
+    `running` with an expired lease; re-submit it (admin action "retry").
+    """
+
+    def __init__(self, list_key: str | None = None):
+        list_key = list_key or conf.queue_name()
+        super().__init__(list_key=list_key)
+        base = f"{conf.redis_prefix()}:{list_key}"
+        self.list_prefix = f"{base}:p"
+        self.delayed_key = f"{base}:delayed"
+        self.priority_keys = [f"{self.list_prefix}{p}" for p in sorted(Priority.values, reverse=True)]
+        self._promote = self.connection.register_script(_PROMOTE)
+
+    @staticmethod
+    def get_connection(list_key: str | None = None):
+        import redis
+
+        url = conf.redis_url()
+        if not url:
+            raise RuntimeError("PriorityRedisBroker needs Q_CLUSTER['redis'] (set REDIS_URL).")
+        return redis.Redis.from_url(url)
+
+    def enqueue(self, task: str):
+        priority, eta, _lease = package_hints(task)
+        if eta is not None and eta > time.time():
+            self.connection.zadd(self.delayed_key, {f"{priority}|{task}": eta})
+        else:
+            self.connection.rpush(f"{self.list_prefix}{priority}", task)
+        return None
+
+    def dequeue(self):
+        self._promote(keys=[self.delayed_key], args=[time.time(), 100, self.list_prefix])
+        popped = self.connection.blpop(self.priority_keys, timeout=max(conf.poll(), 0.01))
+        if popped:
+            return [(None, popped[1].decode() if isinstance(popped[1], bytes) else popped[1])]
+        return None
+
+    def queue_size(self) -> int:
+        pipe = self.connection.pipeline()
+        for key in self.priority_keys:
+            pipe.llen(key)
+        return sum(pipe.execute())
+
+    def delayed_size(self) -> int:
+        return self.connection.zcard(self.delayed_key)
+
+    def lock_size(self) -> int:
+        return 0
+
+    def purge_queue(self):
+        return self.connection.delete(*self.priority_keys, self.delayed_key)
+
+    def delete_queue(self):
+        return self.purge_queue()
+
+    def ping(self) -> bool:
+        return bool(self.connection.ping())
+
+    def info(self) -> str:
+        if not self._info:
+            self._info = f"Courtside priority Redis {self.connection.info('server')['redis_version']}"
+        return self._info
+
+
+_brokers: dict[tuple, Broker] = {}
+
+
+def get_task_broker() -> Broker:
+    """The broker the settings name now (read at call time), one instance per process and configuration."""
+    import importlib
+
+    path = conf.broker_class()
+    key = (path, conf.queue_name(), conf.redis_url(), conf.redis_prefix())
+    broker = _brokers.get(key)
+    if broker is None:
+        module, name = path.rsplit(".", 1)
+        broker = getattr(importlib.import_module(module), name)(list_key=conf.queue_name())
+        _brokers[key] = broker
+    return broker
+
+
+def queue_depth_by_priority() -> dict[int, int]:
+    """Packages waiting on the ORM broker per priority (delayed ones included)."""
+    from django.db.models import Count
+
+    rows = QueueMessage.objects.filter(queue=conf.queue_name(), deliveries=0).values("priority").annotate(n=Count("id"))
+    depth = {p: 0 for p in Priority.values}
+    depth.update({row["priority"]: row["n"] for row in rows})
+    return depth
+
+
+def lease_timedelta(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)

@@ -1,0 +1,54 @@
+"""The cluster settings as our layer reads them: at call time, so tests and benches can switch brokers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+# A running attempt's lease and an ORM delivery's lock last the task's timeout
+# plus this much: django-q2's guard kills a worker at timeout + 3 s, so past
+# this margin the attempt is certainly dead and may be taken over.
+DEFAULT_LEASE_GRACE = 10
+# A run whose worker died this many times is failed: it is probably what kills it.
+MAX_LOST_ATTEMPTS = 5
+
+
+def q_cluster() -> dict:
+    conf = getattr(settings, "Q_CLUSTER", None)
+    if conf is None:
+        # backoffice/settings/base.py should import it; see the tasks.W001 check.
+        from backoffice.settings.q_cluster import Q_CLUSTER as conf
+    return conf
+
+
+def queue_name() -> str:
+    conf = q_cluster()
+    return conf.get("cluster_name") or conf.get("name") or "default"
+
+
+def poll() -> float:
+    return float(q_cluster().get("poll", 0.2))
+
+
+def bulk() -> int:
+    return int(q_cluster().get("bulk", 1))
+
+
+def lease_grace() -> int:
+    return int(q_cluster().get("lease_grace", DEFAULT_LEASE_GRACE))
+
+
+def default_timeout() -> int:
+    return int(q_cluster().get("timeout") or 300)
+
+
+def redis_url() -> str | None:
+    redis = q_cluster().get("redis")
+    return redis if isinstance(redis, str) and redis else None
+
+
+def redis_prefix() -> str:
+    return q_cluster().get("redis_prefix", "courtside")
+
+
+def broker_class() -> str:
+    return q_cluster().get("broker_class") or "tasks.broker.PriorityORMBroker"

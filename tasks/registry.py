@@ -1,0 +1,96 @@
+"""The allow-list of task names: what may be submitted, with which arguments, for whom.
+
+A task function takes a TaskContext first and its validated keyword arguments
+after it. Other apps (the service registry, schema migrations) add their own
+tasks with `@register_task` in their `tasks.py`, which the tasks app imports at
+start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jsonschema
+from django.core.exceptions import ValidationError
+
+from tasks.models import Priority
+
+# Tenant scope of a task: who may submit it, and in which schema it runs.
+TENANT = "tenant"  # runs in a tenant's schema; needs a tenant
+OPERATOR = "operator"  # runs in public; operator only
+ANY = "any"  # either
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    func: Callable
+    description: str
+    schema: dict = field(default_factory=lambda: {"type": "object", "properties": {}, "additionalProperties": False})
+    scope: str = ANY
+    priority: int = Priority.NORMAL
+    timeout: int | None = None
+    max_retries: int = 0
+
+    def validate(self, arguments) -> dict:
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise ValidationError({"args": "Arguments must be a JSON object."}, code="invalid_arguments")
+        errors = sorted(jsonschema.Draft202012Validator(self.schema).iter_errors(arguments), key=lambda e: e.path)
+        if errors:
+            detail = [
+                f"{'.'.join(str(p) for p in error.path) or '(arguments)'}: {error.message}" for error in errors
+            ]
+            raise ValidationError({"args": detail}, code="invalid_arguments")
+        return arguments
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "description": self.description, "scope": self.scope,
+            "arguments_schema": self.schema, "default_priority": Priority(self.priority).label,
+            "timeout": self.timeout, "max_retries": self.max_retries,
+        }
+
+
+_registry: dict[str, TaskSpec] = {}
+
+
+def register_task(name: str, *, schema: dict | None = None, scope: str = ANY, priority: int = Priority.NORMAL,
+                  timeout: int | None = None, max_retries: int = 0, description: str = ""):
+    """Add a function to the allow-list under `name`."""
+
+    def decorator(func):
+        spec_schema = schema or {"type": "object", "properties": {}, "additionalProperties": False}
+        jsonschema.Draft202012Validator.check_schema(spec_schema)
+        _registry[name] = TaskSpec(
+            name=name, func=func, description=description or (func.__doc__ or "").strip().splitlines()[0],
+            schema=spec_schema, scope=scope, priority=priority, timeout=timeout, max_retries=max_retries,
+        )
+        return func
+
+    return decorator
+
+
+def get_spec(name: str) -> TaskSpec:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise ValidationError(
+            {"name": f"Unknown task {name!r}. Known tasks: {', '.join(sorted(_registry))}."}, code="unknown_task"
+        ) from None
+
+
+def specs(*, for_tenant: bool | None = None) -> list[TaskSpec]:
+    """Registered tasks, those a tenant may submit when for_tenant is True, operator's when False."""
+    items = sorted(_registry.values(), key=lambda s: s.name)
+    if for_tenant is True:
+        return [s for s in items if s.scope in (TENANT, ANY)]
+    if for_tenant is False:
+        return [s for s in items if s.scope in (OPERATOR, ANY)]
+    return items
+
+
+def names() -> list[str]:
+    return sorted(_registry)

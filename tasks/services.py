@@ -1,0 +1,616 @@
+"""Every write of the task queue: submit, execute, retry with backoff, cancel, progress, dependencies, schedules.
+
+The flow of one run, readable here top to bottom:
+task_submit -> (on commit) _enqueue -> broker -> cluster worker -> tasks.runner.execute
+-> run_execute: _claim, the task inside its tenant's schema, then _succeed / _fail
+(-> a retry enqueued with a backoff delay) / _cancelled -> _release_dependents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import random
+import signal
+import traceback as traceback_module
+from collections.abc import Iterable
+from contextlib import nullcontext
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django_q.exceptions import TimeoutException
+from django_tenants.utils import tenant_context
+
+from backoffice.logging import mask_text
+from tasks import conf, registry
+from tasks.models import TERMINAL, Priority, Status, TaskAttempt, TaskEffect, TaskRun, TaskSchedule
+
+logger = logging.getLogger("tasks")
+
+MAX_ARGS_SUMMARY = 200
+
+
+class TaskCancelled(Exception):
+    """Raised inside a running task at a progress report once a cancel was requested."""
+
+
+class TenantMissing(RuntimeError):
+    """The run's tenant no longer exists: the run fails, never falls back to public."""
+
+
+# ---------------------------------------------------------------- submit
+
+def _tenant_for_schema(schema_name: str):
+    from tenants.models import Tenant
+
+    return Tenant.objects.filter(schema_name=schema_name).first()
+
+
+def current_tenant():
+    """The tenant of the connection's schema, or None in public."""
+    schema = getattr(connection, "schema_name", "public")
+    if schema == "public":
+        return None
+    tenant = getattr(connection, "tenant", None)
+    if tenant is not None and getattr(tenant, "schema_name", None) == schema and getattr(tenant, "pk", None):
+        return tenant
+    return _tenant_for_schema(schema)
+
+
+def _summary(arguments: dict) -> str:
+    text = mask_text(json.dumps(arguments, sort_keys=True, default=str))
+    return text if len(text) <= MAX_ARGS_SUMMARY else text[: MAX_ARGS_SUMMARY - 1] + "…"
+
+
+def _parse_priority(priority) -> int:
+    if priority is None:
+        return None
+    if isinstance(priority, str):
+        key = priority.strip().upper()
+        if key in Priority.names:
+            return Priority[key].value
+        if key.isdigit():
+            priority = int(key)
+    if isinstance(priority, int) and not isinstance(priority, bool) and priority in Priority.values:
+        return priority
+    raise ValidationError({"priority": f"Priority must be one of {', '.join(Priority.names)}."}, code="invalid")
+
+
+def _when(*, run_at: dt.datetime | None, countdown: float | None, now: dt.datetime) -> dt.datetime | None:
+    if run_at is not None and countdown is not None:
+        raise ValidationError("Give run_at or countdown, not both.", code="invalid")
+    if countdown is not None:
+        if countdown < 0:
+            raise ValidationError({"countdown": "The delay cannot be negative."}, code="negative_delay")
+        return now + dt.timedelta(seconds=countdown) if countdown else None
+    if run_at is not None:
+        if timezone.is_naive(run_at):
+            raise ValidationError({"run_at": "Give run_at with a time zone (ISO 8601 with offset)."})
+        if run_at < now - dt.timedelta(seconds=1):
+            raise ValidationError({"run_at": "run_at is in the past: the delay cannot be negative."},
+                                  code="negative_delay")
+        return run_at
+    return None
+
+
+def _check_tenant_scope(spec: registry.TaskSpec, tenant) -> None:
+    if spec.scope == registry.TENANT and tenant is None:
+        raise ValidationError({"tenant": f"Task {spec.name!r} runs for a tenant: give one."}, code="tenant_required")
+    if spec.scope == registry.OPERATOR and tenant is not None:
+        raise ValidationError({"name": f"Task {spec.name!r} is operator work and cannot run for a tenant."},
+                              code="operator_only")
+
+
+def _validated_dependencies(depends_on: Iterable, tenant) -> list[TaskRun]:
+    ids = [str(d.pk if isinstance(d, TaskRun) else d) for d in depends_on or []]
+    if not ids:
+        return []
+    try:
+        found = list(TaskRun.objects.filter(pk__in=ids))
+    except ValidationError:
+        raise ValidationError({"depends_on": "Dependencies must be task run ids."}, code="invalid") from None
+    missing = set(ids) - {str(run.pk) for run in found}
+    if tenant is not None:
+        # A tenant may only wait on its own runs: another tenant's ids look missing.
+        missing |= {str(run.pk) for run in found if run.tenant_id != tenant.pk}
+    if missing:
+        raise ValidationError({"depends_on": f"No such task run: {', '.join(sorted(missing))}."}, code="not_found")
+    return found
+
+
+def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backoff_base, backoff_cap,
+               run_if_dependency_fails, submitted_by, schedule, eta, retry_of=None) -> TaskRun:
+    spec = registry.get_spec(name)
+    arguments = spec.validate(arguments)
+    _check_tenant_scope(spec, tenant)
+    priority = _parse_priority(priority)
+    timeout = spec.timeout or conf.default_timeout() if timeout is None else timeout
+    if not isinstance(timeout, int) or timeout < 1:
+        raise ValidationError({"timeout": "The timeout must be a whole number of seconds, at least 1."})
+    retry = int(conf.q_cluster().get("retry", 360))
+    if timeout + conf.lease_grace() > retry:
+        # django-q2 would redeliver a package still running (see PITFALLS: retry must exceed timeout).
+        raise ValidationError(
+            {"timeout": f"The timeout must be at most {retry - conf.lease_grace()} s "
+                        "(the cluster's retry minus the lease grace)."}
+        )
+    max_retries = spec.max_retries if max_retries is None else max_retries
+    if not isinstance(max_retries, int) or not 0 <= max_retries <= 20:
+        raise ValidationError({"max_retries": "max_retries must be between 0 and 20."})
+    run = TaskRun(
+        name=name, arguments=arguments, args_summary=_summary(arguments), tenant=tenant,
+        schema_name=tenant.schema_name if tenant is not None else "public",
+        priority=spec.priority if priority is None else priority, max_retries=max_retries, timeout=timeout,
+        run_if_dependency_fails=run_if_dependency_fails, submitted_by=submitted_by or "", schedule=schedule,
+        run_at=eta, retry_of=retry_of,
+    )
+    if backoff_base is not None:
+        run.backoff_base = backoff_base
+    if backoff_cap is not None:
+        run.backoff_cap = backoff_cap
+    run.full_clean(exclude=["tenant", "schedule", "retry_of"])
+    return run
+
+
+def task_submit(*, name: str, arguments: dict | None = None, tenant=None, priority=None, run_at=None,
+                countdown: float | None = None, depends_on: Iterable = (), run_if_dependency_fails: bool = False,
+                max_retries: int | None = None, timeout: int | None = None, backoff_base: float | None = None,
+                backoff_cap: float | None = None, submitted_by: str = "", schedule: TaskSchedule | None = None,
+                ) -> TaskRun:
+    """Validate, record and (once the transaction commits) enqueue one task run."""
+    now = timezone.now()
+    eta = _when(run_at=run_at, countdown=countdown, now=now)
+    with transaction.atomic():
+        run = _build_run(
+            name=name, arguments=arguments, tenant=tenant, priority=priority, max_retries=max_retries,
+            timeout=timeout, backoff_base=backoff_base, backoff_cap=backoff_cap,
+            run_if_dependency_fails=run_if_dependency_fails, submitted_by=submitted_by, schedule=schedule, eta=eta,
+        )
+        dependencies = _validated_dependencies(depends_on, tenant)
+        run.status = Status.WAITING if dependencies else Status.QUEUED
+        run.save()
+        if dependencies:
+            run.depends_on.set(dependencies)
+        _after_commit_dispatch(run)
+    return run
+
+
+def task_submit_batch(*, items: list[dict], tenant=None, submitted_by: str = "") -> list[TaskRun]:
+    """Submit a DAG at once: items name each other by `key` in `depends_on` (or name existing run ids).
+
+    A cycle, an unknown key or any invalid item refuses the whole batch: nothing is queued.
+    """
+    if not isinstance(items, list) or not items:
+        raise ValidationError({"tasks": "Give a non-empty list of tasks."})
+    keys = [str(item.get("key") or index) for index, item in enumerate(items)]
+    if len(set(keys)) != len(keys):
+        raise ValidationError({"tasks": "Each task of a batch needs a distinct key."})
+    local = {key: [str(d) for d in (item.get("depends_on") or [])] for key, item in zip(keys, items, strict=True)}
+    order = _topological_order(local)
+    now = timezone.now()
+    runs: dict[str, TaskRun] = {}
+    with transaction.atomic():
+        for key in order:
+            item = items[keys.index(key)]
+            eta = _when(run_at=item.get("run_at"), countdown=item.get("countdown"), now=now)
+            try:
+                run = _build_run(
+                    name=item.get("name"), arguments=item.get("args", item.get("arguments")), tenant=tenant,
+                    priority=item.get("priority"), max_retries=item.get("max_retries"), timeout=item.get("timeout"),
+                    backoff_base=item.get("backoff_base"), backoff_cap=item.get("backoff_cap"),
+                    run_if_dependency_fails=bool(item.get("run_if_dependency_fails", False)),
+                    submitted_by=submitted_by, schedule=None, eta=eta,
+                )
+            except ValidationError as error:
+                raise ValidationError({f"tasks[{key}]": error.messages}) from error
+            external = _validated_dependencies([d for d in local[key] if d not in local], tenant)
+            inner = [runs[d] for d in local[key] if d in local]
+            run.status = Status.WAITING if (external or inner) else Status.QUEUED
+            run.save()
+            if external or inner:
+                run.depends_on.set([*external, *inner])
+            runs[key] = run
+        for run in runs.values():
+            _after_commit_dispatch(run)
+    return [runs[key] for key in keys]
+
+
+def _topological_order(graph: dict[str, list[str]]) -> list[str]:
+    """Keys so that each comes after the batch keys it depends on; a cycle is a ValidationError."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(key: str, path: list[str]):
+        if state.get(key) == 2:
+            return
+        if state.get(key) == 1:
+            cycle = path[path.index(key):] + [key]
+            raise ValidationError({"depends_on": f"Dependency cycle: {' -> '.join(cycle)}."}, code="cycle")
+        state[key] = 1
+        for dep in graph[key]:
+            if dep in graph:
+                visit(dep, [*path, key])
+        state[key] = 2
+        order.append(key)
+
+    for key in graph:
+        visit(key, [])
+    return order
+
+
+def _after_commit_dispatch(run: TaskRun) -> None:
+    run_id = run.pk
+    if run.status == Status.WAITING:
+        transaction.on_commit(lambda: _maybe_release(run_id))
+    else:
+        transaction.on_commit(lambda: _enqueue(run_id, eta=run.run_at, priority=run.priority, timeout=run.timeout))
+
+
+def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, name: str | None = None) -> None:
+    """Hand a run to the broker. Only after commit, so a worker never reads an uncommitted row."""
+    from django_q.tasks import async_task
+
+    from tasks.broker import get_task_broker
+
+    kwargs = {"_priority": int(priority), "_lease": int(timeout) + conf.lease_grace()}
+    if eta is not None and eta > timezone.now():
+        kwargs["_eta"] = eta.timestamp()
+    async_task(
+        "tasks.runner.execute", str(run_id),
+        q_options={
+            "task_name": f"run {run_id}", "timeout": int(timeout), "broker": get_task_broker(),
+            "ack_failure": True, "save": False, "sync": False,
+        },
+        **kwargs,
+    )
+
+
+# ---------------------------------------------------------------- execute
+
+def backoff_delay(*, run: TaskRun, failed_attempt: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with a cap, shortened by up to `backoff_jitter` of itself at random."""
+    nominal = min(run.backoff_cap, run.backoff_base * (2 ** max(failed_attempt - 1, 0)))
+    jitter = (rng or random).uniform(0, run.backoff_jitter) if run.backoff_jitter else 0.0
+    return nominal * (1.0 - jitter)
+
+
+def _claim(run_id) -> tuple[TaskRun | None, TaskAttempt | None, str]:
+    """Take the run for this worker, or say why not. One row lock decides between duplicate deliveries."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = TaskRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            return None, None, "missing"
+        if run.status in TERMINAL or run.status == Status.WAITING:
+            return run, None, "not runnable"
+        if run.status == Status.RUNNING:
+            if run.lease_until and run.lease_until > now:
+                # Another worker holds it (a redelivery raced a slow start): look again when its lease ends.
+                transaction.on_commit(lambda: _enqueue(run.pk, eta=run.lease_until + dt.timedelta(seconds=1),
+                                                       priority=run.priority, timeout=run.timeout))
+                return run, None, "deferred"
+            # The previous attempt's worker died (SIGKILL, OOM, guard's hard timeout).
+            TaskAttempt.objects.filter(run=run, outcome=TaskAttempt.Outcome.RUNNING).update(
+                outcome=TaskAttempt.Outcome.LOST, finished_at=now,
+                error="The worker died during this attempt; its package was redelivered.",
+            )
+            run.lost_attempts += 1
+            if run.lost_attempts >= conf.MAX_LOST_ATTEMPTS:
+                _finish(run, status=Status.FAILED, now=now,
+                        error=f"The worker died {run.lost_attempts} times running this task; given up.")
+                return run, None, "given up"
+        if run.cancel_requested:
+            _finish(run, status=Status.CANCELLED, now=now, error="Cancelled before it started.")
+            return run, None, "cancelled"
+        run.attempts += 1
+        run.status = Status.RUNNING
+        run.started_at = run.started_at or now
+        run.lease_until = now + dt.timedelta(seconds=run.timeout + conf.lease_grace())
+        run.worker_pid = os.getpid()
+        run.next_attempt_at = None
+        run.save(update_fields=["attempts", "lost_attempts", "status", "started_at", "lease_until", "worker_pid",
+                                "next_attempt_at", "updated_at"])
+        attempt = TaskAttempt.objects.create(
+            run=run, number=run.attempts, worker_pid=run.worker_pid, started_at=now,
+            schema_name=getattr(connection, "schema_name", "public"),
+        )
+    return run, attempt, "claimed"
+
+
+def _finish(run: TaskRun, *, status: str, now, error: str = "", tb: str = "", result=None) -> None:
+    """Record a terminal status and, after commit, move the runs waiting on this one."""
+    run.status = status
+    run.finished_at = now
+    run.lease_until = None
+    run.error = mask_text(error)[:10000]
+    run.traceback = mask_text(tb)[:20000]
+    if status == Status.SUCCEEDED:
+        run.result = result
+        run.progress = 1.0
+    run.save(update_fields=["status", "finished_at", "lease_until", "error", "traceback", "result", "progress",
+                            "updated_at"])
+    run_id = run.pk
+    transaction.on_commit(lambda: _release_dependents(run_id))
+
+
+def _json_safe(value):
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def run_execute(*, run_id) -> str:
+    """Run one delivery of a task run in this process; what the cluster worker calls. Returns the outcome."""
+    connection.set_schema_to_public()
+    run, attempt, verdict = _claim(run_id)
+    if attempt is None:
+        logger.info("task run %s not run: %s", run_id, verdict)
+        return verdict
+
+    tenant = None
+    if run.schema_name != "public":
+        tenant = _tenant_for_schema(run.schema_name)
+        if tenant is None:
+            message = f"Tenant schema {run.schema_name!r} no longer exists: the task was not run (never in public)."
+            with transaction.atomic():
+                _close_attempt(attempt, TaskAttempt.Outcome.FAILED, message)
+                _finish(run, status=Status.FAILED, now=timezone.now(), error=message)
+            raise TenantMissing(message)
+
+    spec = None
+    try:
+        spec = registry.get_spec(run.name)
+    except ValidationError:
+        pass
+    context = TaskContext(run=run, attempt=attempt.number, tenant=tenant)
+    try:
+        if spec is None:
+            raise LookupError(f"Task {run.name!r} is not registered in this worker.")
+        with tenant_context(tenant) if tenant is not None else nullcontext():
+            value = spec.func(context, **run.arguments)
+        # The task is done: a SIGALRM now would hit our bookkeeping, not the task.
+        signal.alarm(0)
+    except TaskCancelled:
+        signal.alarm(0)
+        with transaction.atomic():
+            _close_attempt(attempt, TaskAttempt.Outcome.CANCELLED, "Cancelled while running.")
+            _finish(run, status=Status.CANCELLED, now=timezone.now(), error="Cancelled while running.")
+        return "cancelled"
+    except TimeoutException as error:
+        signal.alarm(0)
+        return _failed(run, attempt, TaskAttempt.Outcome.TIMED_OUT,
+                       f"Timed out after {run.timeout} s ({error}).", traceback_module.format_exc())
+    except Exception as error:  # the task's own failure: recorded, retried per its policy
+        signal.alarm(0)
+        return _failed(run, attempt, TaskAttempt.Outcome.FAILED, f"{type(error).__name__}: {error}",
+                       traceback_module.format_exc())
+    finally:
+        connection.set_schema_to_public()
+
+    with transaction.atomic():
+        _close_attempt(attempt, TaskAttempt.Outcome.SUCCEEDED, "")
+        _finish(run, status=Status.SUCCEEDED, now=timezone.now(), result=_json_safe(value))
+    return "succeeded"
+
+
+def _close_attempt(attempt: TaskAttempt, outcome: str, error: str, retry_delay: float | None = None) -> None:
+    attempt.outcome = outcome
+    attempt.finished_at = timezone.now()
+    attempt.error = mask_text(error)[:10000]
+    attempt.retry_delay = retry_delay
+    attempt.save(update_fields=["outcome", "finished_at", "error", "retry_delay"])
+
+
+def _failed(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str, tb: str) -> str:
+    now = timezone.now()
+    with transaction.atomic():
+        run = TaskRun.objects.select_for_update().get(pk=run.pk)
+        if run.cancel_requested:
+            _close_attempt(attempt, outcome, error)
+            _finish(run, status=Status.CANCELLED, now=now, error=f"Cancelled; the last attempt failed: {error}",
+                    tb=tb)
+            return "cancelled"
+        retries_used = run.attempts - run.lost_attempts - 1
+        if retries_used < run.max_retries:
+            delay = backoff_delay(run=run, failed_attempt=retries_used + 1)
+            _close_attempt(attempt, outcome, error, retry_delay=delay)
+            run.status = Status.RETRYING
+            run.next_attempt_at = now + dt.timedelta(seconds=delay)
+            run.lease_until = None
+            run.error, run.traceback = mask_text(error)[:10000], mask_text(tb)[:20000]
+            run.save(update_fields=["status", "next_attempt_at", "lease_until", "error", "traceback", "updated_at"])
+            eta, run_id, priority, timeout = run.next_attempt_at, run.pk, run.priority, run.timeout
+            transaction.on_commit(lambda: _enqueue(run_id, eta=eta, priority=priority, timeout=timeout))
+            return "retrying"
+        _close_attempt(attempt, outcome, error)
+        _finish(run, status=Status.FAILED, now=now, error=error, tb=tb)
+    return "failed"
+
+
+# ---------------------------------------------------------------- dependencies
+
+def _release_dependents(run_id) -> None:
+    for dependent_id in TaskRun.objects.filter(depends_on=run_id, status=Status.WAITING).values_list("pk", flat=True):
+        _maybe_release(dependent_id)
+
+
+def _maybe_release(run_id) -> None:
+    """Queue a waiting run whose dependencies are all done, or cancel it when one failed."""
+    statuses = list(TaskRun.objects.filter(dependents=run_id).values_list("status", flat=True))
+    run = TaskRun.objects.filter(pk=run_id).only("run_if_dependency_fails", "priority", "timeout", "run_at").first()
+    if run is None:
+        return
+    broken = [s for s in statuses if s in (Status.FAILED, Status.CANCELLED)]
+    if broken and not run.run_if_dependency_fails:
+        # One statement decides: two dependencies finishing at once cannot both act.
+        if TaskRun.objects.filter(pk=run_id, status=Status.WAITING).update(
+            status=Status.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
+            error="A dependency failed or was cancelled.", updated_at=timezone.now(),
+        ):
+            _release_dependents(run_id)
+        return
+    if all(s in TERMINAL for s in statuses):
+        if TaskRun.objects.filter(pk=run_id, status=Status.WAITING).update(
+            status=Status.QUEUED, updated_at=timezone.now()
+        ):
+            _enqueue(run_id, eta=run.run_at, priority=run.priority, timeout=run.timeout)
+
+
+# ---------------------------------------------------------------- cancel, retry, progress
+
+def task_cancel(*, run: TaskRun, cancelled_by: str = "") -> TaskRun:
+    """Cancel for good (stored in the database, so a cluster restart does not undo it).
+
+    A queued, delayed, retrying or waiting run is cancelled at once and never
+    starts; a running one is flagged and stops at its next progress report.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        run = TaskRun.objects.select_for_update().get(pk=run.pk)
+        if run.status in TERMINAL:
+            raise ValidationError(f"This task run is already {run.get_status_display().lower()}.",
+                                  code="already_finished")
+        run.cancel_requested = True
+        note = f"Cancelled by {cancelled_by}." if cancelled_by else "Cancelled."
+        if run.status == Status.RUNNING:
+            run.progress_message = f"Cancel requested{' by ' + cancelled_by if cancelled_by else ''}."[:200]
+            run.save(update_fields=["cancel_requested", "progress_message", "updated_at"])
+        else:
+            run.save(update_fields=["cancel_requested", "updated_at"])
+            _finish(run, status=Status.CANCELLED, now=now, error=note)
+    return run
+
+
+def task_retry(*, run: TaskRun, submitted_by: str = "") -> TaskRun:
+    """Submit a failed or cancelled run again, as a new run that points back at it."""
+    if run.status not in (Status.FAILED, Status.CANCELLED):
+        raise ValidationError("Only a failed or cancelled run can be retried.", code="not_retryable")
+    with transaction.atomic():
+        new = _build_run(
+            name=run.name, arguments=run.arguments, tenant=run.tenant, priority=run.priority,
+            max_retries=run.max_retries, timeout=run.timeout, backoff_base=run.backoff_base,
+            backoff_cap=run.backoff_cap, run_if_dependency_fails=run.run_if_dependency_fails,
+            submitted_by=submitted_by, schedule=run.schedule, eta=None, retry_of=run,
+        )
+        if run.schema_name != "public" and run.tenant is None:
+            raise ValidationError("The tenant of this run no longer exists.", code="tenant_missing")
+        new.status = Status.QUEUED
+        new.save()
+        _after_commit_dispatch(new)
+    return new
+
+
+def progress_report(*, run_id, fraction: float, message: str = "") -> None:
+    """Store a running task's progress; raise TaskCancelled when a cancel was requested meanwhile."""
+    if not isinstance(fraction, int | float) or not 0 <= fraction <= 1:
+        raise ValueError("Progress must be a fraction between 0 and 1.")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {TaskRun._meta.db_table} SET progress = %s, progress_message = %s, updated_at = now() "
+            "WHERE id = %s RETURNING cancel_requested",
+            [float(fraction), (message or "")[:200], str(run_id)],
+        )
+        row = cursor.fetchone()
+    if row and row[0]:
+        raise TaskCancelled(f"Task run {run_id} was cancelled.")
+
+
+def effect_once(*, key: str, run: TaskRun | None = None, detail: dict | None = None) -> bool:
+    """Record an idempotency key; True the first time, False when the effect already happened.
+
+    Call it inside the same transaction as the side effect it guards.
+    """
+    try:
+        with transaction.atomic():
+            TaskEffect.objects.create(key=key, run=run, detail=detail or {})
+    except IntegrityError:
+        return False
+    return True
+
+
+class TaskContext:
+    """What a task function receives first: its run, its tenant, progress and cancellation."""
+
+    def __init__(self, *, run: TaskRun, attempt: int, tenant=None):
+        self.run = run
+        self.run_id = run.pk
+        self.attempt = attempt
+        self.tenant = tenant
+        self.idempotency_key = run.idempotency_key
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        progress_report(run_id=self.run_id, fraction=fraction, message=message)
+
+    def check_cancelled(self) -> None:
+        if TaskRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+            raise TaskCancelled(f"Task run {self.run_id} was cancelled.")
+
+
+# ---------------------------------------------------------------- schedules
+
+def _sync_q_schedule(schedule: TaskSchedule) -> None:
+    """Mirror a TaskSchedule into django-q2's Schedule, whose scheduler does the timing."""
+    from django_q.models import Schedule
+
+    q = schedule.q_schedule or Schedule(func="tasks.runner.fire_schedule")
+    q.name = f"courtside:{schedule.pk}"
+    q.func = "tasks.runner.fire_schedule"
+    q.args = repr((schedule.pk,))
+    q.kwargs = "{}"
+    q.repeats = -1 if schedule.enabled else 0
+    if schedule.cron:
+        q.schedule_type, q.cron, q.minutes = Schedule.CRON, schedule.cron, None
+    else:
+        q.schedule_type, q.cron, q.minutes = Schedule.MINUTES, None, schedule.interval_minutes
+    if q.pk is None:
+        q.next_run = timezone.now()
+    q.full_clean()
+    q.save()
+    if schedule.q_schedule_id != q.pk:
+        schedule.q_schedule = q
+        schedule.save(update_fields=["q_schedule"])
+
+
+def schedule_save(*, schedule: TaskSchedule | None = None, name: str, task_name: str, arguments: dict | None = None,
+                  tenant=None, priority=Priority.NORMAL, cron: str = "", interval_minutes: int | None = None,
+                  enabled: bool = True, created_by: str = "") -> TaskSchedule:
+    """Create or change a schedule; the task name and arguments are validated like a submission."""
+    from croniter import croniter
+
+    spec = registry.get_spec(task_name)
+    arguments = spec.validate(arguments)
+    _check_tenant_scope(spec, tenant)
+    cron = (cron or "").strip()
+    if cron and not croniter.is_valid(cron):
+        raise ValidationError({"cron": f"{cron!r} is not a valid cron expression."})
+    with transaction.atomic():
+        schedule = schedule or TaskSchedule(created_by=created_by)
+        schedule.name, schedule.task_name, schedule.arguments, schedule.tenant = name, task_name, arguments, tenant
+        schedule.priority = _parse_priority(priority)
+        schedule.cron, schedule.interval_minutes, schedule.enabled = cron, interval_minutes, enabled
+        schedule.full_clean(exclude=["q_schedule"])
+        schedule.save()
+        _sync_q_schedule(schedule)
+    return schedule
+
+
+def schedule_delete(*, schedule: TaskSchedule) -> None:
+    with transaction.atomic():
+        if schedule.q_schedule_id:
+            schedule.q_schedule.delete()
+        schedule.delete()
+
+
+def schedule_fire(*, schedule_id: int) -> TaskRun | None:
+    """Submit one run of a schedule now (django-q2's scheduler calls this when it is due)."""
+    schedule = TaskSchedule.objects.select_related("tenant").filter(pk=schedule_id).first()
+    if schedule is None or not schedule.enabled:
+        return None
+    return task_submit(
+        name=schedule.task_name, arguments=schedule.arguments, tenant=schedule.tenant, priority=schedule.priority,
+        submitted_by=f"schedule {schedule.name}", schedule=schedule,
+    )

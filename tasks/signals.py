@@ -1,0 +1,43 @@
+"""django-q2 signal receivers that give plain tasks a tenant context and every worker a clean schema.
+
+Found on this machine: django-q2 tasks always start in whatever schema the
+worker's connection was left in, and a task that switches schema leaves the
+worker there for every later task. These receivers carry the submitter's
+schema in the package and put the worker back in public around every task.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.dispatch import receiver
+from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute
+
+OUR_FUNCS = {"tasks.runner.execute", "tasks.runner.run_in_schema", "tasks.runner.fire_schedule"}
+
+
+def _func_path(func) -> str:
+    if isinstance(func, str):
+        return func
+    return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', '')}"
+
+
+@receiver(pre_enqueue, dispatch_uid="tasks.carry_tenant")
+def carry_tenant(sender, task, **kwargs):
+    """A plain async_task submitted in a tenant's schema runs in that schema: wrap it, name the schema."""
+    schema = getattr(connection, "schema_name", "public") or "public"
+    task["schema_name"] = schema
+    if schema == "public" or _func_path(task["func"]) in OUR_FUNCS:
+        return
+    task["args"] = (schema, task["func"], *task.get("args", ()))
+    task["func"] = "tasks.runner.run_in_schema"
+
+
+@receiver(pre_execute, dispatch_uid="tasks.start_in_public")
+def start_in_public(sender, func, task, **kwargs):
+    # Whatever the previous task did to this worker's connection, the next one starts in public.
+    connection.set_schema_to_public()
+
+
+@receiver(post_execute_in_worker, dispatch_uid="tasks.back_to_public")
+def back_to_public(sender, func, task, **kwargs):
+    connection.set_schema_to_public()
