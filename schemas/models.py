@@ -54,7 +54,7 @@ class Rollout(models.Model):
         FAILED = "failed", "Failed"
         PARTIAL = "partial", "Partial (canary or interrupted)"
 
-    targets = models.JSONField("targets", default=list,
+    targets = models.JSONField("targets", default=list, blank=True,
                                help_text="[[app, migration], ...] to migrate to; empty means every app's latest.")
     backwards = models.BooleanField("rollback", default=False, help_text="Reverses to the targets.")
     status = models.CharField("status", max_length=16, choices=Status.choices, default=Status.RUNNING,
@@ -64,7 +64,7 @@ class Rollout(models.Model):
     started_by = models.CharField("started by", max_length=150, blank=True, help_text="Operator or OS user.")
     total = models.PositiveIntegerField("schemas", default=0, help_text="Schemas in scope.")
     done = models.PositiveIntegerField("done", default=0, help_text="Schemas finished, successfully or not.")
-    results = models.JSONField("results", default=dict,
+    results = models.JSONField("results", default=dict, blank=True,
                                help_text="{schema: {status: ok|failed|pending, error, applied}} per schema.")
 
     class Meta:

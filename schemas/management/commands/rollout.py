@@ -40,7 +40,8 @@ class Command(BaseCommand):
             if bar is not None:
                 bar.update(1)
                 if result["status"] == "failed":
-                    bar.write(self.style.ERROR(f"{result['schema']}: FAILED {result['error'].splitlines()[0]}"))
+                    bar.write(self.style.ERROR(f"{result['schema']}: FAILED {result['error'].splitlines()[0]}"),
+                              file=self.stderr._out)
 
         try:
             targets = [parse_target(t) for t in options["targets"]] or None

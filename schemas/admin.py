@@ -1,0 +1,109 @@
+"""Operator admin: the ledger (each schema's history), rollouts, and the schemas × apps matrix."""
+
+from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from backoffice.admin_sites import operator_site
+from schemas.models import MigrationRecord, Rollout
+from schemas.services import drift_report
+
+
+@admin.register(MigrationRecord, site=operator_site)
+class MigrationRecordAdmin(admin.ModelAdmin):
+    """Read-only history: the ledger is written by migrations, never by hand."""
+
+    list_display = ("schema_name", "app_label", "name", "outcome", "applied_at", "applied_by", "duration_ms",
+                    "undone_at", "short_checksum")
+    list_filter = ("outcome", "app_label", "schema_name")
+    search_fields = ("schema_name", "app_label", "name")
+    date_hierarchy = "applied_at"
+    change_list_template = "admin/schemas/migrationrecord/change_list.html"
+
+    def short_checksum(self, obj):
+        return obj.checksum[:12]
+
+    short_checksum.short_description = "SHA-256"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path("matrix/", self.admin_site.admin_view(self.matrix_view), name="schemas_migration_matrix"),
+            *super().get_urls(),
+        ]
+
+    def matrix_view(self, request):
+        """Schemas × apps, each cell the latest applied migration and its status."""
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        problems_only = request.GET.get("problems") == "1"
+        report = drift_report()
+        apps = sorted(report.latest)
+        history_url = reverse(f"{self.admin_site.name}:schemas_migrationrecord_changelist")
+        rows = []
+        for schema in report.schemas:
+            if problems_only and not schema.problems:
+                continue
+            cells = []
+            for app in apps:
+                status = schema.app_status(app, report.latest[app])
+                cells.append({"app": app, "name": schema.latest.get(app) or "—", "status": status,
+                              "css": status.replace(" ", "-")})
+            rows.append({"schema": schema.schema, "cells": cells, "problems": schema.problems,
+                         "history": f"{history_url}?schema_name={schema.schema}",
+                         "details": [f"pending {a}.{n}" for a, n in schema.pending]
+                         + [f"changed {a}.{n}" for a, n in schema.changed]
+                         + [f"file gone {a}.{n}" for a, n in schema.gone]
+                         + [f"missing {t}" for t in schema.missing_tables + schema.missing_columns]})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Migrations by schema",
+            "opts": self.model._meta,
+            "apps": apps,
+            "latest": [report.latest[app] for app in apps],
+            "rows": rows,
+            "problems_only": problems_only,
+            "total": len(report.schemas),
+            "problem_count": len(report.problem_schemas),
+            "changed_files": report.changed_files,
+            "gone_files": report.gone_files,
+            "seconds": report.seconds,
+        }
+        return TemplateResponse(request, "admin/schemas/matrix.html", context)
+
+
+@admin.register(Rollout, site=operator_site)
+class RolloutAdmin(admin.ModelAdmin):
+    """Rollouts and their per-schema progress (started with `manage.py rollout`)."""
+
+    list_display = ("id", "status", "progress", "backwards", "started_at", "finished_at", "started_by")
+    list_filter = ("status", "backwards")
+    readonly_fields = ("targets", "backwards", "status", "started_at", "finished_at", "started_by", "total", "done",
+                       "failures")
+    exclude = ("results",)
+
+    def progress(self, obj):
+        return f"{obj.done}/{obj.total}"
+
+    def failures(self, obj):
+        failed = [(s, r.get("error", "")) for s, r in sorted(obj.results.items()) if r.get("status") == "failed"]
+        if not failed:
+            return "none"
+        return format_html("<br>".join(["{}: {}"] * len(failed)), *[x for pair in failed for x in pair])
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
