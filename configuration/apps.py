@@ -5,3 +5,7 @@ class ConfigurationConfig(AppConfig):
     """Layered, validated, hot-reloaded configuration with history."""
 
     name = "configuration"
+    verbose_name = "configuration"
+
+    def ready(self):
+        from configuration import checks  # noqa: F401  (registers the system checks)

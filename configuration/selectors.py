@@ -37,6 +37,12 @@ def entry_list(*, tenant=None, operator_layer_only: bool = False) -> QuerySet[Co
     return entries
 
 
+def entry_exists(*, key: str, schema_name: str | None = None) -> bool:
+    if schema_name is None:
+        return ConfigEntry.objects.filter(key=key, tenant__isnull=True).exists()
+    return ConfigEntry.objects.filter(key=key, tenant__schema_name=schema_name).exists()
+
+
 def tenant_overrides(*, tenant) -> QuerySet[ConfigEntry]:
     """Only this tenant's rows: what its admin and its API may see."""
     return ConfigEntry.objects.filter(tenant=tenant).select_related("tenant")

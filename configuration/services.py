@@ -98,6 +98,14 @@ def _write(*, entry, key, value, tenant, secret, changed_by, source, action) -> 
     return entry
 
 
+def entry_check(*, key: str, value, tenant=None, tenant_admin: bool = False) -> None:
+    """Raise the ValidationError entry_set would raise, writing nothing (forms call it in clean())."""
+    tenant = _tenant(tenant)
+    _check_key(key)
+    _check_tenant_policy(key, tenant, tenant_admin)
+    _validate(tenant=tenant, changes={key: value})
+
+
 def entry_set(*, key: str, value, tenant=None, secret: bool | None = None, changed_by: str = "",
               source: str = "code", action: str = ConfigChange.Action.SET, tenant_admin: bool = False) -> ConfigEntry:
     """Set a key in the database layer (no tenant) or in a tenant's layer; refused whole when invalid.
@@ -159,17 +167,22 @@ def entry_rollback(*, change_id: int, changed_by: str = "", source: str = "admin
                       action=ConfigChange.Action.ROLLBACK)
 
 
-def schema_set(*, key: str, schema: dict, secret: bool = False, tenant_editable: bool = False,
-               description: str = "") -> ConfigSchema:
-    """Add or replace the JSON Schema of a key or namespace; refused when today's value would break it."""
+def schema_check(*, key: str, schema) -> None:
+    """Refuse a schema that is not a JSON Schema, or that today's operator view would break."""
     _check_key(key)
     errors = validation.schema_errors(schema)
     if errors:
         raise ValidationError({"schema": errors})
+    errors = validation.validate_tree(config.as_dict(tenant=PUBLIC), {key: {"schema": schema}})
+    if errors:
+        raise ValidationError({"schema": [f"the current value does not satisfy it: {e}" for e in errors]})
+
+
+def schema_set(*, key: str, schema: dict, secret: bool = False, tenant_editable: bool = False,
+               description: str = "") -> ConfigSchema:
+    """Add or replace the JSON Schema of a key or namespace; refused when today's value would break it."""
     with transaction.atomic():
-        errors = validation.validate_tree(config.as_dict(tenant=PUBLIC), {key: {"schema": schema}})
-        if errors:
-            raise ValidationError({"schema": [f"the current value does not satisfy it: {e}" for e in errors]})
+        schema_check(key=key, schema=schema)
         row = ConfigSchema.objects.select_for_update().filter(key=key).first() or ConfigSchema(key=key)
         row.schema, row.secret, row.tenant_editable, row.description = schema, secret, tenant_editable, description
         row.full_clean()

@@ -1,3 +1,10 @@
-"""Tenant API of the configuration app (served on tenant domains)."""
+"""Tenant API of the configuration app (served on tenant domains): its own view only."""
 
-urlpatterns = []
+from django.urls import path
+
+from configuration.api import views
+
+urlpatterns = [
+    path("config/", views.TenantConfigView.as_view(), name="tenant-config"),
+    path("config/overrides/", views.TenantOverrideListView.as_view(), name="tenant-config-overrides"),
+]

@@ -1,3 +1,14 @@
 """Operator API of the configuration app."""
 
-urlpatterns = []
+from django.urls import path
+
+from configuration.api import views
+
+urlpatterns = [
+    path("config/", views.EffectiveConfigView.as_view(), name="config-effective"),
+    path("config/keys/<str:key>/", views.KeyView.as_view(), name="config-key"),
+    path("config/entries/", views.EntryListView.as_view(), name="config-entries"),
+    path("config/entries/<int:pk>/", views.EntryDetailView.as_view(), name="config-entry"),
+    path("config/history/", views.ChangeListView.as_view(), name="config-history"),
+    path("config/history/<int:pk>/rollback/", views.RollbackView.as_view(), name="config-rollback"),
+]

@@ -1,0 +1,66 @@
+"""Shapes of the configuration API; values are masked before they reach a serializer."""
+
+from rest_framework import serializers
+
+from backoffice.logging import MASK
+from configuration.conf import PUBLIC, config
+from configuration.models import ConfigChange, ConfigEntry
+
+
+def shown(key: str, value, *, secret: bool, scope: str):
+    if secret and value not in (None, ""):
+        return MASK
+    return config.mask(key, value, tenant=scope)
+
+
+class EntrySerializer(serializers.ModelSerializer):
+    tenant = serializers.SlugRelatedField(slug_field="schema_name", read_only=True)
+    value = serializers.SerializerMethodField()
+    layer = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ConfigEntry
+        fields = ("id", "key", "tenant", "layer", "value", "secret", "version", "updated_at", "updated_by")
+
+    def get_value(self, obj) -> object:
+        return shown(obj.key, obj.value, secret=obj.secret, scope=obj.tenant.schema_name if obj.tenant_id else PUBLIC)
+
+
+class EntryWriteSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=200)
+    value = serializers.JSONField(allow_null=True)
+    tenant = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                   help_text="Schema name of the tenant layer; empty for the database layer.")
+    secret = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class OverrideWriteSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=200)
+    value = serializers.JSONField(allow_null=True)
+
+
+class EffectiveRowSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    value = serializers.JSONField()
+    source = serializers.CharField()
+    secret = serializers.BooleanField()
+
+
+class ChangeSerializer(serializers.ModelSerializer):
+    tenant = serializers.SlugRelatedField(slug_field="schema_name", read_only=True)
+    old_value = serializers.SerializerMethodField()
+    new_value = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ConfigChange
+        fields = ("id", "key", "tenant", "version", "action", "old_value", "new_value", "existed_before",
+                  "exists_after", "secret", "changed_by", "source", "changed_at")
+
+    def _value(self, obj, value):
+        return shown(obj.key, value, secret=obj.secret or config.is_secret(obj.key), scope=PUBLIC)
+
+    def get_old_value(self, obj) -> object:
+        return self._value(obj, obj.old_value)
+
+    def get_new_value(self, obj) -> object:
+        return self._value(obj, obj.new_value)

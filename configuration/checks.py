@@ -1,0 +1,27 @@
+"""Startup checks: the code defaults, files and COURTSIDE_* variables parse and satisfy the code's schemas.
+
+No database here (checks run before migrations): entries are validated when
+they are saved, and config.validate() reports the full view at runtime.
+"""
+
+from django.core.checks import Error, register
+
+from configuration import layers, validation
+
+
+@register("configuration")
+def check_configuration(app_configs=None, **kwargs):
+    from configuration.conf import config
+
+    errors = []
+    try:
+        files = layers.load_files(config.config_dir(), layers.current_environment())
+    except (OSError, ValueError) as exc:
+        errors.append(Error(str(exc), hint="Fix the file; the previous values stay live until then.",
+                            id="configuration.E001"))
+        files = {}
+    tree = layers.deep_merge(layers.deep_merge(layers.load_defaults(), files), layers.load_environment())
+    for message in validation.validate_tree(tree, layers.load_code_schemas()):
+        errors.append(Error(message, hint="Defaults, config/ files or a COURTSIDE_* variable break a schema.",
+                            id="configuration.E002"))
+    return errors
