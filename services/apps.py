@@ -5,3 +5,24 @@ class ServicesConfig(AppConfig):
     """Service registry: instances, heartbeats, health checks, discovery."""
 
     name = "services"
+    verbose_name = "Service registry"
+
+    def ready(self):
+        from django.core.signals import request_started
+        from django.db.models.signals import post_migrate
+
+        from services import selfreg
+
+        request_started.connect(selfreg.web_request_started, dispatch_uid="services.selfreg.web")
+        post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="services.schedules")
+
+
+def _ensure_schedules(sender, using="default", **kwargs):
+    """After migrate: the health-sweep schedule exists (off under the test settings)."""
+    from django_tenants.utils import schema_context
+
+    from services import conf, services
+
+    if conf.auto_schedule_enabled():
+        with schema_context("public"):
+            services.health_schedule_ensure()

@@ -1,0 +1,206 @@
+"""Optional two-way sync with a Consul agent over its HTTP API (httpx).
+
+Push: our instances and their checks are registered with the agent
+(/v1/agent/service/register), TTL checks that pass here are passed there
+(/v1/agent/check/pass/<id>), and instances we pushed that are gone here are
+deregistered (/v1/agent/service/deregister/<id>). Pull: Consul's catalog
+(/v1/catalog/services, /v1/health/service/<name>) is copied into ours with
+source "consul". Each side marks what it copied (Meta courtside_source /
+source=consul), so nothing is copied back and forth in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import httpx
+from django.db import transaction
+
+from backoffice.logging import mask_text
+from services import services
+from services.models import STATUS_SEVERITY, HealthCheck, RegistryEvent, ServiceInstance, Source, Status
+
+logger = logging.getLogger(__name__)
+
+SOURCE_META = "courtside_source"
+
+
+class ConsulError(Exception):
+    pass
+
+
+class ConsulClient:
+    """The few Consul endpoints the sync needs; a token goes in X-Consul-Token and is never logged."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 5.0):
+        headers = {"X-Consul-Token": token} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs):
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise ConsulError(mask_text(f"Consul at {self.base_url} unreachable: {error}")) from error
+        if response.status_code >= 400:
+            raise ConsulError(f"Consul {method} {path}: {response.status_code} {response.text[:200]}")
+        return response.json() if response.content and "json" in response.headers.get("content-type", "") else None
+
+    def service_register(self, definition: dict) -> None:
+        self._call("PUT", "/v1/agent/service/register", json=definition)
+
+    def service_deregister(self, service_id: str) -> None:
+        self._call("PUT", f"/v1/agent/service/deregister/{quote(service_id, safe='')}")
+
+    def check_pass(self, check_id: str, note: str = "") -> None:
+        self._call("PUT", f"/v1/agent/check/pass/{quote(check_id, safe='')}", params={"note": note} if note else None)
+
+    def catalog_services(self) -> dict[str, list[str]]:
+        return self._call("GET", "/v1/catalog/services") or {}
+
+    def catalog_service(self, name: str) -> list[dict]:
+        return self._call("GET", f"/v1/catalog/service/{quote(name, safe='')}") or []
+
+    def health_service(self, name: str) -> list[dict]:
+        return self._call("GET", f"/v1/health/service/{quote(name, safe='')}") or []
+
+
+@dataclass
+class SyncReport:
+    pushed: list = field(default_factory=list)
+    removed_from_consul: list = field(default_factory=list)
+    pulled: list = field(default_factory=list)
+    removed_here: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {key: list(value) for key, value in self.__dict__.items()}
+
+
+def _duration(seconds: float | None) -> str | None:
+    return None if seconds is None else f"{seconds:g}s"
+
+
+def consul_check_id(check: HealthCheck) -> str:
+    return f"{check.instance.service_id}:{check.name}"
+
+
+def service_definition(instance: ServiceInstance) -> dict:
+    """Our instance as Consul's service definition (agent/service/register body)."""
+    checks = []
+    for check in instance.checks.all():
+        definition = {
+            "CheckID": consul_check_id(check),
+            "Name": check.name,
+            "FailuresBeforeCritical": check.failures_before_critical,
+            "SuccessBeforePassing": check.successes_before_passing,
+        }
+        if check.kind == HealthCheck.Kind.TTL:
+            definition["TTL"] = _duration(check.interval)
+        elif check.kind == HealthCheck.Kind.HTTP:
+            definition.update(HTTP=check.http_url, Interval=_duration(check.interval), Timeout=_duration(check.timeout))
+        else:
+            definition.update(TCP=f"{check.tcp_host}:{check.tcp_port}", Interval=_duration(check.interval),
+                              Timeout=_duration(check.timeout))
+        if check.deregister_critical_after is not None:
+            definition["DeregisterCriticalServiceAfter"] = _duration(check.deregister_critical_after)
+        checks.append(definition)
+    return {
+        "ID": instance.service_id,
+        "Name": instance.name,
+        "Tags": list(instance.tags),
+        "Address": instance.host,
+        "Port": instance.port or 0,
+        "Meta": {**{str(k): str(v) for k, v in (instance.metadata or {}).items()}, SOURCE_META: "courtside"},
+        "Weights": {"Passing": instance.weight, "Warning": 1},
+        "Checks": checks,
+    }
+
+
+def consul_push(*, client: ConsulClient, report: SyncReport) -> None:
+    local = ServiceInstance.objects.filter(source=Source.COURTSIDE).prefetch_related("checks")
+    local_ids = set()
+    for instance in local:
+        client.service_register(service_definition(instance))
+        for check in instance.checks.all():
+            if check.kind == HealthCheck.Kind.TTL and check.status == Status.PASSING:
+                client.check_pass(consul_check_id(check), note="passing in Courtside")
+        local_ids.add(instance.service_id)
+        report.pushed.append(instance.service_id)
+    for name in client.catalog_services():
+        for entry in client.catalog_service(name):
+            ours = (entry.get("ServiceMeta") or {}).get(SOURCE_META) == "courtside"
+            if ours and entry.get("ServiceID") not in local_ids:
+                client.service_deregister(entry["ServiceID"])
+                report.removed_from_consul.append(entry["ServiceID"])
+
+
+def _consul_status(checks: list[dict]) -> tuple[str, bool]:
+    """(worst status, in maintenance) from Consul's checks of one service instance."""
+    maintenance = any(c.get("CheckID", "").startswith(("_service_maintenance", "_node_maintenance"))
+                      and c.get("Status") == "critical" for c in checks)
+    statuses = [c.get("Status") for c in checks if c.get("Status") in STATUS_SEVERITY]
+    worst = max(statuses, key=lambda s: STATUS_SEVERITY[s]) if statuses else Status.PASSING
+    return (Status.MAINTENANCE if maintenance else worst), maintenance
+
+
+@transaction.atomic
+def consul_pull(*, client: ConsulClient, report: SyncReport) -> None:
+    seen = set()
+    for name in client.catalog_services():
+        if name == "consul":  # the servers themselves
+            continue
+        for entry in client.health_service(name):
+            service, node = entry.get("Service") or {}, entry.get("Node") or {}
+            if (service.get("Meta") or {}).get(SOURCE_META) == "courtside":
+                continue  # ours, pushed earlier
+            service_id = service.get("ID") or ""
+            existing = ServiceInstance.objects.select_for_update().filter(service_id=service_id).first()
+            if existing is not None and existing.source != Source.CONSUL:
+                logger.warning("Consul instance %s clashes with a Courtside instance; ours is kept", service_id)
+                continue
+            status, maintenance = _consul_status(entry.get("Checks") or [])
+            instance = existing or ServiceInstance(service_id=service_id, source=Source.CONSUL)
+            instance.name = service.get("Service") or name
+            instance.host = service.get("Address") or node.get("Address") or ""
+            instance.port = service.get("Port") or None
+            instance.tags = list(service.get("Tags") or [])
+            instance.metadata = {**(service.get("Meta") or {}), "consul_node": node.get("Node", "")}
+            instance.weight = min(100, max(1, int((service.get("Weights") or {}).get("Passing") or 1)))
+            changed = existing is None or existing.status != status
+            instance.status, instance.maintenance = status, maintenance
+            instance.full_clean()
+            instance.save()
+            if changed:
+                services._bump_index(instance.name)
+            seen.add(service_id)
+            report.pulled.append(service_id)
+    gone = ServiceInstance.objects.filter(source=Source.CONSUL).exclude(service_id__in=seen)
+    for service_id, name in gone.values_list("service_id", "name"):
+        report.removed_here.append(service_id)
+        services._bump_index(name)
+    gone.delete()
+
+
+def consul_sync(*, client: ConsulClient, push: bool = True, pull: bool = True) -> SyncReport:
+    """Both directions, push first; records one registry event with the counts."""
+    report = SyncReport()
+    if push:
+        consul_push(client=client, report=report)
+    if pull:
+        consul_pull(client=client, report=report)
+    RegistryEvent.objects.create(
+        kind=RegistryEvent.Kind.CONSUL_SYNC, message=f"Consul at {mask_text(client.base_url)}",
+        detail={key: len(value) for key, value in report.as_dict().items()},
+    )
+    return report

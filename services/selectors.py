@@ -1,0 +1,112 @@
+"""Reads of the registry: discovery, listings, counts, token lookup."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Max, Q
+
+from services.models import RegistryCounter, SelfPreservation, ServiceInstance, ServiceToken, Status
+
+# What round-robin hands out: a damped warning still takes traffic, critical and maintenance do not.
+ROUTABLE = (Status.PASSING, Status.WARNING)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A discovered instance: what a client needs to connect, nothing the registry keeps privately."""
+
+    service_id: str
+    name: str
+    host: str
+    port: int | None
+    tags: list = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    weight: int = 1
+    status: str = Status.PASSING
+    source: str = "courtside"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}" if self.port else self.host
+
+    def as_dict(self) -> dict:
+        return {
+            "service_id": self.service_id, "name": self.name, "host": self.host, "port": self.port,
+            "address": self.address, "tags": list(self.tags), "metadata": self.metadata, "weight": self.weight,
+            "status": self.status, "source": self.source,
+        }
+
+
+_ENDPOINT_COLUMNS = ("service_id", "name", "host", "port", "tags", "metadata", "weight", "status", "source")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_service_name(token: str) -> str | None:
+    """The service a token belongs to, or None. Only hashes are compared, never stored tokens."""
+    if not token:
+        return None
+    return ServiceToken.objects.filter(token_hash=hash_token(token)).values_list("service_name", flat=True).first()
+
+
+def _status_list(status) -> list[str]:
+    if status is None or status == "":
+        return []
+    values = [status] if isinstance(status, str) else list(status)
+    unknown = [value for value in values if value not in Status.values]
+    if unknown:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({"status": f"Unknown status {unknown[0]!r}; use one of {', '.join(Status.values)}."})
+    return values
+
+
+def instances_matching(name: str, *, tags=(), status=None):
+    """Queryset of a service's instances carrying every given tag, optionally in the given statuses."""
+    queryset = ServiceInstance.objects.filter(name=name)
+    tags = [tag for tag in tags or () if tag]
+    if tags:
+        queryset = queryset.filter(tags__contains=tags)
+    statuses = _status_list(status)
+    if statuses:
+        queryset = queryset.filter(status__in=statuses)
+    return queryset
+
+
+def discover(name: str, *, tags=(), status=None) -> list[Endpoint]:
+    """Instances of a service with all `tags`, optionally only in `status` (one or several), by id.
+
+    Values rows, not model instances: discovery is the hot path (see bench/discovery.py).
+    """
+    rows = instances_matching(name, tags=tags, status=status).order_by("service_id").values_list(*_ENDPOINT_COLUMNS)
+    return [Endpoint(*row) for row in rows]
+
+
+def service_summary():
+    """One row per service name: counts by status and the newest heartbeat."""
+    return (
+        ServiceInstance.objects.values("name")
+        .annotate(
+            total=Count("id"),
+            passing=Count("id", filter=Q(status=Status.PASSING)),
+            warning=Count("id", filter=Q(status=Status.WARNING)),
+            critical=Count("id", filter=Q(status=Status.CRITICAL)),
+            maintenance=Count("id", filter=Q(status=Status.MAINTENANCE)),
+            last_heartbeat=Max("last_heartbeat"),
+        )
+        .order_by("name")
+    )
+
+
+def self_preservation_active():
+    return SelfPreservation.objects.filter(active=True).order_by("service_name")
+
+
+def service_index(name: str) -> int:
+    """The change index of a service: bumped on every change discovery would see."""
+    return RegistryCounter.objects.filter(key=f"index:{name}").values_list("value", flat=True).first() or 0
+

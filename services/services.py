@@ -1,0 +1,597 @@
+"""Every write to the registry: tokens, registration, heartbeats, check results, sweeps, round-robin."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from backoffice.errors import DomainError
+from services import conf, selectors
+from services.models import (
+    STATUS_SEVERITY,
+    CheckResult,
+    HealthCheck,
+    RegistryCounter,
+    RegistryEvent,
+    SelfPreservation,
+    ServiceInstance,
+    ServiceToken,
+    Source,
+    Status,
+    service_name_validator,
+)
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "cs_svc_"
+
+
+# --- tokens -----------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def token_create(*, service_name: str, rotate: bool = False) -> tuple[ServiceToken, str]:
+    """A new token for a service; returns (row, plaintext). The plaintext is never stored or shown again."""
+    service_name = (service_name or "").strip()
+    try:
+        service_name_validator(service_name)
+    except ValidationError as error:
+        raise ValidationError({"service_name": error.messages}) from error
+    existing = ServiceToken.objects.select_for_update().filter(service_name=service_name).first()
+    if existing and not rotate:
+        raise ValidationError({"service_name": f"{service_name!r} already has a token; rotate it instead."})
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = existing or ServiceToken(service_name=service_name)
+    token.token_hash = selectors.hash_token(plaintext)
+    token.token_prefix = plaintext[: len(TOKEN_PREFIX) + 4]
+    token.full_clean()
+    token.save()
+    return token, plaintext
+
+
+# --- validation -------------------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value, *, field_name: str) -> float | None:
+    """Seconds from a number or a Consul-style duration string ("10s", "500ms", "1m")."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValidationError({field_name: f"{value!r} is not a duration."})
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValidationError({field_name: f"{value!r} is not a duration such as 10, '10s', '500ms' or '1m'."})
+    return float(match["value"]) * _UNIT_SECONDS[match["unit"]]
+
+
+_CHECK_KEYS = {
+    "name", "kind", "type", "interval", "ttl", "timeout", "url", "http_url", "expected_status",
+    "http_expected_status", "tcp", "tcp_host", "tcp_port", "failures_before_critical",
+    "successes_before_passing", "deregister_critical_after",
+}
+
+
+def _check_from_spec(spec, *, index: int, host: str) -> HealthCheck:
+    """An unsaved, fully validated HealthCheck from an API-style dict."""
+    if not isinstance(spec, dict):
+        raise ValidationError({"checks": [f"Check {index + 1} must be an object."]})
+    unknown = sorted(set(spec) - _CHECK_KEYS)
+    if unknown:
+        raise ValidationError({"checks": [f"Check {index + 1}: unknown field {unknown[0]!r}."]})
+    kind = str(spec.get("kind") or spec.get("type") or "").lower()
+    if kind not in HealthCheck.Kind.values:
+        raise ValidationError(
+            {"checks": [f"Check {index + 1}: unknown check type {kind or '(none)'!r}; use ttl, http or tcp."]}
+        )
+    try:
+        interval = parse_duration(spec.get("ttl") if kind == "ttl" and spec.get("ttl") is not None
+                                  else spec.get("interval"), field_name="interval")
+        timeout = parse_duration(spec.get("timeout"), field_name="timeout")
+        grace = parse_duration(spec.get("deregister_critical_after"), field_name="deregister_critical_after")
+    except ValidationError as error:
+        raise ValidationError({"checks": [f"Check {index + 1}: {m}" for m in error.messages]}) from error
+    tcp_host, tcp_port = spec.get("tcp_host") or "", spec.get("tcp_port")
+    if spec.get("tcp"):  # Consul's "host:port" form
+        tcp_host, _, port_text = str(spec["tcp"]).rpartition(":")
+        tcp_port = port_text
+    check = HealthCheck(
+        name=str(spec.get("name") or kind),
+        kind=kind,
+        interval=interval if interval is not None else (conf.get("DEFAULT_TTL") if kind == "ttl" else 10.0),
+        timeout=timeout if timeout is not None else 5.0,
+        http_url=spec.get("url") or spec.get("http_url") or "",
+        http_expected_status=spec.get("expected_status") or spec.get("http_expected_status"),
+        tcp_host=tcp_host or (host if kind == "tcp" else ""),
+        tcp_port=tcp_port,
+        failures_before_critical=spec.get("failures_before_critical", 1),
+        successes_before_passing=spec.get("successes_before_passing", 1),
+        deregister_critical_after=grace,
+    )
+    try:
+        check.full_clean(exclude=["instance"])
+    except ValidationError as error:
+        raise ValidationError(
+            {"checks": [f"Check {index + 1} ({check.name}): {field}: {' '.join(messages)}"
+                        for field, messages in error.message_dict.items()]}
+        ) from error
+    return check
+
+
+def _checks_from_specs(specs, *, host: str) -> list[HealthCheck]:
+    if specs is None:
+        specs = [{"kind": "ttl", "name": "ttl", "ttl": conf.get("DEFAULT_TTL")}]
+    if not isinstance(specs, list | tuple):
+        raise ValidationError({"checks": ["A list of checks is expected."]})
+    checks = [_check_from_spec(spec, index=i, host=host) for i, spec in enumerate(specs)]
+    names = [check.name for check in checks]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValidationError({"checks": [f"Two checks are named {duplicates[0]!r}; names must differ."]})
+    return checks
+
+
+def _normalize_tags(tags) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = [part for part in tags.split(",")]
+    if not isinstance(tags, list | tuple):
+        raise ValidationError({"tags": "A list of tags is expected."})
+    cleaned = []
+    for tag in tags:
+        tag = str(tag).strip()
+        if tag and tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
+
+
+# --- registration -----------------------------------------------------------------------------------------------
+
+
+def _event(kind, *, instance=None, service_name="", service_id="", message="", detail=None) -> None:
+    RegistryEvent.objects.create(
+        kind=kind,
+        service_name=instance.name if instance else service_name,
+        service_id=instance.service_id if instance else service_id,
+        message=message,
+        detail=detail or {},
+    )
+
+
+def _bump_index(name: str) -> int:
+    return counter_next(f"index:{name}")
+
+
+def counter_next(key: str) -> int:
+    """Increment a shared counter and return its new value, in one atomic statement."""
+    table = RegistryCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, value) VALUES (%s, 1) "
+            f"ON CONFLICT (key) DO UPDATE SET value = {table}.value + 1 RETURNING value",
+            [key],
+        )
+        return cursor.fetchone()[0]
+
+
+def _authorize(*, token_service: str | None, name: str, existing: ServiceInstance | None) -> None:
+    """A token only speaks for its own service; operators (token_service None) speak for all."""
+    if token_service is None:
+        return
+    if existing is not None and existing.name != token_service:
+        raise DomainError(
+            f"The service id {existing.service_id!r} belongs to another service.",
+            code="service_id_taken",
+            detail={"service_id": existing.service_id},
+        )
+    if name != token_service:
+        raise DomainError(
+            f"This token registers instances of {token_service!r}, not {name!r}.",
+            code="wrong_service",
+            detail={"name": name},
+        )
+
+
+@transaction.atomic
+def service_register(
+    *,
+    service_id: str,
+    name: str,
+    host: str,
+    port,
+    tags=None,
+    metadata=None,
+    weight=1,
+    checks=None,
+    token_service: str | None = None,
+    source: str = Source.COURTSIDE,
+    portless: bool = False,
+) -> ServiceInstance:
+    """Register an instance, or update it idempotently when the id exists.
+
+    Checks are given as dicts (see `_check_from_spec`); none means one TTL check
+    of DEFAULT_TTL. A check that keeps its name and kind keeps its state, so
+    re-registering a healthy instance does not make it critical again. Nothing
+    is written unless every field and check is valid.
+    """
+    service_id = (str(service_id) if service_id is not None else "").strip()
+    name = (str(name) if name is not None else "").strip()
+    host = (str(host) if host is not None else "").strip()
+    if not name:
+        raise ValidationError({"name": "A service needs a name."})
+    if port in (None, "") and not portless:
+        raise ValidationError({"port": "A port is required (1 to 65535)."})
+    metadata = {} if metadata is None else metadata
+    existing = ServiceInstance.objects.select_for_update().filter(service_id=service_id).first() if service_id else None
+    _authorize(token_service=token_service, name=name, existing=existing)
+
+    instance = existing or ServiceInstance(service_id=service_id)
+    previous_name = instance.name if existing else None
+    instance.name, instance.host, instance.port = name, host, port
+    instance.tags, instance.metadata, instance.weight, instance.source = (
+        _normalize_tags(tags), metadata, weight if weight not in (None, "") else 1, source,
+    )
+    instance.full_clean(exclude=["status"])
+    new_checks = _checks_from_specs(checks, host=instance.host)
+    instance.save()
+
+    kept = {(check.name, check.kind): check for check in instance.checks.all()} if existing else {}
+    wanted = {(check.name, check.kind) for check in new_checks}
+    HealthCheck.objects.filter(instance=instance).exclude(
+        pk__in=[check.pk for key, check in kept.items() if key in wanted]
+    ).delete()
+    now = timezone.now()
+    for check in new_checks:
+        old = kept.get((check.name, check.kind))
+        if old is not None:  # keep its state, take the new definition
+            for attribute in ("pk", "status", "consecutive_failures", "consecutive_successes", "critical_since",
+                              "last_checked_at", "output", "next_check_at"):
+                setattr(check, attribute, getattr(old, attribute))
+        else:
+            check.status, check.critical_since, check.next_check_at = Status.CRITICAL, now, now
+        check.instance = instance
+        check.save()
+
+    _refresh_status(instance, quiet=True)
+    _event(RegistryEvent.Kind.UPDATED if existing else RegistryEvent.Kind.REGISTERED, instance=instance,
+           detail={"host": instance.host, "port": instance.port, "tags": instance.tags, "source": source})
+    _bump_index(instance.name)
+    if previous_name and previous_name != instance.name:
+        _bump_index(previous_name)
+    return instance
+
+
+def _load(service_id: str, *, lock: bool = True) -> ServiceInstance:
+    queryset = ServiceInstance.objects.select_for_update() if lock else ServiceInstance.objects
+    instance = queryset.filter(service_id=service_id).first()
+    if instance is None:
+        raise DomainError(f"No instance {service_id!r} is registered.", code="not_found", status=404,
+                          detail={"service_id": service_id})
+    return instance
+
+
+@transaction.atomic
+def service_deregister(*, service_id: str, token_service: str | None = None, reason: str = "",
+                       kind: str = RegistryEvent.Kind.DEREGISTERED) -> None:
+    instance = _load(service_id)
+    if token_service is not None and instance.name != token_service:
+        raise DomainError(f"The service id {service_id!r} belongs to another service.", code="service_id_taken",
+                          detail={"service_id": service_id})
+    name = instance.name
+    instance.delete()
+    _event(kind, service_name=name, service_id=service_id, message=reason)
+    _bump_index(name)
+
+
+def service_heartbeat(*, service_id: str, token_service: str | None = None) -> str:
+    """Record a heartbeat; passes the instance's TTL checks. Returns the instance's status.
+
+    The common case (a passing instance) is one UPDATE; only an instance that
+    is not passing yet takes the locked path that applies flap damping.
+    """
+    table = ServiceInstance._meta.db_table
+    sql = f"UPDATE {table} SET last_heartbeat = now() WHERE service_id = %s"
+    params = [service_id]
+    if token_service is not None:
+        sql += " AND name = %s"
+        params.append(token_service)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " RETURNING status", params)
+        row = cursor.fetchone()
+    if row is None:
+        if token_service is not None and ServiceInstance.objects.filter(service_id=service_id).exists():
+            raise DomainError(f"The service id {service_id!r} belongs to another service.", code="service_id_taken",
+                              detail={"service_id": service_id})
+        raise DomainError(f"No instance {service_id!r} is registered.", code="not_found", status=404,
+                          detail={"service_id": service_id})
+    if row[0] == Status.PASSING:
+        return row[0]
+    with transaction.atomic():
+        instance = _load(service_id)
+        now = timezone.now()
+        for check in instance.checks.select_for_update().filter(kind=HealthCheck.Kind.TTL):
+            _apply_result(check, outcome=Status.PASSING, output="heartbeat", duration_ms=0.0, now=now)
+        return _refresh_status(instance)
+
+
+@transaction.atomic
+def maintenance_set(*, service_id: str, on: bool, reason: str = "") -> ServiceInstance:
+    instance = _load(service_id)
+    if instance.maintenance != on:
+        instance.maintenance = on
+        instance.save(update_fields=["maintenance", "updated_at"])
+        _event(RegistryEvent.Kind.MAINTENANCE, instance=instance, message=reason, detail={"maintenance": on})
+    _refresh_status(instance)
+    _bump_index(instance.name)
+    return instance
+
+
+# --- health -----------------------------------------------------------------------------------------------------
+
+
+def _refresh_status(instance: ServiceInstance, *, quiet: bool = False) -> str:
+    """Maintenance, else the worst check status, else passing (an instance without checks)."""
+    if instance.maintenance:
+        status = Status.MAINTENANCE
+    else:
+        statuses = list(HealthCheck.objects.filter(instance_id=instance.pk).values_list("status", flat=True))
+        status = max(statuses, key=lambda s: STATUS_SEVERITY[s]) if statuses else Status.PASSING
+    if status != instance.status:
+        previous = instance.status
+        ServiceInstance.objects.filter(pk=instance.pk).update(status=status, updated_at=timezone.now())
+        instance.status = status
+        if not quiet:
+            _event(RegistryEvent.Kind.STATUS, instance=instance, message=f"{previous} → {status}",
+                   detail={"from": previous, "to": status})
+            _bump_index(instance.name)
+    return status
+
+
+def _apply_result(check: HealthCheck, *, outcome: str, output: str, duration_ms: float, now: datetime) -> None:
+    """One probe outcome through Consul's flap damping, kept in the check's short history.
+
+    A failure turns the check critical only after `failures_before_critical` in
+    a row, a success turns it passing only after `successes_before_passing` in
+    a row; until then it keeps its status. A warning (HTTP 429) is taken as is.
+    """
+    if outcome == Status.PASSING:
+        check.consecutive_successes += 1
+        check.consecutive_failures = 0
+        if check.status != Status.PASSING and check.consecutive_successes >= check.successes_before_passing:
+            check.status, check.critical_since = Status.PASSING, None
+    elif outcome == Status.WARNING:
+        check.consecutive_successes = check.consecutive_failures = 0
+        check.status, check.critical_since = Status.WARNING, None
+    else:
+        check.consecutive_failures += 1
+        check.consecutive_successes = 0
+        if check.status != Status.CRITICAL and check.consecutive_failures >= check.failures_before_critical:
+            check.status, check.critical_since = Status.CRITICAL, now
+    check.output = (output or "")[:2000]
+    check.last_checked_at = now
+    if check.kind != HealthCheck.Kind.TTL:
+        check.next_check_at = now + timedelta(seconds=check.interval)
+    check.save(update_fields=["status", "critical_since", "consecutive_failures", "consecutive_successes",
+                              "output", "last_checked_at", "next_check_at"])
+    CheckResult.objects.create(health_check=check, at=now, ok=outcome == Status.PASSING, status=check.status,
+                               output=check.output[:500], duration_ms=duration_ms)
+    keep = conf.get("HISTORY_LENGTH")
+    history = CheckResult.objects.filter(health_check=check).order_by("-at", "-id")
+    stale = list(history.values_list("pk", flat=True)[keep:])
+    if stale:
+        CheckResult.objects.filter(pk__in=stale).delete()
+
+
+@transaction.atomic
+def check_record(*, check_id: int, outcome: str, output: str = "", duration_ms: float = 0.0,
+                 now: datetime | None = None) -> HealthCheck | None:
+    """Apply one probe outcome to a check and its instance. None when the check is gone meanwhile."""
+    check = HealthCheck.objects.select_for_update().select_related("instance").filter(pk=check_id).first()
+    if check is None:
+        return None
+    _apply_result(check, outcome=outcome, output=output, duration_ms=duration_ms, now=now or timezone.now())
+    _refresh_status(check.instance)
+    return check
+
+
+@dataclass
+class SweepReport:
+    probed: int = 0
+    ttl_expired: int = 0
+    evicted: list = field(default_factory=list)
+    self_preservation: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"probed": self.probed, "ttl_expired": self.ttl_expired, "evicted": self.evicted,
+                "self_preservation": self.self_preservation}
+
+
+def _ttl_expiry(check_interval: float, last_heartbeat: datetime | None, registered_at: datetime) -> datetime:
+    return (last_heartbeat or registered_at) + timedelta(seconds=check_interval)
+
+
+def self_preservation_evaluate(*, now: datetime | None = None) -> dict[str, bool]:
+    """Eureka's rule, per service: enter when too many heartbeats lapsed within one window, leave on recovery.
+
+    Counted over instances (not in maintenance) with a TTL check whose
+    heartbeat expiry falls after the window's start: those that lapsed within
+    the window are `missed`. Instances dead for longer than the window count in
+    neither, so an old death cannot hold a service in self-preservation forever.
+    """
+    now = now or timezone.now()
+    window = timedelta(seconds=conf.get("SELF_PRESERVATION_WINDOW"))
+    threshold = conf.get("SELF_PRESERVATION_THRESHOLD")
+    minimum = conf.get("SELF_PRESERVATION_MIN_INSTANCES")
+    counts: dict[str, list[int]] = {}
+    rows = HealthCheck.objects.filter(kind=HealthCheck.Kind.TTL, instance__maintenance=False,
+                                      instance__source=Source.COURTSIDE).values_list(
+        "instance__name", "interval", "instance__last_heartbeat", "instance__registered_at")
+    for name, interval, last_heartbeat, registered_at in rows:
+        expiry = _ttl_expiry(interval, last_heartbeat, registered_at)
+        if expiry <= now - window:
+            continue
+        total_missed = counts.setdefault(name, [0, 0])
+        total_missed[0] += 1
+        total_missed[1] += expiry <= now
+    states = {state.service_name: state for state in SelfPreservation.objects.select_for_update()}
+    result = {}
+    for name in set(counts) | {name for name, state in states.items() if state.active}:
+        total, missed = counts.get(name, [0, 0])
+        active = total >= minimum and missed / total > threshold
+        state = states.get(name) or SelfPreservation(service_name=name)
+        if active != state.active:
+            state.since = now if active else None
+            _event(RegistryEvent.Kind.SELF_PRESERVATION_ON if active else RegistryEvent.Kind.SELF_PRESERVATION_OFF,
+                   service_name=name, message=f"{missed} of {total} instances missed their heartbeats",
+                   detail={"missed": missed, "total": total, "threshold": threshold})
+            logger.warning("Self-preservation %s for %s: %s of %s instances missed heartbeats",
+                           "started" if active else "ended", name, missed, total)
+        state.active, state.missed, state.total, state.evaluated_at = active, missed, total, now
+        state.save()
+        result[name] = active
+    return result
+
+
+@transaction.atomic
+def ttl_expire(*, now: datetime | None = None, protected: set[str] = frozenset()) -> int:
+    """Turn critical every TTL check whose heartbeat is overdue, except in services under self-preservation."""
+    now = now or timezone.now()
+    expired = 0
+    candidates = (HealthCheck.objects.select_for_update(of=("self",)).select_related("instance")
+                  .filter(kind=HealthCheck.Kind.TTL, instance__source=Source.COURTSIDE)
+                  .exclude(status=Status.CRITICAL).exclude(instance__name__in=protected))
+    for check in candidates:
+        instance = check.instance
+        expiry = _ttl_expiry(check.interval, instance.last_heartbeat, instance.registered_at)
+        if expiry > now:
+            continue
+        check.status, check.critical_since = Status.CRITICAL, now
+        check.consecutive_failures, check.consecutive_successes = check.consecutive_failures + 1, 0
+        check.output = f"TTL expired: no heartbeat for {check.interval:g} s"
+        check.last_checked_at = now
+        check.save(update_fields=["status", "critical_since", "consecutive_failures", "consecutive_successes",
+                                  "output", "last_checked_at"])
+        CheckResult.objects.create(health_check=check, at=now, ok=False, status=check.status, output=check.output)
+        _refresh_status(instance)
+        expired += 1
+    return expired
+
+
+def evict_critical(*, now: datetime | None = None, protected: set[str] = frozenset()) -> list[str]:
+    """Deregister instances whose check stayed critical past its grace; never in self-preservation."""
+    now = now or timezone.now()
+    evicted = []
+    candidates = (HealthCheck.objects.filter(status=Status.CRITICAL, deregister_critical_after__isnull=False,
+                                             critical_since__isnull=False, instance__source=Source.COURTSIDE)
+                  .exclude(instance__name__in=protected)
+                  .values_list("instance__service_id", "instance__name", "name", "critical_since",
+                               "deregister_critical_after"))
+    for service_id, name, check_name, since, grace in candidates:
+        if service_id in evicted or since + timedelta(seconds=grace) > now:
+            continue
+        try:
+            service_deregister(service_id=service_id, kind=RegistryEvent.Kind.EVICTED,
+                               reason=f"check {check_name!r} critical since {since:%H:%M:%S}, grace {grace:g} s")
+        except DomainError:  # deregistered meanwhile
+            continue
+        logger.info("Evicted %s/%s: critical for longer than %s s", name, service_id, grace)
+        evicted.append(service_id)
+    return evicted
+
+
+def health_sweep(*, now: datetime | None = None, probe: bool = True) -> SweepReport:
+    """One pass: run due HTTP/TCP checks concurrently, expire TTLs, judge self-preservation, evict."""
+    from services import probes
+
+    report = SweepReport()
+    if probe:
+        due = list(
+            HealthCheck.objects.filter(kind__in=[HealthCheck.Kind.HTTP, HealthCheck.Kind.TCP],
+                                       instance__source=Source.COURTSIDE)
+            .filter(next_check_at__lte=now or timezone.now())
+            .values("pk", "kind", "http_url", "http_expected_status", "tcp_host", "tcp_port", "timeout")
+        )
+        if due:
+            for outcome in probes.run_all(due, concurrency=conf.get("CHECK_CONCURRENCY")):
+                check_record(check_id=outcome.check_id, outcome=outcome.status, output=outcome.output,
+                             duration_ms=outcome.duration_ms, now=now)
+            report.probed = len(due)
+    with transaction.atomic():
+        report.self_preservation = self_preservation_evaluate(now=now)
+    protected = {name for name, active in report.self_preservation.items() if active}
+    report.ttl_expired = ttl_expire(now=now, protected=protected)
+    report.evicted = evict_critical(now=now, protected=protected)
+    return report
+
+
+# --- round-robin ------------------------------------------------------------------------------------------------
+
+
+def next_instance(name: str, *, tags=()) -> selectors.Endpoint:
+    """The next routable instance of a service: weighted round-robin on a counter shared by all processes.
+
+    Position p of the shared counter is mapped onto an interleaved sequence in
+    which an instance of weight w appears once in each of the first w rounds,
+    so weight 3 next to weight 1 gives A B A A, never a burst of one instance
+    longer than its weight. Critical and maintenance instances are skipped.
+    """
+    tags = sorted({tag for tag in tags or () if tag})
+    endpoints = selectors.discover(name, tags=tags, status=selectors.ROUTABLE)
+    if not endpoints:
+        raise DomainError(f"No healthy instance of {name!r}" + (f" tagged {', '.join(tags)}" if tags else "") + ".",
+                          code="no_healthy_instance", status=503, detail={"name": name, "tags": tags})
+    weights = [endpoint.weight for endpoint in endpoints]
+    position = (counter_next(f"rr:{name}|{','.join(tags)}") - 1) % sum(weights)
+    ordered = sorted(weights)
+    round_number = 0
+    while True:  # round r holds the instances heavier than r; at most max(weight) <= 100 rounds
+        size = len(ordered) - bisect.bisect_right(ordered, round_number)
+        if position < size:
+            break
+        position -= size
+        round_number += 1
+    members = (endpoint for endpoint in endpoints if endpoint.weight > round_number)
+    return next(itertools.islice(members, position, None))
+
+
+# --- schedules --------------------------------------------------------------------------------------------------
+
+HEALTH_SCHEDULE_NAME = "services: health sweep"
+CONSUL_SCHEDULE_NAME = "services: Consul sync"
+
+
+def health_schedule_ensure():
+    """The django-q2 schedules of the registry; idempotent, an operator's edits to them are kept.
+
+    The health sweep runs every 30 s (the scheduler's own granularity) and keeps
+    sweeping for SWEEP_BUDGET_SECONDS; the Consul sync runs every minute when
+    CONSUL_URL is set.
+    """
+    from django_q.models import Schedule
+
+    schedule, _ = Schedule.objects.get_or_create(
+        name=HEALTH_SCHEDULE_NAME,
+        defaults={"func": "services.tasks.health_sweep_task", "schedule_type": Schedule.CRON,
+                  "cron": "* * * * * */30", "repeats": -1},
+    )
+    if conf.get("CONSUL_URL"):
+        Schedule.objects.get_or_create(
+            name=CONSUL_SCHEDULE_NAME,
+            defaults={"func": "services.tasks.consul_sync_task", "schedule_type": Schedule.MINUTES,
+                      "minutes": 1, "repeats": -1},
+        )
+    return schedule
