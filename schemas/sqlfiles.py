@@ -100,11 +100,58 @@ def parse(text: str, *, path: str = "<sql>") -> SqlFile:
                    description=headers.get("description", ("", 0))[0], up=section("up"), down=section("down"))
 
 
-def _line_of(section: SqlSection, error: DatabaseError) -> int:
+def split_statements(sql: str) -> list[tuple[int, str]]:
+    """[(offset, statement)] split on top-level semicolons; quotes, comments and $$ bodies respected."""
+    statements, start, i, n = [], 0, 0, len(sql)
+    while i < n:
+        char = sql[i]
+        if char in ("'", '"'):
+            end = sql.find(char, i + 1)
+            while end != -1 and end + 1 < n and sql[end + 1] == char:  # doubled quote inside
+                end = sql.find(char, end + 2)
+            i = n if end == -1 else end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+        elif char == "$" and (tag := re.match(r"\$[A-Za-z_]*\$", sql[i:])):
+            end = sql.find(tag.group(0), i + len(tag.group(0)))
+            i = n if end == -1 else end + len(tag.group(0))
+        elif char == ";":
+            statements.append((start, sql[start:i + 1]))
+            start = i = i + 1
+        else:
+            i += 1
+    if sql[start:].strip():
+        statements.append((start, sql[start:]))
+    return [(offset + len(text) - len(text.lstrip()), text) for offset, text in statements if text.strip()]
+
+
+def _position(error: DatabaseError) -> int | None:
     position = getattr(getattr(getattr(error, "__cause__", None), "diag", None), "statement_position", None)
-    if not position:
-        return section.first_line
-    return section.first_line + section.sql[: int(position) - 1].count("\n")
+    return int(position) if position else None
+
+
+def _failing_line(cursor, section: SqlSection, error: DatabaseError) -> int:
+    """Line of the file where PostgreSQL's error is: its cursor position, else the failing statement's start."""
+    position = _position(error)
+    if position:
+        return section.first_line + section.sql[: position - 1].count("\n")
+    # Errors such as "table does not exist" carry no position: replay statement by statement.
+    for offset, statement in split_statements(section.sql):
+        sid = transaction.savepoint()
+        try:
+            cursor.execute(statement)
+        except DatabaseError as inner:
+            transaction.savepoint_rollback(sid)
+            inner_position = _position(inner)
+            if inner_position:
+                offset += inner_position - 1
+            return section.first_line + section.sql[:offset].count("\n")
+        transaction.savepoint_commit(sid)
+    return section.first_line
 
 
 def _probe_schema(app_label: str) -> str:
@@ -125,24 +172,25 @@ def verify(sql_file: SqlFile, *, app_label: str, schema_name: str | None = None)
     PostgreSQL's DDL is transactional, so this proves both directions against
     the real tables and leaves nothing behind. Returns the schema used.
     """
+    from django_tenants.utils import schema_context
+
     schema_name = schema_name or _probe_schema(app_label)
-    with transaction.atomic():
+    # schema_context, not SET LOCAL: django-tenants resets search_path on every new cursor (savepoints too).
+    with schema_context(schema_name), transaction.atomic():
         sid = transaction.savepoint()
         try:
             with connection.cursor() as cursor:
-                quoted = connection.ops.quote_name(schema_name)
-                path = quoted if schema_name == settings.PUBLIC_SCHEMA_NAME else f"{quoted}, public"
-                cursor.execute(f"SET LOCAL search_path TO {path}")
                 for label, section in (("up", sql_file.up), ("down", sql_file.down), ("up", sql_file.up)):
+                    section_sid = transaction.savepoint()
                     try:
                         cursor.execute(section.sql)
                     except DatabaseError as error:
-                        raise _error(sql_file.path, _line_of(section, error),
+                        transaction.savepoint_rollback(section_sid)
+                        raise _error(sql_file.path, _failing_line(cursor, section, error),
                                      f"PostgreSQL refused the {label} SQL: {str(error).strip().splitlines()[0]}"
                                      ) from error
         finally:
             transaction.savepoint_rollback(sid)
-            connection.set_schema(connection.schema_name)  # the search_path we changed is reset
     return schema_name
 
 
