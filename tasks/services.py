@@ -575,10 +575,8 @@ def _sync_q_schedule(schedule: TaskSchedule) -> None:
         schedule.save(update_fields=["q_schedule"])
 
 
-def schedule_save(*, schedule: TaskSchedule | None = None, name: str, task_name: str, arguments: dict | None = None,
-                  tenant=None, priority=Priority.NORMAL, cron: str = "", interval_minutes: int | None = None,
-                  enabled: bool = True, created_by: str = "") -> TaskSchedule:
-    """Create or change a schedule; the task name and arguments are validated like a submission."""
+def schedule_validate(*, task_name: str, arguments, tenant, cron: str = "") -> dict:
+    """What a schedule must satisfy beyond its model: a registered task, valid arguments, scope, cron."""
     from croniter import croniter
 
     spec = registry.get_spec(task_name)
@@ -587,6 +585,15 @@ def schedule_save(*, schedule: TaskSchedule | None = None, name: str, task_name:
     cron = (cron or "").strip()
     if cron and not croniter.is_valid(cron):
         raise ValidationError({"cron": f"{cron!r} is not a valid cron expression."})
+    return arguments
+
+
+def schedule_save(*, schedule: TaskSchedule | None = None, name: str, task_name: str, arguments: dict | None = None,
+                  tenant=None, priority=Priority.NORMAL, cron: str = "", interval_minutes: int | None = None,
+                  enabled: bool = True, created_by: str = "") -> TaskSchedule:
+    """Create or change a schedule; the task name and arguments are validated like a submission."""
+    arguments = schedule_validate(task_name=task_name, arguments=arguments, tenant=tenant, cron=cron)
+    cron = (cron or "").strip()
     with transaction.atomic():
         schedule = schedule or TaskSchedule(created_by=created_by)
         schedule.name, schedule.task_name, schedule.arguments, schedule.tenant = name, task_name, arguments, tenant

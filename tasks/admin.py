@@ -1,0 +1,203 @@
+"""Task runs and schedules in both admins: the operator's sees all, a tenant's only its own."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, JsonResponse
+from django.urls import path
+from django.utils.html import format_html
+
+from backoffice.admin_sites import operator_site, tenant_site
+from tasks import registry, selectors, services
+from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule
+
+
+def _tenant(request):
+    tenant = getattr(request, "tenant", None)
+    return None if tenant is None or tenant.schema_name == "public" else tenant
+
+
+class TaskAttemptInline(admin.TabularInline):
+    model = TaskAttempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "outcome", "started_at", "finished_at", "retry_delay", "worker_pid", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class TaskRunAdmin(admin.ModelAdmin):
+    list_display = ["name", "tenant_label", "priority_label", "status", "progress_bar", "attempts", "created_at",
+                    "finished_at"]
+    list_filter = ["status", "priority", "name"]
+    search_fields = ["name", "args_summary", "submitted_by", "id"]
+    actions = ["cancel_runs", "retry_runs"]
+    inlines = [TaskAttemptInline]
+    change_list_template = "admin/tasks/taskrun/change_list.html"
+    change_form_template = "admin/tasks/taskrun/change_form.html"
+    readonly_fields = [
+        "id", "name", "arguments", "tenant", "schema_name", "priority", "status", "attempts", "lost_attempts",
+        "max_retries", "timeout", "progress_bar", "progress_message", "cancel_requested", "run_at",
+        "next_attempt_at", "result", "error", "traceback", "submitted_by", "schedule", "retry_of", "created_at",
+        "started_at", "finished_at", "worker_pid",
+    ]
+    fields = readonly_fields
+    # The tenant column and filter are the operator's; a tenant sees only its own runs anyway.
+    operator = True
+
+    def get_list_filter(self, request):
+        return [*self.list_filter, "schema_name"] if self.operator else self.list_filter
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).for_tenant(_tenant(request)).select_related("tenant")
+
+    def has_add_permission(self, request):
+        return False  # submitted from the API, a command or a schedule, through the allow-list
+
+    def has_change_permission(self, request, obj=None):
+        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="tenant", ordering="schema_name")
+    def tenant_label(self, run):
+        return run.schema_name
+
+    @admin.display(description="priority", ordering="priority")
+    def priority_label(self, run):
+        return Priority(run.priority).label
+
+    @admin.display(description="progress", ordering="progress")
+    def progress_bar(self, run):
+        return format_html(
+            '<progress class="task-progress" data-run="{}" max="100" value="{}" title="{}"></progress> '
+            '<span class="task-progress-label" data-run="{}">{}%</span>',
+            run.pk, round(run.progress * 100), run.progress_message, run.pk, round(run.progress * 100),
+        )
+
+    @admin.action(description="Cancel the selected runs")
+    def cancel_runs(self, request, queryset):
+        done = 0
+        for run in queryset:
+            try:
+                services.task_cancel(run=run, cancelled_by=request.user.get_username())
+                done += 1
+            except ValidationError as error:
+                self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
+        if done:
+            self.message_user(request, f"Cancelled {done} run(s).", messages.SUCCESS)
+
+    @admin.action(description="Retry the selected runs (as new runs)")
+    def retry_runs(self, request, queryset):
+        done = 0
+        for run in queryset:
+            try:
+                services.task_retry(run=run, submitted_by=request.user.get_username())
+                done += 1
+            except ValidationError as error:
+                self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
+        if done:
+            self.message_user(request, f"Resubmitted {done} run(s).", messages.SUCCESS)
+
+    def get_urls(self):
+        progress = self.admin_site.admin_view(self.progress_view)
+        return [path("progress/", progress, name="tasks_taskrun_progress"), *super().get_urls()]
+
+    def progress_view(self, request):
+        """JSON the progress bars poll: {run id: {progress, status, message}} for the ids asked."""
+        ids = [i for i in request.GET.getlist("id") if i][:200]
+        try:
+            runs = self.get_queryset(request).filter(pk__in=ids).values("pk", "progress", "status",
+                                                                       "progress_message")
+            data = {str(r["pk"]): {"progress": r["progress"], "status": r["status"],
+                                   "message": r["progress_message"]} for r in runs}
+        except ValidationError:
+            raise Http404("Bad run id.") from None
+        return JsonResponse({"runs": data})
+
+    def changelist_view(self, request, extra_context=None):
+        depth = selectors.queue_depth(tenant=_tenant(request))
+        top = max(depth.values()) or 1
+        extra_context = {
+            **(extra_context or {}),
+            "queue_depth": [{"label": label, "count": count, "width": round(100 * count / top)}
+                            for label, count in depth.items()],
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+
+class TaskScheduleAdmin(admin.ModelAdmin):
+    list_display = ["name", "task_name", "tenant", "cron", "interval_minutes", "priority", "enabled"]
+    list_filter = ["enabled", "task_name"]
+    fields = ["name", "task_name", "arguments", "tenant", "priority", "cron", "interval_minutes", "enabled"]
+    operator = True
+
+    def get_fields(self, request, obj=None):
+        return self.fields if self.operator else [f for f in self.fields if f != "tenant"]
+
+    def get_queryset(self, request):
+        return selectors.schedule_list(tenant=_tenant(request)) if not self.operator else super().get_queryset(
+            request)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form_class = super().get_form(request, obj, **kwargs)
+        operator = self.operator
+        specs = registry.specs() if operator else registry.specs(for_tenant=True)
+
+        class ScheduleForm(form_class):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, **kw)
+                self.fields["task_name"] = forms.ChoiceField(
+                    choices=[(s.name, f"{s.name} — {s.description}") for s in specs], label="task"
+                )
+
+            def clean(self):
+                data = super().clean()
+                tenant = data.get("tenant") if operator else _tenant(request)
+                if data.get("task_name"):
+                    # The registry's word (arguments schema, tenant scope, cron) as form errors.
+                    try:
+                        services.schedule_validate(task_name=data["task_name"], arguments=data.get("arguments"),
+                                                   tenant=tenant, cron=data.get("cron") or "")
+                    except ValidationError as error:
+                        raise forms.ValidationError(error.messages) from error
+                return data
+
+        return ScheduleForm
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        services.schedule_save(
+            schedule=obj if change else None, name=data["name"], task_name=data["task_name"],
+            arguments=data.get("arguments") or {}, tenant=data.get("tenant") if self.operator else _tenant(request),
+            priority=data["priority"], cron=data.get("cron") or "", interval_minutes=data.get("interval_minutes"),
+            enabled=data.get("enabled", True), created_by=request.user.get_username(),
+        )
+
+    def delete_model(self, request, obj):
+        services.schedule_delete(schedule=obj)
+
+    def delete_queryset(self, request, queryset):
+        for schedule in queryset:
+            services.schedule_delete(schedule=schedule)
+
+
+class TenantTaskRunAdmin(TaskRunAdmin):
+    operator = False
+    list_display = [c for c in TaskRunAdmin.list_display if c != "tenant_label"]
+
+
+class TenantTaskScheduleAdmin(TaskScheduleAdmin):
+    operator = False
+    list_display = [c for c in TaskScheduleAdmin.list_display if c != "tenant"]
+
+
+operator_site.register(TaskRun, TaskRunAdmin)
+operator_site.register(TaskSchedule, TaskScheduleAdmin)
+tenant_site.register(TaskRun, TenantTaskRunAdmin)
+tenant_site.register(TaskSchedule, TenantTaskScheduleAdmin)

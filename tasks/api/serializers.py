@@ -1,0 +1,81 @@
+"""Shapes of the task API: submissions in, runs out."""
+
+from rest_framework import serializers
+
+from tasks.models import Priority, TaskAttempt, TaskRun
+
+
+class PriorityField(serializers.ChoiceField):
+    """Accepts LOW/NORMAL/HIGH/CRITICAL (any case) or 0-3; returns the label."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=Priority.names, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, int) and not isinstance(data, bool) and data in Priority.values:
+            return data
+        if isinstance(data, str) and data.strip().upper() in Priority.names:
+            return Priority[data.strip().upper()].value
+        self.fail("invalid_choice", input=data)
+
+    def to_representation(self, value):
+        return Priority(value).name
+
+
+class SubmitSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, help_text="A task name from GET tasks/catalogue/.")
+    args = serializers.JSONField(required=False, default=dict, help_text="Keyword arguments, a JSON object.")
+    priority = PriorityField(required=False, allow_null=True, default=None)
+    run_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    countdown = serializers.FloatField(required=False, allow_null=True, default=None,
+                                       help_text="Seconds from now; not negative.")
+    depends_on = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    run_if_dependency_fails = serializers.BooleanField(required=False, default=False)
+    max_retries = serializers.IntegerField(required=False, allow_null=True, default=None)
+    timeout = serializers.IntegerField(required=False, allow_null=True, default=None)
+    backoff_base = serializers.FloatField(required=False, allow_null=True, default=None)
+    backoff_cap = serializers.FloatField(required=False, allow_null=True, default=None)
+
+
+class OperatorSubmitSerializer(SubmitSerializer):
+    tenant = serializers.CharField(required=False, allow_blank=True, default="",
+                                   help_text="Schema name of the tenant to run for; empty for operator work.")
+
+
+class BatchItemSerializer(SubmitSerializer):
+    key = serializers.CharField(max_length=100, help_text="Names this task for depends_on inside the batch.")
+
+
+class BatchSerializer(serializers.Serializer):
+    tasks = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaskAttempt
+        fields = ["number", "outcome", "started_at", "finished_at", "error", "retry_delay", "schema_name"]
+
+
+class TaskRunSerializer(serializers.ModelSerializer):
+    priority = PriorityField(read_only=True)
+    tenant = serializers.CharField(source="schema_name", read_only=True)
+    depends_on = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TaskRun
+        fields = [
+            "id", "name", "args_summary", "tenant", "priority", "status", "attempts", "lost_attempts", "max_retries",
+            "progress", "progress_message", "cancel_requested", "depends_on", "run_if_dependency_fails", "run_at",
+            "next_attempt_at", "timeout", "result", "error", "submitted_by", "created_at", "started_at",
+            "finished_at",
+        ]
+
+    def get_depends_on(self, run) -> list[str]:
+        return [str(pk) for pk in run.depends_on.values_list("pk", flat=True)]
+
+
+class TaskRunDetailSerializer(TaskRunSerializer):
+    attempts_log = AttemptSerializer(source="attempt_log", many=True, read_only=True)
+
+    class Meta(TaskRunSerializer.Meta):
+        fields = [*TaskRunSerializer.Meta.fields, "traceback", "attempts_log"]

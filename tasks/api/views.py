@@ -1,0 +1,176 @@
+"""Task API for the operator (public site) and for each tenant (its own site): thin callers of services."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from backoffice.errors import DomainError
+from tasks import registry, selectors, services
+from tasks.api import serializers
+from tasks.models import Priority, Status, TaskRun
+
+
+class OperatorOnly(permissions.IsAdminUser):
+    """Staff users of the public schema: Courtside's operators."""
+
+
+def _request_tenant(request):
+    tenant = getattr(request, "tenant", None)
+    return None if tenant is None or tenant.schema_name == "public" else tenant
+
+
+class _Scoped:
+    """Operator views see every run; tenant views (is_tenant_site) only their tenant's."""
+
+    is_tenant_site = False
+
+    def scope(self, request):
+        tenant = _request_tenant(request)
+        if self.is_tenant_site and tenant is None:
+            raise Http404("No tenant here.")
+        return tenant if self.is_tenant_site else None
+
+    def submitter(self, request) -> str:
+        tenant = _request_tenant(request)
+        user = request.user.get_username()
+        return f"{tenant.schema_name}:{user}" if tenant else user
+
+
+class TaskRunListView(_Scoped, generics.ListAPIView):
+    permission_classes = [OperatorOnly]
+    serializer_class = serializers.TaskRunSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        priority = params.get("priority")
+        if priority:
+            if priority.upper() in Priority.names:
+                priority = Priority[priority.upper()].value
+            elif not priority.isdigit():
+                raise DomainError(f"Unknown priority {priority!r}.", detail={"priority": Priority.names})
+        status_ = params.get("status")
+        if status_ and status_ not in Status.values:
+            raise DomainError(f"Unknown status {status_!r}.", detail={"status": Status.values})
+        return selectors.task_run_list(
+            tenant=self.scope(self.request), status=status_, priority=priority, name=params.get("name"),
+            schema_name=None if self.is_tenant_site else params.get("tenant"),
+        ).prefetch_related("depends_on")
+
+    def _submit_kwargs(self, data) -> dict:
+        data = dict(data)
+        data["arguments"] = data.pop("args", None)
+        return data
+
+    @extend_schema(request=serializers.OperatorSubmitSerializer, responses={201: serializers.TaskRunSerializer})
+    def post(self, request):
+        payload_class = serializers.SubmitSerializer if self.is_tenant_site else serializers.OperatorSubmitSerializer
+        payload = payload_class(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = self._submit_kwargs(payload.validated_data)
+        if self.is_tenant_site:
+            tenant = self.scope(request)
+            _tenant_may_submit(data["name"])
+        else:
+            tenant = _tenant_by_schema(data.pop("tenant", ""))
+        run = services.task_submit(**data, tenant=tenant, submitted_by=self.submitter(request))
+        return Response(serializers.TaskRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+def _tenant_may_submit(name: str) -> None:
+    spec = registry.get_spec(name)
+    if spec.scope == registry.OPERATOR:
+        # Indistinguishable from an unknown name: a tenant learns nothing of operator tasks.
+        raise ValidationError({"name": f"Unknown task {name!r}."}, code="unknown_task")
+
+
+def _tenant_by_schema(schema_name: str):
+    if not schema_name or schema_name == "public":
+        return None
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.filter(schema_name=schema_name).first()
+    if tenant is None:
+        raise ValidationError({"tenant": f"No tenant {schema_name!r}."}, code="not_found")
+    return tenant
+
+
+class TaskRunBatchView(_Scoped, APIView):
+    permission_classes = [OperatorOnly]
+
+    @extend_schema(request=serializers.BatchSerializer, responses={201: serializers.TaskRunSerializer(many=True)})
+    def post(self, request):
+        payload = serializers.BatchSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        items = []
+        for index, raw in enumerate(payload.validated_data["tasks"]):
+            item = serializers.BatchItemSerializer(data=raw)
+            if not item.is_valid():
+                raise ValidationError({f"tasks[{index}]": [str(e) for e in item.errors.values()]})
+            data = dict(item.validated_data)
+            if self.is_tenant_site:
+                _tenant_may_submit(data["name"])
+            items.append(data)
+        tenant = self.scope(request) if self.is_tenant_site else _tenant_by_schema(request.data.get("tenant", ""))
+        runs = services.task_submit_batch(items=items, tenant=tenant, submitted_by=self.submitter(request))
+        return Response(serializers.TaskRunSerializer(runs, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class TaskRunDetailView(_Scoped, APIView):
+    permission_classes = [OperatorOnly]
+
+    def get_run(self, request, run_id) -> TaskRun:
+        try:
+            return selectors.task_run_get(tenant=self.scope(request), run_id=run_id)
+        except TaskRun.DoesNotExist:
+            raise Http404(f"No task run {run_id}.") from None
+
+    @extend_schema(responses=serializers.TaskRunDetailSerializer)
+    def get(self, request, run_id):
+        return Response(serializers.TaskRunDetailSerializer(self.get_run(request, run_id)).data)
+
+
+class TaskRunCancelView(TaskRunDetailView):
+    @extend_schema(request=None, responses=serializers.TaskRunSerializer)
+    def post(self, request, run_id):
+        run = services.task_cancel(run=self.get_run(request, run_id), cancelled_by=self.submitter(request))
+        return Response(serializers.TaskRunSerializer(run).data)
+
+
+class TaskCatalogueView(_Scoped, APIView):
+    permission_classes = [OperatorOnly]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        specs = registry.specs(for_tenant=True) if self.is_tenant_site else registry.specs()
+        return Response({"tasks": [spec.as_dict() for spec in specs]})
+
+
+class QueueDepthView(_Scoped, APIView):
+    permission_classes = [OperatorOnly]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        return Response({"queued_by_priority": selectors.queue_depth(tenant=self.scope(request))})
+
+
+# The tenant site's versions: same behaviour, scoped to request.tenant, any
+# authenticated user of that tenant (its own users only: auth is per schema).
+class TenantMember(permissions.IsAuthenticated):
+    pass
+
+
+def _tenant_view(view):
+    return type(f"Tenant{view.__name__}", (view,), {"is_tenant_site": True, "permission_classes": [TenantMember]})
+
+
+TenantTaskRunListView = _tenant_view(TaskRunListView)
+TenantTaskRunBatchView = _tenant_view(TaskRunBatchView)
+TenantTaskRunDetailView = _tenant_view(TaskRunDetailView)
+TenantTaskRunCancelView = _tenant_view(TaskRunCancelView)
+TenantTaskCatalogueView = _tenant_view(TaskCatalogueView)
+TenantQueueDepthView = _tenant_view(QueueDepthView)

@@ -1,0 +1,42 @@
+"""Reads of task runs and schedules, always scoped to the asking tenant."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from tasks.models import Priority, Status, TaskRun, TaskSchedule
+
+
+def task_run_list(*, tenant=None, status: str | None = None, priority=None, name: str | None = None,
+                  schema_name: str | None = None) -> QuerySet[TaskRun]:
+    """Runs the tenant may see (all for the operator), newest first, optionally filtered."""
+    runs = TaskRun.objects.for_tenant(tenant).select_related("tenant")
+    if status:
+        runs = runs.filter(status=status)
+    if priority is not None and priority != "":
+        runs = runs.filter(priority=priority)
+    if name:
+        runs = runs.filter(name=name)
+    if schema_name:
+        runs = runs.filter(schema_name=schema_name)
+    return runs
+
+
+def task_run_get(*, tenant, run_id) -> TaskRun:
+    """One run the tenant may see; DoesNotExist (a 404) for another tenant's."""
+    return task_run_list(tenant=tenant).prefetch_related("depends_on", "attempt_log").get(pk=run_id)
+
+
+def queue_depth(*, tenant=None) -> dict[str, int]:
+    """Runs waiting to start (queued or retrying), per priority label, most urgent first."""
+    rows = (TaskRun.objects.for_tenant(tenant).filter(status__in=[Status.QUEUED, Status.RETRYING])
+            .values("priority").annotate(n=Count("pk")))
+    counts = {row["priority"]: row["n"] for row in rows}
+    return {Priority(p).label: counts.get(p, 0) for p in sorted(Priority.values, reverse=True)}
+
+
+def schedule_list(*, tenant=None) -> QuerySet[TaskSchedule]:
+    schedules = TaskSchedule.objects.select_related("tenant", "q_schedule")
+    if tenant is not None and tenant.schema_name != "public":
+        schedules = schedules.filter(tenant=tenant)
+    return schedules

@@ -1,0 +1,28 @@
+"""Plain django-q2 task functions for the tenant-context tests (called by a real cluster subprocess)."""
+
+import os
+from pathlib import Path
+
+from django.db import connection
+
+
+def switch_schema_and_stay(schema_name: str, marker: str) -> str:
+    """Misbehave on purpose: move the worker's connection to a tenant schema and leave it there."""
+    connection.set_schema(schema_name)
+    Path(marker).write_text(str(os.getpid()))
+    return schema_name
+
+
+def report_schema(marker: str) -> str:
+    """Write 'pid schema' to a file: which schema a plain task started in."""
+    Path(marker).write_text(f"{os.getpid()} {connection.schema_name}")
+    return connection.schema_name
+
+
+def create_team_here(nba_id: int) -> str:
+    """Create a Team in whatever schema the task runs in."""
+    from league.models import Team
+
+    Team.objects.create(nba_id=nba_id, abbreviation="TST", full_name="Test Team", nickname="Testers",
+                        city="Nowhere", year_founded=2000)
+    return connection.schema_name

@@ -1,0 +1,296 @@
+"""The task layer's services, run in this process (no cluster): validation, execution, retries, dependencies."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.utils import timezone
+from django_q.models import Schedule
+from django_tenants.utils import schema_context
+
+from tasks import services
+from tasks.models import Priority, QueueMessage, Status, TaskAttempt, TaskEffect, TaskRun
+from tests.tasks.conftest import make_stat_lines
+
+pytestmark = pytest.mark.django_db
+
+
+def nothing_queued():
+    return TaskRun.objects.count() == 0 and QueueMessage.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"name": "no.such.task"}, "Unknown task"),
+        ({"name": "system.sleep", "arguments": {"seconds": "long"}}, "seconds"),
+        ({"name": "system.sleep", "arguments": {"nap": 1}}, "Additional properties"),
+        ({"name": "system.noop", "countdown": -5}, "negative"),
+        ({"name": "system.noop", "run_at": timezone.now() - dt.timedelta(hours=1)}, "past"),
+        ({"name": "system.noop", "priority": "URGENT"}, "Priority"),
+        ({"name": "league.recompute_season_averages"}, "tenant"),
+        ({"name": "system.noop", "depends_on": ["00000000-0000-0000-0000-000000000000"]}, "No such task run"),
+        ({"name": "system.noop", "timeout": 100000}, "timeout"),
+    ],
+)
+def test_bad_submissions_are_refused_and_nothing_is_queued(kwargs, fragment, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError) as error:
+        services.task_submit(**kwargs)
+    assert fragment in " ".join(error.value.messages)
+    assert nothing_queued()
+
+
+def test_a_dependency_cycle_in_a_batch_is_refused_and_nothing_is_queued(django_capture_on_commit_callbacks):
+    items = [
+        {"key": "a", "name": "system.noop", "depends_on": ["c"]},
+        {"key": "b", "name": "system.noop", "depends_on": ["a"]},
+        {"key": "c", "name": "system.noop", "depends_on": ["b"]},
+    ]
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError) as error:
+        services.task_submit_batch(items=items)
+    assert "cycle" in " ".join(error.value.messages)
+    assert nothing_queued()
+
+
+def test_an_invalid_item_refuses_the_whole_batch(django_capture_on_commit_callbacks):
+    items = [{"key": "a", "name": "system.noop"}, {"key": "b", "name": "system.sleep", "args": {"seconds": -1}}]
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError):
+        services.task_submit_batch(items=items)
+    assert nothing_queued()
+
+
+def test_submit_records_the_run_and_enqueues_it_with_its_priority_after_commit(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run = services.task_submit(name="system.noop", priority="critical", submitted_by="ops")
+    assert QueueMessage.objects.count() == 0  # nothing reaches the broker before the commit
+    for callback in callbacks:
+        callback()
+    message = QueueMessage.objects.get()
+    assert (run.status, run.priority, message.priority) == (Status.QUEUED, Priority.CRITICAL, Priority.CRITICAL)
+    assert run.submitted_by == "ops"
+
+
+def test_a_delayed_submission_is_not_available_before_its_time(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.task_submit(name="system.noop", countdown=120)
+    message = QueueMessage.objects.get()
+    assert message.available_at > timezone.now() + dt.timedelta(seconds=100)
+
+
+def test_executing_a_run_records_success_result_and_one_attempt(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.whoami")
+        outcome = services.run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert outcome == "succeeded"
+    assert (run.status, run.attempts, run.progress, run.result["schema"]) == (Status.SUCCEEDED, 1, 1.0, "public")
+    assert list(run.attempt_log.values_list("outcome", flat=True)) == ["succeeded"]
+    # A second delivery of the same package does nothing.
+    assert services.run_execute(run_id=run.pk) == "not runnable"
+
+
+def test_a_failure_is_retried_with_a_growing_capped_backoff(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.fail", max_retries=3, backoff_base=10, backoff_cap=25)
+    delays = []
+    for _ in range(4):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.run_execute(run_id=run.pk)
+        run.refresh_from_db()
+        if run.status == Status.RETRYING:
+            delays.append(run.attempt_log.order_by("-number").first().retry_delay)
+            TaskRun.objects.filter(pk=run.pk).update(next_attempt_at=None)
+    assert run.status == Status.FAILED and run.attempts == 4
+    assert "Failed on purpose" in run.error and "RuntimeError" in run.traceback
+    nominal = [10, 20, 25]
+    for delay, expected in zip(delays, nominal, strict=True):
+        assert expected * (1 - run.backoff_jitter) <= delay <= expected
+    # Each retry went back on the broker, not before its delay.
+    assert QueueMessage.objects.filter(available_at__gt=timezone.now() + dt.timedelta(seconds=5)).count() == 3
+
+
+def test_backoff_doubles_then_stops_at_the_cap():
+    run = TaskRun(backoff_base=1, backoff_cap=10, backoff_jitter=0)
+    assert [services.backoff_delay(run=run, failed_attempt=n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+
+
+def test_a_task_for_a_tenant_runs_in_its_schema_and_the_connection_returns_to_public(
+        tenant_lakers, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.whoami", tenant=tenant_lakers)
+        services.run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.result["schema"] == "lakers"
+    assert connection.schema_name == "public"
+
+
+def test_a_run_whose_tenant_no_longer_exists_fails_loudly_and_never_runs_in_public(
+        tenant_lakers, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.whoami", tenant=tenant_lakers)
+    TaskRun.objects.filter(pk=run.pk).update(schema_name="ghost", tenant=None)
+    with pytest.raises(services.TenantMissing, match="ghost"):
+        services.run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and "ghost" in run.error and run.result is None
+
+
+def test_submitting_in_a_tenant_context_takes_that_tenant(tenant_lakers):
+    with schema_context("lakers"):
+        assert services.current_tenant().schema_name == "lakers"
+    assert services.current_tenant() is None
+
+
+def test_cancelling_a_queued_run_means_it_never_starts(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.noop")
+        services.task_cancel(run=run, cancelled_by="ops")
+        assert services.run_execute(run_id=run.pk) == "not runnable"
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.started_at) == (Status.CANCELLED, 0, None)
+    with pytest.raises(ValidationError, match="already cancelled"):
+        services.task_cancel(run=run)
+
+
+def test_a_cancel_requested_while_running_stops_the_task_at_its_next_progress_report(
+        django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.sleep", arguments={"seconds": 0, "steps": 3})
+    TaskRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+    # Claimed while flagged: it is cancelled before starting.
+    assert services.run_execute(run_id=run.pk) == "cancelled"
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED
+
+
+def test_progress_reports_are_stored_and_raise_once_cancelled(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.noop")
+    services.progress_report(run_id=run.pk, fraction=0.4, message="reading")
+    run.refresh_from_db()
+    assert (run.progress, run.progress_message) == (0.4, "reading")
+    TaskRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+    with pytest.raises(services.TaskCancelled):
+        services.progress_report(run_id=run.pk, fraction=0.5)
+    with pytest.raises(ValueError):
+        services.progress_report(run_id=run.pk, fraction=1.5)
+
+
+def test_dependents_wait_then_run_and_a_failed_dependency_cancels_them(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        runs = services.task_submit_batch(items=[
+            {"key": "a", "name": "system.noop"},
+            {"key": "b", "name": "system.noop", "depends_on": ["a"]},
+            {"key": "bad", "name": "system.fail"},
+            {"key": "after_bad", "name": "system.noop", "depends_on": ["bad", "a"]},
+            {"key": "chained", "name": "system.noop", "depends_on": ["after_bad"]},
+            {"key": "anyway", "name": "system.noop", "depends_on": ["bad"], "run_if_dependency_fails": True},
+        ])
+    a, b, bad, after_bad, chained, anyway = runs
+    assert [r.status for r in runs] == ["queued", "waiting", "queued", "waiting", "waiting", "waiting"]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_execute(run_id=a.pk)
+    b.refresh_from_db()
+    assert b.status == Status.QUEUED
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_execute(run_id=bad.pk)
+    for run in (after_bad, chained, anyway):
+        run.refresh_from_db()
+    assert (after_bad.status, chained.status, anyway.status) == (Status.CANCELLED, Status.CANCELLED, Status.QUEUED)
+
+
+def test_depending_on_another_tenants_run_is_refused(tenant_lakers, tenant_warriors,
+                                                     django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        theirs = services.task_submit(name="system.noop", tenant=tenant_warriors)
+        with pytest.raises(ValidationError, match="No such task run"):
+            services.task_submit(name="system.noop", tenant=tenant_lakers, depends_on=[theirs.pk])
+
+
+def test_effects_keyed_by_the_run_happen_once_however_often_the_task_runs(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.tally")
+    assert services.effect_once(key=run.idempotency_key, run=run) is True
+    assert services.effect_once(key=run.idempotency_key, run=run) is False
+    assert TaskEffect.objects.filter(key=run.idempotency_key).count() == 1
+
+
+def test_a_lost_attempt_is_recorded_and_the_run_taken_over_after_its_lease(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.tally")
+    # A worker claimed it and died: status running, its lease already expired.
+    TaskRun.objects.filter(pk=run.pk).update(status=Status.RUNNING, attempts=1,
+                                             lease_until=timezone.now() - dt.timedelta(seconds=1))
+    TaskAttempt.objects.create(run=run, number=1, started_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.run_execute(run_id=run.pk) == "succeeded"
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.lost_attempts) == (Status.SUCCEEDED, 2, 1)
+    assert list(run.attempt_log.values_list("outcome", flat=True)) == ["lost", "succeeded"]
+
+
+def test_a_duplicate_delivery_while_the_lease_is_held_is_deferred_not_run(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.noop")
+    TaskRun.objects.filter(pk=run.pk).update(status=Status.RUNNING, attempts=1,
+                                             lease_until=timezone.now() + dt.timedelta(seconds=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.run_execute(run_id=run.pk) == "deferred"
+    run.refresh_from_db()
+    assert run.attempts == 1
+    assert QueueMessage.objects.filter(available_at__gt=timezone.now() + dt.timedelta(seconds=20)).exists()
+
+
+def test_training_a_model_writes_only_to_the_submitting_tenants_schema(
+        tenant_lakers, tenant_warriors, django_capture_on_commit_callbacks):
+    from league.models import StatModel
+
+    with schema_context("lakers"):
+        make_stat_lines()
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="league.train_points_model", arguments={"name": "pts-v1"},
+                                   tenant=tenant_lakers)
+        services.run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED, run.error
+    with schema_context("lakers"):
+        model = StatModel.objects.get(name="pts-v1")
+        assert model.status == "ready" and model.metrics["samples"] > 0
+    with schema_context("warriors"):
+        assert not StatModel.objects.exists()
+
+
+def test_season_averages_are_computed_from_the_tenants_own_lines(tenant_lakers, django_capture_on_commit_callbacks):
+    with schema_context("lakers"):
+        make_stat_lines(games=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="league.recompute_season_averages", arguments={"season": "2025-26"},
+                                   tenant=tenant_lakers)
+        services.run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.result["players"] == 4 and run.result["leaders"][0]["games"] == 3
+
+
+def test_schedules_are_validated_mirrored_into_django_q_and_fire_for_their_tenant(
+        tenant_lakers, django_capture_on_commit_callbacks):
+    with pytest.raises(ValidationError, match="cron"):
+        services.schedule_save(name="bad", task_name="system.noop", cron="every day")
+    with pytest.raises(ValidationError, match="Unknown task"):
+        services.schedule_save(name="bad", task_name="nope", cron="0 4 * * *")
+    schedule = services.schedule_save(name="nightly", task_name="league.recompute_season_averages",
+                                      tenant=tenant_lakers, cron="0 4 * * *", priority=Priority.LOW)
+    q = Schedule.objects.get(pk=schedule.q_schedule_id)
+    assert (q.func, q.schedule_type, q.cron) == ("tasks.runner.fire_schedule", Schedule.CRON, "0 4 * * *")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.schedule_fire(schedule_id=schedule.pk)
+    assert (run.schema_name, run.priority, run.schedule_id) == ("lakers", Priority.LOW, schedule.pk)
+    services.schedule_save(schedule=schedule, name="nightly", task_name="system.noop", interval_minutes=15,
+                           enabled=False)
+    q.refresh_from_db()
+    assert (q.schedule_type, q.minutes, q.repeats) == (Schedule.MINUTES, 15, 0)
+    assert services.schedule_fire(schedule_id=schedule.pk) is None  # disabled
+    services.schedule_delete(schedule=schedule)
+    assert not Schedule.objects.filter(pk=q.pk).exists()
