@@ -54,8 +54,8 @@ def test_a_failure_in_one_tenant_leaves_it_on_its_old_state_and_resume_completes
     rollout = Rollout.objects.first()
     assert rollout.status == Rollout.Status.FAILED and rollout.failed_schemas == ["warriors"]
 
-    probe.execute("warriors", "DELETE FROM courtside_probe_gadget WHERE id = (SELECT max(id) FROM courtside_probe_gadget)"
-                  )
+    probe.execute("warriors", "DELETE FROM courtside_probe_gadget WHERE id = "
+                              "(SELECT max(id) FROM courtside_probe_gadget)")
     output = run(resume=True)
 
     assert "1 schema(s) migrated, 0 failed" in output
