@@ -67,9 +67,14 @@ class Watch:
         self.owner, self.key, self.callback, self.scope = owner, key, callback, scope
 
     def cancel(self) -> None:
-        with self.owner._watch_lock:
-            if self in self.owner._watchers:
-                self.owner._watchers.remove(self)
+        owner = self.owner
+        with owner._watch_lock:
+            if self in owner._watchers:
+                owner._watchers.remove(self)
+            if not any(w.scope == self.scope for w in owner._watchers) and not (
+                self.scope == PUBLIC and config_changed.has_listeners()
+            ):
+                owner._baselines.pop(self.scope, None)
 
 
 class Config:
@@ -233,6 +238,12 @@ class Config:
         self._ensure_listener()
         return watcher
 
+    def unwatch_all(self) -> None:
+        """Drop every watcher and baseline (tests; a process shutting down its consumers)."""
+        with self._watch_lock:
+            self._watchers.clear()
+            self._baselines.clear()
+
     def check_watchers(self) -> None:
         """Compare each watched view with what its watchers last saw; call back for what changed."""
         with self._watch_lock:
@@ -281,9 +292,10 @@ class Config:
             return False
         if layers.files_signature(self.config_dir(), layers.current_environment()) == state.signature:
             return False
+        # The next read re-reads (and validates) the files; watchers need the new view now.
         self.invalidate()
-        self._files_state()
-        self.check_watchers()
+        if self._baselines:
+            self.check_watchers()
         return True
 
     def note_local_write(self) -> None:
@@ -500,8 +512,8 @@ class _Listener(threading.Thread):
                         if notified:
                             self.owner.invalidate()
                             self._run_watchers()
-                        elif self.owner.check_files():
-                            self._close_django_connection()
+                        else:
+                            self._check_files()
             except Exception as exc:  # the database restarts or is unreachable: retry, keep serving
                 self.ready.clear()
                 logger.warning("configuration listener lost its connection (%s); retrying", type(exc).__name__)
@@ -516,6 +528,13 @@ class _Listener(threading.Thread):
             except Exception:
                 logger.exception("configuration watchers failed")
             self._close_django_connection()
+
+    def _check_files(self) -> None:
+        try:
+            if self.owner.check_files():
+                self._close_django_connection()
+        except Exception:
+            logger.exception("configuration file check failed")
 
     @staticmethod
     def _close_django_connection() -> None:

@@ -26,8 +26,10 @@ def config_dir(tmp_path, settings, monkeypatch):
         if name.startswith("COURTSIDE_") and name not in ("COURTSIDE_EMBEDDED_AUTOSTART",):
             monkeypatch.delenv(name)
     config._local.uncommitted = False
+    config.unwatch_all()
     config.reload()
     yield directory
+    config.unwatch_all()
     config.reload()
 
 

@@ -7,6 +7,9 @@ from configuration import services
 from configuration.conf import config
 from configuration.models import ConfigChange, ConfigEntry
 
+# The mark (not only the fixture) so the database is open before the shared autouse fixtures run.
+pytestmark = pytest.mark.django_db
+
 
 def test_every_change_is_recorded_with_old_and_new_value_who_and_source(db):
     config.set("api.page_size", 20, changed_by="alice", source="api")

@@ -8,6 +8,9 @@ from django_tenants.utils import tenant_context
 from configuration.conf import config
 from configuration.layers import env_key, parse_env_value
 
+# The mark (not only the fixture) so the database is open before the shared autouse fixtures run.
+pytestmark = pytest.mark.django_db
+
 
 def test_code_defaults_are_the_bottom_layer(db):
     assert config.get("cache.ttl_seconds") == 300

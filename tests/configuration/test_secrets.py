@@ -13,6 +13,9 @@ from configuration.models import ConfigChange, ConfigEntry
 TOKEN = "sk-live-4f8a9b2c7d1e"
 PLAIN_SECRET = "quietly-kept-value-77"
 
+# The mark (not only the fixture) so the database is open before the shared autouse fixtures run.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def secrets(db):

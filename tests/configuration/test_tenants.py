@@ -1,9 +1,13 @@
 """A tenant's override is its own: invisible to other tenants through the facade, the admin and the API."""
 
+import pytest
 from django_tenants.utils import tenant_context
 
 from configuration.conf import config
 from configuration.models import ConfigEntry
+
+# The mark (not only the fixture) so the database is open before the shared autouse fixtures run.
+pytestmark = pytest.mark.django_db
 
 
 def test_a_tenant_override_is_invisible_to_other_tenants(two_tenants):

@@ -7,6 +7,9 @@ from django.core.management import CommandError, call_command
 from configuration.conf import config
 from configuration.models import ConfigChange, ConfigEntry
 
+# The mark (not only the fixture) so the database is open before the shared autouse fixtures run.
+pytestmark = pytest.mark.django_db
+
 
 def test_the_service_refuses_an_invalid_value_naming_key_and_rule(db):
     config.set("cache.ttl_seconds", 60)
