@@ -458,7 +458,8 @@ def self_preservation_evaluate(*, now: datetime | None = None) -> dict[str, bool
             _event(RegistryEvent.Kind.SELF_PRESERVATION_ON if active else RegistryEvent.Kind.SELF_PRESERVATION_OFF,
                    service_name=name, message=f"{missed} of {total} instances missed their heartbeats",
                    detail={"missed": missed, "total": total, "threshold": threshold})
-            logger.warning("Self-preservation %s for %s: %s of %s instances missed heartbeats",
+            # No "name: value" shape here: the secret-masking log filter would mask the count after "…-api:".
+            logger.warning("Self-preservation %s for service %s (%s of %s instances missed heartbeats)",
                            "started" if active else "ended", name, missed, total)
         state.active, state.missed, state.total, state.evaluated_at = active, missed, total, now
         state.save()
