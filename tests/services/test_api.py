@@ -5,7 +5,6 @@ import threading
 
 import pytest
 
-from services import services
 from services.models import HealthCheck, RegistryEvent, ServiceInstance, ServiceToken
 from tests.conftest import PUBLIC_HOST, TenantClient
 from tests.services.conftest import register

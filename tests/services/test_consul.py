@@ -29,7 +29,8 @@ def test_push_registers_our_instances_with_their_checks_and_passes_ttls(db, cons
 
     assert sorted(report.pushed) == ["stats-1", "stats-2"]
     pushed = consul.services["stats-1"]
-    assert (pushed["Name"], pushed["Address"], pushed["Port"], pushed["Tags"]) == ("stats-api", "10.0.0.1", 8080, ["api"])
+    assert (pushed["Name"], pushed["Address"], pushed["Port"]) == ("stats-api", "10.0.0.1", 8080)
+    assert pushed["Tags"] == ["api"]
     assert pushed["Weights"] == {"Passing": 3, "Warning": 1}
     assert pushed["Meta"] == {"version": "2", "courtside_source": "courtside"}
     definitions = {c["CheckID"]: c["Definition"] for c in consul.checks.values()}
