@@ -69,9 +69,35 @@ class TenantAdminSite(admin.AdminSite):
         super().register(model_or_iterable, locked, **options)
 
 
+class TenantUserAdmin(UserAdmin):
+    """A tenant's users; adding stops at the plan's user quota (a database trigger backs this up)."""
+
+    def user_quota_left(self, request) -> int | None:
+        plan = getattr(getattr(request, "tenant", None), "plan", None)
+        if plan is None or plan.max_users is None:
+            return None
+        return plan.max_users - User.objects.count()
+
+    def has_add_permission(self, request):
+        left = self.user_quota_left(request)
+        return super().has_add_permission(request) and (left is None or left > 0)
+
+    def changelist_view(self, request, extra_context=None):
+        left = self.user_quota_left(request)
+        if left is not None and left <= 0:
+            from django.contrib import messages
+
+            messages.warning(
+                request, f"The {request.tenant.plan.name} plan allows {request.tenant.plan.max_users} users; "
+                "upgrade the plan to add more."
+            )
+        return super().changelist_view(request, extra_context)
+
+
 operator_site = OperatorAdminSite(name="operator_admin")
 tenant_site = TenantAdminSite(name="tenant_admin")
 
+operator_site.register(User, UserAdmin)
+tenant_site.register(User, TenantUserAdmin)
 for site in (operator_site, tenant_site):
-    site.register(User, UserAdmin)
     site.register(Group, GroupAdmin)

@@ -1,12 +1,9 @@
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
-from django.db import DatabaseError
 
 from backoffice.admin_sites import tenant_site
 from league.models import Game, Player, PlayerGameStat, StatModel, Team
-from tenants.admin import ServiceAddViewMixin
-from tenants.services import quota_error_from
+from tenants.admin import RowQuotaAddMixin
 
 
 @admin.register(Team, site=tenant_site)
@@ -52,32 +49,12 @@ class StatModelForm(forms.ModelForm):
 
 
 @admin.register(StatModel, site=tenant_site)
-class StatModelAdmin(ServiceAddViewMixin, admin.ModelAdmin):
-    """Saved projection models, within the plan's quota of saved models."""
+class StatModelAdmin(RowQuotaAddMixin, admin.ModelAdmin):
+    """Saved projection models, within the plan's quota of saved models (see RowQuotaAddMixin)."""
 
     list_display = ("name", "target", "window_games", "status", "trained_at")
     list_filter = ("status", "target")
     search_fields = ("name",)
     readonly_fields = ("status", "metrics", "trained_at", "created_at")
     add_form_class = StatModelForm
-
-    def create_from_form(self, request, form):
-        # The pre-check gives the usual case a clear message before any write; the database trigger
-        # (SQLSTATE CQ001) stays the authority, since two admins can pass the pre-check at once.
-        plan = request.tenant.plan
-        limit = plan.max_models if plan else None
-        if limit is not None:
-            count = StatModel.objects.count()
-            if count >= limit:
-                raise ValidationError(
-                    f"The {plan.name} plan allows {limit} saved models; this tenant has {count}. "
-                    "Delete a model or move to a larger plan.", code="quota_exceeded",
-                )
-        try:
-            model = form.save()
-        except DatabaseError as error:
-            quota = quota_error_from(error)
-            if quota is None:
-                raise
-            raise quota from error
-        return model, f"Saved the model “{model.name}”."
+    quota_field, quota_label = "max_models", "saved models"

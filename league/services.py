@@ -12,7 +12,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from league.models import Game, Player, PlayerGameStat, Team
+from league.models import Game, Player, PlayerGameStat, StatModel, Team
 
 REFERENCE_FILE = Path(__file__).parent / "data" / "nba_reference.json"
 
@@ -147,3 +147,22 @@ def season_generate(
     Game.objects.bulk_update(made_games, ["home_score", "away_score"], batch_size=2000)
     PlayerGameStat.objects.bulk_create(lines, batch_size=5000)
     return {"games": len(made_games), "stat_lines": len(lines), "players_on_rosters": sum(map(len, rosters.values()))}
+
+
+def stat_model_create(*, name: str, target: str = "points", window_games: int = 10) -> StatModel:
+    """Save a projection model; refused with a ValidationError when the plan's model quota is used up."""
+    from django.db import DatabaseError
+
+    from tenants.services import quota_error_from
+
+    model = StatModel(name=(name or "").strip(), target=target, window_games=window_games)
+    model.full_clean()
+    try:
+        with transaction.atomic():
+            model.save()
+    except DatabaseError as error:
+        quota_error = quota_error_from(error)
+        if quota_error is None:
+            raise
+        raise quota_error from error
+    return model

@@ -40,13 +40,12 @@ class TenantApiMiddleware:
                                message=f"{tenant.brand_name} is over the {tenant.plan.name} plan's storage; "
                                        "reads still work, writes are refused until data is removed or the plan changes.")
         response = refusal or self.get_response(request)
-        if not is_api:
-            return response
-
         admission = getattr(request, "courtside_admission", None)
         if admission is not None:
             metering.request_release(token=admission.token)
             headers = metering.rate_limit_headers(limit=admission.limit, remaining=admission.remaining)
+        elif not is_api:
+            return response
         else:  # refused before metering (authentication, suspension): report without counting
             limit = tenant.plan.api_calls_per_day if tenant.plan_id else None
             remaining = None if limit is None else max(0, limit - metering.calls_today(tenant=tenant))

@@ -21,6 +21,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.migrations.loader import MigrationLoader
 
 from tenants.models import PooledSchema
 
@@ -28,11 +29,13 @@ POOL_PREFIX = "_pool_"
 
 
 def tenant_apps_migration_dirs() -> list[Path]:
+    """Where each tenant app's migrations live (MIGRATION_MODULES respected)."""
     dirs = []
     for app_path in settings.TENANT_APPS:
         config = next(c for c in apps.get_app_configs() if c.name == app_path)
+        module_name, _ = MigrationLoader.migrations_module(config.label)
         try:
-            module = importlib.import_module(f"{config.name}.migrations")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError:
             continue
         dirs.append(Path(module.__file__).parent)
@@ -75,6 +78,8 @@ def pool_drop_stale(*, fingerprint: str | None = None) -> int:
             if locked is None:
                 continue
             with connection.cursor() as cursor:
+                # Fire deferred foreign-key checks first: DROP refuses tables with pending trigger events.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f'DROP SCHEMA IF EXISTS "{locked.schema_name}" CASCADE')
             locked.delete()
             dropped += 1

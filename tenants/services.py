@@ -202,6 +202,9 @@ def tenant_delete(*, tenant: Tenant, confirm: str, export_directory: Path | None
         raise ValidationError({"confirm": f"Type the schema name {tenant.schema_name!r} to confirm the deletion."})
     path = tenant_export(tenant=tenant, directory=export_directory)
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Fire deferred foreign-key checks now: DROP SCHEMA refuses tables with pending trigger events.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         Tenant.objects.select_for_update().get(pk=tenant.pk).delete(force_drop=True)
     return path
 

@@ -39,13 +39,19 @@ def _drop_stray_schemas() -> None:
 def ensure_test_tenants() -> None:
     """Rows for the public site and the test tenants; schemas made only if missing."""
     from tenants import services
-    from tenants.models import Domain, Tenant
+    from tenants.models import Domain, Plan, Tenant
 
     connection.set_schema_to_public()
+    if not Plan.objects.exists():  # seeded by a data migration, wiped by a transactional test's flush
+        import importlib
+
+        from django.apps import apps
+
+        importlib.import_module("tenants.migrations.0002_plans_and_quota_functions").seed_plans(apps, None)
     services.public_tenant_ensure(domains=[PUBLIC_HOST, "testserver", "127.0.0.1"])
     for schema_name, name in TEST_TENANTS.items():
         if not Tenant.objects.filter(schema_name=schema_name).exists():
-            tenant = Tenant(schema_name=schema_name, name=name)
+            tenant = Tenant(schema_name=schema_name, name=name, plan=Plan.objects.get(code="PROFESSIONAL"))
             tenant.save(verbosity=0)  # create_schema(check_if_exists=True) keeps an existing schema
             Domain.objects.create(domain=tenant_host(schema_name), tenant=tenant, is_primary=True)
 
@@ -72,15 +78,24 @@ def django_db_setup(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def _public_schema_between_tests(request):
     """Every test starts in public; transactional tests leave nothing behind."""
-    transactional = bool({"transactional_db", "live_server"} & set(request.fixturenames))
-    if "db" in request.fixturenames or transactional:
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool({"transactional_db", "live_server"} & set(request.fixturenames)) or bool(
+        marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+    )
+    uses_db = transactional or marker is not None or "db" in request.fixturenames
+    if uses_db:
+        # Set the database up first, so its teardown (a transactional test's flush) runs before ours.
+        request.getfixturevalue("transactional_db" if transactional else "db")
         connection.set_schema_to_public()
+        # A transactional test's flush (which may run after this fixture's teardown) wipes
+        # the public rows of the test tenants; put them back before each test.
+        ensure_test_tenants()
     yield
     if transactional:
         connection.set_schema_to_public()
+        ensure_test_tenants()
         _truncate_tenant_tables()
         _drop_stray_schemas()
-        ensure_test_tenants()
 
 
 @pytest.fixture

@@ -32,6 +32,8 @@ def exception_handler(exc, context):
         for header, value in exc.headers.items():
             response[header] = value
         return response
+    if isinstance(exc, DjangoValidationError) and getattr(exc, "code", None) == "quota_exceeded":
+        return Response(error_body(code="quota_exceeded", message=" ".join(exc.messages)), status=403)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail)

@@ -192,6 +192,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+from .q_cluster import Q_CLUSTER  # noqa: E402, F401  (owned by the tasks app)
 
 LOGGING = {
     "version": 1,

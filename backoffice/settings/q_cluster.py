@@ -1,7 +1,11 @@
 """django-q2 cluster settings (owned by the tasks app)."""
 
-# base.py imports this module after defining env and REDIS_URL.
-from .base import REDIS_URL, env
+# base.py imports this module. It reads the environment itself instead of
+# importing base, so importing it first (tests, scripts) is no circular import.
+import environ
+
+env = environ.Env()
+REDIS_URL = env.str("REDIS_URL", default="")
 
 _workers = env.int("Q_WORKERS", default=2)
 

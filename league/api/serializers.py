@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from league.models import Game, Player, Team
+from league.models import Game, Player, StatModel, Team
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -43,3 +43,10 @@ class PlayerFilterSerializer(serializers.Serializer):
 class GameFilterSerializer(serializers.Serializer):
     season = serializers.RegexField(r"^\d{4}-\d{2}$", required=False)
     team = serializers.IntegerField(required=False, min_value=1)
+
+
+class StatModelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StatModel
+        fields = ["id", "name", "target", "window_games", "status", "metrics", "trained_at", "created_at"]
+        read_only_fields = ["id", "status", "metrics", "trained_at", "created_at"]

@@ -10,5 +10,6 @@ urlpatterns = [
     path("players/<int:pk>/", views.PlayerDetailView.as_view(), name="player-detail"),
     path("players/<int:pk>/averages/", views.PlayerSeasonAveragesView.as_view(), name="player-averages"),
     path("games/", views.GameListView.as_view(), name="game-list"),
+    path("models/", views.StatModelListCreateView.as_view(), name="statmodel-list"),
     path("games/<int:pk>/", views.GameDetailView.as_view(), name="game-detail"),
 ]

@@ -2,13 +2,13 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from league import selectors
+from league import selectors, services
 from league.api import serializers
-from league.models import Player
+from league.models import Player, StatModel
 
 
 class TeamListView(generics.ListAPIView):
@@ -84,3 +84,17 @@ class GameDetailView(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return selectors.game_list()
+
+
+class StatModelListCreateView(generics.ListAPIView):
+    serializer_class = serializers.StatModelSerializer
+
+    def get_queryset(self):
+        return StatModel.objects.all()
+
+    @extend_schema(request=serializers.StatModelSerializer, responses={201: serializers.StatModelSerializer})
+    def post(self, request):
+        payload = serializers.StatModelSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        model = services.stat_model_create(**payload.validated_data)
+        return Response(serializers.StatModelSerializer(model).data, status=status.HTTP_201_CREATED)

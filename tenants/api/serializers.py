@@ -1,20 +1,53 @@
 from rest_framework import serializers
 
-from tenants.models import Tenant
+from tenants.models import Plan, PlanChange, Tenant, UsageDay
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plan
+        fields = ["code", "name", "api_calls_per_day", "storage_bytes", "max_users", "max_models",
+                  "max_concurrent_requests", "monthly_price_cents"]
 
 
 class TenantSerializer(serializers.ModelSerializer):
     domains = serializers.SlugRelatedField(many=True, read_only=True, slug_field="domain")
+    plan = serializers.SlugRelatedField(read_only=True, slug_field="code")
 
     class Meta:
         model = Tenant
-        fields = ["id", "name", "schema_name", "status", "created_at", "domains"]
+        fields = ["id", "name", "schema_name", "status", "plan", "created_at", "domains", "storage_bytes",
+                  "storage_measured_at", "display_name", "primary_color", "support_email"]
         read_only_fields = fields
 
 
 class TenantCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     schema_name = serializers.CharField(max_length=48)
+    plan = serializers.CharField(max_length=32, required=False)
     domain = serializers.CharField(max_length=253, required=False)
     admin_email = serializers.EmailField(required=False)
     admin_password = serializers.CharField(required=False, write_only=True, style={"input_type": "password"})
+
+
+class PlanChangeRequestSerializer(serializers.Serializer):
+    plan = serializers.CharField(max_length=32)
+
+
+class DeleteRequestSerializer(serializers.Serializer):
+    confirm = serializers.CharField(help_text="The tenant's schema name, repeated.")
+
+
+class PlanChangeSerializer(serializers.ModelSerializer):
+    from_plan = serializers.SlugRelatedField(read_only=True, slug_field="code")
+    to_plan = serializers.SlugRelatedField(read_only=True, slug_field="code")
+
+    class Meta:
+        model = PlanChange
+        fields = ["from_plan", "to_plan", "changed_at", "changed_by"]
+
+
+class UsageDaySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UsageDay
+        fields = ["date", "api_calls", "peak_concurrency", "storage_bytes", "users", "saved_models"]

@@ -1,11 +1,14 @@
 """Operator API over tenants: thin, every write through tenants.services."""
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from tenants import selectors, services
-from tenants.api.serializers import TenantCreateSerializer, TenantSerializer
+from tenants.api import serializers
+from tenants.models import Plan
 
 
 class OperatorOnly(permissions.IsAdminUser):
@@ -14,23 +17,78 @@ class OperatorOnly(permissions.IsAdminUser):
 
 class TenantListCreateView(generics.ListAPIView):
     permission_classes = [OperatorOnly]
-    serializer_class = TenantSerializer
+    serializer_class = serializers.TenantSerializer
 
     def get_queryset(self):
         return selectors.tenant_list()
 
-    @extend_schema(request=TenantCreateSerializer, responses={201: TenantSerializer})
+    @extend_schema(request=serializers.TenantCreateSerializer, responses={201: serializers.TenantSerializer})
     def post(self, request):
-        serializer = TenantCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        tenant = services.tenant_create(**serializer.validated_data)
-        return Response(TenantSerializer(tenant).data, status=status.HTTP_201_CREATED)
+        payload = serializers.TenantCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        tenant = services.tenant_create(**payload.validated_data, created_by=request.user.get_username())
+        return Response(serializers.TenantSerializer(tenant).data, status=status.HTTP_201_CREATED)
 
 
-class TenantDetailView(generics.RetrieveAPIView):
+class TenantDetailView(APIView):
     permission_classes = [OperatorOnly]
-    serializer_class = TenantSerializer
-    lookup_field = "schema_name"
 
-    def get_queryset(self):
-        return selectors.tenant_list()
+    def _tenant(self, schema_name):
+        return get_object_or_404(selectors.tenant_list(), schema_name=schema_name)
+
+    @extend_schema(responses=serializers.TenantSerializer)
+    def get(self, request, schema_name):
+        return Response(serializers.TenantSerializer(self._tenant(schema_name)).data)
+
+    @extend_schema(request=serializers.DeleteRequestSerializer, responses={200: dict})
+    def delete(self, request, schema_name):
+        tenant = self._tenant(schema_name)
+        payload = serializers.DeleteRequestSerializer(data=request.data or request.query_params)
+        payload.is_valid(raise_exception=True)
+        export = services.tenant_delete(tenant=tenant, confirm=payload.validated_data["confirm"])
+        return Response({"deleted": schema_name, "export": str(export)})
+
+
+class TenantPlanView(TenantDetailView):
+    @extend_schema(request=serializers.PlanChangeRequestSerializer, responses=serializers.TenantSerializer)
+    def post(self, request, schema_name):
+        payload = serializers.PlanChangeRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        tenant = services.tenant_change_plan(
+            tenant=self._tenant(schema_name), plan=payload.validated_data["plan"],
+            changed_by=request.user.get_username(),
+        )
+        return Response(serializers.TenantSerializer(tenant).data)
+
+    @extend_schema(responses=serializers.PlanChangeSerializer(many=True))
+    def get(self, request, schema_name):
+        changes = self._tenant(schema_name).plan_changes.select_related("from_plan", "to_plan")
+        return Response(serializers.PlanChangeSerializer(changes, many=True).data)
+
+
+class TenantSuspendView(TenantDetailView):
+    @extend_schema(request=None, responses=serializers.TenantSerializer)
+    def post(self, request, schema_name):
+        tenant = services.tenant_suspend(tenant=self._tenant(schema_name))
+        return Response(serializers.TenantSerializer(tenant).data)
+
+
+class TenantReactivateView(TenantDetailView):
+    @extend_schema(request=None, responses=serializers.TenantSerializer)
+    def post(self, request, schema_name):
+        tenant = services.tenant_reactivate(tenant=self._tenant(schema_name))
+        return Response(serializers.TenantSerializer(tenant).data)
+
+
+class TenantUsageView(TenantDetailView):
+    @extend_schema(responses=serializers.UsageDaySerializer(many=True))
+    def get(self, request, schema_name):
+        days = self._tenant(schema_name).usage_days.order_by("-date")[:90]
+        return Response(serializers.UsageDaySerializer(days, many=True).data)
+
+
+class PlanListView(generics.ListAPIView):
+    permission_classes = [OperatorOnly]
+    serializer_class = serializers.PlanSerializer
+    queryset = Plan.objects.all()
+    pagination_class = None

@@ -28,7 +28,7 @@ DECLARE
 BEGIN
     IF p_concurrency_limit IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock(1129270611, p_tenant::integer);
-        DELETE FROM public.tenants_requestlease WHERE tenant_id = p_tenant AND expires_at < now();
+        DELETE FROM public.tenants_requestlease WHERE tenant_id = p_tenant AND expires_at < clock_timestamp();
         SELECT count(*) INTO v_active FROM public.tenants_requestlease WHERE tenant_id = p_tenant;
         IF v_active >= p_concurrency_limit THEN
             RETURN QUERY SELECT 'concurrency'::text, NULL::bigint, v_active;
@@ -55,7 +55,7 @@ BEGIN
 
     IF p_concurrency_limit IS NOT NULL THEN
         INSERT INTO public.tenants_requestlease (token, tenant_id, expires_at)
-        VALUES (p_token, p_tenant, now() + make_interval(secs => p_lease_seconds));
+        VALUES (p_token, p_tenant, clock_timestamp() + make_interval(secs => p_lease_seconds));
         v_active := v_active + 1;
         UPDATE public.tenants_usageday SET peak_concurrency = v_active
             WHERE tenant_id = p_tenant AND date = p_day AND peak_concurrency < v_active;

@@ -91,7 +91,7 @@ def test_real_http_serves_each_tenant_its_own_data(live_tenant_url):
         warriors = http.get("/api/v1/players/", headers=warriors_headers)
         unknown = http.get("/api/v1/players/", headers={"Host": "nobody.localhost"})
 
-    assert lakers.status_code == 200 and lakers.json()["count"] == 2
+    assert lakers.status_code == 200 and lakers.json()["count"] == 2, lakers.text
     assert warriors.status_code == 200 and warriors.json()["count"] == 0
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "unknown_host"

@@ -1,0 +1,42 @@
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from tenants import services
+from tenants.models import Plan
+
+
+@pytest.fixture
+def plan_factory(db):
+    def make(code="TEST", **quotas):
+        defaults = {field: None for field in Plan.QUOTA_FIELDS}
+        defaults.update(quotas)
+        return Plan.objects.create(code=code, name=code.title(), **defaults)
+
+    return make
+
+
+def put_on_plan(tenant, plan):
+    tenant.plan = plan
+    tenant.save(update_fields=["plan"])
+    return tenant
+
+
+@pytest.fixture
+def api_key_for():
+    def make(tenant, scope="write"):
+        _, raw = services.api_key_create(tenant=tenant, name="tests", scope=scope)
+        return {"HTTP_AUTHORIZATION": f"Api-Key {raw}"}, {"Authorization": f"Api-Key {raw}"}
+
+    return make
+
+
+def free_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('max_connections')::int - (SELECT count(*) FROM pg_stat_activity)")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def in_schema():
+    return schema_context
