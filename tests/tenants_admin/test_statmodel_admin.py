@@ -32,7 +32,7 @@ def test_a_model_within_the_quota_is_saved(lakers_client, tenant_lakers):
 
     assert response.status_code == 200
     assert models_in("lakers") == ["Points next game"]
-    assert any("Saved the model" in str(m) for m in response.context["messages"])
+    assert any("Added the stat model “Points next game”." in str(m) for m in response.context["messages"])
 
 
 def test_one_model_over_the_quota_is_a_form_error_before_any_write(lakers_client, warriors_client, tenant_lakers,
@@ -102,7 +102,7 @@ def test_the_database_trigger_refusal_is_a_form_error_when_a_concurrent_save_win
         assert response.status_code == 200
         page = html(response)
         assert "The Free plan allows 1 saved models; this tenant has 1." in page
-        assert "Delete a model" not in page  # the trigger's words, not the pre-check's
+        assert "move to a larger plan" not in page  # the trigger's words, not the pre-check's
         assert models_in("lakers") == ["Rebounds"]  # the winner's model only; the refused insert left nothing
     finally:
         thread.join(timeout=5)
