@@ -99,7 +99,8 @@ class EntryAdminBase(admin.ModelAdmin):
         return RequestForm
 
     def get_readonly_fields(self, request, obj=None):
-        return ("key", "tenant", "version", "updated_at", "updated_by") if obj else ("version", "updated_at", "updated_by")
+        audit = ("version", "updated_at", "updated_by")
+        return ("key", "tenant", *audit) if obj else audit
 
     @admin.display(description="value")
     def shown_value(self, obj):
@@ -206,7 +207,7 @@ class TenantOverrideAdmin(EntryAdminBase):
 
         editable = sorted(k for k, spec in config.schemas().items() if spec.get("tenant_editable"))
         if "key" in form.base_fields:
-            form.base_fields["key"].help_text = "Keys you may override: " + ", ".join(editable) + " (and keys under them)."
+            form.base_fields["key"].help_text = f"Keys you may override: {', '.join(editable)} (and keys under them)."
         return TenantForm
 
     def save_model(self, request, obj, form, change):
@@ -288,7 +289,8 @@ class ConfigChangeAdmin(admin.ModelAdmin):
         back = reverse(f"{self.admin_site.name}:configuration_configchange_change", args=[pk])
         if request.method != "POST":
             return HttpResponseRedirect(back)
-        if not self.has_view_permission(request, change) or not request.user.has_perm("configuration.change_configentry"):
+        allowed = request.user.has_perm("configuration.change_configentry")
+        if not self.has_view_permission(request, change) or not allowed:
             messages.error(request, "You may not change configuration entries.")
             return HttpResponseRedirect(back)
         try:

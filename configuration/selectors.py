@@ -10,7 +10,8 @@ from configuration.models import ConfigChange, ConfigEntry, ConfigSchema
 def entry_rows(*, scope: str) -> list[tuple[str, object, bool]]:
     """(key, value, is_tenant) of the database layer and the scope's tenant layer."""
     rows = ConfigEntry.objects.filter(Q(tenant__isnull=True) | Q(tenant__schema_name=scope))
-    return [(key, value, tenant_id is not None) for key, value, tenant_id in rows.values_list("key", "value", "tenant_id")]
+    values = rows.values_list("key", "value", "tenant_id")
+    return [(key, value, tenant_id is not None) for key, value, tenant_id in values]
 
 
 def secret_entry_keys(*, scope: str) -> list[str]:

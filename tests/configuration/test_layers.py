@@ -30,8 +30,9 @@ def test_each_layer_overrides_the_one_below_and_deep_merges(db, two_tenants, wri
     # default 1.0 -> file 2.0; default 1.2 -> database 3.0; default 1.5 -> tenant 4.0; file 1.1 -> environment 9
     assert weights == {"points": 2.0, "rebounds": 3.0, "assists": 4.0, "steals": 9}
     assert config.get("scoring.model", tenant=lakers) == "classic"  # untouched keys of the namespace survive
-    assert [config.source_of(f"scoring.weights.{k}", tenant=lakers) for k in ("points", "rebounds", "assists", "steals")] == [
-        "file", "database", "tenant", "environment"]
+    names = ("points", "rebounds", "assists", "steals")
+    sources = [config.source_of(f"scoring.weights.{name}", tenant=lakers) for name in names]
+    assert sources == ["file", "database", "tenant", "environment"]
     assert config.source_of("scoring.model", tenant=lakers) == "default"
 
 
