@@ -66,6 +66,9 @@ class ServiceInstanceAdmin(admin.ModelAdmin):
     actions = ["maintenance_on", "maintenance_off", "deregister"]
     change_list_template = "admin/services/serviceinstance/change_list.html"
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # checks exist once the instance does
+
     @admin.display(description="address")
     def address_display(self, instance):
         return instance.address
