@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from backoffice.admin_sites import tenant_site
+from league import services
 from league.models import Game, Player, PlayerGameStat, StatModel, Team
 from tenants.admin import RowQuotaAddMixin
 
@@ -58,3 +59,6 @@ class StatModelAdmin(RowQuotaAddMixin, admin.ModelAdmin):
     readonly_fields = ("status", "metrics", "trained_at", "created_at")
     add_form_class = StatModelForm
     quota_field, quota_label = "max_models", "saved models"
+
+    def create_row(self, request, form):
+        return services.stat_model_create(**form.cleaned_data)

@@ -10,18 +10,14 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
 from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.views.decorators.debug import sensitive_post_parameters
 from django_tenants.utils import schema_context
 
 from backoffice.admin_sites import operator_site, tenant_site
@@ -129,14 +125,18 @@ class RowQuotaAddMixin(ServiceAddViewMixin):
                     f"The {plan.name} plan allows {limit} {self.quota_label}; this tenant has {count}. "
                     "Remove one or move to a larger plan.", code="quota_exceeded",
                 )
+        obj = self.create_row(request, form)
+        return obj, f"Added the {self.opts.verbose_name} “{obj}”."
+
+    def create_row(self, request, form):
+        """The write; a service call where the app has one. The trigger's refusal becomes a ValidationError."""
         try:
-            obj = form.save()
+            return form.save()
         except DatabaseError as error:
             refusal = services.quota_error_from(error)
             if refusal is None:
                 raise
             raise refusal from error
-        return obj, f"Added the {self.opts.verbose_name} “{obj}”."
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -495,27 +495,3 @@ class TenantApiKeyAdmin(ServiceAddViewMixin, admin.ModelAdmin):
 
 tenant_site.register(ApiKey, TenantApiKeyAdmin)
 
-
-# ------------------------------------------------------------------ tenant users
-
-class TenantUserAdmin(RowQuotaAddMixin, UserAdmin):
-    """The tenant's users, within the plan's user quota (a form error, not a 500, when it is reached)."""
-
-    quota_field, quota_label = "max_users", "users"
-
-    def get_add_form(self, request, data=None, files=None):
-        return self.add_form(data, files)
-
-    def response_created(self, request, obj):
-        # Like Django's UserAdmin: go on to the user's page to set permissions.
-        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:auth_user_change", args=[obj.pk]))
-
-    @method_decorator(sensitive_post_parameters("password1", "password2"))
-    def add_view(self, request, form_url="", extra_context=None):
-        return super().add_view(request, form_url, extra_context)
-
-
-# backoffice.admin_sites registers Django's UserAdmin on both sites; the tenant site's
-# users count against the plan, so its registration is replaced by the quota-aware one.
-tenant_site.unregister(User)
-tenant_site.register(User, TenantUserAdmin)
