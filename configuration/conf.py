@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -51,6 +51,7 @@ class Snapshot:
     sources: dict
     layer_trees: tuple
     secret_keys: frozenset
+    flags: dict = field(default_factory=dict)  # flag decisions of this view, memoised until the next change
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Config:
         self._files: FilesState | None = None
         self._defaults: dict | None = None
         self._schemas: dict | None = None
+        self._code_schemas: dict | None = None
         self._listener: _Listener | None = None
         self._local = threading.local()
         if hasattr(os, "register_at_fork"):
@@ -172,8 +174,13 @@ class Config:
 
     def flag(self, name: str, tenant=None) -> bool:
         """Whether a feature flag is on for a tenant (the current one by default)."""
-        scope = self._scope(tenant)
-        return evaluate_flag(name, self.get(f"flags.{name}", default=False, tenant=scope), scope)
+        scope = tenant if type(tenant) is str else self._scope(tenant)
+        snapshot = self._snapshots.get(scope) or self._load(scope)
+        decision = snapshot.flags.get(name)
+        if decision is None:
+            decision = evaluate_flag(name, snapshot.flat.get(f"flags.{name}", False), scope)
+            snapshot.flags[name] = decision
+        return decision
 
     def schemas(self) -> dict:
         """{key: {"schema", "secret", "tenant_editable", "description", "origin"}}: code, then database rows."""
@@ -181,7 +188,9 @@ class Config:
         if schemas is None:
             from configuration import selectors
 
-            schemas = {key: {**spec, "origin": "code"} for key, spec in layers.load_code_schemas().items()}
+            if self._code_schemas is None:
+                self._code_schemas = layers.load_code_schemas()  # parsed once: YAML parsing costs milliseconds
+            schemas = {key: {**spec, "origin": "code"} for key, spec in self._code_schemas.items()}
             schemas.update(selectors.schema_specs())
             if self._cacheable():
                 self._schemas = schemas
@@ -283,6 +292,7 @@ class Config:
         with self._lock:
             self._files = None
             self._defaults = None
+            self._code_schemas = None
             self.invalidate()
 
     def check_files(self) -> bool:

@@ -1,0 +1,196 @@
+"""Benchmark of the configuration layer: cached get() latency and cross-process reload time.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/courtside_config .venv/bin/python bench/config.py
+
+It uses its own database, bench_<name> (created and migrated on the first run,
+kept afterwards), never the database the URL names. Printed figures:
+
+- get(): microseconds per cached call, in the public view (schema looked up on
+  the connection) and with an explicit tenant, against a plain dict.get in the
+  same run (the baseline; ratio printed). Target: at most 5 us.
+- reload: time from a committed config.set() in this process until a second,
+  separate process (this script with --child) sees the new value through its
+  LISTEN thread, against a raw PostgreSQL NOTIFY round trip measured in the
+  same run (the baseline; ratio printed). Target: at most 1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import timeit
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backoffice.settings.test")
+
+KEY = "reports.max_rows"
+CHANGES = 20
+
+
+def database_url(settings_dict: dict) -> str:
+    name, user = settings_dict["NAME"], settings_dict.get("USER") or "postgres"
+    host, port = settings_dict.get("HOST") or "127.0.0.1", settings_dict.get("PORT") or 5432
+    if str(host).startswith("/"):
+        return f"postgres://{user}@/{name}?host={host}&port={port}"
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}:{port}/{name}"
+
+
+def child(key: str) -> None:
+    """Read the key in a loop; print each new value with the monotonic time it was seen."""
+    import django
+
+    django.setup()
+    from configuration.conf import config
+
+    config.get(key)
+    if not config.listener_ready(timeout=10):
+        print(json.dumps({"error": "listener not ready"}), flush=True)
+        return
+    value = config.get(key)
+    print(json.dumps({"ready": True, "value": value}), flush=True)
+    while True:
+        current = config.get(key)
+        if current != value:
+            value = current
+            print(json.dumps({"value": value, "at": time.monotonic()}), flush=True)
+        time.sleep(0.0005)
+
+
+def setup_database():
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    settings_dict.setdefault("TEST", {})["NAME"] = f"bench_{settings_dict['NAME']}"
+    started = time.perf_counter()
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
+    print(f"database {connection.settings_dict['NAME']} ready in {time.perf_counter() - started:.1f} s")
+    from configuration.models import ConfigChange, ConfigEntry
+
+    ConfigEntry.objects.all().delete()
+    ConfigChange.objects.all().delete()
+    return connection
+
+
+def bench_get() -> float:
+    from configuration.conf import config
+
+    config.set("cache.ttl_seconds", 120)
+    config.get("cache.ttl_seconds")
+    config.get("cache.ttl_seconds", tenant="bench_tenant")
+    plain = {"cache.ttl_seconds": 120}
+    n = 200_000
+    rows = []
+    for label, call in (
+        ("dict.get (baseline)", lambda: plain.get("cache.ttl_seconds")),
+        ("config.get, current schema", lambda: config.get("cache.ttl_seconds")),
+        ("config.get, tenant='bench_tenant'", lambda: config.get("cache.ttl_seconds", tenant="bench_tenant")),
+        ("config.flag, tenant='bench_tenant'", lambda: config.flag("new_scoring", tenant="bench_tenant")),
+    ):
+        best = min(timeit.repeat(call, number=n, repeat=5)) / n * 1e6
+        rows.append((label, best))
+    baseline = rows[0][1]
+    print(f"\ncached get() latency, best of 5 x {n:,} calls (target <= 5 us):")
+    for label, micros in rows:
+        print(f"  {label:38s} {micros:7.3f} us   ratio to dict.get {micros / baseline:6.1f}x")
+    return rows[1][1]
+
+
+def bench_notify_baseline(connection) -> list[float]:
+    """A raw NOTIFY from one connection to a LISTEN on another: the floor for any reload."""
+    import psycopg
+
+    kwargs = {k: v for k, v in {
+        "dbname": connection.settings_dict["NAME"], "host": connection.settings_dict.get("HOST") or None,
+        "port": connection.settings_dict.get("PORT") or None, "user": connection.settings_dict.get("USER") or None,
+        "password": connection.settings_dict.get("PASSWORD") or None}.items() if v is not None}
+    times = []
+    with psycopg.connect(autocommit=True, **kwargs) as listener, psycopg.connect(autocommit=True, **kwargs) as sender:
+        listener.execute("LISTEN bench_baseline")
+        for i in range(CHANGES):
+            started = time.monotonic()
+            sender.execute("SELECT pg_notify('bench_baseline', %s)", [str(i)])
+            for _ in listener.notifies(timeout=5, stop_after=1):
+                break
+            times.append(time.monotonic() - started)
+    return times
+
+
+def bench_reload(connection) -> list[float]:
+    from configuration.conf import config
+
+    config.set(KEY, 1)
+    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
+    process = subprocess.Popen([sys.executable, __file__, "--child", KEY], stdout=subprocess.PIPE, text=True,
+                               env=env)
+    lines: list[dict] = []
+
+    def pump():
+        for line in process.stdout:
+            lines.append(json.loads(line))
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 60
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not lines or not lines[0].get("ready"):
+            raise SystemExit(f"the child process did not start: {lines}")
+        times = []
+        for i in range(CHANGES):
+            seen = len(lines)
+            started = time.monotonic()
+            config.set(KEY, 1000 + i, changed_by="bench")
+            deadline = started + 5
+            while len(lines) == seen and time.monotonic() < deadline:
+                time.sleep(0.0002)
+            if len(lines) == seen:
+                raise SystemExit(f"change {i} not seen within 5 s")
+            times.append(lines[-1]["at"] - started)
+            time.sleep(0.05)
+        return times
+    finally:
+        process.kill()
+        process.wait()
+
+
+def summary(times: list[float]) -> str:
+    ms = sorted(t * 1000 for t in times)
+    return (f"median {statistics.median(ms):7.2f} ms   p95 {ms[int(len(ms) * 0.95) - 1]:7.2f} ms   "
+            f"max {ms[-1]:7.2f} ms")
+
+
+def main() -> None:
+    connection = setup_database()
+    try:
+        get_us = bench_get()
+        baseline = bench_notify_baseline(connection)
+        reload = bench_reload(connection)
+        print(f"\ncross-process reload, {CHANGES} changes (target <= 1000 ms):")
+        print(f"  raw NOTIFY round trip (baseline)       {summary(baseline)}")
+        print(f"  config.set -> other process's get()    {summary(reload)}")
+        ratio = statistics.median(reload) / statistics.median(baseline)
+        print(f"  ratio of medians to the raw NOTIFY     {ratio:.1f}x")
+        print(f"\nverdict: get {'OK' if get_us <= 5 else 'OVER'} ({get_us:.2f} us <= 5 us), "
+              f"reload {'OK' if max(reload) <= 1 else 'OVER'} ({max(reload) * 1000:.1f} ms <= 1000 ms)")
+    finally:
+        from configuration.conf import config
+
+        config.stop_listener()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2])
+    else:
+        main()
