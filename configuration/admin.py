@@ -174,6 +174,11 @@ class ConfigEntryAdmin(EntryAdminBase):
             "tenants": Tenant.objects.exclude(schema_name=PUBLIC).order_by("schema_name"),
             "selected": tenant.schema_name if tenant else PUBLIC,
             "errors": config.validate(tenant=schema),
+            "schemas": [
+                {"key": key, "origin": spec.get("origin"), "secret": bool(spec.get("secret")),
+                 "tenant_editable": bool(spec.get("tenant_editable")), "schema": _json(spec.get("schema", {}))}
+                for key, spec in sorted(config.schemas().items())
+            ],
         }
         return TemplateResponse(request, "admin/configuration/effective.html", context)
 

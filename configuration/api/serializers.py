@@ -1,5 +1,7 @@
 """Shapes of the configuration API; values are masked before they reach a serializer."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from backoffice.logging import MASK
@@ -22,7 +24,8 @@ class EntrySerializer(serializers.ModelSerializer):
         model = ConfigEntry
         fields = ("id", "key", "tenant", "layer", "value", "secret", "version", "updated_at", "updated_by")
 
-    def get_value(self, obj) -> object:
+    @extend_schema_field(OpenApiTypes.ANY)
+    def get_value(self, obj):
         return shown(obj.key, obj.value, secret=obj.secret, scope=obj.tenant.schema_name if obj.tenant_id else PUBLIC)
 
 
@@ -46,6 +49,33 @@ class EffectiveRowSerializer(serializers.Serializer):
     secret = serializers.BooleanField()
 
 
+class EffectiveConfigSerializer(serializers.Serializer):
+    tenant = serializers.CharField(allow_null=True)
+    environment = serializers.CharField()
+    keys = EffectiveRowSerializer(many=True)
+    errors = serializers.ListField(child=serializers.CharField())
+
+
+class LayerValueSerializer(serializers.Serializer):
+    layer = serializers.CharField()
+    value = serializers.JSONField()
+
+
+class KeySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    exists = serializers.BooleanField()
+    value = serializers.JSONField()
+    source = serializers.CharField()
+    secret = serializers.BooleanField()
+    layers = LayerValueSerializer(many=True)
+
+
+class TenantConfigSerializer(serializers.Serializer):
+    tenant = serializers.CharField()
+    keys = EffectiveRowSerializer(many=True)
+    flags = serializers.DictField(child=serializers.BooleanField())
+
+
 class ChangeSerializer(serializers.ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="schema_name", read_only=True)
     old_value = serializers.SerializerMethodField()
@@ -59,8 +89,10 @@ class ChangeSerializer(serializers.ModelSerializer):
     def _value(self, obj, value):
         return shown(obj.key, value, secret=obj.secret or config.is_secret(obj.key), scope=PUBLIC)
 
-    def get_old_value(self, obj) -> object:
+    @extend_schema_field(OpenApiTypes.ANY)
+    def get_old_value(self, obj):
         return self._value(obj, obj.old_value)
 
-    def get_new_value(self, obj) -> object:
+    @extend_schema_field(OpenApiTypes.ANY)
+    def get_new_value(self, obj):
         return self._value(obj, obj.new_value)

@@ -33,7 +33,7 @@ class EffectiveConfigView(APIView):
     permission_classes = [permissions.IsAdminUser]
 
     @extend_schema(parameters=[OpenApiParameter("tenant", str, description="Schema name; operator view if empty")],
-                   responses=serializers.EffectiveRowSerializer(many=True))
+                   responses=serializers.EffectiveConfigSerializer)
     def get(self, request):
         scope = _scope_param(request)
         return Response({
@@ -49,6 +49,8 @@ class KeyView(APIView):
 
     permission_classes = [permissions.IsAdminUser]
 
+    @extend_schema(parameters=[OpenApiParameter("tenant", str, description="Schema name; operator view if empty")],
+                   responses=serializers.KeySerializer)
     def get(self, request, key):
         scope = _scope_param(request)
         explained = config.explain(key, tenant=scope, masked=True)
@@ -129,6 +131,7 @@ def _tenant_visible(key: str) -> bool:
 class TenantConfigView(APIView):
     """This tenant's effective view of the keys it may tune, and its feature flags; secrets masked."""
 
+    @extend_schema(responses=serializers.TenantConfigSerializer)
     def get(self, request):
         tenant = request.tenant
         rows = [row for row in config.effective(tenant=tenant.schema_name, masked=True) if _tenant_visible(row["key"])]
