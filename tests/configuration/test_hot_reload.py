@@ -65,12 +65,14 @@ def test_a_change_in_this_process_reaches_another_process_within_one_second(read
     assert first["value"] == 1234
 
     for index, value in enumerate((4321, 999), start=1):
-        started = time.monotonic()
-        config.set("reports.max_rows", value, changed_by="test")
-        seen = next_value(index, timeout=1.0)
-        assert seen is not None, f"the reader did not see {value} within 1 s"
+        config.set("reports.max_rows", value, changed_by="test")  # committed when it returns
+        committed = time.monotonic()
+        seen = next_value(index, timeout=10.0)  # wait longer, so a miss and a slow delivery read differently
+        assert seen is not None, f"the reader never saw {value}"
         assert seen["value"] == value
-        assert seen["at"] - started <= 1.0  # CLOCK_MONOTONIC is system-wide on Linux
+        # The issue's promise: seen within 1 s of the save (CLOCK_MONOTONIC is system-wide on Linux).
+        # bench/config.py measures the actual figure (tens of milliseconds here).
+        assert seen["at"] - committed <= 1.0
 
 
 def test_a_tenant_override_reaches_another_process_in_that_tenants_view_only(reader, tenant_lakers):
@@ -78,8 +80,10 @@ def test_a_tenant_override_reaches_another_process_in_that_tenants_view_only(rea
     assert first["value"] == "#1d428a"  # the reader runs in the public schema: operator view
     config.set("branding.accent_color", "#552583", tenant=tenant_lakers)
     config.set("branding.accent_color", "#000000")
-    seen = next_value(1, timeout=1.0)
-    assert seen is not None and seen["value"] == "#000000"
+    committed = time.monotonic()
+    seen = next_value(1, timeout=10.0)
+    assert seen is not None and seen["value"] == "#000000"  # the Lakers' override never reached this view
+    assert seen["at"] - committed <= 1.0
 
 
 def test_a_changed_file_is_picked_up_without_a_restart(transactional_db, write_config):
