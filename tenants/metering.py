@@ -79,7 +79,7 @@ def request_release(*, token: uuid.UUID | None) -> None:
     if token is None:
         return
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM public.tenants_requestlease WHERE token = %s", [token])
+        cursor.execute("SELECT public.courtside_release_request(%s)", [token])
 
 
 def calls_today(*, tenant: Tenant) -> int:

@@ -1,5 +1,6 @@
 """Guards of the tenant sites: suspension, storage quota, rate-limit headers, lease release."""
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from rest_framework.permissions import SAFE_METHODS
 
@@ -44,7 +45,7 @@ class TenantApiMiddleware:
         if admission is not None:
             metering.request_release(token=admission.token)
             headers = metering.rate_limit_headers(limit=admission.limit, remaining=admission.remaining)
-        elif not is_api:
+        elif not is_api or not settings.TENANT_METERING_ENABLED:
             return response
         else:  # refused before metering (authentication, suspension): report without counting
             limit = tenant.plan.api_calls_per_day if tenant.plan_id else None

@@ -200,6 +200,22 @@ def operator_client(public_tenant):
     return client
 
 
+@pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's live server, with a listen backlog deep enough for 200 simultaneous clients."""
+    from django.core.servers.basehttp import ThreadedWSGIServer
+    from pytest_django.live_server_helper import LiveServer
+
+    class DeepBacklogServer(ThreadedWSGIServer):
+        request_queue_size = 512
+
+    server = LiveServer("localhost", start=False)
+    server.thread.server_class = DeepBacklogServer
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def live_tenant_url(live_server):
     """(base_url, headers) for real HTTP to a tenant's host through the live server."""

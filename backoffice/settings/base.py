@@ -90,6 +90,8 @@ TENANT_POOL_SIZE = env.int("TENANT_POOL_SIZE", default=3)
 # A request's concurrency lease expires by itself after this long, so a worker
 # killed mid-request cannot hold a tenant's slot for ever.
 TENANT_REQUEST_LEASE_SECONDS = env.int("TENANT_REQUEST_LEASE_SECONDS", default=60)
+# Metering (daily calls, concurrency leases, rate-limit headers) of the tenant API.
+TENANT_METERING_ENABLED = env.bool("TENANT_METERING_ENABLED", default=True)
 TENANT_EXPORT_DIR = env.path("TENANT_EXPORT_DIR", default=BASE_DIR / "var" / "exports")
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
@@ -190,6 +192,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "NBA analytics back office",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a `status` field with their own choices; name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "TaskRunStatusEnum": "tasks.models.Status",
+        "ServiceInstanceStatusEnum": "services.models.Status",
+    },
 }
 
 from .q_cluster import Q_CLUSTER  # noqa: E402, F401  (owned by the tasks app)

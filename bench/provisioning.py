@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""Tenant provisioning: Courtside's pooled schemas vs stock django-tenants, in the same run.
+
+Creates N tenants (BENCH_TENANTS, default 50) each way, with the project's full
+set of tenant apps, in a database of its own (courtside_bench_provisioning):
+  * ours: tenants.services.tenant_create, which renames a pre-migrated schema
+    from the pool (the pool is filled beforehand; its cost per schema is
+    printed too, since the cluster pays it in the background);
+  * stock: a django-tenants Tenant.save() that creates the schema and runs
+    every tenant migration, plus its Domain row.
+Prints p50 and p95 per tenant for each, and the ratio stock/ours of the p50s.
+Target: ours p50 <= 100 ms and >= 10x faster than stock.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from common import describe, percentile, setup_django
+
+N = int(os.environ.get("BENCH_TENANTS", "50"))
+
+
+def main() -> None:
+    setup_django("courtside_bench_provisioning")
+    from django.db import connection
+
+    from tenants import provisioning, services
+    from tenants.models import Domain, Plan, PooledSchema, Tenant
+
+    services.public_tenant_ensure()
+    Tenant.objects.filter(schema_name__startswith="bench_").delete()  # drops schemas of an aborted run
+    for pooled in PooledSchema.objects.all():
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{pooled.schema_name}" CASCADE')
+        pooled.delete()
+    plan = Plan.objects.get(code="STARTER")
+
+    started = time.perf_counter()
+    provisioning.pool_refill(size=N)
+    fill_per_schema = (time.perf_counter() - started) / N
+
+    ours, stock = [], []
+    for i in range(N):
+        t0 = time.perf_counter()
+        services.tenant_create(name=f"Bench ours {i}", schema_name=f"bench_ours_{i}", plan=plan)
+        ours.append(time.perf_counter() - t0)
+        assert not PooledSchema.objects.filter(schema_name=f"bench_ours_{i}").exists()
+
+        t0 = time.perf_counter()
+        tenant = Tenant(name=f"Bench stock {i}", schema_name=f"bench_stock_{i}", plan=plan)
+        tenant.save(verbosity=0)
+        Domain.objects.create(domain=f"bench-stock-{i}.localhost", tenant=tenant, is_primary=True)
+        stock.append(time.perf_counter() - t0)
+
+    print(f"tenant provisioning, {N} tenants each way, same run")
+    print(f"  ours  (pooled schema rename): {describe(ours)}")
+    print(f"  stock (django-tenants, migrations): {describe(stock)}")
+    print(f"  pool refill cost per schema (background, on the cluster): {fill_per_schema * 1000:.1f} ms")
+    print(f"  ratio stock/ours at p50: {percentile(stock, 0.5) / percentile(ours, 0.5):.1f}x")
+
+    for tenant in Tenant.objects.filter(schema_name__startswith="bench_"):
+        tenant.delete(force_drop=True)
+
+
+if __name__ == "__main__":
+    main()
