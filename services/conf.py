@@ -30,6 +30,8 @@ DEFAULTS = {
     # The cluster's scheduler fires every ~30 s at best; one sweep task keeps
     # checking due checks for this many seconds so intervals under 30 s hold.
     "SWEEP_BUDGET_SECONDS": 20.0,
+    # A known service token is remembered this long per process (a rotated one works at most this long).
+    "TOKEN_CACHE_SECONDS": 5.0,
     # Longest wait a blocking discovery query may ask for.
     "MAX_BLOCKING_WAIT": 60.0,
     # Dogfooding: the web and cluster processes register themselves.

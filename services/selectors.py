@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Max, Q
 
+from services import conf
 from services.models import RegistryCounter, SelfPreservation, ServiceInstance, ServiceToken, Status
 
 # What round-robin hands out: a damped warning still takes traffic, critical and maintenance do not.
@@ -46,11 +48,28 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# token hash -> (service name, monotonic expiry): saves a query on every heartbeat.
+_token_cache: dict[str, tuple[str, float]] = {}
+
+
 def token_service_name(token: str) -> str | None:
-    """The service a token belongs to, or None. Only hashes are compared, never stored tokens."""
+    """The service a token belongs to, or None. Only hashes are compared, never stored tokens.
+
+    Known tokens are remembered for TOKEN_CACHE_SECONDS in this process, so a
+    rotated token keeps working at most that long; unknown ones are never cached.
+    """
     if not token:
         return None
-    return ServiceToken.objects.filter(token_hash=hash_token(token)).values_list("service_name", flat=True).first()
+    digest = hash_token(token)
+    cached = _token_cache.get(digest)
+    if cached and cached[1] > time.monotonic():
+        return cached[0]
+    name = ServiceToken.objects.filter(token_hash=digest).values_list("service_name", flat=True).first()
+    if name is not None:
+        if len(_token_cache) > 10_000:
+            _token_cache.clear()
+        _token_cache[digest] = (name, time.monotonic() + conf.get("TOKEN_CACHE_SECONDS"))
+    return name
 
 
 def _status_list(status) -> list[str]:

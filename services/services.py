@@ -55,6 +55,7 @@ def token_create(*, service_name: str, rotate: bool = False) -> tuple[ServiceTok
     token.token_prefix = plaintext[: len(TOKEN_PREFIX) + 4]
     token.full_clean()
     token.save()
+    selectors._token_cache.clear()  # this process forgets the old token at once; others within the cache time
     return token, plaintext
 
 
@@ -176,16 +177,33 @@ def _bump_index(name: str) -> int:
     return counter_next(f"index:{name}")
 
 
+def _soft_write(sql: str, params: list):
+    """Run one statement whose loss in a crash is harmless (a heartbeat, a round-robin step).
+
+    With synchronous_commit off, its commit does not wait for the WAL flush:
+    PostgreSQL never corrupts or reorders anything for it, at worst the last
+    fraction of a second of such writes is lost in a crash, and heartbeats are
+    sent again anyway. Inside a caller's transaction it is a plain statement,
+    so it never weakens the caller's commit.
+    """
+    with connection.cursor() as cursor:
+        if connection.in_atomic_block:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+        with transaction.atomic():
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+
+
 def counter_next(key: str) -> int:
     """Increment a shared counter and return its new value, in one atomic statement."""
     table = RegistryCounter._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (key, value) VALUES (%s, 1) "
-            f"ON CONFLICT (key) DO UPDATE SET value = {table}.value + 1 RETURNING value",
-            [key],
-        )
-        return cursor.fetchone()[0]
+    return _soft_write(
+        f"INSERT INTO {table} (key, value) VALUES (%s, 1) "
+        f"ON CONFLICT (key) DO UPDATE SET value = {table}.value + 1 RETURNING value",
+        [key],
+    )[0]
 
 
 def _authorize(*, token_service: str | None, name: str, existing: ServiceInstance | None) -> None:
@@ -300,8 +318,9 @@ def service_deregister(*, service_id: str, token_service: str | None = None, rea
 def service_heartbeat(*, service_id: str, token_service: str | None = None) -> str:
     """Record a heartbeat; passes the instance's TTL checks. Returns the instance's status.
 
-    The common case (a passing instance) is one UPDATE; only an instance that
-    is not passing yet takes the locked path that applies flap damping.
+    The common case (a passing instance) is one UPDATE that does not wait for
+    the WAL flush; only an instance that is not passing yet takes the locked
+    path that applies flap damping.
     """
     table = ServiceInstance._meta.db_table
     sql = f"UPDATE {table} SET last_heartbeat = now() WHERE service_id = %s"
@@ -309,9 +328,7 @@ def service_heartbeat(*, service_id: str, token_service: str | None = None) -> s
     if token_service is not None:
         sql += " AND name = %s"
         params.append(token_service)
-    with connection.cursor() as cursor:
-        cursor.execute(sql + " RETURNING status", params)
-        row = cursor.fetchone()
+    row = _soft_write(sql + " RETURNING status", params)
     if row is None:
         if token_service is not None and ServiceInstance.objects.filter(service_id=service_id).exists():
             raise DomainError(f"The service id {service_id!r} belongs to another service.", code="service_id_taken",
