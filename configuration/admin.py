@@ -204,15 +204,19 @@ class TenantOverrideAdmin(EntryAdminBase):
         kwargs["fields"] = ("key", "value") if obj is None else ("value",)
         form = super().get_form(request, obj, **kwargs)
 
+        editable = ", ".join(sorted(k for k, spec in config.schemas().items() if spec.get("tenant_editable")))
+
         class TenantForm(form):
             tenant_admin = True
+
+            def __init__(self, *args, **inner):
+                super().__init__(*args, **inner)
+                if "key" in self.fields:
+                    self.fields["key"].help_text = f"Keys you may override: {editable} (and keys under them)."
 
             def layer_tenant(self):
                 return request.tenant
 
-        editable = sorted(k for k, spec in config.schemas().items() if spec.get("tenant_editable"))
-        if "key" in form.base_fields:
-            form.base_fields["key"].help_text = f"Keys you may override: {', '.join(editable)} (and keys under them)."
         return TenantForm
 
     def save_model(self, request, obj, form, change):

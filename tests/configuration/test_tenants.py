@@ -105,3 +105,14 @@ def test_the_operator_api_and_admin_see_every_tenant(two_tenants, operator_clien
 
 def test_the_operator_api_is_not_served_on_a_tenant_domain(lakers_client):
     assert lakers_client.get("/api/v1/config/entries/").status_code == 404
+
+
+def test_the_admin_pages_render_for_operator_and_tenant(lakers_client, operator_client):
+    add = lakers_client.get("/admin/configuration/tenantoverride/add/")
+    assert add.status_code == 200 and "Keys you may override: branding, reports, scoring" in add.content.decode()
+    assert "Settings" in lakers_client.get("/admin/").content.decode()
+    for url in ("/admin/", "/admin/configuration/configentry/add/", "/admin/configuration/configschema/",
+                "/admin/configuration/configschema/add/"):
+        assert operator_client.get(url).status_code == 200, url
+    # The operator's models are not on the tenant site.
+    assert lakers_client.get("/admin/configuration/configentry/").status_code == 404
