@@ -1,5 +1,6 @@
 """API keys, cache values, stored files and usage rows never cross tenants."""
 
+import pytest
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -73,3 +74,22 @@ def test_usage_rows_are_only_reachable_per_tenant_by_the_operator(two_tenants, o
     assert UsageDay.objects.filter(tenant=warriors).count() == 0
     # A tenant host has no operator API at all.
     assert lakers_client.get("/api/v1/tenants/warriors/usage/").status_code == 404
+
+
+def test_the_api_key_command_prints_a_key_once_that_works_only_on_its_host(two_tenants):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("api_key", "create", "--tenant", "lakers", "--name", "ci", "--scope", "read", stdout=out)
+    raw = out.getvalue().strip().splitlines()[-1]
+    auth = {"HTTP_AUTHORIZATION": f"Api-Key {raw}"}
+
+    assert TenantClient(tenant_host("lakers")).get("/api/v1/teams/", **auth).status_code == 200
+    assert TenantClient(tenant_host("warriors")).get("/api/v1/teams/", **auth).status_code == 401
+    listing = StringIO()
+    call_command("api_key", "list", "--tenant", "lakers", stdout=listing)
+    assert raw.split(".")[1] not in listing.getvalue() and "active" in listing.getvalue()
+    with pytest.raises(CommandError, match="No tenant"):
+        call_command("api_key", "create", "--tenant", "nobody", "--name", "x", stdout=StringIO())

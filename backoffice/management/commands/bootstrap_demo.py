@@ -10,7 +10,10 @@ from league.models import Game
 from tenants import services
 from tenants.models import Tenant
 
-DEMO_TENANTS = [("lakers", "Los Angeles Lakers", 7), ("warriors", "Golden State Warriors", 11)]
+DEMO_TENANTS = [
+    ("lakers", "Los Angeles Lakers", 7, "PROFESSIONAL", "#552583"),
+    ("warriors", "Golden State Warriors", 11, "STARTER", "#1d428a"),
+]
 
 
 class Command(BaseCommand):
@@ -22,14 +25,15 @@ class Command(BaseCommand):
     def handle(self, *args, games, verbosity, **options):
         services.public_tenant_ensure()
         self._operator_superuser()
-        for schema_name, name, seed in DEMO_TENANTS:
+        for schema_name, name, seed, plan, color in DEMO_TENANTS:
             tenant = Tenant.objects.filter(schema_name=schema_name).first()
             if tenant is None:
                 password = env.str("COURTSIDE_DEMO_TENANT_PASSWORD", default="") or secrets.token_urlsafe(12)
                 tenant = services.tenant_create(
-                    name=name, schema_name=schema_name, admin_email=f"admin@{schema_name}.example",
-                    admin_password=password,
+                    name=name, schema_name=schema_name, plan=plan, admin_email=f"admin@{schema_name}.example",
+                    admin_password=password, created_by="bootstrap_demo",
                 )
+                Tenant.objects.filter(pk=tenant.pk).update(primary_color=color, support_email=f"support@{schema_name}.example")
                 self.stdout.write(self.style.SUCCESS(
                     f"Created tenant {schema_name}: admin / {password} (shown once)"
                 ))
