@@ -69,7 +69,8 @@ def plan_get(*, code: str | Plan | None) -> Plan:
 
 
 def default_domain_for(schema_name: str) -> str:
-    return f"{schema_name}.{settings.TENANT_BASE_DOMAIN}"
+    # Underscores are valid in schema names but not in host names.
+    return f"{schema_name.replace('_', '-')}.{settings.TENANT_BASE_DOMAIN}"
 
 
 def quota_error_from(error: DatabaseError) -> ValidationError | None:
