@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backoffice.errors import DomainError
@@ -437,8 +439,15 @@ class SweepReport:
                 "self_preservation": self.self_preservation}
 
 
-def _ttl_expiry(check_interval: float, last_heartbeat: datetime | None, registered_at: datetime) -> datetime:
-    return (last_heartbeat or registered_at) + timedelta(seconds=check_interval)
+def _ttl_checks():
+    """Our TTL checks, annotated with `expiry`: last heartbeat (or registration) plus the TTL, in SQL."""
+    return HealthCheck.objects.filter(kind=HealthCheck.Kind.TTL, instance__source=Source.COURTSIDE).annotate(
+        expiry=ExpressionWrapper(
+            Coalesce(F("instance__last_heartbeat"), F("instance__registered_at"))
+            + F("interval") * Value(timedelta(seconds=1)),
+            output_field=DateTimeField(),
+        )
+    )
 
 
 def self_preservation_evaluate(*, now: datetime | None = None) -> dict[str, bool]:
@@ -453,17 +462,13 @@ def self_preservation_evaluate(*, now: datetime | None = None) -> dict[str, bool
     window = timedelta(seconds=conf.get("SELF_PRESERVATION_WINDOW"))
     threshold = conf.get("SELF_PRESERVATION_THRESHOLD")
     minimum = conf.get("SELF_PRESERVATION_MIN_INSTANCES")
-    counts: dict[str, list[int]] = {}
-    rows = HealthCheck.objects.filter(kind=HealthCheck.Kind.TTL, instance__maintenance=False,
-                                      instance__source=Source.COURTSIDE).values_list(
-        "instance__name", "interval", "instance__last_heartbeat", "instance__registered_at")
-    for name, interval, last_heartbeat, registered_at in rows:
-        expiry = _ttl_expiry(interval, last_heartbeat, registered_at)
-        if expiry <= now - window:
-            continue
-        total_missed = counts.setdefault(name, [0, 0])
-        total_missed[0] += 1
-        total_missed[1] += expiry <= now
+    rows = (
+        _ttl_checks().filter(instance__maintenance=False, expiry__gt=now - window)
+        .values("instance__name").order_by()
+        .annotate(total=Count("id"), missed=Count("id", filter=Q(expiry__lte=now)))
+        .values_list("instance__name", "total", "missed")
+    )
+    counts = {name: [total, missed] for name, total, missed in rows}
     states = {state.service_name: state for state in SelfPreservation.objects.select_for_update()}
     result = {}
     for name in set(counts) | {name for name, state in states.items() if state.active}:
@@ -489,14 +494,10 @@ def ttl_expire(*, now: datetime | None = None, protected: set[str] = frozenset()
     """Turn critical every TTL check whose heartbeat is overdue, except in services under self-preservation."""
     now = now or timezone.now()
     expired = 0
-    candidates = (HealthCheck.objects.select_for_update(of=("self",)).select_related("instance")
-                  .filter(kind=HealthCheck.Kind.TTL, instance__source=Source.COURTSIDE)
-                  .exclude(status=Status.CRITICAL).exclude(instance__name__in=protected))
+    candidates = (_ttl_checks().select_for_update(of=("self",)).select_related("instance")
+                  .filter(expiry__lte=now).exclude(status=Status.CRITICAL).exclude(instance__name__in=protected))
     for check in candidates:
         instance = check.instance
-        expiry = _ttl_expiry(check.interval, instance.last_heartbeat, instance.registered_at)
-        if expiry > now:
-            continue
         check.status, check.critical_since = Status.CRITICAL, now
         check.consecutive_failures, check.consecutive_successes = check.consecutive_failures + 1, 0
         check.output = f"TTL expired: no heartbeat for {check.interval:g} s"
