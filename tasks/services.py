@@ -151,7 +151,8 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
         run.backoff_base = backoff_base
     if backoff_cap is not None:
         run.backoff_cap = backoff_cap
-    run.full_clean(exclude=["tenant", "schedule", "retry_of"])
+    # Field validation here; the named constraints are checked by PostgreSQL on insert, not by extra queries.
+    run.full_clean(exclude=["tenant", "schedule", "retry_of"], validate_unique=False, validate_constraints=False)
     return run
 
 

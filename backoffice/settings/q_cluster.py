@@ -11,7 +11,10 @@ _workers = env.int("Q_WORKERS", default=2)
 
 # django-q2. `retry` must exceed `timeout` (plus our lease grace), or a long task runs twice.
 Q_CLUSTER = {
-    "name": env.str("TASKS_QUEUE_NAME", default="courtside"),
+    # `name` salts the package signatures: every process that enqueues must share it.
+    "name": "courtside",
+    # The queue this cluster serves (broker list key): lets test runs and benches use a queue of their own.
+    "cluster_name": env.str("TASKS_QUEUE_NAME", default="courtside"),
     "workers": _workers,
     "timeout": 300,
     "retry": 360,

@@ -65,7 +65,8 @@ class ClusterProcess:
         self.broker = broker
         self.name = f"t{uuid.uuid4().hex[:10]}"
         self.q_cluster = {
-            "name": self.name, "workers": workers, "timeout": 300, "retry": 360, "max_attempts": 0,
+            "name": "courtside", "cluster_name": self.name, "workers": workers, "timeout": 300, "retry": 360,
+            "max_attempts": 0,
             "ack_failures": True, "save_limit": -1, "catch_up": False, "poll": 0.05, "queue_limit": workers,
             "bulk": 1, "orm": "default", "broker_class": "tasks.broker.PriorityORMBroker",
             "lease_grace": lease_grace, "label": "Task cluster",
@@ -120,7 +121,7 @@ class ClusterProcess:
             return
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
