@@ -199,3 +199,8 @@ def test_a_tenant_superusers_session_means_nothing_on_the_operator_host(tenant_l
     assert client.get("/admin/services/serviceinstance/").status_code == 302  # to the operator's login
 
 
+
+
+def test_the_operator_openapi_schema_describes_the_registry(operator_client):
+    schema = operator_client.get("/api/schema/").content
+    assert b"/api/v1/services/register" in schema and b"/api/v1/services/{name}/next" in schema
