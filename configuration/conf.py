@@ -244,7 +244,7 @@ class Config:
                 self._baselines[scope] = self.snapshot(scope).flat
             watcher = Watch(self, key, callback, scope)
             self._watchers.append(watcher)
-        self._ensure_listener()
+        self._ensure_listener(explicit=True)
         return watcher
 
     def unwatch_all(self) -> None:
@@ -423,8 +423,13 @@ class Config:
         return state
 
     # --------------------------------------------------------------- listener
-    def _ensure_listener(self) -> None:
+    def _ensure_listener(self, *, explicit: bool = False) -> None:
         if not getattr(settings, "CONFIGURATION_HOT_RELOAD", True):
+            return
+        if not explicit and _in_test_environment():
+            # Under Django's test environment the thread would hold a connection to the test
+            # database and stop it from being dropped: there it starts only when a test asks
+            # for it (watch(), listener_ready()) and stops it (stop_listener()).
             return
         listener = self._listener
         if listener is not None and listener.is_alive() and listener.pid == os.getpid():
@@ -438,7 +443,7 @@ class Config:
 
     def listener_ready(self, timeout: float = 5.0) -> bool:
         """Wait until this process listens for changes (tests and the benchmark start a process then wait)."""
-        self._ensure_listener()
+        self._ensure_listener(explicit=True)
         listener = self._listener
         return listener is not None and listener.ready.wait(timeout)
 
@@ -457,6 +462,13 @@ class Config:
         self._local = threading.local()
         self._snapshots = {}
         self._generation += 1
+
+
+def _in_test_environment() -> bool:
+    # django.test.utils.setup_test_environment() (Django's runner, pytest-django) installs mail.outbox.
+    from django.core import mail
+
+    return hasattr(mail, "outbox")
 
 
 def flag_bucket(name: str, schema_name: str) -> float:
