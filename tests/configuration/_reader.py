@@ -21,6 +21,17 @@ django.setup()
 from configuration.conf import config  # noqa: E402
 
 
+def watch(key: str, seconds: float) -> None:
+    """Print each watcher call instead of polling: the listener thread drives the callbacks."""
+    config.watch(key, lambda k, old, new: print(json.dumps({"key": k, "old": old, "new": new}), flush=True))
+    if not config.listener_ready(timeout=10):
+        print(json.dumps({"error": "listener not ready"}), flush=True)
+        return
+    print(json.dumps({"ready": True, "value": config.get(key)}), flush=True)
+    time.sleep(seconds)
+    config.stop_listener()
+
+
 def main(key: str, seconds: float) -> None:
     value = config.get(key)
     if not config.listener_ready(timeout=10):
@@ -39,4 +50,4 @@ def main(key: str, seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], float(sys.argv[2]))
+    (watch if sys.argv[3:4] == ["watch"] else main)(sys.argv[1], float(sys.argv[2]))

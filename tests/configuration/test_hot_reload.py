@@ -25,10 +25,10 @@ def reader(transactional_db, config_dir):
     """Start the reader process on the test database; yield a function that waits for its next value."""
     processes = []
 
-    def start(key: str, seconds: float = 30):
+    def start(key: str, seconds: float = 30, mode: str = "poll"):
         env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict),
                "COURTSIDE_CONFIG_DIR": str(config_dir), "DJANGO_SETTINGS_MODULE": "backoffice.settings.test"}
-        process = subprocess.Popen([sys.executable, str(READER), key, str(seconds)], stdout=subprocess.PIPE,
+        process = subprocess.Popen([sys.executable, str(READER), key, str(seconds), mode], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, env=env)
         processes.append(process)
         lines = []
@@ -96,3 +96,14 @@ def test_a_changed_file_is_picked_up_without_a_restart(transactional_db, write_c
     while config.get("api.page_size") != 80 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert config.get("api.page_size") == 80
+
+
+def test_a_watcher_in_another_process_fires_once_per_change(reader):
+    first, next_value = reader("api.page_size", mode="watch")
+    assert first["value"] == 50
+    config.set("api.page_size", 60)
+    assert next_value(1, timeout=10.0) == {"key": "api.page_size", "old": 50, "new": 60}
+    config.set("api.page_size", 70)
+    config.set("cache.ttl_seconds", 10)  # another key: no call
+    assert next_value(2, timeout=10.0) == {"key": "api.page_size", "old": 60, "new": 70}
+    assert next_value(3, timeout=1.0) is None  # and no second call for the same change
