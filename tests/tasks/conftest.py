@@ -108,6 +108,10 @@ class ClusterProcess:
             raise AssertionError(f"qcluster exited with {self.process.returncode}:\n{self.log_tail()}")
         return self
 
+    def restart(self):
+        self.stop()
+        return self.start()
+
     def worker_pids(self) -> set[int]:
         import psutil
 
@@ -120,8 +124,9 @@ class ClusterProcess:
         if self.process is None or self.process.poll() is not None:
             return
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=5)
+            # SIGTERM to the leader only: it stops its sentinel, which stops the pool in order.
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
