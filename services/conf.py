@@ -15,6 +15,8 @@ DEFAULTS = {
     "MIN_CHECK_INTERVAL": 1.0,
     # A registration without checks gets a TTL check of this many seconds.
     "DEFAULT_TTL": 30.0,
+    # Registry events (registrations, status changes, evictions) are kept this long.
+    "EVENT_RETENTION_DAYS": 30,
     # Check results kept per check.
     "HISTORY_LENGTH": 20,
     # Eureka's self-preservation: more than this share of a service's instances

@@ -557,6 +557,13 @@ def health_sweep(*, now: datetime | None = None, probe: bool = True) -> SweepRep
     return report
 
 
+def events_prune(*, now: datetime | None = None) -> int:
+    """Forget registry events older than EVENT_RETENTION_DAYS; flapping checks would grow the table forever."""
+    cutoff = (now or timezone.now()) - timedelta(days=conf.get("EVENT_RETENTION_DAYS"))
+    deleted, _ = RegistryEvent.objects.filter(at__lt=cutoff).delete()
+    return deleted
+
+
 # --- round-robin ------------------------------------------------------------------------------------------------
 
 

@@ -27,24 +27,30 @@ def _unlock() -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
 
 
-def _seconds_to_next_due() -> float | None:
+def _seconds_to_next_event() -> float | None:
+    """Until the next HTTP/TCP check is due or the next passing TTL can expire; None when nothing is pending."""
     from django.db.models import Min
 
-    from services.models import HealthCheck
+    from services import services
+    from services.models import HealthCheck, Status
 
-    nearest = HealthCheck.objects.filter(kind__in=["http", "tcp"]).aggregate(at=Min("next_check_at"))["at"]
-    if nearest is None:
+    due = HealthCheck.objects.filter(kind__in=["http", "tcp"]).aggregate(at=Min("next_check_at"))["at"]
+    expiry = services._ttl_checks().exclude(status=Status.CRITICAL).aggregate(at=Min("expiry"))["at"]
+    upcoming = [at for at in (due, expiry) if at is not None]
+    if not upcoming:
         return None
-    return max(0.0, (nearest - timezone.now()).total_seconds())
+    return max(0.0, (min(upcoming) - timezone.now()).total_seconds())
 
 
 def health_sweep_task(budget: float | None = None) -> dict:
-    """Sweep the registry repeatedly for `budget` seconds (SWEEP_BUDGET_SECONDS by default).
+    """Sweep the registry, and again whenever something falls due within `budget` seconds.
 
-    django-q2's scheduler wakes up about every 30 s, so a check interval of 10 s
-    only holds if one scheduled run keeps sweeping in between; it sleeps until
-    the next check is due. Another sweeper already running (a second cluster,
-    an overlapping schedule) makes this run return at once.
+    django-q2's scheduler wakes up about every 30 s, so a check interval of
+    10 s only holds if one scheduled run keeps sweeping in between: it sleeps
+    until the next check is due or the next TTL can expire, and returns as soon
+    as nothing is due within the budget (SWEEP_BUDGET_SECONDS), so a registry
+    of slow checks holds a worker for one sweep only. Another sweeper already
+    running (a second cluster, an overlapping schedule) makes this run return.
     """
     from services import selfreg, services
 
@@ -62,11 +68,11 @@ def health_sweep_task(budget: float | None = None) -> dict:
             totals["ttl_expired"] += report.ttl_expired
             totals["evicted"] += report.evicted
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            wait = _seconds_to_next_event()
+            if wait is None or wait >= remaining:
                 break
-            wait = _seconds_to_next_due()
-            # TTL expiry and self-preservation need no probe: look again at least every second.
-            time.sleep(min(remaining, 1.0 if wait is None else max(0.05, min(wait, 1.0))))
+            time.sleep(max(0.05, wait))
+        services.events_prune()
     finally:
         _unlock()
     return totals

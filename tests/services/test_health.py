@@ -171,3 +171,40 @@ def test_self_preservation_is_per_service(db):
 
     assert report.self_preservation == {"stats-api": True, "billing": False}
     assert status_of("billing-1") == "passing"
+
+
+def test_the_sweep_task_keeps_sweeping_only_while_checks_fall_due_within_its_budget(db, probe_target):
+    from services import tasks
+
+    assert tasks.health_sweep_task(budget=5)["sweeps"] == 1  # nothing registered: one sweep, worker freed
+
+    register("stats-1", checks=[{"kind": "http", "url": probe_target.url, "interval": "1s", "timeout": "1s"}])
+    result = tasks.health_sweep_task(budget=2.5)
+
+    assert result["sweeps"] >= 2 and result["probed"] >= 2
+    assert status_of("stats-1") == "passing"
+
+
+def test_a_second_sweeper_steps_aside_while_one_runs(db):
+    import psycopg
+    from django.db import connection
+
+    from services import tasks
+
+    db_settings = connection.settings_dict
+    with psycopg.connect(host=db_settings["HOST"] or "127.0.0.1", port=db_settings["PORT"] or 5432,
+                         user=db_settings["USER"], password=db_settings.get("PASSWORD") or None,
+                         dbname=db_settings["NAME"], autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [tasks.SWEEP_LOCK_KEY])
+        assert tasks.health_sweep_task(budget=0) == {"skipped": "another sweep is running"}
+        other.execute("SELECT pg_advisory_unlock(%s)", [tasks.SWEEP_LOCK_KEY])
+    assert tasks.health_sweep_task(budget=0)["sweeps"] == 1
+
+
+def test_old_registry_events_are_pruned(db):
+    register("stats-1")
+    RegistryEvent.objects.update(at=timezone.now() - timedelta(days=31))
+    register("stats-2")
+
+    assert services.events_prune() == 1
+    assert list(RegistryEvent.objects.values_list("service_id", flat=True)) == ["stats-2"]
