@@ -16,7 +16,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", nargs="?", help="Registered task name.")
         parser.add_argument("--list", action="store_true", help="List the registered tasks and exit.")
-        parser.add_argument("--args", default="{}", help='Keyword arguments as a JSON object, e.g. \'{"days": 7}\'.')
+        parser.add_argument("--args", dest="task_args", default="{}",
+                            help='Keyword arguments as a JSON object, e.g. \'{"days": 7}\'.')
         parser.add_argument("--tenant", default="", help="Schema name of the tenant to run for.")
         parser.add_argument("--priority", default=None, choices=[*Priority.names, *[n.lower() for n in Priority.names]])
         parser.add_argument("--countdown", type=float, default=None, help="Seconds to wait before running.")
@@ -34,7 +35,7 @@ class Command(BaseCommand):
         if not options["name"]:
             raise CommandError("Give a task name (or --list).")
         try:
-            arguments = json.loads(options["args"])
+            arguments = json.loads(options["task_args"])
         except json.JSONDecodeError as error:
             raise CommandError(f"--args is not valid JSON: {error}") from error
         run_at = None
