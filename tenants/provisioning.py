@@ -86,18 +86,33 @@ def pool_drop_stale(*, fingerprint: str | None = None) -> int:
     return dropped
 
 
+POOL_REFILL_LOCK = 1129270612  # pg advisory lock key: one refill at a time across processes
+
+
 def pool_refill(*, size: int | None = None, progress=None) -> dict:
-    """Drop stale pooled schemas, then build fresh ones up to `size` (TENANT_POOL_SIZE)."""
+    """Drop stale pooled schemas, then build fresh ones up to `size` (TENANT_POOL_SIZE).
+
+    Two refills at once (two sign-ups, two cluster workers) would both see the
+    pool short and overfill it; the second one returns at once instead.
+    """
     size = settings.TENANT_POOL_SIZE if size is None else size
-    fingerprint = migrations_fingerprint()
-    dropped = pool_drop_stale(fingerprint=fingerprint)
-    added = 0
-    while PooledSchema.objects.filter(fingerprint=fingerprint).count() < size:
-        pool_add(fingerprint=fingerprint)
-        added += 1
-        if progress:
-            progress(added)
-    return {"dropped": dropped, "added": added, "size": PooledSchema.objects.count()}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [POOL_REFILL_LOCK])
+        if not cursor.fetchone()[0]:
+            return {"dropped": 0, "added": 0, "size": PooledSchema.objects.count(), "skipped": True}
+    try:
+        fingerprint = migrations_fingerprint()
+        dropped = pool_drop_stale(fingerprint=fingerprint)
+        added = 0
+        while PooledSchema.objects.filter(fingerprint=fingerprint).count() < size:
+            pool_add(fingerprint=fingerprint)
+            added += 1
+            if progress:
+                progress(added)
+        return {"dropped": dropped, "added": added, "size": PooledSchema.objects.count()}
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [POOL_REFILL_LOCK])
 
 
 def pool_claim(*, schema_name: str) -> bool:

@@ -75,3 +75,18 @@ def test_a_tenant_created_after_a_new_migration_has_it(public_tenant, tmp_path, 
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("probe_league_migrations")]:
             del sys.modules[name]
+
+
+def test_a_second_concurrent_refill_steps_aside(public_tenant):
+    import psycopg
+
+    # Another process's refill holds the lock: a second connection of our own.
+    other = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    try:
+        other.execute("SELECT pg_advisory_lock(%s)", [provisioning.POOL_REFILL_LOCK])
+        assert provisioning.pool_refill(size=1)["skipped"] is True
+        assert not PooledSchema.objects.exists()
+        other.execute("SELECT pg_advisory_unlock(%s)", [provisioning.POOL_REFILL_LOCK])
+    finally:
+        other.close()
+    assert provisioning.pool_refill(size=1)["added"] == 1
