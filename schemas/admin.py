@@ -93,8 +93,62 @@ class RolloutAdmin(admin.ModelAdmin):
                        "failures")
     exclude = ("results",)
 
+    change_list_template = "admin/schemas/rollout/change_list.html"
+
     def progress(self, obj):
         return f"{obj.done}/{obj.total}"
+
+    def get_urls(self):
+        return [
+            path("start/", self.admin_site.admin_view(self.start_view), name="schemas_rollout_start"),
+            *super().get_urls(),
+        ]
+
+    def start_view(self, request):
+        """Start `rollout` as a background task; its progress shows on the rollout and on the task run."""
+        from django import forms
+        from django.contrib import messages
+        from django.core.exceptions import PermissionDenied, ValidationError
+        from django.shortcuts import redirect
+
+        from tasks.services import task_submit
+
+        if not request.user.is_superuser:
+            raise PermissionDenied
+
+        class StartForm(forms.Form):
+            targets = forms.CharField(required=False, help_text="Optional: app.migration targets, space-separated "
+                                      "(a target below the current state rolls back). Empty: every app's latest.")
+            schemas = forms.CharField(required=False, help_text="Optional: tenant schemas, space-separated.")
+            canary = forms.IntegerField(required=False, min_value=1, help_text="Only the first N schemas.")
+            resume = forms.BooleanField(required=False, help_text="Retry the failed and pending schemas of the "
+                                        "last unfinished rollout.")
+
+        form = StartForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            arguments = {"operator": request.user.get_username()}
+            for key in ("targets", "schemas"):
+                if form.cleaned_data[key].split():
+                    arguments[key] = form.cleaned_data[key].split()
+            if form.cleaned_data["canary"]:
+                arguments["canary"] = form.cleaned_data["canary"]
+            if form.cleaned_data["resume"]:
+                arguments["resume"] = True
+            try:
+                from schemas.services import parse_target
+
+                for target in arguments.get("targets", []):
+                    parse_target(target)  # refused here with a clear message, not in the worker
+                run = task_submit(name="schemas.rollout", arguments=arguments,
+                                  submitted_by=request.user.get_username())
+            except ValidationError as error:
+                form.add_error(None, "; ".join(error.messages))
+            else:
+                messages.success(request, f"Rollout queued as task run #{run.pk}; progress shows below.")
+                return redirect(f"{self.admin_site.name}:schemas_rollout_changelist")
+        context = {**self.admin_site.each_context(request), "title": "Start a rollout", "form": form,
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/schemas/rollout/start.html", context)
 
     def failures(self, obj):
         failed = [(s, r.get("error", "")) for s, r in sorted(obj.results.items()) if r.get("status") == "failed"]

@@ -30,19 +30,6 @@ recording_ledger: ContextVar[bool] = ContextVar("recording_ledger", default=Fals
 _MODEL_OPERATIONS = (ops.CreateModel, ops.DeleteModel, ops.RenameModel, ops.AlterModelOptions)
 
 
-def read_applied(schema_name: str) -> set[Key]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = 'django_migrations'",
-            [schema_name],
-        )
-        if cursor.fetchone() is None:
-            return set()
-        cursor.execute(f"SELECT app, name FROM {connection.ops.quote_name(schema_name)}.django_migrations")
-        return {(app, name) for app, name in cursor.fetchall()}
-
-
 class SchemaMigrator:
     """Plans and runs migrations for one schema at a time against one graph loaded once."""
 
@@ -101,7 +88,49 @@ class SchemaMigrator:
             self._timings[key][1] = time.monotonic()
             self._current = None
 
+    @staticmethod
+    def _post_migrate(plan, state) -> None:
+        """post_migrate (content types, permissions) for the apps whose models this plan changed, only.
+
+        Stock migrate sends it to every app on every schema, which is most of
+        a no-op migrate's cost; models that did not change need nothing.
+        """
+        from django.apps import apps
+        from django.db.models.signals import post_migrate
+
+        labels = {m.app_label for m, _ in plan if any(isinstance(op, _MODEL_OPERATIONS) for op in m.operations)}
+        for config in apps.get_app_configs():
+            if config.label in labels and config.models_module is not None:
+                post_migrate.send(sender=config, app_config=config, verbosity=0, interactive=False,
+                                  using=connection.alias, apps=state.apps, plan=plan)
+
     # -- running -------------------------------------------------------------------------
+
+    def _migrate_locked(self, schema_name: str, quoted: str, has_table: bool, started_at) -> list[str]:
+        from schemas import services
+
+        recorder = MigrationRecorder(connection)
+        if not has_table:
+            recorder.ensure_schema()
+        with connection.cursor() as cursor:
+            # Another migrate of the same schema (stock migrate_schemas) waits for us.
+            cursor.execute(f"LOCK TABLE {quoted}.django_migrations IN SHARE ROW EXCLUSIVE MODE")
+            cursor.execute(f"SELECT app, name FROM {quoted}.django_migrations")
+            applied = {(app, name) for app, name in cursor.fetchall()}
+        executor = self._executor(applied)
+        executor.recorder._has_table = True  # checked above: saves an introspection query per schema
+        plan = executor.migration_plan(self.resolved_targets())
+        if not plan:
+            return []
+        forwards = not plan[0][1]
+        state = self._state_for(executor, applied) if forwards else None
+        state = executor.migrate(self.resolved_targets(), plan=plan, state=state)
+        if forwards:
+            self._post_migrate(plan, state)
+        keys = [((m.app_label, m.name), backwards) for m, backwards in plan]
+        services.ledger_record(schema_name=schema_name, plan=keys, timings=self._timings, by=self.by,
+                               rollout_id=self.rollout_id, graph=self.graph, started_at=started_at)
+        return [f"{'-' if b else ''}{a}.{n}" for (a, n), b in keys]
 
     def run(self, schema_name: str) -> dict:
         """Migrate one schema in one transaction; returns {schema, status, applied, error}."""
@@ -115,25 +144,18 @@ class SchemaMigrator:
             connection.set_schema(schema_name)
             with transaction.atomic():
                 quoted = connection.ops.quote_name(schema_name)
+                # This first cursor sets the schema's search_path; it then holds for the whole transaction.
                 with connection.cursor() as cursor:
-                    # Another migrate of the same schema (stock migrate_schemas) waits for us.
-                    cursor.execute(f"LOCK TABLE {quoted}.django_migrations IN SHARE ROW EXCLUSIVE MODE")
-                applied = read_applied(schema_name)
-                executor = self._executor(applied)
-                plan = executor.migration_plan(self.resolved_targets())
-                if plan:
-                    forwards = not plan[0][1]
-                    state = self._state_for(executor, applied) if forwards else None
-                    state = executor.migrate(self.resolved_targets(), plan=plan, state=state)
-                    if forwards and any(isinstance(op, _MODEL_OPERATIONS) for m, _ in plan for op in m.operations):
-                        from django.core.management.sql import emit_post_migrate_signal
-
-                        emit_post_migrate_signal(0, False, connection.alias, apps=state.apps, plan=plan)
-                    keys = [((m.app_label, m.name), backwards) for m, backwards in plan]
-                    services.ledger_record(schema_name=schema_name, plan=keys, timings=self._timings,
-                                           by=self.by, rollout_id=self.rollout_id, graph=self.graph,
-                                           started_at=started_at)
-                    result["applied"] = [f"{'-' if b else ''}{a}.{n}" for (a, n), b in keys]
+                    cursor.execute("SELECT to_regclass(%s)", [f"{quoted}.django_migrations"])
+                    has_table = cursor.fetchone()[0] is not None
+                # django-tenants re-issues SET search_path on every new cursor, ~40% of a small migration's
+                # round trips. Nothing below switches schema, and the SET above ran outside any savepoint, so a
+                # rollback to a savepoint cannot undo it (the trap of TENANT_LIMIT_SET_CALLS, #1262).
+                connection._setting_search_path = True
+                try:
+                    result["applied"] = self._migrate_locked(schema_name, quoted, has_table, started_at)
+                finally:
+                    connection._setting_search_path = False
         except Exception as error:  # noqa: BLE001  any failure is this schema's, reported, never fatal to others
             result["status"] = "failed"
             failed = self._current

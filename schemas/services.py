@@ -452,7 +452,8 @@ def _progress_update(rollout: Rollout, result: dict, progress, save_every: float
 
 
 def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+    # Twice the cores: a worker spends about half its time waiting for PostgreSQL's round trips.
+    return max(1, min(2 * (os.cpu_count() or 1), 8))
 
 
 def _run_parallel(migrator, todo: list[str], workers: int | None):
@@ -460,7 +461,8 @@ def _run_parallel(migrator, todo: list[str], workers: int | None):
     from schemas.executor import set_worker_migrator, worker_run
 
     workers = min(workers or default_workers(), len(todo))
-    if workers <= 1 or len(todo) <= 1:
+    # A daemonic process (a django-q2 worker, by default) may not have children: run in-process there.
+    if workers <= 1 or len(todo) <= 1 or multiprocessing.current_process().daemon:
         for name in todo:
             yield migrator.run(name)
         return

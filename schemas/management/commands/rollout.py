@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--schema", action="append", dest="schemas", metavar="SCHEMA",
                             help="Only this tenant schema (repeatable; comma-separated lists work too).")
         parser.add_argument("--workers", type=int, default=None,
-                            help=f"Worker processes (default {default_workers()}: the CPU count, at most 8).")
+                            help=f"Worker processes (default {default_workers()}: twice the CPU count, at most 8).")
         parser.add_argument("--canary", type=int, metavar="N",
                             help="Migrate only the first N schemas, one by one, and stop at the first failure; "
                                  "finish the rest later with --resume.")
