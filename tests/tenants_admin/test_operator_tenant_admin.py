@@ -294,3 +294,11 @@ def test_a_bad_colour_is_a_form_error(operator_client, lakers_free):
     assert response.status_code == 200
     assert "Use a hex colour like #552583." in html(response)
     assert Tenant.objects.get(pk=lakers_free.pk).primary_color == "#1d428a"
+
+
+def test_the_add_page_offers_the_plans_and_the_first_admin_fields(operator_client):
+    page = html(operator_client.get(CHANGELIST + "add/"))
+    assert '<select name="plan"' in page
+    assert re.search(r'<option value="FREE" selected>', page)
+    for field in ("name", "schema_name", "domain", "admin_email", "admin_password"):
+        assert f'name="{field}"' in page

@@ -103,3 +103,11 @@ def test_the_operator_site_key_list_is_not_reachable_from_a_tenant_host_as_anoth
     page = html(lakers_client.get("/admin/tenants/"))
     assert "Tenants" not in re.findall(r'<caption>\s*<a[^>]*>([^<]+)</a>', page) or "API keys" in page
     assert "/admin/tenants/tenant/" not in page and "/admin/tenants/plan/" not in page
+
+
+def test_the_tenant_admin_index_offers_keys_and_models_and_the_add_page_renders(lakers_client):
+    index = html(lakers_client.get("/admin/"))
+    add = html(lakers_client.get(KEYS + "add/"))
+
+    assert "/admin/tenants/apikey/" in index and "/admin/league/statmodel/" in index
+    assert 'name="name"' in add and '<select name="scope"' in add
