@@ -22,7 +22,7 @@ def passing(service_id: str, **kwargs):
 
 
 def test_discover_filters_on_every_tag(db):
-    passing("a", tags=["api", "production"])
+    passing("a", tags=["api", "production"], metadata={"version": "1.4", "zone": {"az": 2}})
     passing("b", tags=["api", "staging"])
     passing("c", tags=["api", "production", "eu"])
     passing("other", name="billing", tags=["api", "production"])
@@ -31,6 +31,10 @@ def test_discover_filters_on_every_tag(db):
     assert [e.service_id for e in selectors.discover("stats-api", tags=["eu"])] == ["c"]
     assert [e.service_id for e in selectors.discover("stats-api")] == ["a", "b", "c"]
     assert selectors.discover("nobody") == []
+    first = selectors.discover("stats-api")[0]
+    assert (first.metadata, first.address, first.status) == ({"version": "1.4", "zone": {"az": 2}}, "10.0.0.1:8080",
+                                                              "passing")
+    assert [e.service_id for e in selectors.discover("stats-api", status=["critical", "warning"])] == []
 
 
 def test_weights_are_honoured_and_interleaved(db):
