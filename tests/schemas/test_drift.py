@@ -7,6 +7,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 
 from schemas.checks import migration_drift_check
@@ -30,7 +31,7 @@ def test_pending_migrations_are_listed_per_schema(probe):
 
     assert "lakers:\n  pending   courtside_probe.0001_initial" in output
     assert "warriors:\n  pending   courtside_probe.0001_initial" in output
-    pending = [m for m in migration_drift_check() if m.id == "schemas.W001"]
+    pending = [m for m in migration_drift_check(databases=["default"]) if m.id == "schemas.W001"]
     assert len(pending) == 1 and "lakers" in pending[0].msg and "warriors" in pending[0].msg
 
 
@@ -44,7 +45,9 @@ def test_an_edited_applied_migration_is_reported_naming_the_file_and_every_schem
     output = status(schema=["lakers", "warriors"])
     assert f"CHANGED  courtside_probe.0001_initial  file {path}" in output
     assert "in 2 schema(s): lakers, warriors" in output
-    warnings = [m for m in migration_drift_check() if m.id == "schemas.W002"]
+    # Registered as a database check: it runs when databases are checked (migrate, check --database).
+    assert run_checks(tags=["schemas"]) == []
+    warnings = [m for m in run_checks(tags=["schemas"], databases=["default"]) if m.id == "schemas.W002"]
     assert len(warnings) == 1
     assert str(path) in warnings[0].msg and "lakers, warriors" in warnings[0].msg
     with pytest.raises(CommandError, match="migration problems"):
@@ -60,7 +63,7 @@ def test_a_deleted_applied_migration_is_reported_with_its_schemas(probe):
 
     assert "GONE     courtside_probe.0002_gadget_size  applied but the file is gone, in 1 schema(s): lakers" in output
     assert "lakers:\n  file gone courtside_probe.0002_gadget_size" in output
-    gone = [m for m in migration_drift_check() if m.id == "schemas.W003"]
+    gone = [m for m in migration_drift_check(databases=["default"]) if m.id == "schemas.W003"]
     assert len(gone) == 1 and "courtside_probe.0002_gadget_size" in gone[0].msg and "lakers" in gone[0].msg
 
 
@@ -73,7 +76,7 @@ def test_a_schema_whose_table_is_missing_is_reported_and_no_other(probe):
     assert report["warriors"].missing_tables == ["courtside_probe.courtside_probe_gadget"]
     assert report["lakers"].missing_tables == [] and not report["lakers"].problems
     assert "warriors:\n  missing table  courtside_probe.courtside_probe_gadget" in status(schema=["warriors"])
-    assert any(m.id == "schemas.W004" and "warriors" in m.msg for m in migration_drift_check())
+    assert any(m.id == "schemas.W004" and "warriors" in m.msg for m in migration_drift_check(databases=["default"]))
 
 
 def test_a_schema_missing_a_column_is_reported(probe):
@@ -103,7 +106,7 @@ def test_the_check_is_silent_when_the_database_is_unreachable():
            "DJANGO_SETTINGS_MODULE": "backoffice.settings.test"}
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); from schemas.checks import migration_drift_check; "
-                               "print('messages:', migration_drift_check())"],
+                               "print('messages:', migration_drift_check(databases=['default']))"],
         cwd=root, env=env, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
