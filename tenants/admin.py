@@ -20,7 +20,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_tenants.utils import schema_context
 
-from backoffice.admin_sites import operator_site, tenant_site
+from django.contrib.auth.models import User
+
+from backoffice.admin_sites import TenantUserAdmin, operator_site, tenant_site
 from tenants import charts, selectors, services
 from tenants.forms import (
     ApiKeyCreateForm,
@@ -495,3 +497,17 @@ class TenantApiKeyAdmin(ServiceAddViewMixin, admin.ModelAdmin):
 
 tenant_site.register(ApiKey, TenantApiKeyAdmin)
 
+
+
+# ------------------------------------------------------------------ tenant users
+
+class TenantUserQuotaAdmin(RowQuotaAddMixin, TenantUserAdmin):
+    """A tenant's users: "Add" disappears at the plan's quota, and a race past it is a form error, not a 500."""
+
+    quota_field = "max_users"
+    quota_label = "users"
+    add_form_class = TenantUserAdmin.add_form
+
+
+tenant_site.unregister(User)
+tenant_site.register(User, TenantUserQuotaAdmin)

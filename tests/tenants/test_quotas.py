@@ -89,3 +89,18 @@ def test_usage_refresh_records_storage_users_and_models_per_tenant(two_tenants):
     assert (lakers_day.users, lakers_day.saved_models) == (2, 1)
     assert (warriors_day.users, warriors_day.saved_models) == (0, 0)
     assert lakers_day.storage_bytes > 0
+
+
+def test_the_tenant_admin_adds_users_under_the_quota_and_refuses_past_it(lakers_client, tenant_lakers, plan_factory):
+    put_on_plan(tenant_lakers, plan_factory(max_users=2))
+    form = {"username": "scout", "password1": "Sh0wtime-Lakers", "password2": "Sh0wtime-Lakers",
+            "usable_password": "true"}
+
+    added = lakers_client.post("/admin/auth/user/add/", form)
+    assert added.status_code == 302
+    with schema_context("lakers"):
+        assert get_user_model().objects.filter(username="scout").exists()
+
+    # The admin and the scout fill the two seats: no more "Add".
+    page = lakers_client.get("/admin/auth/user/add/")
+    assert page.status_code == 403
