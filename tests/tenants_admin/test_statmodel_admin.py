@@ -62,9 +62,8 @@ def test_the_database_trigger_refusal_is_a_form_error_when_a_concurrent_save_win
     trigger's per-table lock until this request's insert is seen waiting on that lock, then commits.
     """
     put_on_plan(tenant_lakers, "FREE")
-    db = connection.settings_dict
-    other = psycopg.connect(host=db["HOST"] or None, port=db["PORT"] or None, user=db["USER"],
-                            password=db["PASSWORD"] or None, dbname=db["NAME"])
+    # Same server and database as Django's connection, also when it is the embedded one on a socket.
+    other = psycopg.connect(**connection.get_connection_params())
     committed = threading.Event()
     problems = []
 
