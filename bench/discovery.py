@@ -9,8 +9,9 @@ Creates its own throwaway database (bench_discovery_<db>), fills it with
     done the naive way (model instances, no values rows);
   * heartbeats per second over real HTTP from 16 concurrent keep-alive
     clients to 2 Django server processes (target >= 1,000/s on 2 cores),
-    against a baseline measured in the same run: the same servers answering
-    a JSON 404 (the cost of Django + tenant resolution alone).
+    through the full stack (the API view) and through the WSGI fast path
+    (services/fastpath.py), against a baseline measured in the same run: the
+    same servers answering a JSON 404 (Django + tenant resolution alone).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def timed(fn, calls: int) -> list[float]:
 
 # --- server mode: one Django process serving on a shared SO_REUSEPORT socket ---------------------------------------
 
-def serve(port: int) -> None:
+def serve(port: int, *, fast: bool) -> None:
     import django
 
     django.setup()
@@ -83,7 +84,12 @@ def serve(port: int) -> None:
             return request, address
 
     server = ReusePortServer(("127.0.0.1", port), QuietHandler, ipv6=False)
-    server.set_app(WSGIHandler())
+    if fast:
+        from services.fastpath import HeartbeatFastPath
+
+        server.set_app(HeartbeatFastPath(WSGIHandler()))
+    else:
+        server.set_app(WSGIHandler())
     server.serve_forever()
 
 
@@ -161,18 +167,13 @@ def main() -> None:
                                         "NAME": f"bench_discovery_{base_name}"}
     print(f"Creating bench_discovery_{base_name} and migrating it…", flush=True)
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    servers = []
     try:
-        servers = run(connection)
+        run(connection)
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=30)
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
-def run(connection) -> list:
+def run(connection) -> None:
     from services import selectors
     from services import services as registry
     from services.models import HealthCheck, ServiceInstance
@@ -226,34 +227,48 @@ def run(connection) -> list:
         registry.service_heartbeat(service_id=f"bench-web-{n}")
     connection.close()
 
-    port = _free_port()
     env = {**os.environ, "DATABASE_URL": _database_url(connection.settings_dict), "LOG_LEVEL": "ERROR",
            "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]}
-    servers = [subprocess.Popen([sys.executable, __file__, "--serve", str(port)], cwd=ROOT, env=env)
-               for _ in range(SERVER_PROCESSES)]
-    _wait_for_port(port)
     heartbeat_requests = [
         (f"PUT /api/v1/services/heartbeat/bench-web-{n} HTTP/1.1\r\nHost: localhost\r\n"
          f"Authorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n").encode()
         for n in range(CLIENTS)
     ]
     floor_requests = [b"GET /api/v1/no-such-page/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"] * CLIENTS
-    rate, statuses = load(port, heartbeat_requests, HEARTBEAT_SECONDS)
-    floor_rate, floor_statuses = load(port, floor_requests, HEARTBEAT_SECONDS)
-    if statuses != {200}:
-        raise SystemExit(f"heartbeats answered {sorted(statuses)}, expected only 200")
+    figures = {}
+    for label, extra in (("django", []), ("fast", ["--fast"])):
+        port = _free_port()
+        servers = [subprocess.Popen([sys.executable, __file__, "--serve", str(port), *extra], cwd=ROOT, env=env)
+                   for _ in range(SERVER_PROCESSES)]
+        try:
+            _wait_for_port(port)
+            rate, statuses = load(port, heartbeat_requests, HEARTBEAT_SECONDS)
+            if statuses != {200}:
+                raise SystemExit(f"heartbeats answered {sorted(statuses)}, expected only 200")
+            figures[label] = rate
+            if label == "django":
+                figures["floor"], floor_statuses = load(port, floor_requests, HEARTBEAT_SECONDS)
+        finally:
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(timeout=30)
     print(f"heartbeats over HTTP, {CLIENTS} concurrent keep-alive clients, {SERVER_PROCESSES} server processes, "
-          f"{HEARTBEAT_SECONDS:g} s: {rate:,.0f}/s (target >= 1,000/s)")
-    print(f"  baseline, same servers answering a JSON 404 ({sorted(floor_statuses)}): {floor_rate:,.0f}/s; "
-          f"ratio heartbeat/baseline = {rate / floor_rate:.2f}")
-    return servers
+          f"{HEARTBEAT_SECONDS:g} s each (target >= 1,000/s):")
+    print(f"  through Django's full stack (the API view):          {figures['django']:,.0f}/s")
+    print(f"  through services.fastpath.HeartbeatFastPath (WSGI):  {figures['fast']:,.0f}/s")
+    print(f"  baseline, the same Django servers answering a JSON 404 ({sorted(floor_statuses)}): "
+          f"{figures['floor']:,.0f}/s")
+    print(f"  ratios to the baseline: full stack {figures['django'] / figures['floor']:.2f}, "
+          f"fast path {figures['fast'] / figures['floor']:.2f}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve:
-        serve(arguments.serve)
+        serve(arguments.serve, fast=arguments.fast)
     else:
         main()
