@@ -11,7 +11,7 @@ class ServicesConfig(AppConfig):
         from django.core.signals import request_started
         from django.db.models.signals import post_migrate
 
-        from services import selfreg
+        from services import checks, selfreg  # noqa: F401 - importing checks registers them
 
         request_started.connect(selfreg.web_request_started, dispatch_uid="services.selfreg.web")
         post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="services.schedules")

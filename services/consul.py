@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import httpx
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from backoffice.logging import mask_text
@@ -82,6 +83,7 @@ class SyncReport:
     removed_from_consul: list = field(default_factory=list)
     pulled: list = field(default_factory=list)
     removed_here: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {key: list(value) for key, value in self.__dict__.items()}
@@ -154,6 +156,12 @@ def _consul_status(checks: list[dict]) -> tuple[str, bool]:
     return (Status.MAINTENANCE if maintenance else worst), maintenance
 
 
+def _visible(instance: ServiceInstance) -> tuple:
+    """What discovery shows of an instance: a change in any of it bumps the service's index."""
+    return (instance.name, instance.host, instance.port, list(instance.tags), instance.metadata, instance.weight,
+            instance.status, instance.maintenance)
+
+
 @transaction.atomic
 def consul_pull(*, client: ConsulClient, report: SyncReport) -> None:
     seen = set()
@@ -171,17 +179,22 @@ def consul_pull(*, client: ConsulClient, report: SyncReport) -> None:
                 continue
             status, maintenance = _consul_status(entry.get("Checks") or [])
             instance = existing or ServiceInstance(service_id=service_id, source=Source.CONSUL)
+            before = _visible(instance) if existing else None
             instance.name = service.get("Service") or name
             instance.host = service.get("Address") or node.get("Address") or ""
             instance.port = service.get("Port") or None
             instance.tags = list(service.get("Tags") or [])
             instance.metadata = {**(service.get("Meta") or {}), "consul_node": node.get("Node", "")}
             instance.weight = min(100, max(1, int((service.get("Weights") or {}).get("Passing") or 1)))
-            changed = existing is None or existing.status != status
             instance.status, instance.maintenance = status, maintenance
-            instance.full_clean()
-            instance.save()
-            if changed:
+            try:
+                instance.full_clean()
+            except ValidationError as error:  # Consul allows names and ids we do not; skip those, keep the rest
+                logger.warning("Consul instance %s not copied: %s", service_id, "; ".join(error.messages))
+                report.skipped.append(service_id)
+                continue
+            if before != _visible(instance):  # unchanged rows are not rewritten, nor the index bumped
+                instance.save()
                 services._bump_index(instance.name)
             seen.add(service_id)
             report.pulled.append(service_id)

@@ -94,3 +94,14 @@ def test_the_command_syncs_and_reports_an_unreachable_agent(db, consul, closed_p
     assert "stats-1" in consul.services
     with pytest.raises(CommandError, match="unreachable"):
         call_command("consul_sync", "--url", f"http://127.0.0.1:{closed_port}")
+
+
+def test_consul_entries_we_cannot_hold_are_skipped_not_fatal(db, consul):
+    consul.register({"ID": "Billing Main", "Name": "Billing", "Port": 9000})  # Consul allows these names
+    consul.register({"ID": "billing-2", "Name": "billing", "Port": 70000 - 4465})
+
+    with ConsulClient(consul.url) as client:
+        report = consul_sync(client=client)
+
+    assert report.skipped == ["Billing Main"] and report.pulled == ["billing-2"]
+    assert list(ServiceInstance.objects.values_list("service_id", flat=True)) == ["billing-2"]

@@ -208,3 +208,11 @@ def test_old_registry_events_are_pruned(db):
 
     assert services.events_prune() == 1
     assert list(RegistryEvent.objects.values_list("service_id", flat=True)) == ["stats-2"]
+
+
+def test_system_checks_refuse_settings_that_would_misbehave(settings):
+    from services.checks import check_settings
+
+    assert check_settings() == []
+    settings.SERVICES = {"SELF_PRESERVATION_THRESHOLD": 15, "MIN_CHECK_INTERVAL": 0, "SELF_TTL": 5.0}
+    assert {finding.id for finding in check_settings()} == {"services.E002", "services.E003", "services.W001"}
