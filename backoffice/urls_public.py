@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backoffice.admin_sites import operator_site
+from backoffice.media import tenant_media
 
 handler404 = "backoffice.api.json_404"
 handler500 = "backoffice.api.json_500"
@@ -17,4 +18,5 @@ urlpatterns = [
     path("api/v1/", include("configuration.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_public_api"), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant-media"),
 ]

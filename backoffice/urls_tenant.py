@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backoffice.admin_sites import tenant_site
+from backoffice.media import tenant_media
 
 handler404 = "backoffice.api.json_404"
 handler500 = "backoffice.api.json_500"
@@ -15,4 +16,5 @@ urlpatterns = [
     path("api/v1/", include("configuration.api.tenant_urls")),
     path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_tenant_api"), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant-media"),
 ]

@@ -72,7 +72,7 @@ class Tenant(TenantMixin):
 
     # White-label branding, shown on the tenant's admin and API docs.
     display_name = models.CharField("display name", max_length=100, blank=True)
-    logo = models.FileField("logo", upload_to="branding/", blank=True, help_text="PNG, JPEG or SVG.")
+    logo = models.FileField("logo", upload_to="branding/", blank=True, help_text="PNG or JPEG.")
     primary_color = models.CharField(
         "primary colour", max_length=7, default="#1d428a", validators=[color_validator]
     )
@@ -98,8 +98,9 @@ class Tenant(TenantMixin):
 
     def clean(self):
         super().clean()
-        if self.logo and not self.logo.name.lower().endswith((".png", ".jpg", ".jpeg", ".svg")):
-            raise ValidationError({"logo": "The logo must be a PNG, JPEG or SVG file."})
+        # No SVG: it can carry script, and logos are served from the tenant's own host.
+        if self.logo and not self.logo.name.lower().endswith((".png", ".jpg", ".jpeg")):
+            raise ValidationError({"logo": "The logo must be a PNG or JPEG file."})
 
     @property
     def is_public(self) -> bool:

@@ -93,3 +93,18 @@ def test_the_api_key_command_prints_a_key_once_that_works_only_on_its_host(two_t
     assert raw.split(".")[1] not in listing.getvalue() and "active" in listing.getvalue()
     with pytest.raises(CommandError, match="No tenant"):
         call_command("api_key", "create", "--tenant", "nobody", "--name", "x", stdout=StringIO())
+
+
+def test_uploaded_files_are_served_only_on_their_tenants_host(two_tenants, lakers_client, warriors_client):
+    with schema_context("lakers"):
+        name = default_storage.save("branding/logo.png", ContentFile(b"\x89PNG lakers"))
+        url = default_storage.url(name)
+    try:
+        assert url.startswith("/media/lakers/")
+        assert b"".join(lakers_client.get(url).streaming_content) == b"\x89PNG lakers"
+        assert warriors_client.get(url).status_code == 404
+        assert warriors_client.get(url.replace("/lakers/", "/warriors/")).status_code == 404
+        assert lakers_client.get("/media/lakers/../warriors/x.png").status_code in (400, 404)
+    finally:
+        with schema_context("lakers"):
+            default_storage.delete(name)

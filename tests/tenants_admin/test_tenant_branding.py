@@ -103,7 +103,7 @@ def test_a_logo_that_is_not_an_image_is_a_form_error(branded_lakers, operator_cl
         "domains-0-domain": domain.domain, "domains-0-is_primary": "on",
     })
     assert response.status_code == 200
-    assert "The logo must be a PNG, JPEG or SVG file." in html(response)
+    assert "The logo must be a PNG or JPEG file." in html(response)
     assert not Tenant.objects.get(pk=branded_lakers.pk).logo
 
 

@@ -33,7 +33,9 @@ class Command(BaseCommand):
                     name=name, schema_name=schema_name, plan=plan, admin_email=f"admin@{schema_name}.example",
                     admin_password=password, created_by="bootstrap_demo",
                 )
-                Tenant.objects.filter(pk=tenant.pk).update(primary_color=color, support_email=f"support@{schema_name}.example")
+                Tenant.objects.filter(pk=tenant.pk).update(
+                    primary_color=color, support_email=f"support@{schema_name}.example"
+                )
                 self.stdout.write(self.style.SUCCESS(
                     f"Created tenant {schema_name}: admin / {password} (shown once)"
                 ))
