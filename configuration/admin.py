@@ -61,7 +61,9 @@ class EntryForm(forms.ModelForm):
             self.fields["value"].widget.attrs["placeholder"] = MASK
 
     def layer_tenant(self):
-        return self.cleaned_data.get("tenant")
+        if "tenant" in self.cleaned_data:
+            return self.cleaned_data["tenant"]
+        return self.instance.tenant if self.instance.pk else None  # read-only once saved
 
     def clean(self):
         cleaned = super().clean()

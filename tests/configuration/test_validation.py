@@ -118,3 +118,14 @@ def test_a_schema_added_in_the_admin_is_enforced(operator_client):
     response = operator_client.post("/admin/configuration/configschema/add/", {
         "key": "reports.max_rows", "schema": '{"type": "string"}', "description": ""})
     assert response.status_code == 200 and "does not satisfy" in response.content.decode()
+
+
+def test_the_operator_admin_validates_a_tenant_entry_in_its_tenants_layer(operator_client, tenant_lakers):
+    config.set("reports.max_rows", 5, tenant=tenant_lakers)
+    entry = ConfigEntry.objects.get(key="reports.max_rows", tenant=tenant_lakers)
+    response = operator_client.post(f"/admin/configuration/configentry/{entry.pk}/change/", {"value": "0"})
+    assert response.status_code == 200 and "reports.max_rows: 0 is less than the minimum" in response.content.decode()
+    response = operator_client.post(f"/admin/configuration/configentry/{entry.pk}/change/", {"value": "6"})
+    assert response.status_code == 302
+    assert config.get("reports.max_rows", tenant=tenant_lakers) == 6
+    assert config.get("reports.max_rows") == 10000
