@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import serializers
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
@@ -192,6 +193,11 @@ def tenant_export(*, tenant: Tenant, directory: Path | None = None) -> Path:
     path = directory / f"{tenant.schema_name}-{stamp}.json"
     with schema_context(tenant.schema_name):
         call_command("dumpdata", *TENANT_EXPORT_APPS, output=str(path), indent=1, verbosity=0)
+    # The account's public rows too (usage ledger, plan history): billing still needs them after a deletion.
+    account_rows = [tenant, *tenant.domains.all(), *tenant.plan_changes.all(), *tenant.usage_days.all()]
+    path.with_name(f"{tenant.schema_name}-{stamp}-account.json").write_text(
+        serializers.serialize("json", account_rows, indent=1)
+    )
     return path
 
 

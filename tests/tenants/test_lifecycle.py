@@ -126,8 +126,10 @@ def test_delete_exports_the_data_then_drops_the_schema(tenant_lakers, settings, 
     out = StringIO()
     call_command("tenant", "delete", "lakers", "--confirm", "lakers", stdout=out)
 
-    [export] = list(tmp_path.iterdir())
+    export, account = sorted(tmp_path.iterdir(), key=lambda p: "account" in p.name)
     assert str(export) in out.getvalue()
+    assert [row["fields"]["schema_name"] for row in json.loads(account.read_text())
+            if row["model"] == "tenants.tenant"] == ["lakers"]
     rows = json.loads(export.read_text())
     assert any(row["model"] == "league.team" and row["fields"]["abbreviation"] == "LAL" for row in rows)
     assert not _schema_exists("lakers")
@@ -142,4 +144,5 @@ def test_delete_through_the_api_requires_confirmation(operator_client, tenant_wa
     done = operator_client.delete("/api/v1/tenants/warriors/", {"confirm": "warriors"}, content_type="application/json")
 
     assert done.status_code == 200 and done.json()["export"].startswith(str(tmp_path))
+    assert len(list(tmp_path.iterdir())) == 2  # the schema's data and the account's rows
     assert not _schema_exists("warriors")
