@@ -136,6 +136,40 @@ class PriorityORMBroker(Broker):
         return self._info
 
 
+class RunInsertingBroker:
+    """Enqueue through the ORM broker while inserting a new TaskRun row in the same SQL statement.
+
+    Submitting then costs one round trip, like a plain `async_task`, and the
+    run and its package are committed together.
+    """
+
+    def __init__(self, broker: PriorityORMBroker, run):
+        self.broker, self.run, self.list_key = broker, run, broker.list_key
+
+    def enqueue(self, task: str):
+        from django.db.models import sql
+
+        run = self.run
+        alias = self.broker._alias()
+        fields = [f for f in run._meta.local_concrete_fields]
+        query = sql.InsertQuery(run.__class__)
+        query.insert_values(fields, [run])
+        insert_run, run_params = query.get_compiler(using=alias).as_sql()[0]
+        priority, eta, lease = package_hints(task)
+        now = timezone.now()
+        available = now if eta is None else max(now, datetime.fromtimestamp(eta, tz=UTC))
+        table = QueueMessage._meta.db_table
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                f"WITH inserted_run AS ({insert_run} RETURNING 1) "
+                f"INSERT INTO {table} (queue, priority, payload, available_at, lease_seconds, deliveries, created_at) "
+                "SELECT %s, %s, %s, %s, %s, 0, %s FROM inserted_run RETURNING id",
+                [*run_params, self.list_key, priority, task, available,
+                 lease or int(conf.q_cluster().get("retry", 360)), now],
+            )
+            return cursor.fetchone()[0]
+
+
 # Moves due delayed packages onto their priority lists, oldest first, at most ARGV[2] at a time.
 _PROMOTE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))

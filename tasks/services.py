@@ -164,15 +164,23 @@ def task_submit(*, name: str, arguments: dict | None = None, tenant=None, priori
     """Validate, record and (once the transaction commits) enqueue one task run."""
     now = timezone.now()
     eta = _when(run_at=run_at, countdown=countdown, now=now)
-    with transaction.atomic():
-        run = _build_run(
-            name=name, arguments=arguments, tenant=tenant, priority=priority, max_retries=max_retries,
-            timeout=timeout, backoff_base=backoff_base, backoff_cap=backoff_cap,
-            run_if_dependency_fails=run_if_dependency_fails, submitted_by=submitted_by, schedule=schedule, eta=eta,
-        )
-        dependencies = _validated_dependencies(depends_on, tenant)
+    run = _build_run(
+        name=name, arguments=arguments, tenant=tenant, priority=priority, max_retries=max_retries,
+        timeout=timeout, backoff_base=backoff_base, backoff_cap=backoff_cap,
+        run_if_dependency_fails=run_if_dependency_fails, submitted_by=submitted_by, schedule=schedule, eta=eta,
+    )
+    dependencies = _validated_dependencies(depends_on, tenant)
+    if not dependencies and not connection.in_atomic_block and _orm_broker():
+        # No transaction around us: the run row and its broker package go in one statement,
+        # committed together, so a worker can never see one without the other.
+        run.status = Status.QUEUED
+        _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout, insert_run=run)
+        run._state.adding = False
+        return run
+    # A run with dependencies is written with its edges atomically; the enqueue waits for the commit.
+    with transaction.atomic() if dependencies else nullcontext():
         run.status = Status.WAITING if dependencies else Status.QUEUED
-        run.save()
+        run.save(force_insert=True)
         if dependencies:
             run.depends_on.set(dependencies)
         _after_commit_dispatch(run)
@@ -250,11 +258,26 @@ def _after_commit_dispatch(run: TaskRun) -> None:
         transaction.on_commit(lambda: _enqueue(run_id, eta=run.run_at, priority=run.priority, timeout=run.timeout))
 
 
-def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, name: str | None = None) -> None:
-    """Hand a run to the broker. Only after commit, so a worker never reads an uncommitted row."""
+def _orm_broker():
+    from tasks.broker import PriorityORMBroker, get_task_broker
+
+    broker = get_task_broker()
+    return broker if isinstance(broker, PriorityORMBroker) else None
+
+
+def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, insert_run: TaskRun | None = None,
+             ) -> None:
+    """Hand a run to the broker. Only after commit, so a worker never reads an uncommitted row.
+
+    With `insert_run` (ORM broker, no open transaction) the run row is inserted by the same statement.
+    """
     from django_q.tasks import async_task
 
-    from tasks.broker import get_task_broker
+    from tasks.broker import RunInsertingBroker, get_task_broker
+
+    broker = get_task_broker()
+    if insert_run is not None:
+        broker = RunInsertingBroker(broker, insert_run)
 
     kwargs = {"_priority": int(priority), "_lease": int(timeout) + conf.lease_grace()}
     if eta is not None and eta > timezone.now():
@@ -262,7 +285,7 @@ def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, na
     async_task(
         "tasks.runner.execute", str(run_id),
         q_options={
-            "task_name": f"run {run_id}", "timeout": int(timeout), "broker": get_task_broker(),
+            "task_name": f"run {run_id}", "timeout": int(timeout), "broker": broker,
             "ack_failure": True, "save": False, "sync": False,
         },
         **kwargs,
@@ -344,10 +367,81 @@ def _json_safe(value):
         return repr(value)
 
 
+_FAST_CLAIM = """
+WITH claimed AS (
+    UPDATE {run} SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s),
+        lease_until = %(now)s + make_interval(secs => timeout + %(grace)s), worker_pid = %(pid)s,
+        next_attempt_at = NULL, updated_at = %(now)s
+    WHERE id = %(id)s AND status IN ('queued', 'retrying') AND NOT cancel_requested
+    RETURNING id, name, arguments, schema_name, timeout, attempts, tenant_id, priority
+), attempt AS (
+    INSERT INTO {attempt} (run_id, number, outcome, worker_pid, schema_name, started_at, error)
+    SELECT id, attempts, 'running', %(pid)s, 'public', %(now)s, '' FROM claimed
+    RETURNING id
+)
+SELECT c.id, c.name, c.arguments, c.schema_name, c.timeout, c.attempts, c.tenant_id, c.priority,
+       (SELECT id FROM attempt)
+FROM claimed c
+"""
+
+_FAST_SUCCESS = """
+WITH closed AS (
+    UPDATE {attempt} SET outcome = 'succeeded', finished_at = %(now)s, error = '' WHERE id = %(attempt_id)s
+), finished AS (
+    UPDATE {run} SET status = 'succeeded', finished_at = %(now)s, lease_until = NULL, error = '', traceback = '',
+        result = %(result)s, progress = 1, updated_at = %(now)s
+    WHERE id = %(id)s
+)
+SELECT EXISTS (SELECT 1 FROM {edges} WHERE {to_column} = %(id)s)
+"""
+
+
+def _sql(template: str) -> str:
+    edges = TaskRun.depends_on.through._meta
+    return template.format(run=TaskRun._meta.db_table, attempt=TaskAttempt._meta.db_table, edges=edges.db_table,
+                           to_column=edges.get_field("to_taskrun").column)
+
+
+def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
+    """The common case in one statement: a queued run, not cancelled, becomes running with a new attempt."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(_FAST_CLAIM), {"now": now, "grace": conf.lease_grace(), "pid": os.getpid(),
+                                           "id": str(run_id)})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, name, arguments, schema_name, timeout, attempts, tenant_id, priority, attempt_id = row
+    if isinstance(arguments, str):  # Django's psycopg setup hands jsonb back as text
+        arguments = json.loads(arguments)
+    run = TaskRun(pk=pk, name=name, arguments=arguments, schema_name=schema_name, timeout=timeout,
+                  attempts=attempts, tenant_id=tenant_id, priority=priority, status=Status.RUNNING)
+    attempt = TaskAttempt(pk=attempt_id, run_id=pk, number=attempts, started_at=now, worker_pid=os.getpid())
+    # Both rows exist: later save(update_fields=...) must UPDATE them, never INSERT.
+    run._state.adding = attempt._state.adding = False
+    return run, attempt
+
+
+def _fast_success(run: TaskRun, attempt: TaskAttempt, value) -> None:
+    from psycopg.types.json import Jsonb
+
+    result = _json_safe(value)
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(_FAST_SUCCESS), {"now": timezone.now(), "attempt_id": attempt.pk, "id": str(run.pk),
+                                             "result": None if result is None else Jsonb(result)})
+        has_dependents = cursor.fetchone()[0]
+    if has_dependents:
+        transaction.on_commit(lambda: _release_dependents(run.pk))
+
+
 def run_execute(*, run_id) -> str:
     """Run one delivery of a task run in this process; what the cluster worker calls. Returns the outcome."""
     connection.set_schema_to_public()
-    run, attempt, verdict = _claim(run_id)
+    claimed = _fast_claim(run_id)
+    if claimed is not None:
+        run, attempt, verdict = *claimed, "claimed"
+    else:
+        run, attempt, verdict = _claim(run_id)
     if attempt is None:
         logger.info("task run %s not run: %s", run_id, verdict)
         return verdict
@@ -392,9 +486,7 @@ def run_execute(*, run_id) -> str:
     finally:
         connection.set_schema_to_public()
 
-    with transaction.atomic():
-        _close_attempt(attempt, TaskAttempt.Outcome.SUCCEEDED, "")
-        _finish(run, status=Status.SUCCEEDED, now=timezone.now(), result=_json_safe(value))
+    _fast_success(run, attempt, value)
     return "succeeded"
 
 

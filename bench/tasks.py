@@ -1,0 +1,157 @@
+"""Benchmark of the task layer on a real django-q2 cluster (a `manage.py qcluster` subprocess).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/courtside_tasks .venv/bin/python bench/tasks.py
+
+It uses its own database, bench_tasks (created and migrated on the first run),
+and a queue of its own. The broker is the one the settings choose: the
+priority ORM broker, or the priority Redis broker when REDIS_URL is set.
+Printed figures:
+
+- throughput: 2,000 no-op tasks submitted one by one and run to the end,
+  through our layer (TaskRun, attempts, tenant context, retries) and through
+  plain django-q2 `async_task` on the same broker and cluster, same run. The
+  ratio is plain time / our time (target at least 0.8).
+- start latency of a CRITICAL task submitted behind 10,000 queued LOW ones,
+  against a CRITICAL task on an idle queue measured in the same run (target
+  at most 1 s).
+
+Options: --tasks N (default 2000), --backlog N (default 10000), --workers N (default 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import setup_django  # noqa: E402
+
+
+def wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def start_cluster(workers: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "Q_WORKERS": str(workers)}
+    handle = log.open("wb")
+    process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=handle,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    time.sleep(1.0)  # readiness is the warm-up tasks finishing, below
+    if process.poll() is not None:
+        raise SystemExit(f"qcluster exited:\n{log.read_text()[-3000:]}")
+    return process
+
+
+def stop_cluster(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--backlog", type=int, default=10000)
+    parser.add_argument("--workers", type=int, default=2)
+    options = parser.parse_args()
+
+    os.environ["TASKS_QUEUE_NAME"] = f"bench-{uuid.uuid4().hex[:8]}"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("TASKS_REDIS_PREFIX", f"courtside-bench-{os.getpid()}")
+    setup_django("bench_tasks")
+
+    from django.db import transaction
+    from django_q.tasks import async_task
+
+    from tasks import services
+    from tasks.broker import get_task_broker
+    from tasks.models import Priority, QueueMessage, Status, TaskAttempt, TaskRun
+
+    TaskAttempt.objects.all().delete()
+    TaskRun.objects.all().delete()
+    QueueMessage.objects.all().delete()
+    broker = get_task_broker()
+    log = ROOT / "var" / "bench-tasks-qcluster.log"
+    log.parent.mkdir(exist_ok=True)
+    print(f"broker: {broker.info()}   workers: {options.workers}   tasks: {options.tasks}")
+    process = start_cluster(options.workers, log)
+    try:
+        def drained():
+            return broker.queue_size() == 0 and (not hasattr(broker, "lock_size") or not broker.lock_size())
+
+        # Warm-up, so both measured runs find warm connections and imports.
+        for _ in range(20):
+            services.task_submit(name="system.noop")
+        wait(lambda: TaskRun.objects.filter(status=Status.SUCCEEDED).count() == 20, 60, "warm-up")
+
+        started = time.perf_counter()
+        for _ in range(options.tasks):
+            async_task("math.fabs", -1.0, broker=broker, q_options={"ack_failure": True, "save": False})
+        submitted_plain = time.perf_counter() - started
+        wait(lambda: QueueMessage.objects.count() == 0 if broker.__class__.__name__.endswith("ORMBroker")
+             else drained(), 600, "plain tasks")
+        plain = time.perf_counter() - started
+        if not broker.__class__.__name__.endswith("ORMBroker"):
+            time.sleep(0.5)  # Redis has no receipts: the last packages may still be running
+
+        TaskRun.objects.all().delete()
+        started = time.perf_counter()
+        for _ in range(options.tasks):
+            services.task_submit(name="system.noop")
+        submitted_ours = time.perf_counter() - started
+        wait(lambda: TaskRun.objects.filter(status=Status.SUCCEEDED).count() == options.tasks, 600, "our tasks")
+        ours = time.perf_counter() - started
+        print(f"throughput  plain django-q2: {options.tasks / plain:7.1f} tasks/s ({plain:6.2f} s, submit "
+              f"{submitted_plain:5.2f} s)")
+        print(f"throughput  courtside layer: {options.tasks / ours:7.1f} tasks/s ({ours:6.2f} s, submit "
+              f"{submitted_ours:5.2f} s)")
+        print(f"throughput ratio (plain time / our time): {plain / ours:.2f}   target >= 0.80")
+
+        # Latency on an idle queue: the baseline.
+        idle = []
+        for _ in range(5):
+            t0 = time.time()
+            run = services.task_submit(name="system.noop", priority=Priority.CRITICAL)
+            wait(lambda run=run: TaskRun.objects.filter(pk=run.pk, started_at__isnull=False).exists(), 30, "idle")
+            idle.append(TaskRun.objects.get(pk=run.pk).started_at.timestamp() - t0)
+        idle_latency = sorted(idle)[len(idle) // 2]
+
+        with transaction.atomic():
+            for _ in range(options.backlog):
+                services.task_submit(name="system.noop", priority=Priority.LOW)
+        t0 = time.time()
+        critical = services.task_submit(name="system.noop", priority=Priority.CRITICAL)
+        wait(lambda: TaskRun.objects.filter(pk=critical.pk, started_at__isnull=False).exists(), 60, "critical")
+        latency = TaskRun.objects.get(pk=critical.pk).started_at.timestamp() - t0
+        waiting = TaskRun.objects.filter(priority=Priority.LOW, status=Status.QUEUED).count()
+        print(f"CRITICAL start latency behind {options.backlog} LOW: {latency * 1000:7.1f} ms "
+              f"({waiting} LOW still queued when it started)   target <= 1000 ms")
+        print(f"CRITICAL start latency on an idle queue (baseline): {idle_latency * 1000:7.1f} ms   "
+              f"ratio {latency / idle_latency:.2f}")
+    finally:
+        stop_cluster(process)
+        TaskAttempt.objects.all().delete()
+        TaskRun.objects.all().delete()
+        broker.purge_queue()
+
+
+if __name__ == "__main__":
+    main()
