@@ -86,7 +86,7 @@ def test_the_scheduled_sweep_runs_http_checks_on_a_real_cluster(public_tenant, p
         subprocess.run([sys.executable, "-c", SCHEDULER_ONCE], cwd=ROOT, env=env, check=True, timeout=60,
                        capture_output=True)
         deadline = time.monotonic() + 60  # a bound on waiting, not an assertion on speed
-        while time.monotonic() < deadline and not Success.objects.filter(
+        while time.monotonic() < deadline and cluster.poll() is None and not Success.objects.filter(
                 func="services.tasks.health_sweep_task").exists():
             time.sleep(0.2)
     finally:
