@@ -20,6 +20,30 @@ TEST_TENANTS = {"lakers": "Los Angeles Lakers", "warriors": "Golden State Warrio
 PUBLIC_HOST = "localhost"
 
 
+def database_url(settings_dict: dict | None = None) -> str:
+    """A DATABASE_URL for a subprocess to reach the current (test) database.
+
+    Works for a TCP server and for the embedded one, whose socket folder and
+    port are in OPTIONS (django-environ reads them from `?host=&port=`).
+    """
+    from urllib.parse import quote
+
+    d = settings_dict or connection.settings_dict
+    auth = quote(d.get("USER") or "postgres") + (f":{quote(d['PASSWORD'])}" if d.get("PASSWORD") else "")
+    host = d.get("HOST") or d.get("OPTIONS", {}).get("host") or ""
+    port = d.get("PORT") or d.get("OPTIONS", {}).get("port") or 5432
+    if host.startswith("/"):
+        return f"postgres://{auth}@/{d['NAME']}?host={host}&port={port}"
+    return f"postgres://{auth}@{host or '127.0.0.1'}:{port}/{d['NAME']}"
+
+
+def connection_params() -> dict:
+    """Keyword arguments for psycopg.connect() to the current (test) database, socket or TCP."""
+    connection.ensure_connection()
+    params = connection.get_connection_params()
+    return {key: params[key] for key in ("dbname", "user", "password", "host", "port") if params.get(key)}
+
+
 def tenant_host(schema_name: str) -> str:
     return f"{schema_name}.localhost"
 
