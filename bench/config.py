@@ -36,7 +36,9 @@ CHANGES = 20
 
 def database_url(settings_dict: dict) -> str:
     name, user = settings_dict["NAME"], settings_dict.get("USER") or "postgres"
-    host, port = settings_dict.get("HOST") or "127.0.0.1", settings_dict.get("PORT") or 5432
+    options = settings_dict.get("OPTIONS", {})
+    host = settings_dict.get("HOST") or options.get("host") or "127.0.0.1"
+    port = settings_dict.get("PORT") or options.get("port") or 5432
     if str(host).startswith("/"):
         return f"postgres://{user}@/{name}?host={host}&port={port}"
     password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
@@ -110,9 +112,12 @@ def bench_notify_baseline(connection) -> list[float]:
     """A raw NOTIFY from one connection to a LISTEN on another: the floor for any reload."""
     import psycopg
 
+    options = connection.settings_dict.get("OPTIONS", {})
     kwargs = {k: v for k, v in {
-        "dbname": connection.settings_dict["NAME"], "host": connection.settings_dict.get("HOST") or None,
-        "port": connection.settings_dict.get("PORT") or None, "user": connection.settings_dict.get("USER") or None,
+        "dbname": connection.settings_dict["NAME"],
+        "host": connection.settings_dict.get("HOST") or options.get("host") or None,
+        "port": connection.settings_dict.get("PORT") or options.get("port") or None,
+        "user": connection.settings_dict.get("USER") or None,
         "password": connection.settings_dict.get("PASSWORD") or None}.items() if v is not None}
     times = []
     with psycopg.connect(autocommit=True, **kwargs) as listener, psycopg.connect(autocommit=True, **kwargs) as sender:

@@ -506,10 +506,12 @@ class _Listener(threading.Thread):
         self.pid = os.getpid()
         self.stop = threading.Event()
         self.ready = threading.Event()
+        options = settings_dict.get("OPTIONS", {})
         self.conninfo = {
             "dbname": settings_dict.get("NAME"),
-            "host": settings_dict.get("HOST") or None,
-            "port": settings_dict.get("PORT") or None,
+            # The embedded server is reached on a socket given in OPTIONS (DATABASE_URL's ?host=&port=).
+            "host": settings_dict.get("HOST") or options.get("host") or None,
+            "port": settings_dict.get("PORT") or options.get("port") or None,
             "user": settings_dict.get("USER") or None,
             "password": settings_dict.get("PASSWORD") or None,
         }

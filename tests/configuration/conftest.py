@@ -55,9 +55,6 @@ def operator_name():
 
 def database_url(settings_dict: dict) -> str:
     """A DATABASE_URL for a child process that must use this test database (TCP or the embedded socket)."""
-    name, user = settings_dict["NAME"], settings_dict.get("USER") or "postgres"
-    host, port = settings_dict.get("HOST") or "127.0.0.1", settings_dict.get("PORT") or 5432
-    if str(host).startswith("/"):
-        return f"postgres://{user}@/{name}?host={host}&port={port}"
-    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{host}:{port}/{name}"
+    from tests.conftest import database_url as shared_database_url
+
+    return shared_database_url(settings_dict)
