@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 
 from backoffice.errors import DomainError
 from services import conf, selectors
@@ -179,31 +180,48 @@ def _bump_index(name: str) -> int:
     return counter_next(f"index:{name}")
 
 
+def _public_table(model) -> str:
+    """The model's table named with its schema: the hot paths below do not depend on the search_path."""
+    return f'"{get_public_schema_name()}"."{model._meta.db_table}"'
+
+
 def _soft_write(sql: str, params: list):
-    """Run one statement whose loss in a crash is harmless (a heartbeat, a round-robin step).
+    """Run one statement whose loss in a crash is harmless (a heartbeat, a round-robin step); its first row.
 
     With synchronous_commit off, its commit does not wait for the WAL flush:
     PostgreSQL never corrupts or reorders anything for it, at worst the last
     fraction of a second of such writes is lost in a crash, and heartbeats are
-    sent again anyway. Inside a caller's transaction it is a plain statement,
-    so it never weakens the caller's commit.
+    sent again anyway. Outside a transaction it goes out as one message,
+    BEGIN; SET LOCAL ...; <sql>; COMMIT, on the raw connection: one round trip
+    instead of five (django-tenants' per-cursor SET search_path, BEGIN, SET
+    LOCAL, the statement, COMMIT); `sql` names its tables with their schema.
+    Inside a caller's transaction it is a plain statement, so it never weakens
+    the caller's commit.
     """
-    with connection.cursor() as cursor:
-        if connection.in_atomic_block:
+    if connection.in_atomic_block:
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
-        with transaction.atomic():
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            cursor.execute(sql, params)
+    connection.ensure_connection()
+    raw = connection.connection  # Django's psycopg connection: client-side binding, several statements allowed
+    with raw.cursor() as cursor:
+        try:
+            cursor.execute(f"BEGIN; SET LOCAL synchronous_commit TO OFF; {sql}; COMMIT", params)
+            while cursor.description is None or cursor.statusmessage in ("BEGIN", "SET"):
+                if not cursor.nextset():
+                    return None
             return cursor.fetchone()
+        except Exception:
+            cursor.execute("ROLLBACK")  # the failed statement left the explicit transaction open
+            raise
 
 
 def counter_next(key: str) -> int:
     """Increment a shared counter and return its new value, in one atomic statement."""
-    table = RegistryCounter._meta.db_table
+    table = _public_table(RegistryCounter)
     return _soft_write(
-        f"INSERT INTO {table} (key, value) VALUES (%s, 1) "
-        f"ON CONFLICT (key) DO UPDATE SET value = {table}.value + 1 RETURNING value",
+        f"INSERT INTO {table} AS counter (key, value) VALUES (%s, 1) "
+        f"ON CONFLICT (key) DO UPDATE SET value = counter.value + 1 RETURNING value",
         [key],
     )[0]
 
@@ -324,7 +342,7 @@ def service_heartbeat(*, service_id: str, token_service: str | None = None) -> s
     the WAL flush; only an instance that is not passing yet takes the locked
     path that applies flap damping.
     """
-    table = ServiceInstance._meta.db_table
+    table = _public_table(ServiceInstance)
     sql = f"UPDATE {table} SET last_heartbeat = now() WHERE service_id = %s"
     params = [service_id]
     if token_service is not None:

@@ -87,3 +87,24 @@ def test_round_robin_from_two_processes_is_fair_and_skips_a_critical_instance(pu
     assert sum(picks.values()) == 300
     assert set(picks) == {"a", "b", "c"}
     assert all(99 <= count <= 101 for count in picks.values()), picks
+
+
+@pytest.mark.django_db(transaction=True)
+def test_heartbeats_and_round_robin_steps_outside_a_transaction_commit_and_leave_the_connection_clean(
+        public_tenant):
+    register("a")
+    assert services.service_heartbeat(service_id="a") == "passing"  # slow path: damping, then passing
+    first = ServiceInstance.objects.get().last_heartbeat
+    assert services.service_heartbeat(service_id="a") == "passing"  # the one-message fast path
+    assert ServiceInstance.objects.get().last_heartbeat > first
+    assert [services.next_instance("stats-api").service_id for _ in range(3)] == ["a", "a", "a"]
+    assert services.counter_next("rr:stats-api|") == 4
+
+    with pytest.raises(services.DomainError):
+        services.service_heartbeat(service_id="ghost")
+    with pytest.raises(Exception):  # noqa: B017 - a failing statement (NULL key) inside the one-message write
+        services.counter_next(None)
+    assert not connection.in_atomic_block
+    with connection.cursor() as cursor:  # no transaction was left open or aborted on the connection
+        cursor.execute("SELECT 1")
+        assert connection.connection.info.transaction_status == 0  # IDLE
