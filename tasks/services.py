@@ -397,15 +397,19 @@ SELECT EXISTS (SELECT 1 FROM {edges} WHERE {to_column} = %(id)s)
 
 
 def _sql(template: str) -> str:
-    edges = TaskRun.depends_on.through._meta
-    return template.format(run=TaskRun._meta.db_table, attempt=TaskAttempt._meta.db_table, edges=edges.db_table,
-                           to_column=edges.get_field("to_taskrun").column)
+    from tasks.broker import public_table
+
+    through = TaskRun.depends_on.through
+    return template.format(run=public_table(TaskRun), attempt=public_table(TaskAttempt), edges=public_table(through),
+                           to_column=through._meta.get_field("to_taskrun").column)
 
 
 def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
     """The common case in one statement: a queued run, not cancelled, becomes running with a new attempt."""
+    from tasks.broker import raw_cursor
+
     now = timezone.now()
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(_sql(_FAST_CLAIM), {"now": now, "grace": conf.lease_grace(), "pid": os.getpid(),
                                            "id": str(run_id)})
         row = cursor.fetchone()
@@ -425,8 +429,10 @@ def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
 def _fast_success(run: TaskRun, attempt: TaskAttempt, value) -> None:
     from psycopg.types.json import Jsonb
 
+    from tasks.broker import raw_cursor
+
     result = _json_safe(value)
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(_sql(_FAST_SUCCESS), {"now": timezone.now(), "attempt_id": attempt.pk, "id": str(run.pk),
                                              "result": None if result is None else Jsonb(result)})
         has_dependents = cursor.fetchone()[0]
@@ -601,9 +607,11 @@ def progress_report(*, run_id, fraction: float, message: str = "") -> None:
     """Store a running task's progress; raise TaskCancelled when a cancel was requested meanwhile."""
     if not isinstance(fraction, int | float) or not 0 <= fraction <= 1:
         raise ValueError("Progress must be a fraction between 0 and 1.")
-    with connection.cursor() as cursor:
+    from tasks.broker import public_table, raw_cursor
+
+    with raw_cursor() as cursor:
         cursor.execute(
-            f"UPDATE {TaskRun._meta.db_table} SET progress = %s, progress_message = %s, updated_at = now() "
+            f"UPDATE {public_table(TaskRun)} SET progress = %s, progress_message = %s, updated_at = now() "
             "WHERE id = %s RETURNING cancel_requested",
             [float(fraction), (message or "")[:200], str(run_id)],
         )
