@@ -35,6 +35,9 @@ from services.models import (
 
 logger = logging.getLogger(__name__)
 
+# The read half of the Python API, next to the writes: `services.services.discover(name, tags=[...])`.
+discover = selectors.discover
+
 TOKEN_PREFIX = "cs_svc_"
 
 

@@ -30,7 +30,7 @@ def test_discover_filters_on_every_tag(db):
     assert [e.service_id for e in selectors.discover("stats-api", tags=["api", "production"])] == ["a", "c"]
     assert [e.service_id for e in selectors.discover("stats-api", tags=["eu"])] == ["c"]
     assert [e.service_id for e in selectors.discover("stats-api")] == ["a", "b", "c"]
-    assert selectors.discover("nobody") == []
+    assert selectors.discover("nobody") == [] == services.discover("nobody")
     first = selectors.discover("stats-api")[0]
     assert (first.metadata, first.address, first.status) == ({"version": "1.4", "zone": {"az": 2}}, "10.0.0.1:8080",
                                                               "passing")
