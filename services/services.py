@@ -436,16 +436,30 @@ def _apply_result(check: HealthCheck, *, outcome: str, output: str, duration_ms:
         CheckResult.objects.filter(pk__in=stale).delete()
 
 
-@transaction.atomic
+def _lock_instance_then(check_queryset, instance_id: int):
+    """Lock an instance, then one of its checks: the one lock order every writer here keeps.
+
+    Heartbeats, registration and deregistration lock the instance before its
+    checks; a sweep locking a check first could deadlock with them.
+    """
+    if not ServiceInstance.objects.select_for_update().filter(pk=instance_id).exists():
+        return None
+    return check_queryset.select_for_update(of=("self",)).select_related("instance").first()
+
+
 def check_record(*, check_id: int, outcome: str, output: str = "", duration_ms: float = 0.0,
                  now: datetime | None = None) -> HealthCheck | None:
     """Apply one probe outcome to a check and its instance. None when the check is gone meanwhile."""
-    check = HealthCheck.objects.select_for_update().select_related("instance").filter(pk=check_id).first()
-    if check is None:
+    instance_id = HealthCheck.objects.filter(pk=check_id).values_list("instance_id", flat=True).first()
+    if instance_id is None:
         return None
-    _apply_result(check, outcome=outcome, output=output, duration_ms=duration_ms, now=now or timezone.now())
-    _refresh_status(check.instance)
-    return check
+    with transaction.atomic():
+        check = _lock_instance_then(HealthCheck.objects.filter(pk=check_id), instance_id)
+        if check is None:
+            return None
+        _apply_result(check, outcome=outcome, output=output, duration_ms=duration_ms, now=now or timezone.now())
+        _refresh_status(check.instance)
+        return check
 
 
 @dataclass
@@ -510,24 +524,28 @@ def self_preservation_evaluate(*, now: datetime | None = None) -> dict[str, bool
     return result
 
 
-@transaction.atomic
 def ttl_expire(*, now: datetime | None = None, protected: set[str] = frozenset()) -> int:
     """Turn critical every TTL check whose heartbeat is overdue, except in services under self-preservation."""
     now = now or timezone.now()
     expired = 0
-    candidates = (_ttl_checks().select_for_update(of=("self",)).select_related("instance")
-                  .filter(expiry__lte=now).exclude(status=Status.CRITICAL).exclude(instance__name__in=protected))
-    for check in candidates:
-        instance = check.instance
-        check.status, check.critical_since = Status.CRITICAL, now
-        check.consecutive_failures, check.consecutive_successes = check.consecutive_failures + 1, 0
-        check.output = f"TTL expired: no heartbeat for {check.interval:g} s"
-        check.last_checked_at = now
-        check.save(update_fields=["status", "critical_since", "consecutive_failures", "consecutive_successes",
-                                  "output", "last_checked_at"])
-        CheckResult.objects.create(health_check=check, at=now, ok=False, status=check.status, output=check.output)
-        _refresh_status(instance)
-        expired += 1
+    overdue = (_ttl_checks().filter(expiry__lte=now).exclude(status=Status.CRITICAL)
+               .exclude(instance__name__in=protected))
+    for check_id, instance_id in list(overdue.values_list("pk", "instance_id")):
+        with transaction.atomic():
+            # Judged again under the locks: a heartbeat may have arrived since the list was read.
+            check = _lock_instance_then(overdue.filter(pk=check_id), instance_id)
+            if check is None:
+                continue
+            check.status, check.critical_since = Status.CRITICAL, now
+            check.consecutive_failures, check.consecutive_successes = check.consecutive_failures + 1, 0
+            check.output = f"TTL expired: no heartbeat for {check.interval:g} s"
+            check.last_checked_at = now
+            check.save(update_fields=["status", "critical_since", "consecutive_failures", "consecutive_successes",
+                                      "output", "last_checked_at"])
+            CheckResult.objects.create(health_check=check, at=now, ok=False, status=check.status,
+                                       output=check.output)
+            _refresh_status(check.instance)
+            expired += 1
     return expired
 
 
