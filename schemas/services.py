@@ -43,7 +43,8 @@ def operator_name(by: str | None = None) -> str:
 
 
 def ledger_record(*, schema_name: str, plan: list[tuple[Key, bool]], timings: dict | None = None, by: str = "",
-                  rollout_id: int | None = None, graph: Graph | None = None, started_at=None) -> None:
+                  rollout_id: int | None = None, graph: Graph | None = None, started_at=None,
+                  checksums: dict[Key, str] | None = None) -> None:
     """Record what a plan did to a schema: applied rows for forwards, undone marks for backwards.
 
     Reversing keeps the history: the applied row is marked undone instead of
@@ -51,7 +52,9 @@ def ledger_record(*, schema_name: str, plan: list[tuple[Key, bool]], timings: di
     """
     if not plan:
         return
-    graph = graph or load_graph()
+    if checksums is None:
+        graph = graph or load_graph()
+        checksums = {key: graph.checksum(key) for key, _ in plan}
     by = operator_name(by)
     moment = started_at or now()
     timings = timings or {}
@@ -69,13 +72,13 @@ def ledger_record(*, schema_name: str, plan: list[tuple[Key, bool]], timings: di
             )
             if not undone:  # applied before the ledger existed: keep a trace of the reversal anyway
                 new_rows.append(MigrationRecord(
-                    schema_name=schema_name, app_label=key[0], name=key[1], checksum=graph.checksum(key),
+                    schema_name=schema_name, app_label=key[0], name=key[1], checksum=checksums.get(key, ""),
                     applied_at=moment, applied_by="", duration_ms=duration_ms, rollout_id=rollout_id,
                     outcome=MigrationRecord.Outcome.UNDONE, undone_at=now(), undone_by=by,
                 ))
         else:
             new_rows.append(MigrationRecord(
-                schema_name=schema_name, app_label=key[0], name=key[1], checksum=graph.checksum(key),
+                schema_name=schema_name, app_label=key[0], name=key[1], checksum=checksums.get(key, ""),
                 applied_at=moment, applied_by=by, duration_ms=duration_ms, rollout_id=rollout_id,
             ))
     MigrationRecord.objects.bulk_create(new_rows)
@@ -100,11 +103,15 @@ def ledger_record_stock_plan(*, plan, started_at=None) -> None:
 
     if not plan or recording_ledger.get():
         return
+    from schemas.graph import file_checksum, migration_path
+
     schema_name = getattr(connection, "schema_name", None) or settings.PUBLIC_SCHEMA_NAME
     keys = [((migration.app_label, migration.name), backwards) for migration, backwards in plan]
+    # The plan holds the Migration objects: hash their files directly, no graph load per schema.
+    checksums = {(m.app_label, m.name): file_checksum(migration_path(m)) for m, _ in plan}
     try:
         with transaction.atomic():
-            ledger_record(schema_name=schema_name, plan=keys, started_at=started_at)
+            ledger_record(schema_name=schema_name, plan=keys, started_at=started_at, checksums=checksums)
     except DatabaseError:
         # The ledger table is not there yet (e.g. migrating a schema before public): nothing to record into.
         pass
