@@ -386,7 +386,8 @@ def rollout_run(*, schemas: list[str] | None = None, targets: list[tuple[str, st
             raise DomainError("Nothing to resume: the last rollout finished every schema.", code="nothing_to_resume")
         targets = [tuple(t) for t in previous.targets] or None
         names = sorted(s for s, r in previous.results.items() if r.get("status") != "ok")
-        names = [n for n in names if n in set(selectors.tenant_schema_names())]
+        existing = set(selectors.tenant_schema_names())
+        names = [n for n in names if n in existing]
     else:
         previous = None
         names = _validate_schemas(schemas) if schemas else selectors.tenant_schema_names()
