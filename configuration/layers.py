@@ -34,8 +34,11 @@ ENV_DENYLIST = frozenset(
         "COURTSIDE_HOST",
         "COURTSIDE_PORT",
         "COURTSIDE_CONFIG_DIR",
+        "COURTSIDE_TENANT_ADMIN_PASSWORD",
     }
 )
+# Whole families of COURTSIDE_* variables owned by other apps (services/conf.py reads COURTSIDE_SERVICES_*).
+ENV_DENIED_PREFIXES = ("COURTSIDE_SERVICES_",)
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -178,7 +181,7 @@ def parse_env_value(raw: str):
 
 def env_key(name: str) -> str | None:
     """COURTSIDE_CACHE__TTL_SECONDS -> cache.ttl_seconds; None for variables that are not configuration."""
-    if not name.startswith(ENV_PREFIX) or name in ENV_DENYLIST:
+    if not name.startswith(ENV_PREFIX) or name in ENV_DENYLIST or name.startswith(ENV_DENIED_PREFIXES):
         return None
     parts = name[len(ENV_PREFIX):].lower().split("__")
     if not all(parts):

@@ -89,6 +89,7 @@ def test_environment_variables_are_typed_nested_and_denylisted(db, monkeypatch):
     ("COURTSIDE_API_PAGE", "api_page"),
     ("COURTSIDE_ENV", None),
     ("COURTSIDE_DEMO_TENANT_PASSWORD", None),
+    ("COURTSIDE_SERVICES_SELF_REGISTER", None),
     ("OTHER_CACHE__TTL", None),
     ("COURTSIDE_BAD____KEY", None),
 ])
