@@ -158,6 +158,26 @@ class PriorityORMBroker(Broker):
         return self._info
 
 
+def _insert_sql(run, alias: str) -> tuple[str, list]:
+    """Django's own INSERT of a new TaskRun (defaults, auto_now), with the table named in full."""
+    from django.db.models import sql
+
+    query = sql.InsertQuery(run.__class__)
+    query.insert_values(list(run._meta.local_concrete_fields), [run])
+    statement, params = query.get_compiler(using=alias).as_sql()[0]
+    unqualified = f'INSERT INTO "{run._meta.db_table}"'
+    if not statement.startswith(unqualified):
+        raise RuntimeError(f"Unexpected INSERT statement: {statement[:80]}")
+    return f"INSERT INTO {public_table(run.__class__)}" + statement[len(unqualified):], list(params)
+
+
+def insert_run_row(run, alias: str = "default") -> None:
+    """Insert a new TaskRun in one round trip (no SET search_path first)."""
+    statement, params = _insert_sql(run, alias)
+    with raw_cursor(alias) as cursor:
+        cursor.execute(statement, params)
+
+
 class RunInsertingBroker:
     """Enqueue through the ORM broker while inserting a new TaskRun row in the same SQL statement.
 
@@ -169,17 +189,8 @@ class RunInsertingBroker:
         self.broker, self.run, self.list_key = broker, run, broker.list_key
 
     def enqueue(self, task: str):
-        from django.db.models import sql
-
-        run = self.run
         alias = self.broker._alias()
-        fields = [f for f in run._meta.local_concrete_fields]
-        query = sql.InsertQuery(run.__class__)
-        query.insert_values(fields, [run])
-        insert_run, run_params = query.get_compiler(using=alias).as_sql()[0]
-        unqualified = f'INSERT INTO "{run._meta.db_table}"'
-        assert insert_run.startswith(unqualified)
-        insert_run = f"INSERT INTO {public_table(run.__class__)}" + insert_run[len(unqualified):]
+        insert_run, run_params = _insert_sql(self.run, alias)
         priority, eta, lease = package_hints(task)
         now = timezone.now()
         available = now if eta is None else max(now, datetime.fromtimestamp(eta, tz=UTC))

@@ -170,11 +170,17 @@ def task_submit(*, name: str, arguments: dict | None = None, tenant=None, priori
         run_if_dependency_fails=run_if_dependency_fails, submitted_by=submitted_by, schedule=schedule, eta=eta,
     )
     dependencies = _validated_dependencies(depends_on, tenant)
-    if not dependencies and not connection.in_atomic_block and _orm_broker():
-        # No transaction around us: the run row and its broker package go in one statement,
-        # committed together, so a worker can never see one without the other.
+    if not dependencies and not connection.in_atomic_block:
         run.status = Status.QUEUED
-        _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout, insert_run=run)
+        if _orm_broker():
+            # No transaction around us: the run row and its broker package go in one statement,
+            # committed together, so a worker can never see one without the other.
+            _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout, insert_run=run)
+        else:
+            from tasks.broker import insert_run_row
+
+            insert_run_row(run)  # committed (autocommit) before the package can reach a worker
+            _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout)
         run._state.adding = False
         return run
     # A run with dependencies is written with its edges atomically; the enqueue waits for the commit.
