@@ -6,8 +6,10 @@ import re
 # Django's SafeExceptionReporterFilter pattern, extended with PASSWORD/PASSWD.
 SECRET_NAME = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE", re.IGNORECASE)
 # key=value, key: value and "key": "value" where the key looks secret.
+# The key must end in the secret word ("api_key=", "X-Api-Token:", "db_password="), so ordinary
+# text such as "stats-api: 5 of 10" is left alone.
 _SECRET_PAIR = re.compile(
-    r"""(?P<key>["']?[\w.-]*(?:api|token|key|secret|pass|signature)[\w.-]*["']?\s*[:=]\s*)"""
+    r"""(?P<key>["']?[\w.-]*(?:key|token|secret|passw(?:or)?d|pass|signature|credentials?)["']?\s*[:=]\s*)"""
     r"""(?P<quote>["']?)(?P<value>[^\s"',}&]+)""",
     re.IGNORECASE,
 )

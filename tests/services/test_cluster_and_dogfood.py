@@ -12,7 +12,7 @@ from django.db import connection
 
 from services import services, tasks
 from services.models import ServiceInstance
-from tests.conftest import PUBLIC_HOST, TenantClient
+from tests.conftest import PUBLIC_HOST, TenantClient, database_url
 from tests.services.conftest import register
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,10 +57,8 @@ def test_the_cluster_registers_itself_from_its_sweep(db, settings):
 
 
 def _env(settings_module: str) -> dict:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     return {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
+            "DATABASE_URL": database_url()}
 
 
 SCHEDULER_ONCE = (

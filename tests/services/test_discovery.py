@@ -12,6 +12,7 @@ from django.db import connection
 
 from services import selectors, services
 from services.models import ServiceInstance
+from tests.conftest import database_url
 from tests.services.conftest import register
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,10 +75,7 @@ def test_round_robin_from_two_processes_is_fair_and_skips_a_critical_instance(pu
     register("down")  # a TTL check that never got a heartbeat: critical
     assert ServiceInstance.objects.get(service_id="down").status == "critical"
 
-    settings_dict = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backoffice.settings.test",
-           "DATABASE_URL": f"postgres://{settings_dict['USER']}@{settings_dict['HOST'] or '127.0.0.1'}:"
-                           f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backoffice.settings.test", "DATABASE_URL": database_url()}
     workers = [subprocess.Popen([sys.executable, "-c", ROUND_ROBIN_SCRIPT, "150"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [worker.communicate(timeout=120) for worker in workers]

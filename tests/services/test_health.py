@@ -187,14 +187,12 @@ def test_the_sweep_task_keeps_sweeping_only_while_checks_fall_due_within_its_bud
 
 def test_a_second_sweeper_steps_aside_while_one_runs(db):
     import psycopg
-    from django.db import connection
 
     from services import tasks
 
-    db_settings = connection.settings_dict
-    with psycopg.connect(host=db_settings["HOST"] or "127.0.0.1", port=db_settings["PORT"] or 5432,
-                         user=db_settings["USER"], password=db_settings.get("PASSWORD") or None,
-                         dbname=db_settings["NAME"], autocommit=True) as other:
+    from tests.conftest import connection_params
+
+    with psycopg.connect(**connection_params(), autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [tasks.SWEEP_LOCK_KEY])
         assert tasks.health_sweep_task(budget=0) == {"skipped": "another sweep is running"}
         other.execute("SELECT pg_advisory_unlock(%s)", [tasks.SWEEP_LOCK_KEY])
