@@ -15,10 +15,8 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,13 +26,9 @@ STARTUP_SECONDS = 60
 
 def database_url() -> str:
     """A DATABASE_URL for the test database this process uses (socket or TCP host)."""
-    s = connection.settings_dict
-    user = quote(s.get("USER") or "postgres")
-    password = f":{quote(s['PASSWORD'])}" if s.get("PASSWORD") else ""
-    host, port, name = s.get("HOST") or "", s.get("PORT") or "5432", s["NAME"]
-    if host.startswith("/"):
-        return f"postgres://{user}{password}@/{name}?host={quote(host)}&port={port}"
-    return f"postgres://{user}{password}@{host or '127.0.0.1'}:{port}/{name}"
+    from tests.conftest import database_url as shared_database_url
+
+    return shared_database_url()
 
 
 def redis_available() -> bool:
