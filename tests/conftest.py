@@ -100,7 +100,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
-def _public_schema_between_tests(request):
+def _public_schema_between_tests(request, django_db_blocker):
     """Every test starts in public; transactional tests leave nothing behind."""
     marker = request.node.get_closest_marker("django_db")
     transactional = bool({"transactional_db", "live_server"} & set(request.fixturenames)) or bool(
@@ -116,10 +116,12 @@ def _public_schema_between_tests(request):
         ensure_test_tenants()
     yield
     if transactional:
-        connection.set_schema_to_public()
-        ensure_test_tenants()
-        _truncate_tenant_tables()
-        _drop_stray_schemas()
+        # pytest-django has blocked the database again by now; the cleanup needs it.
+        with django_db_blocker.unblock():
+            connection.set_schema_to_public()
+            ensure_test_tenants()
+            _truncate_tenant_tables()
+            _drop_stray_schemas()
 
 
 @pytest.fixture

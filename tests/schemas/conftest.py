@@ -183,25 +183,3 @@ def probe_db(probe_root, settings, db, two_tenants):
     settings.TENANT_APPS = [*settings.TENANT_APPS, PROBE]
     yield handle
     handle.reset()
-
-
-@pytest.fixture(autouse=True)
-def _public_schema_between_tests(request, django_db_blocker):
-    """The shared fixture of the same name, with its after-test cleanup allowed to reach the database.
-
-    The shared one cleans up after transactional tests once pytest-django has
-    already blocked database access again (it raises "Database access not
-    allowed"); this override unblocks for the cleanup and is otherwise the same.
-    """
-    from tests.conftest import _drop_stray_schemas, _truncate_tenant_tables, ensure_test_tenants
-
-    transactional = bool({"transactional_db", "live_server"} & set(request.fixturenames))
-    if "db" in request.fixturenames or transactional:
-        connection.set_schema_to_public()
-    yield
-    if transactional:
-        with django_db_blocker.unblock():
-            connection.set_schema_to_public()
-            _truncate_tenant_tables()
-            _drop_stray_schemas()
-            ensure_test_tenants()
