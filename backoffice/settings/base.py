@@ -5,9 +5,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
+from .environment import env
 
-env = environ.Env()
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
 def database_config(*, allow_embedded: bool) -> dict:

@@ -1,10 +1,8 @@
 """django-q2 cluster settings (owned by the tasks app)."""
 
-# base.py imports this module. It reads the environment itself instead of
-# importing base, so importing it first (tests, scripts) is no circular import.
-import environ
-
-env = environ.Env()
+# base.py imports this module; it reads the environment through the shared
+# `env`, not through base, so importing it first (tests, scripts) is no cycle.
+from .environment import env
 REDIS_URL = env.str("REDIS_URL", default="")
 
 _workers = env.int("Q_WORKERS", default=2)
