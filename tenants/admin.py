@@ -333,7 +333,7 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
                 mistakes.append(f"{tenant.name}: {_errors(error)}")
                 continue
             deleted += 1
-            self.log_deletion(request, tenant, str(tenant))
+            self.log_deletions(request, [tenant])
             self.message_user(
                 request, f"Deleted {tenant.name} ({tenant.schema_name}); its data was exported to {path}.",
                 messages.SUCCESS,
