@@ -149,9 +149,14 @@ def _wait_for_port(port: int, timeout: float = 60) -> None:
 
 
 def _database_url(settings_dict: dict) -> str:
+    """DATABASE_URL of this database for the server processes: TCP, or the embedded server's socket."""
+    options = settings_dict.get("OPTIONS", {})
     auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else "")
-    return f"postgres://{auth}@{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}/" \
-           f"{settings_dict['NAME']}"
+    host = settings_dict.get("HOST") or options.get("host") or "127.0.0.1"
+    port = settings_dict.get("PORT") or options.get("port") or 5432
+    if str(host).startswith("/"):
+        return f"postgres://{auth}@/{settings_dict['NAME']}?host={host}&port={port}"
+    return f"postgres://{auth}@{host}:{port}/{settings_dict['NAME']}"
 
 
 def main() -> None:
