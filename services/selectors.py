@@ -115,14 +115,17 @@ def discover(name: str, *, tags=(), status=None) -> list[Endpoint]:
     if statuses:
         sql += " AND status = ANY(%s)"
         params.append(statuses)
-    with connection.cursor() as cursor:
+    # The raw connection skips django-tenants' `SET search_path` before the query (one round
+    # trip of two); the statement names its table with the schema, so it needs no search_path.
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
         cursor.execute(sql + " ORDER BY service_id", params)
         rows = cursor.fetchall()
     return [Endpoint(row[0], row[1], row[2], row[3], row[4], _json(row[5]), row[6], row[7], row[8]) for row in rows]
 
 
 _DISCOVER_SQL = (
-    f"SELECT {', '.join(_ENDPOINT_COLUMNS)} FROM {ServiceInstance._meta.db_table} WHERE name = %s"
+    f"SELECT {', '.join(_ENDPOINT_COLUMNS)} FROM public.{ServiceInstance._meta.db_table} WHERE name = %s"
 )
 
 
