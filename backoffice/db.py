@@ -125,3 +125,22 @@ def stop() -> bool:
         return False
     _pg_ctl("stop", "-m", "fast")
     return True
+
+
+def url_from_settings(settings_dict: dict) -> str:
+    """A DATABASE_URL for another process to reach the database of a Django settings dict.
+
+    Works for a TCP server and for the embedded one, whose socket folder and
+    port are in OPTIONS (django-environ reads them from `?host=&port=`).
+    """
+    from urllib.parse import quote
+
+    options = settings_dict.get("OPTIONS", {})
+    auth = quote(settings_dict.get("USER") or "postgres")
+    if settings_dict.get("PASSWORD"):
+        auth += f":{quote(settings_dict['PASSWORD'])}"
+    host = str(settings_dict.get("HOST") or options.get("host") or "")
+    port = settings_dict.get("PORT") or options.get("port") or 5432
+    if host.startswith("/"):
+        return f"postgres://{auth}@/{settings_dict['NAME']}?host={host}&port={port}"
+    return f"postgres://{auth}@{host or '127.0.0.1'}:{port}/{settings_dict['NAME']}"

@@ -35,14 +35,9 @@ CHANGES = 20
 
 
 def database_url(settings_dict: dict) -> str:
-    name, user = settings_dict["NAME"], settings_dict.get("USER") or "postgres"
-    options = settings_dict.get("OPTIONS", {})
-    host = settings_dict.get("HOST") or options.get("host") or "127.0.0.1"
-    port = settings_dict.get("PORT") or options.get("port") or 5432
-    if str(host).startswith("/"):
-        return f"postgres://{user}@/{name}?host={host}&port={port}"
-    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{host}:{port}/{name}"
+    from backoffice.db import url_from_settings
+
+    return url_from_settings(settings_dict)
 
 
 def child(key: str) -> None:

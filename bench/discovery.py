@@ -149,14 +149,9 @@ def _wait_for_port(port: int, timeout: float = 60) -> None:
 
 
 def _database_url(settings_dict: dict) -> str:
-    """DATABASE_URL of this database for the server processes: TCP, or the embedded server's socket."""
-    options = settings_dict.get("OPTIONS", {})
-    auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else "")
-    host = settings_dict.get("HOST") or options.get("host") or "127.0.0.1"
-    port = settings_dict.get("PORT") or options.get("port") or 5432
-    if str(host).startswith("/"):
-        return f"postgres://{auth}@/{settings_dict['NAME']}?host={host}&port={port}"
-    return f"postgres://{auth}@{host}:{port}/{settings_dict['NAME']}"
+    from backoffice.db import url_from_settings
+
+    return url_from_settings(settings_dict)
 
 
 def main() -> None:

@@ -21,20 +21,10 @@ PUBLIC_HOST = "localhost"
 
 
 def database_url(settings_dict: dict | None = None) -> str:
-    """A DATABASE_URL for a subprocess to reach the current (test) database.
+    """A DATABASE_URL for a subprocess to reach the current (test) database, socket or TCP."""
+    from backoffice.db import url_from_settings
 
-    Works for a TCP server and for the embedded one, whose socket folder and
-    port are in OPTIONS (django-environ reads them from `?host=&port=`).
-    """
-    from urllib.parse import quote
-
-    d = settings_dict or connection.settings_dict
-    auth = quote(d.get("USER") or "postgres") + (f":{quote(d['PASSWORD'])}" if d.get("PASSWORD") else "")
-    host = d.get("HOST") or d.get("OPTIONS", {}).get("host") or ""
-    port = d.get("PORT") or d.get("OPTIONS", {}).get("port") or 5432
-    if host.startswith("/"):
-        return f"postgres://{auth}@/{d['NAME']}?host={host}&port={port}"
-    return f"postgres://{auth}@{host or '127.0.0.1'}:{port}/{d['NAME']}"
+    return url_from_settings(settings_dict or connection.settings_dict)
 
 
 def connection_params() -> dict:
