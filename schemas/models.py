@@ -39,6 +39,10 @@ class MigrationRecord(models.Model):
                                    name="schemas_record_outcome_valid"),
             models.CheckConstraint(condition=models.Q(outcome="undone") | models.Q(undone_at__isnull=True),
                                    name="schemas_record_undone_only_when_undone"),
+            # A migration is applied to a schema at most once until it is undone: two recorders
+            # (two processes, a retried rollout) cannot make the ledger claim it twice.
+            models.UniqueConstraint(fields=["schema_name", "app_label", "name"],
+                                    condition=models.Q(outcome="applied"), name="schemas_record_applied_once"),
         ]
 
     def __str__(self) -> str:

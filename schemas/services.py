@@ -81,7 +81,8 @@ def ledger_record(*, schema_name: str, plan: list[tuple[Key, bool]], timings: di
                 schema_name=schema_name, app_label=key[0], name=key[1], checksum=checksums.get(key, ""),
                 applied_at=moment, applied_by=by, duration_ms=duration_ms, rollout_id=rollout_id,
             ))
-    MigrationRecord.objects.bulk_create(new_rows)
+    # A row already saying "applied" for the same schema and migration wins (schemas_record_applied_once).
+    MigrationRecord.objects.bulk_create(new_rows, ignore_conflicts=True)
 
 
 def ledger_record_failure(*, schema_name: str, key: Key | None, error: str, by: str = "",
