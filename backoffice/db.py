@@ -144,3 +144,19 @@ def url_from_settings(settings_dict: dict) -> str:
     if host.startswith("/"):
         return f"postgres://{auth}@/{settings_dict['NAME']}?host={host}&port={port}"
     return f"postgres://{auth}@{host or '127.0.0.1'}:{port}/{settings_dict['NAME']}"
+
+
+def raw_cursor(alias: str = "default"):
+    """A cursor straight on the driver connection, for hot paths.
+
+    django-tenants sends `SET search_path` before every Django cursor (we keep
+    TENANT_LIMIT_SET_CALLS off, see PITFALLS), doubling round trips. Statements
+    that name every table with its schema need no search_path: run them here.
+    They stay in the connection's current transaction and leave its
+    search_path untouched.
+    """
+    from django.db import connections
+
+    connection = connections[alias]
+    connection.ensure_connection()
+    return connection.connection.cursor()

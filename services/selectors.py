@@ -7,9 +7,9 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from django.db import connection
 from django.db.models import Count, Max, Q
 
+from backoffice.db import raw_cursor
 from services import conf
 from services.models import RegistryCounter, SelfPreservation, ServiceInstance, ServiceToken, Status
 
@@ -115,10 +115,8 @@ def discover(name: str, *, tags=(), status=None) -> list[Endpoint]:
     if statuses:
         sql += " AND status = ANY(%s)"
         params.append(statuses)
-    # The raw connection skips django-tenants' `SET search_path` before the query (one round
-    # trip of two); the statement names its table with the schema, so it needs no search_path.
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
+    # One round trip instead of two: the statement names its table with the schema.
+    with raw_cursor() as cursor:
         cursor.execute(sql + " ORDER BY service_id", params)
         rows = cursor.fetchall()
     return [Endpoint(row[0], row[1], row[2], row[3], row[4], _json(row[5]), row[6], row[7], row[8]) for row in rows]

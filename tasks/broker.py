@@ -17,11 +17,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from django import db
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import Broker
 from django_q.signing import BadSignature, SignedPackage
 
+from backoffice.db import raw_cursor
 from tasks import conf
 from tasks.models import Priority, QueueMessage
 
@@ -33,16 +34,6 @@ def public_table(model) -> str:
     return f'"{get_public_schema_name()}"."{model._meta.db_table}"'
 
 
-def raw_cursor(alias: str = "default"):
-    """A cursor straight on the driver connection, for the hot paths of the queue.
-
-    django-tenants sends `SET search_path` before every Django cursor; the
-    queue's own statements name their public tables in full instead, which
-    halves their round trips.
-    """
-    connection = connections[alias]
-    connection.ensure_connection()
-    return connection.connection.cursor()
 
 
 def package_hints(payload: str) -> tuple[int, float | None, int | None]:

@@ -412,7 +412,7 @@ def _sql(template: str) -> str:
 
 def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
     """The common case in one statement: a queued run, not cancelled, becomes running with a new attempt."""
-    from tasks.broker import raw_cursor
+    from backoffice.db import raw_cursor
 
     now = timezone.now()
     with raw_cursor() as cursor:
@@ -435,7 +435,7 @@ def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
 def _fast_success(run: TaskRun, attempt: TaskAttempt, value) -> None:
     from psycopg.types.json import Jsonb
 
-    from tasks.broker import raw_cursor
+    from backoffice.db import raw_cursor
 
     result = _json_safe(value)
     with raw_cursor() as cursor:
@@ -613,7 +613,8 @@ def progress_report(*, run_id, fraction: float, message: str = "") -> None:
     """Store a running task's progress; raise TaskCancelled when a cancel was requested meanwhile."""
     if not isinstance(fraction, int | float) or not 0 <= fraction <= 1:
         raise ValueError("Progress must be a fraction between 0 and 1.")
-    from tasks.broker import public_table, raw_cursor
+    from backoffice.db import raw_cursor
+    from tasks.broker import public_table
 
     with raw_cursor() as cursor:
         cursor.execute(

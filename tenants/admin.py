@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
 from django.http import HttpResponseRedirect
@@ -19,8 +20,6 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_tenants.utils import schema_context
-
-from django.contrib.auth.models import User
 
 from backoffice.admin_sites import TenantUserAdmin, operator_site, tenant_site
 from tenants import charts, selectors, services

@@ -12,9 +12,9 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from backoffice.db import raw_cursor
 from backoffice.errors import DomainError
 from tenants.models import Tenant, UsageDay
 
@@ -43,17 +43,6 @@ def rate_limit_headers(*, limit: int | None, remaining: int | None) -> dict[str,
     }
 
 
-def _raw_cursor():
-    """A cursor on the same connection that skips django-tenants' per-query `SET search_path`.
-
-    The metering functions name every object with its schema, so they need no
-    search_path, and this halves their round trips. The statements still run in
-    the connection's current transaction, and leave its search_path untouched.
-    """
-    connection.ensure_connection()
-    return connection.connection.cursor()
-
-
 def request_admit(*, tenant: Tenant) -> Admission:
     """Count one API call and take a concurrency lease, or raise a 429 DomainError."""
     plan = tenant.plan
@@ -61,7 +50,7 @@ def request_admit(*, tenant: Tenant) -> Admission:
     concurrency_limit = plan.max_concurrent_requests if plan else None
     token = uuid.uuid4() if concurrency_limit is not None else None
     now = timezone.now()
-    with _raw_cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(
             "SELECT outcome, calls, active FROM public.courtside_admit_request(%s, %s, %s, %s, %s, %s)",
             [tenant.pk, now.astimezone(dt.UTC).date(), call_limit, concurrency_limit, token,
@@ -89,7 +78,7 @@ def request_admit(*, tenant: Tenant) -> Admission:
 def request_release(*, token: uuid.UUID | None) -> None:
     if token is None:
         return
-    with _raw_cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute("SELECT public.courtside_release_request(%s)", [token])
 
 

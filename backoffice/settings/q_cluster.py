@@ -3,6 +3,7 @@
 # base.py imports this module; it reads the environment through the shared
 # `env`, not through base, so importing it first (tests, scripts) is no cycle.
 from .environment import env
+
 REDIS_URL = env.str("REDIS_URL", default="")
 
 _workers = env.int("Q_WORKERS", default=2)

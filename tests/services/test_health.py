@@ -189,7 +189,6 @@ def test_a_second_sweeper_steps_aside_while_one_runs(db):
     import psycopg
 
     from services import tasks
-
     from tests.conftest import connection_params
 
     with psycopg.connect(**connection_params(), autocommit=True) as other:
