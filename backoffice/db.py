@@ -10,6 +10,7 @@ own system user `embedded_postgres`; as an ordinary user it runs as that user.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -146,6 +147,7 @@ def url_from_settings(settings_dict: dict) -> str:
     return f"postgres://{auth}@{host or '127.0.0.1'}:{port}/{settings_dict['NAME']}"
 
 
+@contextmanager
 def raw_cursor(alias: str = "default"):
     """A cursor straight on the driver connection, for hot paths.
 
@@ -153,10 +155,70 @@ def raw_cursor(alias: str = "default"):
     TENANT_LIMIT_SET_CALLS off, see PITFALLS), doubling round trips. Statements
     that name every table with its schema need no search_path: run them here.
     They stay in the connection's current transaction and leave its
-    search_path untouched.
+    search_path untouched. Errors come out as Django's database errors and mark
+    the connection, so close_old_connections() replaces a broken one.
     """
     from django.db import connections
 
     connection = connections[alias]
     connection.ensure_connection()
-    return connection.connection.cursor()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        yield cursor
+
+
+@contextmanager
+def prepared_cursor(alias: str = "default"):
+    """A server-side binding cursor on the driver connection: `execute(..., prepare=True)` plans once.
+
+    For the hottest statements only (a task submission): Django's cursors bind
+    on the client, so PostgreSQL parses and plans every statement again. Same
+    rules as raw_cursor; psycopg keeps the prepared statements per connection.
+    """
+    import psycopg
+    from django.db import connections
+
+    connection = connections[alias]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+def soft_write(sql: str, params, *, alias: str = "default", all_rows: bool = False):
+    """Run one statement whose loss in a server crash is harmless or covered; return its first row (or all).
+
+    With synchronous_commit off, its commit does not wait for the WAL flush:
+    PostgreSQL never corrupts or reorders anything for it, at worst the last
+    fraction of a second of such writes is lost in a crash. The WAL is one
+    stream, so any later synchronous commit (of this or another connection)
+    makes it durable too. Callers say why losing it is fine: a heartbeat is
+    sent again; a task run's claim or success is followed by the broker's
+    synchronous acknowledgement, and without that the package is redelivered.
+
+    Outside a transaction it goes out as one message, BEGIN; SET LOCAL ...;
+    <sql>; COMMIT, on the raw connection: one round trip instead of five
+    (django-tenants' per-cursor SET search_path, BEGIN, SET LOCAL, the
+    statement, COMMIT); `sql` names its tables with their schema. Inside a
+    caller's transaction it is a plain statement, so it never weakens the
+    caller's commit.
+    """
+    from django.db import connections
+
+    connection = connections[alias]
+    if connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if cursor.description is None:
+                return [] if all_rows else None
+            return cursor.fetchall() if all_rows else cursor.fetchone()
+    connection.ensure_connection()
+    raw = connection.connection  # Django's psycopg connection: client-side binding, several statements allowed
+    with connection.wrap_database_errors, raw.cursor() as cursor:
+        try:
+            cursor.execute(f"BEGIN; SET LOCAL synchronous_commit TO OFF; {sql}; COMMIT", params)
+            while cursor.description is None or cursor.statusmessage in ("BEGIN", "SET"):
+                if not cursor.nextset():
+                    return [] if all_rows else None
+            return cursor.fetchall() if all_rows else cursor.fetchone()
+        except Exception:
+            cursor.execute("ROLLBACK")  # the failed statement left the explicit transaction open
+            raise

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
+from backoffice.db import soft_write
 from backoffice.errors import DomainError
 from services import conf, selectors
 from services.models import (
@@ -188,41 +189,10 @@ def _public_table(model) -> str:
     return f'"{get_public_schema_name()}"."{model._meta.db_table}"'
 
 
-def _soft_write(sql: str, params: list):
-    """Run one statement whose loss in a crash is harmless (a heartbeat, a round-robin step); its first row.
-
-    With synchronous_commit off, its commit does not wait for the WAL flush:
-    PostgreSQL never corrupts or reorders anything for it, at worst the last
-    fraction of a second of such writes is lost in a crash, and heartbeats are
-    sent again anyway. Outside a transaction it goes out as one message,
-    BEGIN; SET LOCAL ...; <sql>; COMMIT, on the raw connection: one round trip
-    instead of five (django-tenants' per-cursor SET search_path, BEGIN, SET
-    LOCAL, the statement, COMMIT); `sql` names its tables with their schema.
-    Inside a caller's transaction it is a plain statement, so it never weakens
-    the caller's commit.
-    """
-    if connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-    connection.ensure_connection()
-    raw = connection.connection  # Django's psycopg connection: client-side binding, several statements allowed
-    with raw.cursor() as cursor:
-        try:
-            cursor.execute(f"BEGIN; SET LOCAL synchronous_commit TO OFF; {sql}; COMMIT", params)
-            while cursor.description is None or cursor.statusmessage in ("BEGIN", "SET"):
-                if not cursor.nextset():
-                    return None
-            return cursor.fetchone()
-        except Exception:
-            cursor.execute("ROLLBACK")  # the failed statement left the explicit transaction open
-            raise
-
-
 def counter_next(key: str) -> int:
     """Increment a shared counter and return its new value, in one atomic statement."""
     table = _public_table(RegistryCounter)
-    return _soft_write(
+    return soft_write(
         f"INSERT INTO {table} AS counter (key, value) VALUES (%s, 1) "
         f"ON CONFLICT (key) DO UPDATE SET value = counter.value + 1 RETURNING value",
         [key],
@@ -351,7 +321,7 @@ def service_heartbeat(*, service_id: str, token_service: str | None = None) -> s
     if token_service is not None:
         sql += " AND name = %s"
         params.append(token_service)
-    row = _soft_write(sql + " RETURNING status", params)
+    row = soft_write(sql + " RETURNING status", params)
     if row is None:
         if token_service is not None and ServiceInstance.objects.filter(service_id=service_id).exists():
             raise DomainError(f"The service id {service_id!r} belongs to another service.", code="service_id_taken",

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_q.brokers import Broker
 from django_q.signing import BadSignature, SignedPackage
 
-from backoffice.db import raw_cursor
+from backoffice.db import prepared_cursor, raw_cursor, soft_write
 from tasks import conf
 from tasks.models import Priority, QueueMessage
 
@@ -86,24 +86,24 @@ class PriorityORMBroker(Broker):
     def dequeue(self):
         self._fresh()
         table = public_table(QueueMessage)
-        with raw_cursor(self._alias()) as cursor:
-            cursor.execute(
-                f"""
-                UPDATE {table} AS m
-                SET available_at = now() + make_interval(secs => m.lease_seconds), deliveries = m.deliveries + 1
-                FROM (
-                    SELECT id FROM {table}
-                    WHERE queue = %s AND available_at <= now()
-                    ORDER BY priority DESC, id
-                    LIMIT %s
-                    FOR UPDATE SKIP LOCKED
-                ) AS picked
-                WHERE m.id = picked.id
-                RETURNING m.id, m.priority, m.payload
-                """,
-                [self.list_key, conf.bulk()],
-            )
-            rows = cursor.fetchall()
+        # Relaxed commit: a delivery lost in a server crash only makes the package available again sooner,
+        # and the run's claim (one row lock) keeps a second delivery from running it twice.
+        rows = soft_write(
+            f"""
+            UPDATE {table} AS m
+            SET available_at = now() + make_interval(secs => m.lease_seconds), deliveries = m.deliveries + 1
+            FROM (
+                SELECT id FROM {table}
+                WHERE queue = %s AND available_at <= now()
+                ORDER BY priority DESC, id
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            ) AS picked
+            WHERE m.id = picked.id
+            RETURNING m.id, m.priority, m.payload
+            """,
+            [self.list_key, conf.bulk()], alias=self._alias(), all_rows=True,
+        )
         if rows:
             rows.sort(key=lambda row: (-row[1], row[0]))
             return [(pk, payload) for pk, _priority, payload in rows]
@@ -117,7 +117,8 @@ class PriorityORMBroker(Broker):
         self.delete(task_id)
 
     def delete(self, task_id):
-        QueueMessage.objects.using(self._alias()).filter(pk=task_id).delete()
+        with raw_cursor(self._alias()) as cursor:
+            cursor.execute(f"DELETE FROM {public_table(QueueMessage)} WHERE id = %s", [task_id])
 
     def queue_size(self) -> int:
         return QueueMessage.objects.using(self._alias()).filter(
@@ -149,17 +150,29 @@ class PriorityORMBroker(Broker):
         return self._info
 
 
-def _insert_sql(run, alias: str) -> tuple[str, list]:
-    """Django's own INSERT of a new TaskRun (defaults, auto_now), with the table named in full."""
-    from django.db.models import sql
+_insert_statements: dict[type, tuple[str, list]] = {}
 
-    query = sql.InsertQuery(run.__class__)
-    query.insert_values(list(run._meta.local_concrete_fields), [run])
-    statement, params = query.get_compiler(using=alias).as_sql()[0]
-    unqualified = f'INSERT INTO "{run._meta.db_table}"'
-    if not statement.startswith(unqualified):
-        raise RuntimeError(f"Unexpected INSERT statement: {statement[:80]}")
-    return f"INSERT INTO {public_table(run.__class__)}" + statement[len(unqualified):], list(params)
+
+def _insert_sql(run, alias: str) -> tuple[str, list]:
+    """The INSERT of a new TaskRun (defaults, auto_now) with the table named in full, and its parameters.
+
+    The statement depends only on the model, so it is built once; Django's SQL
+    compiler took a third of a submission's Python time. The values go through
+    each field's own pre_save and get_db_prep_save, as the compiler does them.
+    """
+    from django.db import connections
+
+    model = run.__class__
+    cached = _insert_statements.get(model)
+    if cached is None:
+        fields = [f for f in model._meta.local_concrete_fields if not f.generated]
+        quote = connections[alias].ops.quote_name
+        statement = (f"INSERT INTO {public_table(model)} ({', '.join(quote(f.column) for f in fields)}) "
+                     f"VALUES ({', '.join(['%s'] * len(fields))})")
+        cached = _insert_statements[model] = (statement, fields)
+    statement, fields = cached
+    connection = connections[alias]
+    return statement, [f.get_db_prep_save(f.pre_save(run, True), connection=connection) for f in fields]
 
 
 def insert_run_row(run, alias: str = "default") -> None:
@@ -176,23 +189,26 @@ class RunInsertingBroker:
     run and its package are committed together.
     """
 
-    def __init__(self, broker: PriorityORMBroker, run):
+    def __init__(self, broker: PriorityORMBroker, run, *, priority: int, eta: float | None, lease: int):
+        # The hints are the ones _enqueue put in the package: no need to decode it again.
         self.broker, self.run, self.list_key = broker, run, broker.list_key
+        self.priority, self.eta, self.lease = priority, eta, lease
 
     def enqueue(self, task: str):
         alias = self.broker._alias()
         insert_run, run_params = _insert_sql(self.run, alias)
-        priority, eta, lease = package_hints(task)
+        priority, eta, lease = self.priority, self.eta, self.lease
         now = timezone.now()
         available = now if eta is None else max(now, datetime.fromtimestamp(eta, tz=UTC))
         table = public_table(QueueMessage)
-        with raw_cursor(alias) as cursor:
+        with prepared_cursor(alias) as cursor:
             cursor.execute(
                 f"WITH inserted_run AS ({insert_run} RETURNING 1) "
                 f"INSERT INTO {table} (queue, priority, payload, available_at, lease_seconds, deliveries, created_at) "
                 "SELECT %s, %s, %s, %s, %s, 0, %s FROM inserted_run RETURNING id",
                 [*run_params, self.list_key, priority, task, available,
                  lease or int(conf.q_cluster().get("retry", 360)), now],
+                prepare=True,
             )
             return cursor.fetchone()[0]
 

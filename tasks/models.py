@@ -46,22 +46,23 @@ class TaskRun(models.Model):
     """One submitted task: what to run, for whom, how urgently, and what became of it."""
 
     id = models.UUIDField("id", primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField("task", max_length=100, db_index=True, help_text="Registered task name.")
+    name = models.CharField("task", max_length=100, help_text="Registered task name.")
     arguments = models.JSONField("arguments", default=dict, blank=True, help_text="Validated keyword arguments.")
     args_summary = models.CharField("arguments (summary)", max_length=200, blank=True)
     tenant = models.ForeignKey(
         "tenants.Tenant", verbose_name="tenant", related_name="task_runs", null=True, blank=True,
         on_delete=models.SET_NULL, help_text="Empty for operator work, run in the public schema.",
+        db_index=False,  # taskrun_tenant_newest covers it
     )
     # Kept beside the FK on purpose: a run whose tenant was deleted must fail
     # loudly by name, never silently fall back to public.
     schema_name = models.CharField(
-        "schema", max_length=63, default="public", help_text="Schema the task runs in.", db_index=True
+        "schema", max_length=63, default="public", help_text="Schema the task runs in."
     )
     priority = models.PositiveSmallIntegerField(
-        "priority", choices=Priority.choices, default=Priority.NORMAL, db_index=True
+        "priority", choices=Priority.choices, default=Priority.NORMAL
     )
-    status = models.CharField("status", max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField("status", max_length=16, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField("attempts", default=0, help_text="Attempts started so far.")
     lost_attempts = models.PositiveIntegerField(
         "lost attempts", default=0, help_text="Attempts whose worker died (SIGKILL, OOM, hard timeout)."
@@ -97,13 +98,13 @@ class TaskRun(models.Model):
     submitted_by = models.CharField("submitted by", max_length=150, blank=True)
     schedule = models.ForeignKey(
         "tasks.TaskSchedule", verbose_name="schedule", related_name="runs", null=True, blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.SET_NULL, db_index=False,  # taskrun_schedule (partial)
     )
     retry_of = models.ForeignKey(
         "self", verbose_name="retry of", related_name="retried_as", null=True, blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.SET_NULL, db_index=False,  # taskrun_retry_of (partial)
     )
-    created_at = models.DateTimeField("submitted", auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField("submitted", auto_now_add=True)
     started_at = models.DateTimeField("started", null=True, blank=True)
     finished_at = models.DateTimeField("finished", null=True, blank=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
@@ -123,7 +124,16 @@ class TaskRun(models.Model):
                 name="taskrun_backoff_valid",
             ),
         ]
-        indexes = [models.Index(fields=["status", "priority"], name="taskrun_status_priority")]
+        # Few indexes, none on a column that changes after the insert (status, progress, times): a state
+        # change can then be a HOT update, which writes no index entry. A run changes state two or three
+        # times; with the 13 indexes Django gave it at first, each change wrote 13 index entries.
+        # Lists are read newest first, per tenant or for all; fillfactor (0002) leaves room for HOT.
+        indexes = [
+            models.Index(fields=["-created_at"], name="taskrun_newest"),
+            models.Index(fields=["tenant", "-created_at"], name="taskrun_tenant_newest"),
+            models.Index(fields=["schedule"], name="taskrun_schedule", condition=Q(schedule__isnull=False)),
+            models.Index(fields=["retry_of"], name="taskrun_retry_of", condition=Q(retry_of__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} [{self.get_status_display()}]"
@@ -153,7 +163,10 @@ class TaskAttempt(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         LOST = "lost", "Lost (worker died)"
 
-    run = models.ForeignKey(TaskRun, verbose_name="run", related_name="attempt_log", on_delete=models.CASCADE)
+    run = models.ForeignKey(
+        TaskRun, verbose_name="run", related_name="attempt_log", on_delete=models.CASCADE,
+        db_index=False,  # taskattempt_unique_number (run, number) serves lookups by run
+    )
     number = models.PositiveIntegerField("attempt")
     outcome = models.CharField("outcome", max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
     worker_pid = models.PositiveIntegerField("worker pid", null=True, blank=True)

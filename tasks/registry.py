@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import jsonschema
 from django.core.exceptions import ValidationError
@@ -33,12 +34,17 @@ class TaskSpec:
     timeout: int | None = None
     max_retries: int = 0
 
+    @cached_property
+    def validator(self) -> jsonschema.Draft202012Validator:
+        # Built once per task: building it costs more than validating small arguments.
+        return jsonschema.Draft202012Validator(self.schema)
+
     def validate(self, arguments) -> dict:
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
             raise ValidationError({"args": "Arguments must be a JSON object."}, code="invalid_arguments")
-        errors = sorted(jsonschema.Draft202012Validator(self.schema).iter_errors(arguments), key=lambda e: e.path)
+        errors = sorted(self.validator.iter_errors(arguments), key=lambda e: e.path)
         if errors:
             detail = [
                 f"{'.'.join(str(p) for p in error.path) or '(arguments)'}: {error.message}" for error in errors

@@ -9,6 +9,7 @@ task_submit -> (on commit) _enqueue -> broker -> cluster worker -> tasks.runner.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -27,10 +28,13 @@ from django_tenants.utils import tenant_context
 from backoffice.logging import mask_text
 from tasks import conf, registry
 from tasks.models import TERMINAL, Priority, Status, TaskAttempt, TaskEffect, TaskRun, TaskSchedule
+from tasks.watchdog import watchdog
 
 logger = logging.getLogger("tasks")
 
 MAX_ARGS_SUMMARY = 200
+# A retry's package may arrive this much before its backoff ends (the broker's clock against ours).
+EARLY_TOLERANCE = dt.timedelta(seconds=1)
 
 
 class TaskCancelled(Exception):
@@ -61,7 +65,11 @@ def current_tenant():
 
 
 def _summary(arguments: dict) -> str:
-    text = mask_text(json.dumps(arguments, sort_keys=True, default=str))
+    try:
+        text = json.dumps(arguments, sort_keys=True)
+    except (TypeError, ValueError):
+        raise ValidationError({"args": "Arguments must be JSON values."}, code="invalid_arguments") from None
+    text = mask_text(text)
     return text if len(text) <= MAX_ARGS_SUMMARY else text[: MAX_ARGS_SUMMARY - 1] + "…"
 
 
@@ -147,12 +155,16 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
         run_if_dependency_fails=run_if_dependency_fails, submitted_by=submitted_by or "", schedule=schedule,
         run_at=eta, retry_of=retry_of,
     )
-    if backoff_base is not None:
-        run.backoff_base = backoff_base
-    if backoff_cap is not None:
-        run.backoff_cap = backoff_cap
-    # Field validation here; the named constraints are checked by PostgreSQL on insert, not by extra queries.
-    run.full_clean(exclude=["tenant", "schedule", "retry_of"], validate_unique=False, validate_constraints=False)
+    run.submitted_by = run.submitted_by[:150]
+    for field, value in (("backoff_base", backoff_base), ("backoff_cap", backoff_cap)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 86400:
+            raise ValidationError({field: "Give a number of seconds between 0 and 86400."}, code="invalid")
+        setattr(run, field, float(value))
+    # Every value a caller gives is checked above or by the registry; the rest are ours. Hence no
+    # full_clean() here (a tenth of a submission's time); the named constraints are PostgreSQL's.
+    run.clean()
     return run
 
 
@@ -281,13 +293,13 @@ def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, in
 
     from tasks.broker import RunInsertingBroker, get_task_broker
 
-    broker = get_task_broker()
-    if insert_run is not None:
-        broker = RunInsertingBroker(broker, insert_run)
-
     kwargs = {"_priority": int(priority), "_lease": int(timeout) + conf.lease_grace()}
     if eta is not None and eta > timezone.now():
         kwargs["_eta"] = eta.timestamp()
+    broker = get_task_broker()
+    if insert_run is not None:
+        broker = RunInsertingBroker(broker, insert_run, priority=kwargs["_priority"], eta=kwargs.get("_eta"),
+                                    lease=kwargs["_lease"])
     async_task(
         "tasks.runner.execute", str(run_id),
         q_options={
@@ -322,11 +334,8 @@ def _claim(run_id) -> tuple[TaskRun | None, TaskAttempt | None, str]:
                 transaction.on_commit(lambda: _enqueue(run.pk, eta=run.lease_until + dt.timedelta(seconds=1),
                                                        priority=run.priority, timeout=run.timeout))
                 return run, None, "deferred"
-            # The previous attempt's worker died (SIGKILL, OOM, guard's hard timeout).
-            TaskAttempt.objects.filter(run=run, outcome=TaskAttempt.Outcome.RUNNING).update(
-                outcome=TaskAttempt.Outcome.LOST, finished_at=now,
-                error="The worker died during this attempt; its package was redelivered.",
-            )
+            # The previous attempt's worker died (SIGKILL, OOM, the guard's kill of a task stuck in C code).
+            _record_lost_attempt(run, now=now)
             run.lost_attempts += 1
             if run.lost_attempts >= conf.MAX_LOST_ATTEMPTS:
                 _finish(run, status=Status.FAILED, now=now,
@@ -335,6 +344,12 @@ def _claim(run_id) -> tuple[TaskRun | None, TaskAttempt | None, str]:
         if run.cancel_requested:
             _finish(run, status=Status.CANCELLED, now=now, error="Cancelled before it started.")
             return run, None, "cancelled"
+        if run.status == Status.RETRYING and run.next_attempt_at and run.next_attempt_at > now + EARLY_TOLERANCE:
+            # An older package of this run (redelivered after a hard timeout) came before the retry's own
+            # package is due: look again when it is due, never start the retry before its backoff.
+            due = run.next_attempt_at
+            transaction.on_commit(lambda: _enqueue(run.pk, eta=due, priority=run.priority, timeout=run.timeout))
+            return run, None, "not due"
         run.attempts += 1
         run.status = Status.RUNNING
         run.started_at = run.started_at or now
@@ -343,11 +358,26 @@ def _claim(run_id) -> tuple[TaskRun | None, TaskAttempt | None, str]:
         run.next_attempt_at = None
         run.save(update_fields=["attempts", "lost_attempts", "status", "started_at", "lease_until", "worker_pid",
                                 "next_attempt_at", "updated_at"])
-        attempt = TaskAttempt.objects.create(
-            run=run, number=run.attempts, worker_pid=run.worker_pid, started_at=now,
-            schema_name=getattr(connection, "schema_name", "public"),
-        )
+        attempt = TaskAttempt(run=run, number=run.attempts, worker_pid=run.worker_pid, started_at=now,
+                              schema_name=getattr(connection, "schema_name", "public"))
     return run, attempt, "claimed"
+
+
+def _record_lost_attempt(run: TaskRun, *, now) -> None:
+    """Write the row of the attempt whose worker died: attempt rows are written when an attempt ends."""
+    if not run.attempts:
+        return
+    error = "The worker died during this attempt; its package was delivered again."
+    # Rows written at the start of an attempt (before tasks 0002) are closed in place.
+    if TaskAttempt.objects.filter(run=run, outcome=TaskAttempt.Outcome.RUNNING).update(
+            outcome=TaskAttempt.Outcome.LOST, finished_at=now, error=error):
+        return
+    started = (run.lease_until - dt.timedelta(seconds=run.timeout + conf.lease_grace())) if run.lease_until else now
+    TaskAttempt.objects.bulk_create(
+        [TaskAttempt(run=run, number=run.attempts, outcome=TaskAttempt.Outcome.LOST, worker_pid=run.worker_pid,
+                     started_at=started, finished_at=now, error=error)],
+        ignore_conflicts=True,  # the attempt was closed already (a watchdog recorded its timeout)
+    )
 
 
 def _finish(run: TaskRun, *, status: str, now, error: str = "", tb: str = "", result=None) -> None:
@@ -357,11 +387,12 @@ def _finish(run: TaskRun, *, status: str, now, error: str = "", tb: str = "", re
     run.lease_until = None
     run.error = mask_text(error)[:10000]
     run.traceback = mask_text(tb)[:20000]
+    fields = ["status", "finished_at", "lease_until", "error", "traceback", "updated_at"]
     if status == Status.SUCCEEDED:
-        run.result = result
-        run.progress = 1.0
-    run.save(update_fields=["status", "finished_at", "lease_until", "error", "traceback", "result", "progress",
-                            "updated_at"])
+        run.result, run.progress = result, 1.0
+        fields += ["result", "progress"]
+    # Otherwise the progress stays as last reported (the run object may be a partial one from the claim).
+    run.save(update_fields=fields)
     run_id = run.pk
     transaction.on_commit(lambda: _release_dependents(run_id))
 
@@ -374,74 +405,108 @@ def _json_safe(value):
 
 
 _FAST_CLAIM = """
-WITH claimed AS (
-    UPDATE {run} SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s),
-        lease_until = %(now)s + make_interval(secs => timeout + %(grace)s), worker_pid = %(pid)s,
-        next_attempt_at = NULL, updated_at = %(now)s
-    WHERE id = %(id)s AND status IN ('queued', 'retrying') AND NOT cancel_requested
-    RETURNING id, name, arguments, schema_name, timeout, attempts, tenant_id, priority
-), attempt AS (
-    INSERT INTO {attempt} (run_id, number, outcome, worker_pid, schema_name, started_at, error)
-    SELECT id, attempts, 'running', %(pid)s, 'public', %(now)s, '' FROM claimed
-    RETURNING id
-)
-SELECT c.id, c.name, c.arguments, c.schema_name, c.timeout, c.attempts, c.tenant_id, c.priority,
-       (SELECT id FROM attempt)
-FROM claimed c
+UPDATE {run} SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s),
+    lease_until = %(now)s + make_interval(secs => timeout + %(grace)s), worker_pid = %(pid)s,
+    next_attempt_at = NULL, updated_at = %(now)s
+WHERE id = %(id)s AND status IN ('queued', 'retrying') AND NOT cancel_requested
+    AND (next_attempt_at IS NULL OR next_attempt_at <= %(due_by)s)
+RETURNING id, name, arguments, schema_name, timeout, attempts, tenant_id, priority, max_retries, lost_attempts,
+    backoff_base, backoff_cap, backoff_jitter
 """
 
 _FAST_SUCCESS = """
-WITH closed AS (
-    UPDATE {attempt} SET outcome = 'succeeded', finished_at = %(now)s, error = '' WHERE id = %(attempt_id)s
-), finished AS (
+WITH finished AS (
     UPDATE {run} SET status = 'succeeded', finished_at = %(now)s, lease_until = NULL, error = '', traceback = '',
         result = %(result)s, progress = 1, updated_at = %(now)s
-    WHERE id = %(id)s
+    WHERE id = %(id)s AND status = 'running' AND attempts = %(number)s
+    RETURNING id
+), closed AS (
+    INSERT INTO {attempt} (run_id, number, outcome, worker_pid, schema_name, started_at, finished_at, error)
+    SELECT id, %(number)s, 'succeeded', %(pid)s, 'public', %(started)s, %(now)s, '' FROM finished
+    ON CONFLICT DO NOTHING
+), acknowledged AS (
+    DELETE FROM {queue} WHERE id = %(ack_id)s
 )
 SELECT EXISTS (SELECT 1 FROM {edges} WHERE {to_column} = %(id)s)
 """
 
 
+@functools.cache
 def _sql(template: str) -> str:
     from tasks.broker import public_table
+    from tasks.models import QueueMessage
 
     through = TaskRun.depends_on.through
     return template.format(run=public_table(TaskRun), attempt=public_table(TaskAttempt), edges=public_table(through),
-                           to_column=through._meta.get_field("to_taskrun").column)
+                           queue=public_table(QueueMessage), to_column=through._meta.get_field("to_taskrun").column)
+
+
+class Delivery:
+    """The ORM broker package this worker process runs now, so a success can acknowledge it itself.
+
+    Set and read by the django-q2 signal receivers in tasks.signals. Acknowledging
+    in the success statement saves the cluster's monitor a synchronous commit per
+    task; it also makes the relaxed commit of that statement safe on its own: a
+    crash loses the success and the acknowledgement together, and the package is
+    delivered again.
+    """
+
+    ack_id: int | None = None
+    acknowledged: bool = False
+
+    @classmethod
+    def begin(cls, *, ack_id) -> None:
+        from tasks.broker import PriorityORMBroker, get_task_broker
+
+        ours = isinstance(ack_id, int) and isinstance(get_task_broker(), PriorityORMBroker)
+        cls.ack_id, cls.acknowledged = (ack_id if ours else None), False
+
+    @classmethod
+    def end(cls) -> bool:
+        """Whether the package was acknowledged already (then the monitor must not)."""
+        acknowledged = cls.acknowledged
+        cls.ack_id, cls.acknowledged = None, False
+        return acknowledged
 
 
 def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
     """The common case in one statement: a queued run, not cancelled, becomes running with a new attempt."""
-    from backoffice.db import raw_cursor
+    from backoffice.db import soft_write
 
     now = timezone.now()
-    with raw_cursor() as cursor:
-        cursor.execute(_sql(_FAST_CLAIM), {"now": now, "grace": conf.lease_grace(), "pid": os.getpid(),
-                                           "id": str(run_id)})
-        row = cursor.fetchone()
+    # Relaxed commit: if a server crash lost this claim, the package (not yet acknowledged) is delivered
+    # again and claimed again; the acknowledgement's synchronous commit makes the claim durable first.
+    row = soft_write(_sql(_FAST_CLAIM), {"now": now, "grace": conf.lease_grace(), "pid": os.getpid(),
+                                         "id": str(run_id), "due_by": now + EARLY_TOLERANCE})
     if row is None:
         return None
-    pk, name, arguments, schema_name, timeout, attempts, tenant_id, priority, attempt_id = row
+    (pk, name, arguments, schema_name, timeout, attempts, tenant_id, priority, max_retries, lost_attempts,
+     backoff_base, backoff_cap, backoff_jitter) = row
     if isinstance(arguments, str):  # Django's psycopg setup hands jsonb back as text
         arguments = json.loads(arguments)
     run = TaskRun(pk=pk, name=name, arguments=arguments, schema_name=schema_name, timeout=timeout,
-                  attempts=attempts, tenant_id=tenant_id, priority=priority, status=Status.RUNNING)
-    attempt = TaskAttempt(pk=attempt_id, run_id=pk, number=attempts, started_at=now, worker_pid=os.getpid())
-    # Both rows exist: later save(update_fields=...) must UPDATE them, never INSERT.
-    run._state.adding = attempt._state.adding = False
+                  attempts=attempts, tenant_id=tenant_id, priority=priority, status=Status.RUNNING,
+                  max_retries=max_retries, lost_attempts=lost_attempts, backoff_base=backoff_base,
+                  backoff_cap=backoff_cap, backoff_jitter=backoff_jitter)
+    run._state.adding = False  # the row exists: a later save(update_fields=...) must UPDATE it
+    # The attempt's row is written when it ends (one INSERT instead of an INSERT now and an UPDATE then).
+    attempt = TaskAttempt(run_id=pk, number=attempts, started_at=now, worker_pid=os.getpid(), schema_name="public")
     return run, attempt
 
 
 def _fast_success(run: TaskRun, attempt: TaskAttempt, value) -> None:
     from psycopg.types.json import Jsonb
 
-    from backoffice.db import raw_cursor
+    from backoffice.db import soft_write
 
     result = _json_safe(value)
-    with raw_cursor() as cursor:
-        cursor.execute(_sql(_FAST_SUCCESS), {"now": timezone.now(), "attempt_id": attempt.pk, "id": str(run.pk),
-                                             "result": None if result is None else Jsonb(result)})
-        has_dependents = cursor.fetchone()[0]
+    # Relaxed commit: this statement also acknowledges the ORM package (see Delivery), so a crash loses
+    # both or neither; otherwise the broker's synchronous acknowledgement, later, flushes it (one WAL stream).
+    (has_dependents,) = soft_write(_sql(_FAST_SUCCESS), {
+        "now": timezone.now(), "id": str(run.pk), "number": attempt.number, "pid": attempt.worker_pid,
+        "started": attempt.started_at, "ack_id": Delivery.ack_id, "result": None if result is None else Jsonb(result),
+    })
+    Delivery.acknowledged = Delivery.ack_id is not None
     if has_dependents:
         transaction.on_commit(lambda: _release_dependents(run.pk))
 
@@ -474,32 +539,47 @@ def run_execute(*, run_id) -> str:
     except ValidationError:
         pass
     context = TaskContext(run=run, attempt=attempt.number, tenant=tenant)
+    timed_out_by_watchdog = False
     try:
         if spec is None:
             raise LookupError(f"Task {run.name!r} is not registered in this worker.")
-        with tenant_context(tenant) if tenant is not None else nullcontext():
-            value = spec.func(context, **run.arguments)
-        # The task is done: a SIGALRM now would hit our bookkeeping, not the task.
-        signal.alarm(0)
+        watchdog.arm(run=run, attempt=attempt, seconds=run.timeout)
+        try:
+            with tenant_context(tenant) if tenant is not None else nullcontext():
+                value = spec.func(context, **run.arguments)
+        finally:
+            # The task is over: a SIGALRM or the watchdog now would hit our bookkeeping, not the task.
+            signal.alarm(0)
+            timed_out_by_watchdog = watchdog.disarm()
     except TaskCancelled:
-        signal.alarm(0)
+        if timed_out_by_watchdog:
+            return "timed out"
         with transaction.atomic():
             _close_attempt(attempt, TaskAttempt.Outcome.CANCELLED, "Cancelled while running.")
             _finish(run, status=Status.CANCELLED, now=timezone.now(), error="Cancelled while running.")
         return "cancelled"
     except TimeoutException as error:
-        signal.alarm(0)
         return _failed(run, attempt, TaskAttempt.Outcome.TIMED_OUT,
                        f"Timed out after {run.timeout} s ({error}).", traceback_module.format_exc())
     except Exception as error:  # the task's own failure: recorded, retried per its policy
-        signal.alarm(0)
         return _failed(run, attempt, TaskAttempt.Outcome.FAILED, f"{type(error).__name__}: {error}",
                        traceback_module.format_exc())
     finally:
         connection.set_schema_to_public()
 
+    if timed_out_by_watchdog:
+        return "timed out"  # recorded by the watchdog; a late success does not undo it
     _fast_success(run, attempt, value)
     return "succeeded"
+
+
+def record_hard_timeout(*, run: TaskRun, attempt: TaskAttempt) -> str:
+    """Record an attempt that outlived its timeout (called by the worker's watchdog thread)."""
+    return _failed(
+        run, attempt, TaskAttempt.Outcome.TIMED_OUT,
+        f"Timed out after {run.timeout} s: the task did not stop at the timeout signal, so its worker is "
+        "killed.", "",
+    )
 
 
 def _close_attempt(attempt: TaskAttempt, outcome: str, error: str, retry_delay: float | None = None) -> None:
@@ -507,13 +587,19 @@ def _close_attempt(attempt: TaskAttempt, outcome: str, error: str, retry_delay: 
     attempt.finished_at = timezone.now()
     attempt.error = mask_text(error)[:10000]
     attempt.retry_delay = retry_delay
-    attempt.save(update_fields=["outcome", "finished_at", "error", "retry_delay"])
+    if attempt._state.adding:
+        attempt.save(force_insert=True)
+    else:
+        attempt.save(update_fields=["outcome", "finished_at", "error", "retry_delay"])
 
 
 def _failed(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str, tb: str) -> str:
     now = timezone.now()
     with transaction.atomic():
         run = TaskRun.objects.select_for_update().get(pk=run.pk)
+        if run.status != Status.RUNNING or run.attempts != attempt.number:
+            # This attempt was closed meanwhile (its watchdog recorded a timeout): that record stands.
+            return "superseded"
         if run.cancel_requested:
             _close_attempt(attempt, outcome, error)
             _finish(run, status=Status.CANCELLED, now=now, error=f"Cancelled; the last attempt failed: {error}",

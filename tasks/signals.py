@@ -36,8 +36,22 @@ def carry_tenant(sender, task, **kwargs):
 def start_in_public(sender, func, task, **kwargs):
     # Whatever the previous task did to this worker's connection, the next one starts in public.
     connection.set_schema_to_public()
+    from tasks.services import Delivery
+
+    Delivery.begin(ack_id=task.get("ack_id"))
 
 
 @receiver(post_execute_in_worker, dispatch_uid="tasks.back_to_public")
 def back_to_public(sender, func, task, **kwargs):
     connection.set_schema_to_public()
+    from tasks.services import Delivery
+
+    if Delivery.end():
+        # The task's own success statement deleted the package: nothing left for the monitor to acknowledge.
+        task.pop("ack_id", None)
+    elif _func_path(func) == "tasks.runner.execute" and not task.get("success", True):
+        # run_execute records every outcome of the task itself; it raises only when it could not record
+        # (the database was unreachable) or the tenant is gone (recorded failed first). Not acknowledged,
+        # the package comes back after its lease and the run's row decides again, instead of the run
+        # staying `queued` with its package deleted.
+        task.pop("ack_id", None)

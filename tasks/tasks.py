@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django_q.exceptions import TimeoutException
 
 from tasks import services
 from tasks.models import Priority, TaskEffect
@@ -175,12 +176,23 @@ def whoami(ctx):
     "system.sleep", scope=ANY, timeout=60,
     schema={"type": "object", "additionalProperties": False,
             "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 3600},
-                           "steps": {"type": "integer", "minimum": 1, "maximum": 1000}}},
+                           "steps": {"type": "integer", "minimum": 1, "maximum": 1000},
+                           "ignore_timeout": {"type": "boolean"}}},
 )
-def sleep(ctx, seconds: float = 1.0, steps: int = 10):
-    """Sleep in steps, reporting progress at each (and so stopping soon after a cancel)."""
+def sleep(ctx, seconds: float = 1.0, steps: int = 10, ignore_timeout: bool = False):
+    """Sleep in steps, reporting progress at each (and so stopping soon after a cancel).
+
+    With ignore_timeout it swallows the timeout signal, as code with a bare
+    `except` does: what the worker's watchdog and django-q2's guard are for.
+    """
     for step in range(steps):
-        time.sleep(seconds / steps)
+        deadline = time.monotonic() + seconds / steps
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                time.sleep(left)
+            except TimeoutException:
+                if not ignore_timeout:
+                    raise
         ctx.progress((step + 1) / steps, f"step {step + 1} of {steps}")
     return {"slept": seconds}
 

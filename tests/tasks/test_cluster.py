@@ -202,3 +202,17 @@ def test_the_broker_reports_what_waits(cluster):
     assert broker.ping()
     services.task_submit(name="system.noop", countdown=60)
     assert broker.delayed_size() >= 1
+
+
+def test_a_task_that_swallows_its_timeout_is_recorded_timed_out_before_its_worker_is_killed(cluster):
+    # django-q2's SIGALRM is caught by the task; its guard kills the worker ~3 s after the timeout. The
+    # worker's watchdog records the attempt first: timed out (not lost), retried per policy, then failed.
+    stubborn = services.task_submit(name="system.sleep", arguments={"seconds": 8, "steps": 1, "ignore_timeout": True},
+                                    timeout=1, max_retries=1, backoff_base=0.5, backoff_cap=0.5)
+    finished(stubborn, timeout=60)
+    assert stubborn.status == Status.FAILED, stubborn.error
+    assert "did not stop at the timeout signal" in stubborn.error
+    assert list(stubborn.attempt_log.values_list("outcome", flat=True)) == ["timed_out", "timed_out"]
+    assert stubborn.lost_attempts == 0
+    after = [services.task_submit(name="system.whoami") for _ in range(3)]
+    assert all(finished(run).status == Status.SUCCEEDED for run in after)
