@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test bench lint
+.PHONY: install browser run test bench lint
 
 install: $(VENV)/.installed
 
@@ -16,7 +16,15 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	bin/run
 
-test: install
+# The admin's browser tests drive Debian's Chromium through its ChromeDriver (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "Installing Debian's chromium and chromium-driver for the browser tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }; }
+
+test: install browser
 	$(VENV)/bin/pytest
 
 lint: install

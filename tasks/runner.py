@@ -21,6 +21,11 @@ def fire_schedule(schedule_id: int):
     return str(run.pk) if run else None
 
 
+def recover_stalled_runs():
+    """Scheduled every minute: runs whose package was lost go back to the broker."""
+    return services.recover_stalled_runs()
+
+
 def run_in_schema(schema_name: str, func, *args, **kwargs):
     """A plain `async_task` enqueued in a tenant's context, run in that tenant's schema.
 

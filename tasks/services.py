@@ -676,6 +676,45 @@ def task_cancel(*, run: TaskRun, cancelled_by: str = "") -> TaskRun:
     return run
 
 
+def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
+    """Hand runs whose package is gone to the broker again; the run's claim decides what happens next.
+
+    - `running` past its lease by `stalled_for` seconds: its worker died and no
+      delivery came back (the Redis broker has no receipts; a whole cluster
+      died there). The claim records the lost attempt and runs it again.
+    - `queued` or `retrying`, due for `stalled_for` seconds, while the broker
+      holds no package at all: the packages were lost (a Redis restarted
+      without persistence, a process that died between commit and enqueue).
+    Duplicate packages are harmless: the run's row lock lets one through.
+    Scheduled every minute on the cluster (migration 0003).
+    """
+    from django.db.models import F, Q
+    from django.db.models.functions import Coalesce
+
+    from tasks.broker import get_task_broker
+
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=stalled_for)
+    recovered = {"running": 0, "queued": 0}
+    for run in TaskRun.objects.filter(status=Status.RUNNING, lease_until__lt=cutoff).only(
+            "pk", "priority", "timeout"):
+        _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)
+        recovered["running"] += 1
+    broker = get_task_broker()
+    waiting = sum(getattr(broker, size)() for size in ("queue_size", "delayed_size", "lock_size")
+                  if hasattr(broker, size))
+    if waiting == 0:
+        due = (TaskRun.objects.filter(status__in=[Status.QUEUED, Status.RETRYING])
+               .annotate(due_at=Coalesce(F("next_attempt_at"), F("run_at"), F("created_at")))
+               .filter(Q(due_at__lt=cutoff)).only("pk", "priority", "timeout"))
+        for run in due:
+            _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)
+            recovered["queued"] += 1
+    if any(recovered.values()):
+        logger.warning("Recovered stalled task runs: %s", recovered)
+    return recovered
+
+
 def task_retry(*, run: TaskRun, submitted_by: str = "") -> TaskRun:
     """Submit a failed or cancelled run again, as a new run that points back at it."""
     if run.status not in (Status.FAILED, Status.CANCELLED):

@@ -12,7 +12,8 @@ from django.db import connection
 from django.dispatch import receiver
 from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute
 
-OUR_FUNCS = {"tasks.runner.execute", "tasks.runner.run_in_schema", "tasks.runner.fire_schedule"}
+OUR_FUNCS = {"tasks.runner.execute", "tasks.runner.run_in_schema", "tasks.runner.fire_schedule",
+             "tasks.runner.recover_stalled_runs"}
 
 
 def _func_path(func) -> str:

@@ -1,7 +1,8 @@
-"""Crash safety on the ORM broker: workers killed with SIGKILL mid-task, and cancels across a restart.
+"""Crash safety: workers killed with SIGKILL mid-task, cancels across a restart, lost Redis packages.
 
 The Redis broker has no delivery receipts (like django-q2's own), so a task
-whose worker dies there is not redelivered: this file is about the ORM broker.
+whose cluster dies there is not delivered again by Redis: the scheduled
+recovery (services.recover_stalled_runs) hands it back, tested at the end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from tasks import services
 from tasks.models import TERMINAL, Status, TaskEffect, TaskRun
-from tests.tasks.conftest import wait_for
+from tests.tasks.conftest import redis_available, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -61,7 +62,9 @@ def test_sigkilled_workers_lose_no_task_and_every_side_effect_happens_once(clust
     wait_for(lambda: not TaskRun.objects.filter(pk__in=ids).exclude(status__in=TERMINAL).exists(), timeout=120,
              interval=0.5, message="every run to finish after the kills")
     statuses = dict(TaskRun.objects.filter(pk__in=ids).values_list("status").annotate(n=Count("pk")))
-    assert statuses == {Status.SUCCEEDED: len(ids)}, statuses
+    unhappy = [(r.status, r.error, list(r.attempt_log.values_list("outcome", "error")))
+               for r in TaskRun.objects.filter(pk__in=ids).exclude(status=Status.SUCCEEDED)]
+    assert statuses == {Status.SUCCEEDED: len(ids)}, unhappy
     effects = dict(TaskEffect.objects.filter(run__in=ids).values_list("run").annotate(n=Count("pk")))
     assert len(effects) == len(ids) and set(effects.values()) == {1}
     lost = TaskRun.objects.filter(pk__in=ids, lost_attempts__gt=0).count()
@@ -81,3 +84,39 @@ def test_a_cancel_survives_a_cluster_restart(cluster_factory):
              message="the marker task")
     run.refresh_from_db()
     assert (run.status, run.attempts, run.started_at) == (Status.CANCELLED, 0, None)
+
+
+def test_a_run_whose_redis_cluster_died_mid_task_is_recovered_and_run_again(cluster_factory):
+    if not redis_available():
+        pytest.skip("No Redis")
+    cluster = cluster_factory(broker="redis", workers=1, lease_grace=1).start()
+    run = services.task_submit(name="system.tally", arguments={"seconds": 2.0, "label": "redis"}, timeout=4)
+    wait_for(lambda: TaskRun.objects.get(pk=run.pk).status == Status.RUNNING, timeout=30, message="the run to start")
+    os.killpg(cluster.process.pid, signal.SIGKILL)  # the whole cluster, with the only copy of the package
+    cluster.process.wait(timeout=10)
+    assert services.recover_stalled_runs(stalled_for=0) == {"running": 0, "queued": 0}  # its lease still holds
+    wait_for(lambda: TaskRun.objects.get(pk=run.pk).lease_until < timezone.now(), timeout=10,
+             message="the lease to expire")
+    cluster.start()
+    assert services.recover_stalled_runs(stalled_for=0) == {"running": 1, "queued": 0}
+    wait_for(lambda: TaskRun.objects.get(pk=run.pk).status in TERMINAL, timeout=30, message="the rerun")
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.lost_attempts) == (Status.SUCCEEDED, 2, 1)
+    assert list(run.attempt_log.values_list("outcome", flat=True)) == ["lost", "succeeded"]
+    assert TaskEffect.objects.filter(run=run).count() == 1
+
+
+def test_queued_runs_whose_redis_packages_vanished_are_enqueued_again(cluster_factory):
+    if not redis_available():
+        pytest.skip("No Redis")
+    from tasks.broker import get_task_broker
+
+    cluster = cluster_factory(broker="redis", workers=1)  # not started yet: the runs wait in Redis
+    runs = [services.task_submit(name="system.noop") for _ in range(3)]
+    get_task_broker().purge_queue()  # what a Redis restart without persistence does
+    TaskRun.objects.filter(pk__in=[r.pk for r in runs]).update(created_at=timezone.now() - timezone.timedelta(minutes=5))
+    assert services.recover_stalled_runs() == {"running": 0, "queued": 3}
+    assert services.recover_stalled_runs() == {"running": 0, "queued": 0}  # packages are there now: no duplicates
+    cluster.start()
+    wait_for(lambda: TaskRun.objects.filter(pk__in=[r.pk for r in runs], status=Status.SUCCEEDED).count() == 3,
+             timeout=30, message="the recovered runs")
