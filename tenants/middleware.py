@@ -39,7 +39,8 @@ class TenantApiMiddleware:
         elif tenant.is_over_storage and (is_admin_write or (is_api and request.method not in SAFE_METHODS)):
             refusal = _refusal(request, status=403, code="storage_quota_exceeded", is_api=is_api,
                                message=f"{tenant.brand_name} is over the {tenant.plan.name} plan's storage; "
-                                       "reads still work, writes are refused until data is removed or the plan changes.")
+                                       "reads still work, writes are refused until data is removed or the plan "
+                                       "changes.")
         response = refusal or self.get_response(request)
         admission = getattr(request, "courtside_admission", None)
         if admission is not None:

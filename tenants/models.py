@@ -139,6 +139,9 @@ class PlanChange(models.Model):
     class Meta:
         ordering = ["-changed_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.from_plan_id or '-'} -> {self.to_plan_id}"
+
 
 class UsageDay(models.Model):
     """A tenant's usage on one UTC day: the billing ledger and the source of the admin charts."""
@@ -157,6 +160,9 @@ class UsageDay(models.Model):
             models.UniqueConstraint(fields=["tenant", "date"], name="usage_one_row_per_tenant_per_day"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.tenant_id} on {self.date}"
+
 
 class RequestLease(models.Model):
     """An API request in flight. Leases expire on their own, so a killed worker cannot lock a tenant out."""
@@ -167,6 +173,9 @@ class RequestLease(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "expires_at"], name="lease_tenant_expiry")]
+
+    def __str__(self) -> str:
+        return f"lease {self.token} until {self.expires_at}"
 
 
 class ApiKey(models.Model):
@@ -209,3 +218,6 @@ class PooledSchema(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.schema_name

@@ -265,7 +265,8 @@ def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_key_create(*, tenant: Tenant, name: str, scope: str = ApiKey.Scope.READ, created_by: str = "") -> tuple[ApiKey, str]:
+def api_key_create(*, tenant: Tenant, name: str, scope: str = ApiKey.Scope.READ,
+                   created_by: str = "") -> tuple[ApiKey, str]:
     """Create a key; returns it with the full key string, which is shown once and never stored."""
     name = (name or "").strip()
     if not name:

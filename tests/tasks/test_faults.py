@@ -114,7 +114,8 @@ def test_queued_runs_whose_redis_packages_vanished_are_enqueued_again(cluster_fa
     cluster = cluster_factory(broker="redis", workers=1)  # not started yet: the runs wait in Redis
     runs = [services.task_submit(name="system.noop") for _ in range(3)]
     get_task_broker().purge_queue()  # what a Redis restart without persistence does
-    TaskRun.objects.filter(pk__in=[r.pk for r in runs]).update(created_at=timezone.now() - timezone.timedelta(minutes=5))
+    five_minutes_ago = timezone.now() - timezone.timedelta(minutes=5)
+    TaskRun.objects.filter(pk__in=[r.pk for r in runs]).update(created_at=five_minutes_ago)
     assert services.recover_stalled_runs() == {"running": 0, "queued": 3}
     assert services.recover_stalled_runs() == {"running": 0, "queued": 0}  # packages are there now: no duplicates
     cluster.start()

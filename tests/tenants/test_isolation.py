@@ -38,7 +38,8 @@ def test_api_keys_are_stored_hashed_scoped_and_revocable(tenant_lakers):
 
     services.api_key_revoke(key=key)
     assert client.get("/api/v1/teams/", **auth).status_code == 401
-    assert client.get("/api/v1/teams/", HTTP_AUTHORIZATION="Api-Key cs_deadbeef.not-a-real-secret-at-all").status_code == 401
+    bogus = "Api-Key cs_deadbeef.not-a-real-secret-at-all"
+    assert client.get("/api/v1/teams/", HTTP_AUTHORIZATION=bogus).status_code == 401
 
 
 def test_cache_values_are_per_tenant(two_tenants):
@@ -61,7 +62,8 @@ def test_stored_files_are_per_tenant(two_tenants, settings, tmp_path):
         assert not default_storage.path(name).startswith(str(tmp_path / "lakers"))
 
 
-def test_usage_rows_are_only_reachable_per_tenant_by_the_operator(two_tenants, operator_client, lakers_client, api_key_for):
+def test_usage_rows_are_only_reachable_per_tenant_by_the_operator(two_tenants, operator_client, lakers_client,
+                                                                  api_key_for):
     lakers, warriors = two_tenants
     headers, _ = api_key_for(lakers)
     TenantClient(tenant_host("lakers")).get("/api/v1/teams/", **headers)

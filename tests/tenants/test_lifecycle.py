@@ -49,7 +49,8 @@ def test_the_operator_api_creates_a_tenant_with_plan_domain_and_admin(operator_c
         ({"plan": "PLATINUM"}, "plan", "Unknown plan"),
     ],
 )
-def test_bad_tenant_input_gets_a_clear_400_and_creates_nothing(operator_client, tenant_warriors, payload, field, message):
+def test_bad_tenant_input_gets_a_clear_400_and_creates_nothing(operator_client, tenant_warriors, payload, field,
+                                                               message):
     before = set(Tenant.objects.values_list("schema_name", flat=True))
     data = {"name": "Newco", "schema_name": "newco", **payload}
 

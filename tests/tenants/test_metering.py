@@ -88,7 +88,8 @@ def test_a_plan_change_applies_on_the_next_request(tenant_lakers, plan_factory, 
     assert client.get("/api/v1/teams/", **headers).status_code == 200
     assert client.get("/api/v1/teams/", **headers).status_code == 429
 
-    response = operator_client.post("/api/v1/tenants/lakers/plan/", {"plan": "STARTER"}, content_type="application/json")
+    response = operator_client.post("/api/v1/tenants/lakers/plan/", {"plan": "STARTER"},
+                                    content_type="application/json")
 
     assert response.status_code == 200 and response.json()["plan"] == "STARTER"
     after = client.get("/api/v1/teams/", **headers)
