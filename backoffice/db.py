@@ -191,8 +191,9 @@ def soft_write(sql: str, params, *, alias: str = "default", all_rows: bool = Fal
     fraction of a second of such writes is lost in a crash. The WAL is one
     stream, so any later synchronous commit (of this or another connection)
     makes it durable too. Callers say why losing it is fine: a heartbeat is
-    sent again; a task run's claim or success is followed by the broker's
-    synchronous acknowledgement, and without that the package is redelivered.
+    sent again; a task package's delivery, a run's claim and its success are
+    each delivered again (the success deletes its ORM package in the same
+    transaction, so a crash loses both or neither).
 
     Outside a transaction it goes out as one message, BEGIN; SET LOCAL ...;
     <sql>; COMMIT, on the raw connection: one round trip instead of five

@@ -294,3 +294,44 @@ def test_schedules_are_validated_mirrored_into_django_q_and_fire_for_their_tenan
     assert services.schedule_fire(schedule_id=schedule.pk) is None  # disabled
     services.schedule_delete(schedule=schedule)
     assert not Schedule.objects.filter(pk=q.pk).exists()
+
+
+def _deliver(run_id, ack_id):
+    """What a django-q2 worker does around one package: pre_execute, the call, post_execute_in_worker.
+
+    django-q2's monitor then acknowledges the package if and only if `ack_id` is still in the task.
+    """
+    from django_q.signals import post_execute_in_worker, pre_execute
+
+    from tasks import runner
+
+    task = {"ack_id": ack_id, "func": "tasks.runner.execute", "args": (str(run_id),)}
+    pre_execute.send(sender="django_q", func=runner.execute, task=task)
+    try:
+        outcome, task["success"] = runner.execute(str(run_id)), True
+    except Exception as error:
+        outcome, task["success"] = repr(error), False
+    post_execute_in_worker.send(sender="django_q", func=runner.execute, task=task)
+    return outcome, task
+
+
+def test_a_success_acknowledges_its_own_package_and_a_failure_to_record_leaves_it_for_redelivery(
+        tenant_lakers, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        done = services.task_submit(name="system.noop")
+    done_package = QueueMessage.objects.latest("id").pk
+    with django_capture_on_commit_callbacks(execute=True):
+        ghost = services.task_submit(name="system.whoami", tenant=tenant_lakers)
+    ghost_package = QueueMessage.objects.latest("id").pk
+
+    outcome, task = _deliver(done.pk, done_package)
+    assert outcome == "succeeded" and "ack_id" not in task  # the monitor has nothing left to do
+    assert not QueueMessage.objects.filter(pk=done_package).exists()
+
+    TaskRun.objects.filter(pk=ghost.pk).update(schema_name="ghost", tenant=None)
+    outcome, task = _deliver(ghost.pk, ghost_package)
+    # Recorded as failed, but the package is not acknowledged (the monitor finds no ack_id): it comes back
+    # after its lease and the run's row decides. The same holds when the database was unreachable.
+    assert "TenantMissing" in outcome and "ack_id" not in task
+    assert QueueMessage.objects.filter(pk=ghost_package).exists()
+    assert TaskRun.objects.get(pk=ghost.pk).status == Status.FAILED
