@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
@@ -42,6 +43,33 @@ class HealthCheckInline(admin.TabularInline):
         ) or "—"
 
 
+class _DryRun(Exception):
+    pass
+
+
+def refusals_as_form_errors(form: forms.Form, call) -> None:
+    """Run a service call in a savepoint that is always rolled back; its refusals become form errors.
+
+    The service stays the only judge of its input (no rule is copied into the
+    form), and the admin re-renders the form with the operator's input and the
+    reasons instead of losing them. save_model then makes the same call for real.
+    """
+    try:
+        with transaction.atomic():
+            call()
+            raise _DryRun
+    except _DryRun:
+        pass
+    except ValidationError as error:
+        if hasattr(error, "error_dict"):
+            for field, messages_ in error.message_dict.items():
+                form.add_error(field if field in form.fields else None, messages_)
+        else:
+            form.add_error(None, error.messages)
+    except DomainError as error:
+        form.add_error(None, str(error))
+
+
 class InstanceForm(forms.ModelForm):
     """Registration from the admin: the service validates, its errors become form errors."""
 
@@ -50,8 +78,19 @@ class InstanceForm(forms.ModelForm):
         fields = ["service_id", "name", "host", "port", "tags", "metadata", "weight"]
 
     def _post_clean(self):
-        # Validation is the service's (called in save_model); a unique-id clash means "update" there.
-        pass
+        # Validation is the service's; a unique-id clash means "update" there, not an error.
+        if not self.errors:
+            refusals_as_form_errors(self, lambda: _register(self.cleaned_data, instance_pk=self.instance.pk))
+
+
+def _register(data: dict, *, instance_pk) -> ServiceInstance:
+    return services.service_register(
+        service_id=data["service_id"], name=data["name"], host=data["host"], port=data["port"], tags=data["tags"],
+        metadata=data["metadata"], weight=data["weight"],
+        checks=None if instance_pk is None else [
+            _check_spec(check) for check in HealthCheck.objects.filter(instance_id=instance_pk)
+        ],
+    )
 
 
 @admin.register(ServiceInstance, site=operator_site)
@@ -98,18 +137,11 @@ class ServiceInstanceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         try:
-            services.service_register(
-                service_id=form.cleaned_data["service_id"], name=form.cleaned_data["name"],
-                host=form.cleaned_data["host"], port=form.cleaned_data["port"], tags=form.cleaned_data["tags"],
-                metadata=form.cleaned_data["metadata"], weight=form.cleaned_data["weight"],
-                checks=None if not change else [
-                    _check_spec(check) for check in HealthCheck.objects.filter(instance_id=obj.pk)
-                ],
-            )
+            instance = _register(form.cleaned_data, instance_pk=obj.pk if change else None)
         except (ValidationError, DomainError) as error:
-            # The form already validated field types; a service refusal is reported, nothing is written.
+            # The form's dry run passed and something changed since (a concurrent write): reported, not written.
             raise _AdminRefusal(str(error)) from error
-        obj.pk = ServiceInstance.objects.get(service_id=form.cleaned_data["service_id"]).pk
+        obj.pk = instance.pk
 
     def add_view(self, request, form_url="", extra_context=None):
         return self._refusal_as_message(super().add_view, request, form_url, extra_context)
@@ -181,6 +213,13 @@ class TokenForm(forms.ModelForm):
 
     def validate_unique(self):
         pass  # token_create reports an existing token itself
+
+    def _post_clean(self):
+        super()._post_clean()
+        if not self.errors:
+            name = self.cleaned_data.get("service_name") or self.instance.service_name  # read-only on change
+            refusals_as_form_errors(self, lambda: services.token_create(
+                service_name=name, rotate=self.cleaned_data.get("rotate", False)))
 
 
 @admin.register(ServiceToken, site=operator_site)

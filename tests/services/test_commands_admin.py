@@ -103,9 +103,22 @@ def test_registering_from_the_admin_goes_through_the_service(operator_client):
     refused = operator_client.post(f"{ADMIN}add/", {
         "service_id": "stats-10", "name": "register", "host": "10.0.0.9", "port": "8081", "tags": "",
         "metadata": "{}", "weight": "1",
-    }, follow=True)
-    assert "reserved" in refused.content.decode()
+    })
+    # The form comes back with the service's reason and the operator's input, and nothing is written.
+    assert refused.status_code == 200
+    form = refused.context["adminform"].form
+    assert "reserved" in " ".join(form.errors.get("name", []) + form.non_field_errors())
+    assert 'value="stats-10"' in refused.content.decode() and 'value="10.0.0.9"' in refused.content.decode()
     assert not ServiceInstance.objects.filter(service_id="stats-10").exists()
+    assert not RegistryEvent.objects.filter(service_id="stats-10").exists()
+
+
+def test_a_token_for_a_service_that_has_one_is_refused_on_the_form(operator_client):
+    operator_client.post("/admin/services/servicetoken/add/", {"service_name": "stats-api"})
+    again = operator_client.post("/admin/services/servicetoken/add/", {"service_name": "stats-api"})
+    assert again.status_code == 200 and again.context["adminform"].form.errors
+    assert 'value="stats-api"' in again.content.decode()
+    assert ServiceToken.objects.filter(service_name="stats-api").count() == 1
 
 
 def test_the_token_admin_shows_a_new_token_once_and_masks_it_afterwards(operator_client):
