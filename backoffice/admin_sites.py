@@ -56,11 +56,54 @@ class TenantAdminSite(admin.AdminSite):
             context["site_header"] = f"{tenant.brand_name} · Courtside"
             context["site_title"] = f"{tenant.brand_name} · Courtside"
             context["tenant_locked"] = tenant_is_locked(request)
+            context["tenant_branding_editable"] = getattr(request.user, "is_superuser", False)
         return context
 
     def has_permission(self, request):
         tenant = getattr(request, "tenant", None)
         return super().has_permission(request) and tenant is not None and tenant.schema_name != "public"
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [path("branding/", self.admin_view(self.branding_view), name="tenant_branding"), *super().get_urls()]
+
+    def branding_view(self, request):
+        """The tenant's own white-label branding, for its superusers; read-only while the tenant is locked."""
+        from django.contrib import messages
+        from django.core.exceptions import PermissionDenied, ValidationError
+        from django.shortcuts import redirect
+        from django.template.response import TemplateResponse
+
+        from tenants import services
+        from tenants.forms import TenantSelfBrandingForm
+        from tenants.models import Tenant
+
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        tenant = Tenant.objects.get(pk=request.tenant.pk)  # fresh: request.tenant is the middleware's copy
+        locked = tenant_is_locked(request)
+        form = TenantSelfBrandingForm(request.POST or None, request.FILES or None, instance=tenant)
+        if request.method == "POST" and not locked and form.is_valid():
+            try:
+                services.tenant_branding_update(
+                    tenant=tenant, display_name=form.cleaned_data["display_name"],
+                    primary_color=form.cleaned_data["primary_color"],
+                    support_email=form.cleaned_data["support_email"],
+                    logo=request.FILES.get("logo"), clear_logo=form.cleaned_data["logo"] is False,
+                )
+            except ValidationError as error:
+                for field, errors in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                messages.success(request, "Branding saved.")
+                return redirect(f"{self.name}:tenant_branding")
+        if locked:
+            for field in form.fields.values():
+                field.disabled = True
+        context = {**self.each_context(request), "title": "Branding", "form": form, "locked": locked,
+                   "media": form.media}
+        return TemplateResponse(request, "admin/tenant_branding.html", context)
 
     def register(self, model_or_iterable, admin_class=None, **options):
         # Every tenant ModelAdmin turns read-only while the tenant is suspended or over storage.

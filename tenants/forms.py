@@ -73,6 +73,16 @@ class TenantBrandingForm(forms.ModelForm):
         widgets = {"primary_color": forms.TextInput(attrs={"type": "color"})}
 
 
+class TenantSelfBrandingForm(forms.ModelForm):
+    """A tenant's own branding page: what its customers see; the name, plan and status stay the operator's."""
+
+    class Meta:
+        model = Tenant
+        fields = ["display_name", "logo", "primary_color", "support_email"]
+        widgets = {"primary_color": forms.TextInput(attrs={"type": "color"})}
+        help_texts = {"display_name": "Shown in the header of your admin and API docs instead of the account name."}
+
+
 class PlanChangeForm(forms.Form):
     """The intermediate page of the 'change plan' action."""
 

@@ -185,6 +185,33 @@ def tenant_reactivate(*, tenant: Tenant) -> Tenant:
 TENANT_EXPORT_APPS = ["auth", "league"]
 
 
+BRANDING_FIELDS = ("display_name", "primary_color", "support_email", "logo")
+
+
+def tenant_branding_update(*, tenant: Tenant, display_name: str, primary_color: str, support_email: str,
+                           logo=None, clear_logo: bool = False) -> Tenant:
+    """Change a tenant's white-label branding (from its own admin or the operator's); nothing else.
+
+    Validated by the model (hex colour, e-mail, PNG or JPEG logo); saved in the
+    tenant's schema context, so the logo lands under MEDIA_ROOT/<schema>/ where
+    only the tenant's own host serves it.
+    """
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        tenant.display_name = (display_name or "").strip()
+        tenant.primary_color = (primary_color or "").strip()
+        tenant.support_email = (support_email or "").strip()
+        if clear_logo:
+            tenant.logo = None
+        elif logo:
+            tenant.logo = logo
+        tenant.full_clean(validate_unique=False, validate_constraints=False,
+                          exclude=[f.name for f in Tenant._meta.fields if f.name not in BRANDING_FIELDS])
+        with schema_context(tenant.schema_name):
+            tenant.save(update_fields=list(BRANDING_FIELDS))
+    return tenant
+
+
 def tenant_export(*, tenant: Tenant, directory: Path | None = None) -> Path:
     """Write all of a tenant's schema data to a JSON file (Django's dumpdata format); return its path."""
     directory = Path(directory or settings.TENANT_EXPORT_DIR)

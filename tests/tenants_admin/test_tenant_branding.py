@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tenants.utils import schema_context
 
 from tenants.models import GIB, Domain, Tenant
+from tests.conftest import TenantClient, make_user, tenant_host
 
 from .conftest import put_on_plan
 
@@ -132,3 +133,68 @@ def test_the_operator_api_docs_page_is_not_tenant_branded(branded_lakers, operat
     page = html(operator_client.get("/api/docs/"))
     assert 'id="swagger-ui"' in page
     assert "courtside-brand-bar" not in page and "Showtime" not in page
+
+
+def test_a_tenant_superuser_brands_its_own_admin_and_no_other_tenants(
+        branded_lakers, tenant_warriors, lakers_client, warriors_client):
+    page = html(lakers_client.get("/admin/"))
+    assert 'href="/admin/branding/"' in page  # the header links the page for the tenant's superusers
+    assert "Showtime Analytics" in html(lakers_client.get("/admin/branding/"))
+    before_warriors = Tenant.objects.filter(pk=tenant_warriors.pk).values(
+        "display_name", "primary_color", "support_email").get()
+    logo = None
+    try:
+        response = lakers_client.post("/admin/branding/", {
+            "display_name": "Lake Show", "primary_color": "#fdb927", "support_email": "ops@lakeshow.test",
+            "logo": SimpleUploadedFile("lakeshow.png", PNG, "image/png"),
+        })
+        assert response.status_code == 302
+        lakers = Tenant.objects.get(pk=branded_lakers.pk)
+        logo = lakers.logo
+        assert (lakers.display_name, lakers.primary_color, lakers.support_email) == (
+            "Lake Show", "#fdb927", "ops@lakeshow.test")
+        assert lakers.name == branded_lakers.name and lakers.plan_id == branded_lakers.plan_id
+        with schema_context("lakers"):
+            assert Path(default_storage.path(logo.name)).parent.parent.name == "lakers"
+        page = html(lakers_client.get("/admin/"))
+        assert "Lake Show" in page and "--brand-primary: #fdb927" in page
+        assert "Lake Show" not in html(warriors_client.get("/admin/"))
+        assert Tenant.objects.filter(pk=tenant_warriors.pk).values(
+            "display_name", "primary_color", "support_email").get() == before_warriors
+    finally:
+        if logo:
+            with schema_context("lakers"):
+                default_storage.delete(logo.name)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("primary_color", "purple", "#"),
+    ("support_email", "not-an-address", "valid email"),
+    ("logo", SimpleUploadedFile("payload.svg", b"<svg onload=alert(1)>", "image/svg+xml"), "PNG or JPEG"),
+])
+def test_bad_branding_input_is_a_form_error_and_changes_nothing(branded_lakers, lakers_client, field, value, message):
+    data = {"display_name": "Changed", "primary_color": "#000000", "support_email": "a@b.test", field: value}
+    response = lakers_client.post("/admin/branding/", data)
+    assert response.status_code == 200 and message in html(response)
+    lakers = Tenant.objects.get(pk=branded_lakers.pk)
+    assert (lakers.display_name, lakers.primary_color, str(lakers.logo)) == ("Showtime Analytics", "#552583", "")
+
+
+def test_only_a_tenant_superuser_may_change_branding_and_never_while_suspended(
+        branded_lakers, tenant_client_factory):
+    staff = tenant_client_factory("lakers", superuser=False)
+    assert staff.get("/admin/branding/").status_code == 403
+    assert 'href="/admin/branding/"' not in html(staff.get("/admin/"))
+
+    Tenant.objects.filter(pk=branded_lakers.pk).update(status=Tenant.Status.SUSPENDED)
+    admin = TenantClient(tenant_host("lakers"))
+    admin.login_user(make_user("lakers", username="boss", superuser=True), "lakers")
+    page = html(admin.get("/admin/branding/"))
+    assert "Read-only" in page and 'value="Save"' not in page and "disabled" in page
+    response = admin.post("/admin/branding/", {"display_name": "Sneaky", "primary_color": "#000000"})
+    assert response.status_code in (200, 403)  # the suspended tenant's writes are refused before the view
+    assert Tenant.objects.get(pk=branded_lakers.pk).display_name == "Showtime Analytics"
+
+
+def test_the_operator_site_has_no_tenant_branding_page(operator_client):
+    assert operator_client.get("/admin/branding/").status_code == 404
