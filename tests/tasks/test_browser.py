@@ -66,11 +66,14 @@ def test_a_tenant_admin_watches_its_run_progress_without_reloading_and_never_see
 
     seen: list[int] = []
     deadline = time.monotonic() + 40
+    read_both = (  # one read of bar and label together: the poller may update them between two reads
+        f"return [document.querySelector('{bar}').value, "
+        f"document.querySelector('.task-progress-label[data-run=\"{run.pk}\"]').textContent];"
+    )
     while time.monotonic() < deadline:
-        value = int(browser.find_element(By.CSS_SELECTOR, bar).get_attribute("value"))
-        if not seen or value != seen[-1]:
-            seen.append(value)
-        label = browser.find_element(By.CSS_SELECTOR, f'.task-progress-label[data-run="{run.pk}"]').text
+        value, label = browser.execute_script(read_both)
+        if not seen or int(value) != seen[-1]:
+            seen.append(int(value))
         if "succeeded" in label:
             break
         time.sleep(0.2)
