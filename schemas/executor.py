@@ -42,6 +42,9 @@ class SchemaMigrator:
         self._states: dict[frozenset, object] = {}
         self._timings: dict[Key, list[float]] = {}
         self._current: Key | None = None
+        # Set while a plan with a non-atomic migration runs: each migration is then recorded as it lands.
+        self._record_each: tuple[str, object] | None = None
+        self._graph_is_atomic = all(m.atomic for m in self.graph.loader.graph.nodes.values())
 
     # -- planning (no database access) -------------------------------------------------
 
@@ -87,6 +90,13 @@ class SchemaMigrator:
         elif action in ("apply_success", "unapply_success"):
             self._timings[key][1] = time.monotonic()
             self._current = None
+            if self._record_each is not None:
+                from schemas import services
+
+                schema_name, started_at = self._record_each
+                services.ledger_record(schema_name=schema_name, plan=[(key, action == "unapply_success")],
+                                       timings=self._timings, by=self.by, rollout_id=self.rollout_id,
+                                       graph=self.graph, started_at=started_at)
 
     @staticmethod
     def _post_migrate(plan, state) -> None:
@@ -132,8 +142,58 @@ class SchemaMigrator:
                                rollout_id=self.rollout_id, graph=self.graph, started_at=started_at)
         return [f"{'-' if b else ''}{a}.{n}" for (a, n), b in keys]
 
+    def _plan_is_atomic(self, quoted: str) -> bool:
+        """False when the plan holds a migration declared `atomic = False` (CREATE INDEX CONCURRENTLY...)."""
+        if self._graph_is_atomic:
+            return True  # the usual case costs no query
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s)", [f"{quoted}.django_migrations"])
+            if cursor.fetchone()[0] is None:
+                return True
+            cursor.execute(f"SELECT app, name FROM {quoted}.django_migrations")
+            applied = {(app, name) for app, name in cursor.fetchall()}
+        plan = self._executor(applied).migration_plan(self.resolved_targets())
+        return all(migration.atomic for migration, _backwards in plan)
+
+    def _migrate_non_atomic(self, schema_name: str, quoted: str, started_at) -> list[str]:
+        """A plan with a non-atomic migration: each migration commits on its own, as Django runs them.
+
+        It cannot be one transaction (PostgreSQL refuses CREATE INDEX
+        CONCURRENTLY inside one), so each migration is recorded in the ledger
+        as it lands: a failure midway leaves the schema and its ledger on the
+        last migration that succeeded, and `rollout --resume` goes on from there.
+        A session advisory lock keeps a second migrator of this schema out.
+        """
+        lock_key = f"courtside-migrate:{schema_name}"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [lock_key])
+        try:
+            recorder = MigrationRecorder(connection)
+            recorder.ensure_schema()
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT app, name FROM {quoted}.django_migrations")
+                applied = {(app, name) for app, name in cursor.fetchall()}
+            executor = self._executor(applied)
+            plan = executor.migration_plan(self.resolved_targets())
+            if not plan:
+                return []
+            forwards = not plan[0][1]
+            state = self._state_for(executor, applied) if forwards else None
+            self._record_each = (schema_name, started_at)
+            try:
+                state = executor.migrate(self.resolved_targets(), plan=plan, state=state)
+            finally:
+                self._record_each = None
+            if forwards:
+                self._post_migrate(plan, state)
+            return [f"{'-' if b else ''}{m.app_label}.{m.name}" for m, b in plan]
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [lock_key])
+
     def run(self, schema_name: str) -> dict:
-        """Migrate one schema in one transaction; returns {schema, status, applied, error}."""
+        """Migrate one schema in one transaction (or migration by migration when the plan has a
+        non-atomic one); returns {schema, status, applied, error}."""
         from schemas import services
 
         result = {"schema": schema_name, "status": "ok", "applied": [], "error": ""}
@@ -142,8 +202,11 @@ class SchemaMigrator:
         token = recording_ledger.set(True)
         try:
             connection.set_schema(schema_name)
+            quoted = connection.ops.quote_name(schema_name)
+            if not self._plan_is_atomic(quoted):
+                result["applied"] = self._migrate_non_atomic(schema_name, quoted, started_at)
+                return result
             with transaction.atomic():
-                quoted = connection.ops.quote_name(schema_name)
                 # This first cursor sets the schema's search_path; it then holds for the whole transaction.
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT to_regclass(%s)", [f"{quoted}.django_migrations"])

@@ -140,3 +140,39 @@ def test_unknown_schema_or_target_is_refused(probe):
         run(schemas=["nope"])
     with pytest.raises(CommandError, match="courtside_probe.9999"):
         run("courtside_probe.9999")
+
+
+CONCURRENT_INDEX = """
+    from django.contrib.postgres.operations import AddIndexConcurrently
+    from django.db import migrations, models
+
+
+    class Migration(migrations.Migration):
+        atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
+        dependencies = [("courtside_probe", "0001_initial")]
+        operations = [
+            AddIndexConcurrently("gadget", models.Index(fields=["name"], name="probe_gadget_name_idx")),
+        ]
+"""
+
+
+def index_exists(schema: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'probe_gadget_name_idx'",
+                       [schema])
+        return cursor.fetchone() is not None
+
+
+def test_a_non_atomic_migration_rolls_out_and_back_migration_by_migration(probe):
+    run(workers=2)
+    probe.write("0002_concurrent_index", CONCURRENT_INDEX)
+
+    assert "2 schema(s) migrated, 0 failed" in run(workers=2)
+    assert index_exists("lakers") and index_exists("warriors")
+    assert probe.applied("warriors") == {"0001_initial", "0002_concurrent_index"}
+    assert MigrationRecord.objects.filter(app_label="courtside_probe", name="0002_concurrent_index",
+                                          outcome="applied").count() == 2
+
+    run("courtside_probe.0001", workers=1, schemas=["lakers"])
+    assert not index_exists("lakers") and index_exists("warriors")
+    assert MigrationRecord.objects.get(schema_name="lakers", name="0002_concurrent_index").outcome == "undone"
