@@ -41,19 +41,26 @@ class MigrationRecordAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    matrix_page_size = 100
+
     def matrix_view(self, request):
         """Schemas × apps, each cell the latest applied migration and its status."""
         if not self.has_view_permission(request):
             from django.core.exceptions import PermissionDenied
 
             raise PermissionDenied
+        from urllib.parse import urlencode
+
+        from django.core.paginator import Paginator
+
         problems_only = request.GET.get("problems") == "1"
+        search = request.GET.get("q", "").strip()
         report = drift_report()
         apps = sorted(report.latest)
         history_url = reverse(f"{self.admin_site.name}:schemas_migrationrecord_changelist")
         rows = []
         for schema in report.schemas:
-            if problems_only and not schema.problems:
+            if (problems_only and not schema.problems) or (search and search.lower() not in schema.schema.lower()):
                 continue
             cells = []
             for app in apps:
@@ -66,13 +73,19 @@ class MigrationRecordAdmin(admin.ModelAdmin):
                          + [f"changed {a}.{n}" for a, n in schema.changed]
                          + [f"file gone {a}.{n}" for a, n in schema.gone]
                          + [f"missing {t}" for t in schema.missing_tables + schema.missing_columns]})
+        # A thousand schemas make a page nobody reads: a hundred rows at a time, searchable by name.
+        page = Paginator(rows, self.matrix_page_size).get_page(request.GET.get("page"))
+        keep = {k: v for k, v in (("problems", "1" if problems_only else ""), ("q", search)) if v}
         context = {
             **self.admin_site.each_context(request),
             "title": "Migrations by schema",
             "opts": self.model._meta,
             "apps": apps,
             "latest": [report.latest[app] for app in apps],
-            "rows": rows,
+            "rows": page.object_list,
+            "page": page,
+            "query": urlencode(keep),
+            "search": search,
             "problems_only": problems_only,
             "total": len(report.schemas),
             "problem_count": len(report.problem_schemas),

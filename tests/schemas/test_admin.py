@@ -44,3 +44,21 @@ def test_a_schemas_history_shows_undone_migrations(probe, operator_client):
 def test_a_tenant_admin_cannot_reach_the_matrix_or_the_ledger(lakers_client, probe):
     assert lakers_client.get(MATRIX).status_code == 404
     assert lakers_client.get(HISTORY).status_code == 404
+
+
+def test_the_matrix_pages_and_searches_schemas(probe, operator_client, monkeypatch):
+    from schemas.admin import MigrationRecordAdmin
+
+    monkeypatch.setattr(MigrationRecordAdmin, "matrix_page_size", 1)
+    first = operator_client.get(MATRIX).content.decode()
+    assert first.count('class="schema-row"') == 1 and 'id="matrix-pages"' in first and "page 1 of " in first
+    shown = set()
+    for number in range(1, 10):
+        body = operator_client.get(MATRIX, {"page": number}).content.decode()
+        shown |= {s for s in ("public", "lakers", "warriors") if f'data-schema="{s}"' in body}
+        if "next ›" not in body:
+            break
+    assert {"lakers", "warriors"} <= shown  # every schema is on some page
+
+    found = operator_client.get(MATRIX, {"q": "lak"}).content.decode()
+    assert 'data-schema="lakers"' in found and 'data-schema="warriors"' not in found
