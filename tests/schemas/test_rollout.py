@@ -176,3 +176,42 @@ def test_a_non_atomic_migration_rolls_out_and_back_migration_by_migration(probe)
     run("courtside_probe.0001", workers=1, schemas=["lakers"])
     assert not index_exists("lakers") and index_exists("warriors")
     assert MigrationRecord.objects.get(schema_name="lakers", name="0002_concurrent_index").outcome == "undone"
+
+
+def _rollout_in_a_daemonic_process(report):
+    """What a django-q2 worker is: a daemonic process, which may not start child processes."""
+    import threading
+
+    from schemas.executor import SchemaMigrator
+    from schemas.services import rollout_run
+
+    threads = set()
+    run_one = SchemaMigrator.run
+
+    def run_and_note(self, schema_name):
+        threads.add(threading.current_thread().name)
+        return run_one(self, schema_name)
+
+    SchemaMigrator.run = run_and_note
+    try:
+        result = rollout_run(workers=2)
+        report.put({"failed": sorted(result.failed), "migrated": len(result.results), "threads": sorted(threads)})
+    except Exception as error:  # noqa: BLE001
+        report.put({"error": repr(error)})
+
+
+def test_a_rollout_in_a_daemonic_worker_runs_schemas_in_parallel_threads(probe):
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()  # the child must not share this process's socket
+    context = multiprocessing.get_context("fork")
+    report = context.Queue()
+    child = context.Process(target=_rollout_in_a_daemonic_process, args=(report,), daemon=True)
+    child.start()
+    outcome = report.get(timeout=120)
+    child.join(timeout=30)
+    assert outcome == {"failed": [], "migrated": 2, "threads": ["rollout-0", "rollout-1"]}, outcome
+    for schema in ("lakers", "warriors"):
+        assert probe.applied(schema) == {"0001_initial"}
