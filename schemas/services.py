@@ -85,6 +85,42 @@ def ledger_record(*, schema_name: str, plan: list[tuple[Key, bool]], timings: di
     MigrationRecord.objects.bulk_create(new_rows, ignore_conflicts=True)
 
 
+def ledger_baseline(*, schemas: list[str] | None = None, by: str = "", dry_run: bool = False,
+                    progress=None) -> dict[str, int]:
+    """Record, with today's file checksums, migrations a schema applied before the ledger existed.
+
+    Adopting an existing database: from then on, an edit to one of those files
+    is reported as drift like any other. Migrations whose file is gone cannot be
+    checksummed and stay unrecorded (migration_status reports them as gone).
+    Returns {schema: rows recorded (or, with dry_run, that would be)}.
+    """
+    graph = load_graph()
+    public = settings.PUBLIC_SCHEMA_NAME
+    names = list(schemas) if schemas else [public, *selectors.tenant_schema_names()]
+    unknown = sorted(set(names) - selectors.existing_schemas(names))
+    if unknown:
+        raise ValidationError({"schemas": f"No such schema: {', '.join(unknown)}."})
+    applied = selectors.applied_migrations_by_schema(names)
+    recorded: dict[str, set[Key]] = defaultdict(set)
+    for schema, app, name in MigrationRecord.objects.filter(
+            schema_name__in=names, outcome=MigrationRecord.Outcome.APPLIED).values_list(
+            "schema_name", "app_label", "name"):
+        recorded[schema].add((app, name))
+    by, moment, counts = f"baseline by {operator_name(by)}"[:150], now(), {}
+    for schema in names:
+        missing = sorted(k for k in applied[schema] - recorded[schema] if k in graph.nodes)
+        counts[schema] = len(missing)
+        if missing and not dry_run:
+            MigrationRecord.objects.bulk_create([
+                MigrationRecord(schema_name=schema, app_label=app, name=name, checksum=graph.checksum((app, name)),
+                                applied_at=moment, applied_by=by, duration_ms=0)
+                for app, name in missing
+            ], ignore_conflicts=True)  # a concurrent recorder's row wins (schemas_record_applied_once)
+        if progress is not None:
+            progress(schema, len(missing))
+    return counts
+
+
 def ledger_record_failure(*, schema_name: str, key: Key | None, error: str, by: str = "",
                           rollout_id: int | None = None, graph: Graph | None = None, started_at=None) -> None:
     graph = graph or load_graph()
