@@ -27,7 +27,8 @@ KILLS = 20
 
 def submit_tallies(count: int, label: str) -> list[TaskRun]:
     with transaction.atomic():
-        return [services.task_submit(name="system.tally", arguments={"seconds": 1.0, "label": label}, timeout=3)
+        # A timeout well above the task's 1 s: a worker starved of CPU by the kills must not time out instead.
+        return [services.task_submit(name="system.tally", arguments={"seconds": 1.0, "label": label}, timeout=6)
                 for _ in range(count)]
 
 
