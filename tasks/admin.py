@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from backoffice.admin_sites import operator_site, tenant_site
 from tasks import registry, selectors, services
 from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule
+from tenants import charts
 
 
 def _tenant(request):
@@ -123,10 +124,18 @@ class TaskRunAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         depth = selectors.queue_depth(tenant=_tenant(request))
         top = max(depth.values()) or 1
+        hours = selectors.outcomes_per_hour(tenant=_tenant(request))
+        points = [(f"{h['hour']:%H}h", h["succeeded"]) for h in hours]
+        failures = [(f"{h['hour']:%H}h", h["failed"] + h["cancelled"]) for h in hours]
         extra_context = {
             **(extra_context or {}),
             "queue_depth": [{"label": label, "count": count, "width": round(100 * count / top)}
                             for label, count in depth.items()],
+            "outcome_charts": [
+                charts.bar_chart(points, title="Succeeded per hour, last 24 h (UTC)", label_every=3),
+                charts.bar_chart(failures, title="Failed or cancelled per hour, last 24 h (UTC)",
+                                 color=charts.OVER_COLOR, label_every=3),
+            ],
         }
         return super().changelist_view(request, extra_context=extra_context)
 

@@ -102,3 +102,25 @@ def test_task_submit_status_and_cancel_from_the_command_line(tenant_lakers, caps
     call_command("task_submit", "--list")
     assert "league.train_points_model" in capsys.readouterr().out
 
+
+
+def test_the_finished_runs_chart_counts_per_hour_and_per_tenant(operator_client, lakers_client, two_runs):
+    import re
+
+    from django.utils import timezone
+
+    lakers_run, warriors_run = two_runs
+    two_hours_ago = timezone.now() - timezone.timedelta(hours=2)
+    TaskRun.objects.filter(pk=lakers_run.pk).update(status=Status.SUCCEEDED, finished_at=two_hours_ago)
+    TaskRun.objects.filter(pk=warriors_run.pk).update(status=Status.FAILED, finished_at=timezone.now())
+
+    def bars(client) -> list[str]:
+        body = client.get("/admin/tasks/taskrun/").content.decode()
+        assert 'id="task-outcomes"' in body
+        return re.findall(r'<title>(\d\dh: \d+)</title>', body)
+
+    hour = f"{two_hours_ago:%H}h"
+    assert f"{hour}: 1" in bars(lakers_client)  # the lakers success, two hours ago
+    assert not any(not b.endswith(": 0") and not b.startswith(hour) for b in bars(lakers_client))  # no warriors
+    operator_bars = bars(operator_client)
+    assert f"{hour}: 1" in operator_bars and sum(int(b.rsplit(": ", 1)[1]) for b in operator_bars) == 2
