@@ -474,8 +474,8 @@ def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
     from backoffice.db import soft_write
 
     now = timezone.now()
-    # Relaxed commit: if a server crash lost this claim, the package (not yet acknowledged) is delivered
-    # again and claimed again; the acknowledgement's synchronous commit makes the claim durable first.
+    # Relaxed commit: a server crash that loses this claim loses everything after it too (one WAL
+    # stream), the success and its acknowledgement included, so the package is delivered and claimed again.
     row = soft_write(_sql(_FAST_CLAIM), {"now": now, "grace": conf.lease_grace(), "pid": os.getpid(),
                                          "id": str(run_id), "due_by": now + EARLY_TOLERANCE})
     if row is None:
