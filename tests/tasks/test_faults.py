@@ -107,13 +107,15 @@ def test_a_run_whose_redis_cluster_died_mid_task_is_recovered_and_run_again(clus
     assert TaskEffect.objects.filter(run=run).count() == 1
 
 
-def test_queued_runs_whose_redis_packages_vanished_are_enqueued_again(cluster_factory):
+def test_queued_runs_whose_redis_packages_vanished_are_enqueued_again_in_their_tenant(
+        cluster_factory, tenant_lakers, tenant_warriors):
     if not redis_available():
         pytest.skip("No Redis")
     from tasks.broker import get_task_broker
 
     cluster = cluster_factory(broker="redis", workers=1)  # not started yet: the runs wait in Redis
-    runs = [services.task_submit(name="system.noop") for _ in range(3)]
+    runs = [services.task_submit(name="system.whoami", tenant=tenant) for tenant in (tenant_lakers, tenant_warriors)]
+    runs.append(services.task_submit(name="system.whoami"))
     get_task_broker().purge_queue()  # what a Redis restart without persistence does
     five_minutes_ago = timezone.now() - timezone.timedelta(minutes=5)
     TaskRun.objects.filter(pk__in=[r.pk for r in runs]).update(created_at=five_minutes_ago)
@@ -122,3 +124,5 @@ def test_queued_runs_whose_redis_packages_vanished_are_enqueued_again(cluster_fa
     cluster.start()
     wait_for(lambda: TaskRun.objects.filter(pk__in=[r.pk for r in runs], status=Status.SUCCEEDED).count() == 3,
              timeout=30, message="the recovered runs")
+    # Each recovered run ran in its own tenant's schema, the operator's in public.
+    assert [TaskRun.objects.get(pk=r.pk).result["schema"] for r in runs] == ["lakers", "warriors", "public"]
