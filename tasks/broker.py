@@ -231,7 +231,8 @@ class PriorityRedisBroker(Broker):
 
     Like django-q2's own Redis broker there are no delivery receipts: a package
     taken by a cluster that dies is gone from Redis. Its TaskRun stays
-    `running` with an expired lease; re-submit it (admin action "retry").
+    `running` until its lease is long past; then the scheduled
+    services.recover_stalled_runs hands it back and it runs again.
     """
 
     def __init__(self, list_key: str | None = None):
