@@ -14,6 +14,7 @@ recorded as lost when its package comes back.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -68,4 +69,11 @@ class TimeoutWatchdog:
                 connections.close_all()  # this thread's own connections
 
 
+    def _after_fork_in_child(self) -> None:
+        # The parent's thread does not exist here, and it may have held the lock at the fork.
+        self._lock = threading.Lock()
+        self._armed, self._fired, self._thread = None, False, None
+
+
 watchdog = TimeoutWatchdog()
+os.register_at_fork(after_in_child=watchdog._after_fork_in_child)
