@@ -19,7 +19,6 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django_tenants.utils import schema_context
 
 from backoffice.admin_sites import TenantUserAdmin, operator_site, tenant_site
 from tenants import charts, selectors, services
@@ -259,11 +258,15 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse(f"{self.admin_site.name}:tenants_tenant_change", args=[obj.pk]))
 
     def save_model(self, request, obj, form, change):
-        # Branding edits only (plan and status have their actions). Saved in the tenant's schema context
-        # so that TenantFileSystemStorage puts the logo under MEDIA_ROOT/<schema>/, where the tenant's
-        # own site looks for it.
-        with schema_context(obj.schema_name):
-            obj.save()
+        # The account name is the operator's alone; the branding goes through the same service as the
+        # tenant's own branding page (plan and status have their actions).
+        Tenant.objects.filter(pk=obj.pk).update(name=obj.name)
+        logo = form.cleaned_data.get("logo")
+        services.tenant_branding_update(
+            tenant=obj, display_name=obj.display_name, primary_color=obj.primary_color,
+            support_email=obj.support_email, logo=logo if logo and "logo" in form.changed_data else None,
+            clear_logo=logo is False,
+        )
 
     # -- actions
 
