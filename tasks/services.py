@@ -418,7 +418,7 @@ _CLAIMED = ("id", "name", "arguments", "schema_name", "priority", "status", "att
 _FAST_SUCCESS = """
 WITH finished AS (
     UPDATE {run} SET status = 'succeeded', finished_at = %(now)s, lease_until = NULL, error = '', traceback = '',
-        result = %(result)s, progress = 1, updated_at = %(now)s
+        result = %(result)s, progress = 1, updated_at = now()
     WHERE id = %(id)s AND status = 'running' AND attempts = %(number)s
     RETURNING id
 ), closed AS (
@@ -428,7 +428,7 @@ WITH finished AS (
 ), acknowledged AS (
     DELETE FROM {queue} WHERE id = %(ack_id)s
 )
-SELECT EXISTS (SELECT 1 FROM {edges} WHERE {to_column} = %(id)s)
+SELECT EXISTS (SELECT 1 FROM finished), EXISTS (SELECT 1 FROM {edges} WHERE {to_column} = %(id)s)
 """
 
 
@@ -449,31 +449,43 @@ def _claimed_attnames() -> list[str]:
 
 
 class Delivery:
-    """The ORM broker package this worker process runs now, so a success can acknowledge it itself.
+    """The package this cluster worker runs now, and the success its monitor is to record.
 
-    Set and read by the django-q2 signal receivers in tasks.signals. Acknowledging
-    in the success statement saves the cluster's monitor a synchronous commit per
-    task; it also makes the relaxed commit of that statement safe on its own: a
-    crash loses the success and the acknowledgement together, and the package is
-    delivered again.
+    Set and read by the django-q2 signal receivers in tasks.signals. Inside a
+    cluster worker a success is not written by the worker: run_execute leaves it
+    here, the worker's post_execute_in_worker hands it to the cluster's monitor
+    with the task's result package, and the monitor writes it (post_execute),
+    together with the ORM package's acknowledgement, in one statement. The
+    worker's only round trip per task is then its claim, as plain django-q2's
+    worker has none and its monitor one (the acknowledgement).
+
+    A crash of the monitor before it wrote the success leaves the run `running`
+    with its package unacknowledged: the package comes back after its lease,
+    the claim records the attempt as lost and the task runs again (side effects
+    that must happen once use effect_once). The relaxed commit of the success is
+    safe for the same reason: it loses the success and the acknowledgement
+    together.
     """
 
+    in_worker: bool = False
     ack_id: int | None = None
-    acknowledged: bool = False
+    pending_success: dict | None = None
 
     @classmethod
     def begin(cls, *, ack_id) -> None:
         from tasks.broker import PriorityORMBroker, get_task_broker
 
         ours = isinstance(ack_id, int) and isinstance(get_task_broker(), PriorityORMBroker)
-        cls.ack_id, cls.acknowledged = (ack_id if ours else None), False
+        cls.in_worker, cls.ack_id, cls.pending_success = True, (ack_id if ours else None), None
 
     @classmethod
-    def end(cls) -> bool:
-        """Whether the package was acknowledged already (then the monitor must not)."""
-        acknowledged = cls.acknowledged
-        cls.ack_id, cls.acknowledged = None, False
-        return acknowledged
+    def end(cls) -> dict | None:
+        """The success the monitor must record (with the acknowledgement), or None."""
+        pending = cls.pending_success
+        if pending is not None:
+            pending["ack_id"] = cls.ack_id
+        cls.in_worker, cls.ack_id, cls.pending_success = False, None, None
+        return pending
 
 
 def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
@@ -501,21 +513,31 @@ def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
     return run, attempt
 
 
-def _fast_success(run: TaskRun, attempt: TaskAttempt, value) -> None:
+def _success(run: TaskRun, attempt: TaskAttempt, value) -> dict:
+    """What recording a success needs, as plain values (it may travel to the cluster's monitor)."""
+    return {"run_id": str(run.pk), "attempt": attempt.number, "worker_pid": attempt.worker_pid,
+            "started_at": attempt.started_at, "finished_at": timezone.now(), "result": _json_safe(value)}
+
+
+def record_success(*, run_id: str, attempt: int, worker_pid: int | None, started_at, finished_at, result,
+                   ack_id: int | None = None) -> bool:
+    """Mark the attempt succeeded, write its row and delete its ORM package, in one statement.
+
+    False when the attempt was closed meanwhile (its watchdog recorded a timeout): that record stands.
+    """
     from psycopg.types.json import Jsonb
 
     from backoffice.db import soft_write
 
-    result = _json_safe(value)
-    # Relaxed commit: this statement also acknowledges the ORM package (see Delivery), so a crash loses
-    # both or neither; otherwise the broker's synchronous acknowledgement, later, flushes it (one WAL stream).
-    (has_dependents,) = soft_write(_sql(_FAST_SUCCESS), {
-        "now": timezone.now(), "id": str(run.pk), "number": attempt.number, "pid": attempt.worker_pid,
-        "started": attempt.started_at, "ack_id": Delivery.ack_id, "result": None if result is None else Jsonb(result),
+    # Relaxed commit: this statement also acknowledges the ORM package, so a crash loses both or
+    # neither; otherwise the next synchronous commit on the server flushes it (one WAL stream).
+    recorded, has_dependents = soft_write(_sql(_FAST_SUCCESS), {
+        "now": finished_at, "id": run_id, "number": attempt, "pid": worker_pid, "started": started_at,
+        "ack_id": ack_id, "result": None if result is None else Jsonb(result),
     })
-    Delivery.acknowledged = Delivery.ack_id is not None
-    if has_dependents:
-        transaction.on_commit(lambda: _release_dependents(run.pk))
+    if recorded and has_dependents:
+        transaction.on_commit(lambda: _release_dependents(run_id))
+    return recorded
 
 
 def run_execute(*, run_id) -> str:
@@ -576,7 +598,11 @@ def run_execute(*, run_id) -> str:
 
     if timed_out_by_watchdog:
         return "timed out"  # recorded by the watchdog; a late success does not undo it
-    _fast_success(run, attempt, value)
+    success = _success(run, attempt, value)
+    if Delivery.in_worker:
+        Delivery.pending_success = success  # the cluster's monitor records it (see Delivery)
+    else:
+        record_success(**success)
     return "succeeded"
 
 

@@ -8,9 +8,17 @@ schema in the package and put the worker back in public around every task.
 
 from __future__ import annotations
 
-from django.db import connection
+import logging
+
+from django import db
+from django.db import connection, transaction
 from django.dispatch import receiver
-from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute
+from django_q.signals import post_execute, post_execute_in_worker, pre_enqueue, pre_execute
+
+logger = logging.getLogger("tasks")
+
+# The key of a worker's result package that carries a success for the monitor to record.
+SUCCESS_KEY = "courtside_success"
 
 OUR_FUNCS = {"tasks.runner.execute", "tasks.runner.run_in_schema", "tasks.runner.fire_schedule",
              "tasks.runner.recover_stalled_runs"}
@@ -47,12 +55,32 @@ def back_to_public(sender, func, task, **kwargs):
     connection.set_schema_to_public()
     from tasks.services import Delivery
 
-    if Delivery.end():
-        # The task's own success statement deleted the package: nothing left for the monitor to acknowledge.
+    success = Delivery.end()
+    if success is not None:
+        # The monitor records the success and acknowledges the package in one statement (record_success).
         task.pop("ack_id", None)
+        task[SUCCESS_KEY] = success
     elif _func_path(func) == "tasks.runner.execute" and not task.get("success", True):
         # run_execute records every outcome of the task itself; it raises only when it could not record
         # (the database was unreachable) or the tenant is gone (recorded failed first). Not acknowledged,
         # the package comes back after its lease and the run's row decides again, instead of the run
         # staying `queued` with its package deleted.
         task.pop("ack_id", None)
+
+
+@receiver(post_execute, dispatch_uid="tasks.record_success")
+def record_success_in_monitor(sender, task, **kwargs):
+    """In the cluster's monitor: write the success a worker left in its result package (see Delivery)."""
+    success = task.pop(SUCCESS_KEY, None)
+    if success is None:
+        return
+    from tasks.services import record_success
+
+    if transaction.get_autocommit():
+        db.close_old_connections()  # the monitor lives for days; replace a connection the server closed
+    try:
+        record_success(**success)
+    except Exception:
+        # Not recorded and not acknowledged: the package comes back after its lease and the run's claim
+        # records this attempt as lost and runs it again.
+        logger.exception("Could not record the success of task run %s", success.get("run_id"))

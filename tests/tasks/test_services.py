@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -299,7 +300,8 @@ def test_schedules_are_validated_mirrored_into_django_q_and_fire_for_their_tenan
 def _deliver(run_id, ack_id):
     """What a django-q2 worker does around one package: pre_execute, the call, post_execute_in_worker.
 
-    django-q2's monitor then acknowledges the package if and only if `ack_id` is still in the task.
+    django-q2's monitor then acknowledges the package if and only if `ack_id` is still in the task, and
+    sends post_execute (_monitor below).
     """
     from django_q.signals import post_execute_in_worker, pre_execute
 
@@ -315,7 +317,14 @@ def _deliver(run_id, ack_id):
     return outcome, task
 
 
-def test_a_success_acknowledges_its_own_package_and_a_failure_to_record_leaves_it_for_redelivery(
+def _monitor(task):
+    """What django-q2's monitor does with a worker's result package once it is not to be saved."""
+    from django_q.signals import post_execute
+
+    post_execute.send(sender="django_q", task=task)
+
+
+def test_the_monitor_records_a_success_and_acknowledges_its_package_and_a_failure_to_record_leaves_it(
         tenant_lakers, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         done = services.task_submit(name="system.noop")
@@ -325,7 +334,15 @@ def test_a_success_acknowledges_its_own_package_and_a_failure_to_record_leaves_i
     ghost_package = QueueMessage.objects.latest("id").pk
 
     outcome, task = _deliver(done.pk, done_package)
-    assert outcome == "succeeded" and "ack_id" not in task  # the monitor has nothing left to do
+    # The worker wrote nothing after its claim: the success travels to the monitor in the result package,
+    # without the ack_id, so django-q2's own acknowledgement does not run.
+    assert outcome == "succeeded" and "ack_id" not in task
+    assert TaskRun.objects.get(pk=done.pk).status == Status.RUNNING
+    assert QueueMessage.objects.filter(pk=done_package).exists()
+    _monitor(task)
+    run = TaskRun.objects.get(pk=done.pk)
+    assert run.status == Status.SUCCEEDED and run.progress == 1 and run.finished_at >= run.started_at
+    assert list(run.attempt_log.values_list("outcome", "worker_pid")) == [("succeeded", os.getpid())]
     assert not QueueMessage.objects.filter(pk=done_package).exists()
 
     TaskRun.objects.filter(pk=ghost.pk).update(schema_name="ghost", tenant=None)
@@ -335,3 +352,22 @@ def test_a_success_acknowledges_its_own_package_and_a_failure_to_record_leaves_i
     assert "TenantMissing" in outcome and "ack_id" not in task
     assert QueueMessage.objects.filter(pk=ghost_package).exists()
     assert TaskRun.objects.get(pk=ghost.pk).status == Status.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submission_outside_a_transaction_stores_exactly_the_run_it_returns(tenant_lakers):
+    # Outside a transaction the run row goes in with its package, values prepared by tasks.broker's own
+    # INSERT (not the ORM's): every field read back must equal what task_submit handed the caller.
+    run_at = timezone.now() + dt.timedelta(hours=1)
+    submitted = services.task_submit(
+        name="league.recompute_season_averages", arguments={"season": "2025-26"}, tenant=tenant_lakers,
+        priority="HIGH", run_at=run_at, max_retries=3, timeout=45, backoff_base=1.5, backoff_cap=60,
+        submitted_by="coach@lakers", run_if_dependency_fails=True,
+    )
+    stored = TaskRun.objects.get(pk=submitted.pk)
+    for field in TaskRun._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(submitted, field.attname), field.name
+    assert stored.tenant_id == tenant_lakers.pk and stored.priority == Priority.HIGH and stored.run_at == run_at
+    assert stored.arguments == {"season": "2025-26"} and stored.status == Status.QUEUED
+    message = QueueMessage.objects.get()
+    assert message.priority == Priority.HIGH and message.available_at == run_at
