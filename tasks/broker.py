@@ -38,12 +38,15 @@ def public_table(model) -> str:
 
 
 
-def package_hints(payload: str) -> tuple[int, float | None, int | None]:
-    """(priority, eta as a unix time or None, lease seconds or None) carried by a signed package."""
+RUN_FUNC = "tasks.runner.execute"
+
+
+def package_hints(payload: str) -> tuple[int, float | None, int | None, str | None]:
+    """(priority, eta as a unix time or None, lease seconds or None, the TaskRun id or None) of a signed package."""
     try:
         task = SignedPackage.loads(payload)
     except (BadSignature, TypeError, ValueError):
-        return Priority.NORMAL, None, None
+        return Priority.NORMAL, None, None, None
     kwargs = task.get("kwargs") or {}
     priority = kwargs.get("_priority", Priority.NORMAL)
     if priority not in Priority.values:
@@ -51,7 +54,29 @@ def package_hints(payload: str) -> tuple[int, float | None, int | None]:
     lease = kwargs.get("_lease")
     if lease is None and task.get("timeout"):
         lease = int(task["timeout"]) + conf.lease_grace()
-    return priority, kwargs.get("_eta"), lease
+    args = task.get("args") or ()
+    run_id = str(args[0]) if task.get("func") == RUN_FUNC and args else None
+    return priority, kwargs.get("_eta"), lease, run_id
+
+
+class ClaimedMessage(int):
+    """The id of an ORM package (django-q2's ack_id) that also carries the claim of its TaskRun.
+
+    The dequeue claims the run in the statement that takes its package; the
+    claim travels to the worker as the package's ack_id (the only value the
+    pusher passes through untouched), and the worker runs the task without a
+    statement of its own. As an int it still works wherever django-q2 uses the
+    ack_id. `claim` is None when the run could not be claimed (cancelled,
+    running elsewhere, gone): the worker's services.run_execute then decides.
+    """
+
+    def __new__(cls, message_id: int, claim: dict | None = None):
+        instance = super().__new__(cls, message_id)
+        instance.claim = claim
+        return instance
+
+    def __reduce__(self):  # through the cluster's multiprocessing queues
+        return ClaimedMessage, (int(self), self.claim)
 
 
 class PriorityORMBroker(Broker):
@@ -73,44 +98,38 @@ class PriorityORMBroker(Broker):
             db.close_old_connections()
 
     def enqueue(self, task: str):
-        priority, eta, lease = package_hints(task)
+        priority, eta, lease, run_id = package_hints(task)
         now = timezone.now()
         available = now if eta is None else max(now, datetime.fromtimestamp(eta, tz=UTC))
         with raw_cursor(self._alias()) as cursor:
             cursor.execute(
                 f"INSERT INTO {public_table(QueueMessage)} "
-                "(queue, priority, payload, available_at, lease_seconds, deliveries, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, 0, %s) RETURNING id",
-                [self.list_key, priority, task, available, lease or int(conf.q_cluster().get("retry", 360)), now],
+                "(queue, priority, payload, available_at, lease_seconds, deliveries, run_id, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, 0, %s, %s) RETURNING id",
+                [self.list_key, priority, task, available, lease or int(conf.q_cluster().get("retry", 360)), run_id,
+                 now],
             )
             return cursor.fetchone()[0]
 
     def dequeue(self):
         self._fresh()
-        table = public_table(QueueMessage)
-        # Relaxed commit: a delivery lost in a server crash only makes the package available again sooner,
-        # and the run's claim (one row lock) keeps a second delivery from running it twice.
-        rows = soft_write(
-            f"""
-            UPDATE {table} AS m
-            SET available_at = now() + make_interval(secs => m.lease_seconds), deliveries = m.deliveries + 1
-            FROM (
-                SELECT id FROM {table}
-                WHERE queue = %s AND available_at <= now()
-                ORDER BY priority DESC, id
-                LIMIT %s
-                FOR UPDATE SKIP LOCKED
-            ) AS picked
-            WHERE m.id = picked.id
-            RETURNING m.id, m.priority, m.payload
-            """,
-            [self.list_key, conf.bulk()], alias=self._alias(), all_rows=True,
-        )
-        if rows:
-            rows.sort(key=lambda row: (-row[1], row[0]))
-            return [(pk, payload) for pk, _priority, payload in rows]
-        time.sleep(conf.poll())
-        return None
+        # Relaxed commit: a delivery lost in a server crash loses its claim with it (one WAL stream, and
+        # everything the worker writes later comes after it), so the package is simply delivered again.
+        rows = soft_write(_dequeue_sql(), {"queue": self.list_key, "bulk": conf.bulk(), "grace": conf.lease_grace()},
+                          alias=self._alias(), all_rows=True)
+        if not rows:
+            time.sleep(conf.poll())
+            return None
+        rows.sort(key=lambda row: (-row[1], row[0]))
+        delivered_at, packages, claimed_runs = time.time(), [], set()
+        for message_id, _priority, payload, run_id, claimed_at, *claimed in rows:
+            claim = None
+            # Two packages of one run in one batch: the UPDATE claimed the run once; give the claim to one.
+            if claimed[0] is not None and run_id not in claimed_runs:
+                claimed_runs.add(run_id)
+                claim = {"values": claimed, "claimed_at": claimed_at, "delivered_at": delivered_at}
+            packages.append((ClaimedMessage(message_id, claim), payload))
+        return packages
 
     def acknowledge(self, task_id):
         self.delete(task_id)
@@ -120,7 +139,7 @@ class PriorityORMBroker(Broker):
 
     def delete(self, task_id):
         with raw_cursor(self._alias()) as cursor:
-            cursor.execute(f"DELETE FROM {public_table(QueueMessage)} WHERE id = %s", [task_id])
+            cursor.execute(f"DELETE FROM {public_table(QueueMessage)} WHERE id = %s", [int(task_id)])
 
     def queue_size(self) -> int:
         return QueueMessage.objects.using(self._alias()).filter(
@@ -150,6 +169,37 @@ class PriorityORMBroker(Broker):
         if not self._info:
             self._info = f"Courtside priority ORM ({self._alias()})"
         return self._info
+
+
+# Takes the most urgent, oldest due packages and claims the queued runs they carry (courtside_claim_run,
+# migration tasks 0004, the UPDATE services._FAST_CLAIM makes in a worker): the run becomes `running`, its
+# attempt counted, its lease set. A package without a run (a plain async_task) calls nothing.
+_DEQUEUE = """
+WITH picked AS (
+    SELECT id FROM {queue}
+    WHERE queue = %(queue)s AND available_at <= now()
+    ORDER BY priority DESC, id
+    LIMIT %(bulk)s
+    FOR UPDATE SKIP LOCKED
+), delivered AS (
+    UPDATE {queue} AS m
+    SET available_at = now() + make_interval(secs => m.lease_seconds), deliveries = m.deliveries + 1
+    FROM picked WHERE m.id = picked.id
+    RETURNING m.id, m.priority, m.payload, m.run_id
+)
+SELECT delivered.id, delivered.priority, delivered.payload, delivered.run_id, now(), {claimed_columns}
+FROM delivered LEFT JOIN LATERAL {schema}.courtside_claim_run(delivered.run_id, %(grace)s) AS claimed ON true
+"""
+
+
+@functools.cache
+def _dequeue_sql() -> str:
+    from django_tenants.utils import get_public_schema_name
+
+    from tasks.services import claimed_attnames
+
+    return _DEQUEUE.format(queue=public_table(QueueMessage), schema=f'"{get_public_schema_name()}"',
+                           claimed_columns=", ".join(f"claimed.{c}" for c in claimed_attnames()))
 
 
 _insert_statements: dict[tuple[type, str], tuple[str, list]] = {}
@@ -244,9 +294,10 @@ class RunInsertingBroker:
         table = public_table(QueueMessage)
         with prepared_cursor(alias) as cursor:
             cursor.execute(
-                f"WITH inserted_run AS ({insert_run} RETURNING 1) "
-                f"INSERT INTO {table} (queue, priority, payload, available_at, lease_seconds, deliveries, created_at) "
-                "SELECT %s, %s, %s, %s, %s, 0, %s FROM inserted_run RETURNING id",
+                f"WITH inserted_run AS ({insert_run} RETURNING id) "
+                f"INSERT INTO {table} "
+                "(queue, priority, payload, available_at, lease_seconds, deliveries, run_id, created_at) "
+                "SELECT %s, %s, %s, %s, %s, 0, id, %s FROM inserted_run RETURNING id",
                 [*run_params, self.list_key, priority, task, available,
                  lease or int(conf.q_cluster().get("retry", 360)), now],
                 prepare=True,
@@ -295,7 +346,7 @@ class PriorityRedisBroker(Broker):
         return redis.Redis.from_url(url)
 
     def enqueue(self, task: str):
-        priority, eta, _lease = package_hints(task)
+        priority, eta, _lease, _run_id = package_hints(task)
         if eta is not None and eta > time.time():
             self.connection.zadd(self.delayed_key, {f"{priority}|{task}": eta})
         else:

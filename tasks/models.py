@@ -254,6 +254,9 @@ class QueueMessage(models.Model):
         "lease (s)", default=360, help_text="Redelivered this long after a delivery that was not acknowledged."
     )
     deliveries = models.PositiveIntegerField("deliveries", default=0)
+    # The TaskRun a `tasks.runner.execute` package runs: the dequeue claims it in the same statement.
+    # No foreign key: a package may outlive its run (deleted by the operator), and the claim skips it then.
+    run_id = models.UUIDField("task run", null=True, blank=True)
     created_at = models.DateTimeField("created", auto_now_add=True)
 
     class Meta:

@@ -380,14 +380,15 @@ def _record_lost_attempt(run: TaskRun, *, now) -> None:
     )
 
 
-def _finish(run: TaskRun, *, status: str, now, error: str = "", tb: str = "", result=None) -> None:
-    """Record a terminal status and, after commit, move the runs waiting on this one."""
+def _finish(run: TaskRun, *, status: str, now, error: str = "", tb: str = "", result=None,
+            also: Iterable[str] = ()) -> None:
+    """Record a terminal status (and the fields named in `also`); after commit, move the runs waiting on this one."""
     run.status = status
     run.finished_at = now
     run.lease_until = None
     run.error = mask_text(error)[:10000]
     run.traceback = mask_text(tb)[:20000]
-    fields = ["status", "finished_at", "lease_until", "error", "traceback", "updated_at"]
+    fields = ["status", "finished_at", "lease_until", "error", "traceback", "updated_at", *also]
     if status == Status.SUCCEEDED:
         run.result, run.progress = result, 1.0
         fields += ["result", "progress"]
@@ -412,13 +413,29 @@ WHERE id = %(id)s AND status IN ('queued', 'retrying') AND NOT cancel_requested
     AND (next_attempt_at IS NULL OR next_attempt_at <= %(due_by)s)
 RETURNING {claimed_columns}
 """
+# A claim made by the dequeue whose package then waited for a worker: still ours? Renew its lease (and the
+# package's), record this worker, and say whether a cancel came meanwhile.
+_RENEW_CLAIM = """
+WITH renewed AS (
+    UPDATE {run} SET lease_until = now() + make_interval(secs => timeout + %(grace)s), worker_pid = %(pid)s,
+        started_at = CASE WHEN attempts = 1 THEN now() ELSE started_at END, updated_at = now()
+    WHERE id = %(id)s AND status = 'running' AND attempts = %(number)s
+    RETURNING cancel_requested
+), package AS (
+    UPDATE {queue} SET available_at = now() + make_interval(secs => lease_seconds)
+    WHERE id = %(ack_id)s AND EXISTS (SELECT 1 FROM renewed)
+)
+SELECT cancel_requested, now() FROM renewed
+"""
 # What the worker needs of a claimed run, in the model's field order (TaskRun.from_db takes them so).
 _CLAIMED = ("id", "name", "arguments", "schema_name", "priority", "status", "attempts", "timeout", "tenant_id")
 
+_SUCCESS_TYPES = {"now": "timestamptz", "id": "uuid", "number": "integer", "pid": "integer",
+                  "started": "timestamptz", "ack_id": "bigint", "result": "jsonb"}
 _FAST_SUCCESS = """
 WITH finished AS (
     UPDATE {run} SET status = 'succeeded', finished_at = %(now)s, lease_until = NULL, error = '', traceback = '',
-        result = %(result)s, progress = 1, updated_at = now()
+        result = %(result)s, progress = 1, worker_pid = %(pid)s, updated_at = now()
     WHERE id = %(id)s AND status = 'running' AND attempts = %(number)s
     RETURNING id
 ), closed AS (
@@ -440,24 +457,31 @@ def _sql(template: str) -> str:
     through = TaskRun.depends_on.through
     return template.format(run=public_table(TaskRun), attempt=public_table(TaskAttempt), edges=public_table(through),
                            queue=public_table(QueueMessage), to_column=through._meta.get_field("to_taskrun").column,
-                           claimed_columns=", ".join(_claimed_attnames()))
+                           claimed_columns=", ".join(claimed_attnames()))
 
 
 @functools.cache
-def _claimed_attnames() -> list[str]:
+def claimed_attnames() -> list[str]:
     return [f.attname for f in TaskRun._meta.concrete_fields if f.attname in _CLAIMED]
 
 
 class Delivery:
-    """The package this cluster worker runs now, and the success its monitor is to record.
+    """The package this cluster worker runs now: its run's claim, and the success its monitor is to record.
 
-    Set and read by the django-q2 signal receivers in tasks.signals. Inside a
-    cluster worker a success is not written by the worker: run_execute leaves it
-    here, the worker's post_execute_in_worker hands it to the cluster's monitor
-    with the task's result package, and the monitor writes it (post_execute),
-    together with the ORM package's acknowledgement, in one statement. The
-    worker's only round trip per task is then its claim, as plain django-q2's
-    worker has none and its monitor one (the acknowledgement).
+    Set and read by the django-q2 signal receivers in tasks.signals.
+
+    The claim: on the ORM broker the dequeue claims the run in the statement
+    that takes its package (tasks.broker.ClaimedMessage), so the worker starts
+    the task without a statement of its own. A package that waited for a free
+    worker longer than fresh_claim_seconds() renews its claim first (and sees
+    a cancel that came meanwhile).
+
+    The success: inside a cluster worker it is not written by the worker.
+    run_execute leaves it here, the worker's post_execute_in_worker hands it to
+    the cluster's monitor with the task's result package, and the monitor
+    writes it (post_execute) together with the ORM package's acknowledgement,
+    in one statement. Per task the cluster then makes the round trips plain
+    django-q2 makes: the pusher's dequeue and the monitor's acknowledgement.
 
     A crash of the monitor before it wrote the success leaves the run `running`
     with its package unacknowledged: the package comes back after its lease,
@@ -469,6 +493,7 @@ class Delivery:
 
     in_worker: bool = False
     ack_id: int | None = None
+    claim: dict | None = None
     pending_success: dict | None = None
 
     @classmethod
@@ -476,7 +501,27 @@ class Delivery:
         from tasks.broker import PriorityORMBroker, get_task_broker
 
         ours = isinstance(ack_id, int) and isinstance(get_task_broker(), PriorityORMBroker)
-        cls.in_worker, cls.ack_id, cls.pending_success = True, (ack_id if ours else None), None
+        cls.in_worker, cls.ack_id, cls.pending_success = True, (int(ack_id) if ours else None), None
+        cls.claim = getattr(ack_id, "claim", None) if ours else None
+
+    @staticmethod
+    def fresh_claim_seconds() -> float:
+        """How long a dequeue's claim may wait for a worker and still cover the whole attempt.
+
+        Its lease is the timeout plus the lease grace from the dequeue; the
+        attempt may last the timeout plus 3 s (django-q2's guard kills the
+        worker then). 1 s with the default grace of 10 s; 0 (always renew) when
+        the grace leaves no room.
+        """
+        return max(0.0, min(1.0, (conf.lease_grace() - 3) / 2))
+
+    @classmethod
+    def take_claim(cls, run_id) -> dict | None:
+        """The dequeue's claim of this run, once."""
+        claim, cls.claim = cls.claim, None
+        if claim is None or str(claim["values"][0]) != str(run_id):
+            return None
+        return claim
 
     @classmethod
     def end(cls) -> dict | None:
@@ -484,8 +529,49 @@ class Delivery:
         pending = cls.pending_success
         if pending is not None:
             pending["ack_id"] = cls.ack_id
-        cls.in_worker, cls.ack_id, cls.pending_success = False, None, None
+        cls.in_worker, cls.ack_id, cls.claim, cls.pending_success = False, None, None, None
         return pending
+
+
+def _run_from_claim(values) -> TaskRun:
+    names = claimed_attnames()
+    values = list(values)
+    arguments_at = names.index("arguments")
+    if isinstance(values[arguments_at], str):  # Django's psycopg setup hands jsonb back as text
+        values[arguments_at] = json.loads(values[arguments_at])
+    # As Django builds a row it read (3x cheaper than TaskRun(**...)); other fields are deferred, so
+    # reading one loads it rather than giving a default. A later save(update_fields=...) UPDATEs the row.
+    return TaskRun.from_db("default", names, values)
+
+
+def _take_dequeue_claim(claim: dict) -> tuple[TaskRun | None, TaskAttempt | None, str]:
+    """Start from the claim the dequeue made; renew it first if its package waited for a worker."""
+    import time
+
+    from backoffice.db import soft_write
+
+    run = _run_from_claim(claim["values"])
+    run.worker_pid = os.getpid()
+    started = claim["claimed_at"]
+    if time.time() - claim["delivered_at"] > Delivery.fresh_claim_seconds():
+        row = soft_write(_sql(_RENEW_CLAIM), {"grace": conf.lease_grace(), "pid": run.worker_pid, "id": str(run.pk),
+                                              "number": run.attempts, "ack_id": Delivery.ack_id},
+                         prepared={"grace": "integer", "pid": "integer", "id": "uuid", "number": "integer",
+                                   "ack_id": "bigint"})
+        if row is None:
+            return run, None, "superseded"  # the lease ran out while waiting and another delivery took it over
+        cancel_requested, started = row
+        if cancel_requested:
+            with transaction.atomic():
+                locked = TaskRun.objects.select_for_update().get(pk=run.pk)
+                if locked.status == Status.RUNNING and locked.attempts == run.attempts:
+                    locked.attempts -= 1  # this attempt never started
+                    locked.save(update_fields=["attempts"])
+                    _finish(locked, status=Status.CANCELLED, now=timezone.now(), error="Cancelled before it started.")
+            return run, None, "cancelled"
+    attempt = TaskAttempt(run_id=run.pk, number=run.attempts, started_at=started, worker_pid=run.worker_pid,
+                          schema_name="public")
+    return run, attempt, "claimed"
 
 
 def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
@@ -496,17 +582,12 @@ def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
     # Relaxed commit: a server crash that loses this claim loses everything after it too (one WAL
     # stream), the success and its acknowledgement included, so the package is delivered and claimed again.
     row = soft_write(_sql(_FAST_CLAIM), {"now": now, "grace": conf.lease_grace(), "pid": os.getpid(),
-                                         "id": str(run_id), "due_by": now + EARLY_TOLERANCE})
+                                         "id": str(run_id), "due_by": now + EARLY_TOLERANCE},
+                     prepared={"now": "timestamptz", "grace": "integer", "pid": "integer", "id": "uuid",
+                               "due_by": "timestamptz"})
     if row is None:
         return None
-    names = _claimed_attnames()
-    values = list(row)
-    arguments_at = names.index("arguments")
-    if isinstance(values[arguments_at], str):  # Django's psycopg setup hands jsonb back as text
-        values[arguments_at] = json.loads(values[arguments_at])
-    # As Django builds a row it read (3x cheaper than TaskRun(**...)); other fields are deferred, so
-    # reading one loads it rather than giving a default. A later save(update_fields=...) UPDATEs the row.
-    run = TaskRun.from_db("default", names, values)
+    run = _run_from_claim(row)
     # The attempt's row is written when it ends (one INSERT instead of an INSERT now and an UPDATE then).
     attempt = TaskAttempt(run_id=run.pk, number=run.attempts, started_at=now, worker_pid=os.getpid(),
                           schema_name="public")
@@ -534,7 +615,7 @@ def record_success(*, run_id: str, attempt: int, worker_pid: int | None, started
     recorded, has_dependents = soft_write(_sql(_FAST_SUCCESS), {
         "now": finished_at, "id": run_id, "number": attempt, "pid": worker_pid, "started": started_at,
         "ack_id": ack_id, "result": None if result is None else Jsonb(result),
-    })
+    }, prepared=_SUCCESS_TYPES)
     if recorded and has_dependents:
         transaction.on_commit(lambda: _release_dependents(run_id))
     return recorded
@@ -543,8 +624,10 @@ def record_success(*, run_id: str, attempt: int, worker_pid: int | None, started
 def run_execute(*, run_id) -> str:
     """Run one delivery of a task run in this process; what the cluster worker calls. Returns the outcome."""
     connection.set_schema_to_public()
-    claimed = _fast_claim(run_id)
-    if claimed is not None:
+    dequeue_claim = Delivery.take_claim(run_id)
+    if dequeue_claim is not None:
+        run, attempt, verdict = _take_dequeue_claim(dequeue_claim)
+    elif (claimed := _fast_claim(run_id)) is not None:
         run, attempt, verdict = *claimed, "claimed"
     else:
         run, attempt, verdict = _claim(run_id)
@@ -646,12 +729,15 @@ def _failed(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str, tb: st
             run.next_attempt_at = now + dt.timedelta(seconds=delay)
             run.lease_until = None
             run.error, run.traceback = mask_text(error)[:10000], mask_text(tb)[:20000]
-            run.save(update_fields=["status", "next_attempt_at", "lease_until", "error", "traceback", "updated_at"])
+            run.worker_pid = attempt.worker_pid
+            run.save(update_fields=["status", "next_attempt_at", "lease_until", "error", "traceback", "worker_pid",
+                                    "updated_at"])
             eta, run_id, priority, timeout = run.next_attempt_at, run.pk, run.priority, run.timeout
             transaction.on_commit(lambda: _enqueue(run_id, eta=eta, priority=priority, timeout=timeout))
             return "retrying"
         _close_attempt(attempt, outcome, error)
-        _finish(run, status=Status.FAILED, now=now, error=error, tb=tb)
+        run.worker_pid = attempt.worker_pid
+        _finish(run, status=Status.FAILED, now=now, error=error, tb=tb, also=["worker_pid"])
     return "failed"
 
 
@@ -776,9 +862,10 @@ def progress_report(*, run_id, fraction: float, message: str = "") -> None:
 
     with raw_cursor() as cursor:
         cursor.execute(
-            f"UPDATE {public_table(TaskRun)} SET progress = %s, progress_message = %s, updated_at = now() "
-            "WHERE id = %s RETURNING cancel_requested",
-            [float(fraction), (message or "")[:200], str(run_id)],
+            # The worker's pid too: a claim made by the dequeue does not know which worker takes it.
+            f"UPDATE {public_table(TaskRun)} SET progress = %s, progress_message = %s, worker_pid = %s, "
+            "updated_at = now() WHERE id = %s RETURNING cancel_requested",
+            [float(fraction), (message or "")[:200], os.getpid(), str(run_id)],
         )
         row = cursor.fetchone()
     if row and row[0]:

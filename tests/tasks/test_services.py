@@ -371,3 +371,82 @@ def test_a_submission_outside_a_transaction_stores_exactly_the_run_it_returns(te
     assert stored.arguments == {"season": "2025-26"} and stored.status == Status.QUEUED
     message = QueueMessage.objects.get()
     assert message.priority == Priority.HIGH and message.available_at == run_at
+
+
+def _dequeue_all(broker):
+    packages = []
+    while batch := broker.dequeue():
+        packages += batch
+    return packages
+
+
+# Transactional: the dequeue compares with now(), which inside a test's transaction is the time it began.
+@pytest.mark.django_db(transaction=True)
+def test_the_dequeue_claims_the_run_its_package_carries_and_the_worker_starts_it_without_a_claim_of_its_own(
+        django_capture_on_commit_callbacks, settings):
+    from django_q.tasks import async_task
+
+    from tasks.broker import ClaimedMessage, get_task_broker
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0}
+    broker = get_task_broker()
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.noop", priority="HIGH")
+    async_task("math.fabs", -1.0, broker=broker, q_options={"ack_failure": True, "save": False})
+
+    (ours, _payload), (plain, _plain_payload) = _dequeue_all(broker)
+    assert isinstance(ours, ClaimedMessage) and ours.claim is not None and plain.claim is None
+    claimed = TaskRun.objects.get(pk=run.pk)
+    assert claimed.status == Status.RUNNING and claimed.attempts == 1 and claimed.lease_until > timezone.now()
+    assert claimed.worker_pid is None  # which worker takes the package is not known at the dequeue
+
+    # Had the worker claimed again it would find the run running under a live lease and defer it.
+    outcome, task = _deliver(run.pk, ours)
+    assert outcome == "succeeded"
+    _monitor(task)
+    done = TaskRun.objects.get(pk=run.pk)
+    assert done.status == Status.SUCCEEDED and done.attempts == 1 and done.worker_pid == os.getpid()
+    assert list(done.attempt_log.values_list("number", "outcome")) == [(1, "succeeded")]
+    assert list(QueueMessage.objects.values_list("pk", flat=True)) == [int(plain)]  # the plain one awaits its ack
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claimed_package_that_waited_for_a_worker_renews_its_claim_and_honours_a_cancel_made_meanwhile(
+        django_capture_on_commit_callbacks, settings):
+    from tasks.broker import get_task_broker
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0}
+    with django_capture_on_commit_callbacks(execute=True):
+        waited = services.task_submit(name="system.noop")
+        cancelled = services.task_submit(name="system.noop")
+        taken_over = services.task_submit(name="system.noop")
+    packages = {str(ack.claim["values"][0]): ack for ack, _ in _dequeue_all(get_task_broker())}
+    for ack in packages.values():
+        ack.claim["delivered_at"] -= 60  # as if the package sat behind long tasks for a minute
+    services.task_cancel(run=TaskRun.objects.get(pk=cancelled.pk), cancelled_by="ops")
+    TaskRun.objects.filter(pk=taken_over.pk).update(attempts=2)  # its lease ran out and another delivery took it
+
+    before = timezone.now()
+    assert _deliver(waited.pk, packages[str(waited.pk)])[0] == "succeeded"
+    assert _deliver(cancelled.pk, packages[str(cancelled.pk)])[0] == "cancelled"
+    assert _deliver(taken_over.pk, packages[str(taken_over.pk)])[0] == "superseded"
+
+    renewed = TaskRun.objects.get(pk=waited.pk)
+    assert renewed.worker_pid == os.getpid() and renewed.started_at >= before  # started when a worker took it
+    never_started = TaskRun.objects.get(pk=cancelled.pk)
+    assert never_started.status == Status.CANCELLED and never_started.attempts == 0
+    assert not never_started.attempt_log.exists()
+    assert TaskRun.objects.get(pk=taken_over.pk).status == Status.RUNNING  # left to the attempt that has it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_packages_of_one_run_in_one_batch_carry_one_claim(django_capture_on_commit_callbacks, settings):
+    from tasks.broker import get_task_broker
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0, "bulk": 5}
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.task_submit(name="system.noop")
+    services._enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)  # a duplicate delivery
+    packages = _dequeue_all(get_task_broker())
+    assert len(packages) == 2 and sum(ack.claim is not None for ack, _ in packages) == 1
+    assert TaskRun.objects.get(pk=run.pk).attempts == 1
