@@ -14,6 +14,7 @@ it upwards. Use priorities for urgency, not for volume.
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import time
 from datetime import UTC, datetime, timedelta
@@ -66,11 +67,11 @@ class ClaimedMessage(int):
     claim travels to the worker as the package's ack_id (the only value the
     pusher passes through untouched), and the worker runs the task without a
     statement of its own. As an int it still works wherever django-q2 uses the
-    ack_id. `claim` is None when the run could not be claimed (cancelled,
-    running elsewhere, gone): the worker's services.run_execute then decides.
+    ack_id. A package whose run could not be claimed (cancelled, running
+    elsewhere, gone) has a plain id: the worker's services.run_execute decides.
     """
 
-    def __new__(cls, message_id: int, claim: dict | None = None):
+    def __new__(cls, message_id: int, claim: dict):
         instance = super().__new__(cls, message_id)
         instance.claim = claim
         return instance
@@ -121,13 +122,15 @@ class PriorityORMBroker(Broker):
             time.sleep(conf.poll())
             return None
         rows.sort(key=lambda row: (-row[1], row[0]))
-        delivered_at, packages, claimed_runs = time.time(), [], set()
-        for message_id, _priority, payload, run_id, claimed_at, *claimed in rows:
-            claim = None
-            # Two packages of one run in one batch: the UPDATE claimed the run once; give the claim to one.
-            if claimed[0] is not None and run_id not in claimed_runs:
-                claimed_runs.add(run_id)
-                claim = {"values": claimed, "claimed_at": claimed_at, "delivered_at": delivered_at}
+        delivered_at, packages = time.time(), []
+        for message_id, _priority, payload, claimed in rows:
+            if claimed is None:  # a plain package, or a run that could not be claimed: the worker decides
+                packages.append((message_id, payload))
+                continue
+            # Two packages of one run in one batch claim it once: the second finds it running.
+            claimed = json.loads(claimed) if isinstance(claimed, str) else claimed  # jsonb comes as text here
+            claim = {"values": claimed, "claimed_at": datetime.fromtimestamp(claimed.pop("claimed_at"), tz=UTC),
+                     "delivered_at": delivered_at}
             packages.append((ClaimedMessage(message_id, claim), payload))
         return packages
 
@@ -172,23 +175,20 @@ class PriorityORMBroker(Broker):
 
 
 # Takes the most urgent, oldest due packages and claims the queued runs they carry (courtside_claim_run,
-# migration tasks 0004, the UPDATE services._FAST_CLAIM makes in a worker): the run becomes `running`, its
-# attempt counted, its lease set. A package without a run (a plain async_task) calls nothing.
+# migration tasks 0004: the UPDATE services._FAST_CLAIM makes in a worker): the run becomes `running`, its
+# attempt counted, its lease set. For a package without a run (a plain async_task) the function is not called.
 _DEQUEUE = """
-WITH picked AS (
+UPDATE {queue} AS m
+SET available_at = now() + make_interval(secs => m.lease_seconds), deliveries = m.deliveries + 1
+FROM (
     SELECT id FROM {queue}
     WHERE queue = %(queue)s AND available_at <= now()
     ORDER BY priority DESC, id
     LIMIT %(bulk)s
     FOR UPDATE SKIP LOCKED
-), delivered AS (
-    UPDATE {queue} AS m
-    SET available_at = now() + make_interval(secs => m.lease_seconds), deliveries = m.deliveries + 1
-    FROM picked WHERE m.id = picked.id
-    RETURNING m.id, m.priority, m.payload, m.run_id
-)
-SELECT delivered.id, delivered.priority, delivered.payload, delivered.run_id, now(), {claimed_columns}
-FROM delivered LEFT JOIN LATERAL {schema}.courtside_claim_run(delivered.run_id, %(grace)s) AS claimed ON true
+) AS picked
+WHERE m.id = picked.id
+RETURNING m.id, m.priority, m.payload, {schema}.courtside_claim_run(m.run_id, %(grace)s)
 """
 
 
@@ -196,10 +196,7 @@ FROM delivered LEFT JOIN LATERAL {schema}.courtside_claim_run(delivered.run_id, 
 def _dequeue_sql() -> str:
     from django_tenants.utils import get_public_schema_name
 
-    from tasks.services import claimed_attnames
-
-    return _DEQUEUE.format(queue=public_table(QueueMessage), schema=f'"{get_public_schema_name()}"',
-                           claimed_columns=", ".join(f"claimed.{c}" for c in claimed_attnames()))
+    return _DEQUEUE.format(queue=public_table(QueueMessage), schema=f'"{get_public_schema_name()}"')
 
 
 _insert_statements: dict[tuple[type, str], tuple[str, list]] = {}

@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import traceback as traceback_module
+import uuid
 from collections.abc import Iterable
 from contextlib import nullcontext
 
@@ -519,7 +520,7 @@ class Delivery:
     def take_claim(cls, run_id) -> dict | None:
         """The dequeue's claim of this run, once."""
         claim, cls.claim = cls.claim, None
-        if claim is None or str(claim["values"][0]) != str(run_id):
+        if claim is None or claim["values"]["id"] != str(run_id):
             return None
         return claim
 
@@ -534,7 +535,10 @@ class Delivery:
 
 
 def _run_from_claim(values) -> TaskRun:
+    """A claimed run from the claim's columns (a row, in claimed_attnames() order, or a dict by name)."""
     names = claimed_attnames()
+    if isinstance(values, dict):  # the dequeue's claim, through JSON
+        values = [uuid.UUID(values["id"]) if name == "id" else values[name] for name in names]
     values = list(values)
     arguments_at = names.index("arguments")
     if isinstance(values[arguments_at], str):  # Django's psycopg setup hands jsonb back as text

@@ -395,7 +395,8 @@ def test_the_dequeue_claims_the_run_its_package_carries_and_the_worker_starts_it
     async_task("math.fabs", -1.0, broker=broker, q_options={"ack_failure": True, "save": False})
 
     (ours, _payload), (plain, _plain_payload) = _dequeue_all(broker)
-    assert isinstance(ours, ClaimedMessage) and ours.claim is not None and plain.claim is None
+    assert isinstance(ours, ClaimedMessage) and ours.claim["values"]["id"] == str(run.pk)
+    assert not isinstance(plain, ClaimedMessage)  # a plain package's id, nothing claimed
     claimed = TaskRun.objects.get(pk=run.pk)
     assert claimed.status == Status.RUNNING and claimed.attempts == 1 and claimed.lease_until > timezone.now()
     assert claimed.worker_pid is None  # which worker takes the package is not known at the dequeue
@@ -420,7 +421,7 @@ def test_a_claimed_package_that_waited_for_a_worker_renews_its_claim_and_honours
         waited = services.task_submit(name="system.noop")
         cancelled = services.task_submit(name="system.noop")
         taken_over = services.task_submit(name="system.noop")
-    packages = {str(ack.claim["values"][0]): ack for ack, _ in _dequeue_all(get_task_broker())}
+    packages = {ack.claim["values"]["id"]: ack for ack, _ in _dequeue_all(get_task_broker())}
     for ack in packages.values():
         ack.claim["delivered_at"] -= 60  # as if the package sat behind long tasks for a minute
     services.task_cancel(run=TaskRun.objects.get(pk=cancelled.pk), cancelled_by="ops")
@@ -441,12 +442,12 @@ def test_a_claimed_package_that_waited_for_a_worker_renews_its_claim_and_honours
 
 @pytest.mark.django_db(transaction=True)
 def test_two_packages_of_one_run_in_one_batch_carry_one_claim(django_capture_on_commit_callbacks, settings):
-    from tasks.broker import get_task_broker
+    from tasks.broker import ClaimedMessage, get_task_broker
 
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0, "bulk": 5}
     with django_capture_on_commit_callbacks(execute=True):
         run = services.task_submit(name="system.noop")
     services._enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)  # a duplicate delivery
     packages = _dequeue_all(get_task_broker())
-    assert len(packages) == 2 and sum(ack.claim is not None for ack, _ in packages) == 1
+    assert len(packages) == 2 and sum(isinstance(ack, ClaimedMessage) for ack, _ in packages) == 1
     assert TaskRun.objects.get(pk=run.pk).attempts == 1
