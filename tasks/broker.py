@@ -264,10 +264,10 @@ def _prepare_datetime(field, run):
 
 
 def insert_run_row(run, alias: str = "default") -> None:
-    """Insert a new TaskRun in one round trip (no SET search_path first)."""
+    """Insert a new TaskRun in one round trip (no SET search_path first), planned once per connection."""
     statement, params = _insert_sql(run, alias)
-    with raw_cursor(alias) as cursor:
-        cursor.execute(statement, params)
+    with prepared_cursor(alias) as cursor:
+        cursor.execute(statement, params, prepare=True)
 
 
 class RunInsertingBroker:
