@@ -519,17 +519,18 @@ class Delivery:
     together.
     """
 
-    in_worker: bool = False
+    run_id: str | None = None  # the run of the package being executed (tasks.runner.execute), else None
     ack_id: int | None = None
     claim: dict | None = None
     pending_success: dict | None = None
 
     @classmethod
-    def begin(cls, *, ack_id) -> None:
+    def begin(cls, *, ack_id, run_id=None) -> None:
         from tasks.broker import PriorityORMBroker, get_task_broker
 
         ours = isinstance(ack_id, int) and isinstance(get_task_broker(), PriorityORMBroker)
-        cls.in_worker, cls.ack_id, cls.pending_success = True, (int(ack_id) if ours else None), None
+        cls.run_id = None if run_id is None else str(run_id)
+        cls.ack_id, cls.pending_success = (int(ack_id) if ours else None), None
         cls.claim = getattr(ack_id, "claim", None) if ours else None
 
     @staticmethod
@@ -552,12 +553,17 @@ class Delivery:
         return claim
 
     @classmethod
+    def defers(cls, run_id) -> bool:
+        """Whether this run's success goes to the monitor: it is the run of the package being executed."""
+        return cls.run_id is not None and cls.run_id == str(run_id) and cls.pending_success is None
+
+    @classmethod
     def end(cls) -> dict | None:
         """The success the monitor must record (with the acknowledgement), or None."""
         pending = cls.pending_success
         if pending is not None:
             pending["ack_id"] = cls.ack_id
-        cls.in_worker, cls.ack_id, cls.claim, cls.pending_success = False, None, None, None
+        cls.run_id, cls.ack_id, cls.claim, cls.pending_success = None, None, None, None
         return pending
 
 
@@ -713,7 +719,7 @@ def run_execute(*, run_id) -> str:
     if timed_out_by_watchdog:
         return "timed out"  # recorded by the watchdog; a late success does not undo it
     success = _success(run, attempt, value)
-    if Delivery.in_worker:
+    if Delivery.defers(run.pk):
         Delivery.pending_success = success  # the cluster's monitor records it (see Delivery)
     else:
         record_success(**success)

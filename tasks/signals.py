@@ -47,7 +47,9 @@ def start_in_public(sender, func, task, **kwargs):
     connection.set_schema_to_public()
     from tasks.services import Delivery
 
-    Delivery.begin(ack_id=task.get("ack_id"))
+    args = task.get("args") or ()
+    run_id = args[0] if args and _func_path(task.get("func")) == "tasks.runner.execute" else None
+    Delivery.begin(ack_id=task.get("ack_id"), run_id=run_id)
 
 
 @receiver(post_execute_in_worker, dispatch_uid="tasks.back_to_public")

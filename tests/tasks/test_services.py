@@ -451,3 +451,24 @@ def test_two_packages_of_one_run_in_one_batch_carry_one_claim(django_capture_on_
     packages = _dequeue_all(get_task_broker())
     assert len(packages) == 2 and sum(isinstance(ack, ClaimedMessage) for ack, _ in packages) == 1
     assert TaskRun.objects.get(pk=run.pk).attempts == 1
+
+
+def test_only_the_run_of_the_package_being_executed_leaves_its_success_to_the_monitor(
+        django_capture_on_commit_callbacks):
+    from tasks.services import Delivery
+
+    with django_capture_on_commit_callbacks(execute=True):
+        delivered = services.task_submit(name="system.noop")
+        other = services.task_submit(name="system.noop")
+    Delivery.begin(ack_id=None, run_id=delivered.pk)
+    try:
+        # Code inside a task that executes another run (none of ours does) records that run's success itself.
+        assert services.run_execute(run_id=other.pk) == "succeeded"
+        assert TaskRun.objects.get(pk=other.pk).status == Status.SUCCEEDED
+        assert services.run_execute(run_id=delivered.pk) == "succeeded"
+        assert TaskRun.objects.get(pk=delivered.pk).status == Status.RUNNING  # the monitor's to record
+    finally:
+        pending = Delivery.end()
+    assert pending["run_id"] == str(delivered.pk)
+    services.record_success(**pending)
+    assert TaskRun.objects.get(pk=delivered.pk).status == Status.SUCCEEDED
