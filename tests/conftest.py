@@ -12,12 +12,31 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.signals import setting_changed
 from django.db import connection
+from django.dispatch import receiver
 from django.test import Client
 from django_tenants.utils import schema_context
 
 TEST_TENANTS = {"lakers": "Los Angeles Lakers", "warriors": "Golden State Warriors"}
 PUBLIC_HOST = "localhost"
+
+
+@receiver(setting_changed, dispatch_uid="tests.tenant_storage_follows_media_root")
+def _tenant_storage_follows_media_root(setting, **kwargs):
+    """A test that overrides MEDIA_ROOT gets it in django-tenants' storage too.
+
+    TenantFileSystemStorage caches the MEDIA_ROOT it first saw (relative_media_root)
+    and forgets it only when MULTITENANT_RELATIVE_MEDIA_ROOT changes, so such a
+    test passed or failed with the order of the tests before it.
+    """
+    if setting in ("MEDIA_ROOT", "MEDIA_URL"):
+        from django.core.files.storage import default_storage
+
+        for name in ("relative_media_root", "relative_media_url"):
+            default_storage.__dict__.pop(name, None)
+            if getattr(default_storage, "_wrapped", None) is not None:
+                vars(default_storage._wrapped).pop(name, None)
 
 
 def database_url(settings_dict: dict | None = None) -> str:
