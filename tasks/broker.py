@@ -208,10 +208,11 @@ def _insert_sql(run, alias: str) -> tuple[str, list]:
     The statement depends only on the model, so it is built once; Django's SQL
     compiler took a third of a submission's Python time. So is how each value
     is prepared: Django's per-field get_db_prep_save took another sixth, and on
-    PostgreSQL it hands psycopg most values unchanged (strings, numbers,
-    booleans, UUIDs, aware datetimes). The fields it does change (JSON, and the
-    auto_now times it stamps) keep Django's own code; the others go as they are.
-    tests/tasks/test_services.py compares a row written so with one saved by the ORM.
+    PostgreSQL it hands psycopg most values unchanged (strings, floats,
+    booleans, UUIDs, aware datetimes) and integers typed as their column. The
+    fields it does more for (JSON, the auto_now times it stamps, a foreign key
+    to a UUID) keep Django's own code. tests/tasks/test_services.py reads a
+    row written so back and compares it with the run task_submit returned.
     """
     from django.db import connections
 
