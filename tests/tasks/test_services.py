@@ -472,3 +472,17 @@ def test_only_the_run_of_the_package_being_executed_leaves_its_success_to_the_mo
     assert pending["run_id"] == str(delivered.pk)
     services.record_success(**pending)
     assert TaskRun.objects.get(pk=delivered.pk).status == Status.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_success_the_monitor_cannot_record_leaves_its_package_for_redelivery(caplog):
+    from tasks.signals import SUCCESS_KEY
+
+    run = services.task_submit(name="system.noop")
+    package = QueueMessage.objects.get()
+    broken = {"run_id": "not-a-run-id", "attempt": 1, "worker_pid": 1, "started_at": timezone.now(),
+              "finished_at": timezone.now(), "result": None, "ack_id": package.pk}
+    _monitor({SUCCESS_KEY: broken})  # the monitor process goes on: the error is logged, not raised
+    assert "Could not record the success" in caplog.text
+    assert QueueMessage.objects.filter(pk=package.pk).exists()  # not acknowledged: it comes back after its lease
+    assert TaskRun.objects.get(pk=run.pk).status == Status.QUEUED
