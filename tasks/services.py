@@ -458,6 +458,7 @@ WITH renewed AS (
 SELECT cancel_requested, now() FROM renewed
 """
 # What the worker needs of a claimed run, in the model's field order (TaskRun.from_db takes them so).
+# The dequeue's claim (courtside_claim_run, migration tasks 0004) returns the same names as jsonb keys.
 _CLAIMED = ("id", "name", "arguments", "schema_name", "priority", "status", "attempts", "timeout", "tenant_id")
 
 _SUCCESS_TYPES = {"now": "timestamptz", "id": "uuid", "number": "integer", "pid": "integer",
