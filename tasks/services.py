@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import signal
+import time
 import traceback as traceback_module
 import uuid
 from collections.abc import Iterable
@@ -320,7 +321,7 @@ def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, in
     from django_q.signals import pre_enqueue
     from django_q.signing import SignedPackage
 
-    from tasks.broker import RunInsertingBroker, get_task_broker
+    from tasks.broker import RUN_FUNC, RunInsertingBroker, get_task_broker
 
     kwargs = {"_priority": int(priority), "_lease": int(timeout) + conf.lease_grace()}
     if eta is not None and eta > timezone.now():
@@ -332,7 +333,7 @@ def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, in
     # The package django-q2's async_task builds for these options, built here: async_task spends half its
     # time (a humanised uuid, its option loop, log lines formatted whatever the level) on what a run has.
     task = {
-        "id": uuid.uuid4().hex, "name": f"run {run_id}", "func": "tasks.runner.execute", "args": (str(run_id),),
+        "id": uuid.uuid4().hex, "name": f"run {run_id}", "func": RUN_FUNC, "args": (str(run_id),),
         "timeout": int(timeout), "ack_failure": True, "save": False, "sync": False, "kwargs": kwargs,
         "started": timezone.now(),
     }
@@ -586,8 +587,6 @@ def _run_from_claim(values) -> TaskRun:
 
 def _take_dequeue_claim(claim: dict) -> tuple[TaskRun | None, TaskAttempt | None, str]:
     """Start from the claim the dequeue made; renew it first if its package waited for a worker."""
-    import time
-
     from backoffice.db import soft_write
 
     run = _run_from_claim(claim["values"])
@@ -606,8 +605,8 @@ def _take_dequeue_claim(claim: dict) -> tuple[TaskRun | None, TaskAttempt | None
                 locked = TaskRun.objects.select_for_update().get(pk=run.pk)
                 if locked.status == Status.RUNNING and locked.attempts == run.attempts:
                     locked.attempts -= 1  # this attempt never started
-                    locked.save(update_fields=["attempts"])
-                    _finish(locked, status=Status.CANCELLED, now=timezone.now(), error="Cancelled before it started.")
+                    _finish(locked, status=Status.CANCELLED, now=timezone.now(), error="Cancelled before it started.",
+                            also=["attempts"])
             return run, None, "cancelled"
     attempt = TaskAttempt(run_id=run.pk, number=run.attempts, started_at=started, worker_pid=run.worker_pid,
                           schema_name="public")

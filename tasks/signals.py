@@ -15,12 +15,14 @@ from django.db import connection, transaction
 from django.dispatch import receiver
 from django_q.signals import post_execute, post_execute_in_worker, pre_enqueue, pre_execute
 
+from tasks.broker import RUN_FUNC
+
 logger = logging.getLogger("tasks")
 
 # The key of a worker's result package that carries a success for the monitor to record.
 SUCCESS_KEY = "courtside_success"
 
-OUR_FUNCS = {"tasks.runner.execute", "tasks.runner.run_in_schema", "tasks.runner.fire_schedule",
+OUR_FUNCS = {RUN_FUNC, "tasks.runner.run_in_schema", "tasks.runner.fire_schedule",
              "tasks.runner.recover_stalled_runs"}
 
 
@@ -48,7 +50,7 @@ def start_in_public(sender, func, task, **kwargs):
     from tasks.services import Delivery
 
     args = task.get("args") or ()
-    run_id = args[0] if args and _func_path(task.get("func")) == "tasks.runner.execute" else None
+    run_id = args[0] if args and _func_path(task.get("func")) == RUN_FUNC else None
     Delivery.begin(ack_id=task.get("ack_id"), run_id=run_id)
 
 
@@ -62,7 +64,7 @@ def back_to_public(sender, func, task, **kwargs):
         # The monitor records the success and acknowledges the package in one statement (record_success).
         task.pop("ack_id", None)
         task[SUCCESS_KEY] = success
-    elif _func_path(func) == "tasks.runner.execute" and not task.get("success", True):
+    elif _func_path(func) == RUN_FUNC and not task.get("success", True):
         # run_execute records every outcome of the task itself; it raises only when it could not record
         # (the database was unreachable) or the tenant is gone (recorded failed first). Not acknowledged,
         # the package comes back after its lease and the run's row decides again, instead of the run
