@@ -145,9 +145,9 @@ def main() -> None:
             for _ in range(options.tasks):
                 services.task_submit(name="system.noop")
             submitted = time.perf_counter() - started
-            # Done when the broker holds none of the packages, as for plain django-q2 above: on the ORM broker
-            # the cluster's monitor writes a run's success in the statement that deletes its package. Counting
-            # succeeded runs instead scans the run table every 50 ms, CPU the cluster then lacks (2 cores).
+            # Done when the broker holds none of the packages, the criterion plain django-q2's rounds use:
+            # on the ORM broker the cluster's monitor writes a run's success in the statement that deletes
+            # its package, so both sides now wait for the same event, with the same cheap poll.
             if is_orm:
                 wait(lambda: QueueMessage.objects.count() == 0, 600, "our tasks")
             else:
