@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.authentication import BasicScheme, SessionScheme
 from rest_framework import authentication, exceptions
 
 from security import lockout, mfa
@@ -50,3 +51,15 @@ class MfaSessionAuthentication(authentication.SessionAuthentication):
             raise exceptions.AuthenticationFailed("Finish two-factor authentication in the admin first.",
                                                   code="mfa_required")
         return result
+
+
+class MfaSessionScheme(SessionScheme):
+    """OpenAPI: the same cookie authentication as DRF's session."""
+
+    target_class = "security.authentication.MfaSessionAuthentication"
+
+
+class ThrottledBasicScheme(BasicScheme):
+    """OpenAPI: the same HTTP Basic as DRF's."""
+
+    target_class = "security.authentication.ThrottledBasicAuthentication"
