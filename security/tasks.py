@@ -7,7 +7,7 @@ from tasks.registry import OPERATOR, register_task
 PRUNE_TASK = "security.audit_prune"
 
 
-@register_task(PRUNE_TASK, scope=OPERATOR, timeout=1800,
+@register_task(PRUNE_TASK, scope=OPERATOR, timeout=300,
                schema={"type": "object", "additionalProperties": False,
                        "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 36500}}})
 def audit_prune(ctx, days: int | None = None):
