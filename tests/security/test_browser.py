@@ -14,19 +14,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import make_user
 from tests.security.conftest import totp_code
-from tests.tasks.test_browser import browser  # noqa: F401 - the Chromium fixture
+from tests.tasks.test_browser import browser, log_in  # noqa: F401 - the Chromium fixture, its password login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-
-
-def _submit_password(driver, base: str, username: str, password: str = "pass-word-123") -> None:
-    driver.get(f"{base}/admin/login/?next=/admin/")
-    driver.find_element(By.NAME, "username").send_keys(username)
-    driver.find_element(By.NAME, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "#login-form input[type=submit]").click()
-    WebDriverWait(driver, 15).until(lambda d: "/admin/login/" not in d.current_url)
 
 
 def _submit_code(driver, code: str) -> None:
@@ -48,7 +40,7 @@ def test_an_operator_enrols_in_chromium_and_logs_in_with_a_totp_code_then_a_reco
     base = live_server.url
 
     # The first login of a superuser who must use MFA leads to enrolment.
-    _submit_password(browser, base, "operator")
+    log_in(browser, base, "operator")
     assert browser.current_url.endswith("/admin/security/mfa/enrol/")
     assert browser.find_element(By.CSS_SELECTOR, ".mfa-qr svg").is_displayed()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -63,7 +55,7 @@ def test_an_operator_enrols_in_chromium_and_logs_in_with_a_totp_code_then_a_reco
 
     # Log out; the password now leads to the code, and a code of the app logs in.
     _log_out(browser)
-    _submit_password(browser, base, "operator")
+    log_in(browser, base, "operator")
     assert browser.current_url.endswith("/admin/security/mfa/verify/")
     _submit_code(browser, totp_code(secret, at=time.time() + 30))  # the enrolment's step cannot be used twice
     WebDriverWait(browser, 15).until(lambda d: d.current_url.rstrip("/").endswith("/admin"))
@@ -71,13 +63,13 @@ def test_an_operator_enrols_in_chromium_and_logs_in_with_a_totp_code_then_a_reco
 
     # A recovery code logs in once.
     _log_out(browser)
-    _submit_password(browser, base, "operator")
+    log_in(browser, base, "operator")
     _submit_code(browser, codes[0])
     WebDriverWait(browser, 15).until(lambda d: d.current_url.rstrip("/").endswith("/admin"))
 
     # The same recovery code a second time is refused.
     _log_out(browser)
-    _submit_password(browser, base, "operator")
+    log_in(browser, base, "operator")
     _submit_code(browser, codes[0])
     WebDriverWait(browser, 15).until(lambda d: "not valid" in d.page_source)
     assert browser.current_url.endswith("/admin/security/mfa/verify/")
