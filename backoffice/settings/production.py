@@ -20,3 +20,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Operator superusers must pass a TOTP code (or a recovery code) to use the operator admin.
+MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS = env.bool("MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS", default=True)

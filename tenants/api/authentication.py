@@ -1,11 +1,16 @@
 """Per-tenant API keys for the tenant API: `Authorization: Api-Key cs_<prefix>.<secret>`."""
 
+import logging
+
 from django.db import connection
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import SAFE_METHODS
 
+from security.client import client_ip
 from tenants import services
+
+log = logging.getLogger("courtside.security")
 
 
 class ApiKeyPrincipal:
@@ -36,8 +41,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         tenant = getattr(connection, "tenant", None)
         if tenant is None or tenant.schema_name == "public":
             raise exceptions.AuthenticationFailed("API keys are for tenant hosts.")
-        key = services.api_key_authenticate(raw_key=header[len(self.keyword) + 1:], tenant=tenant)
+        raw_key = header[len(self.keyword) + 1:]
+        key = services.api_key_authenticate(raw_key=raw_key, tenant=tenant)
         if key is None:
+            # Logged with the key's public prefix only (never its secret part), the site and the address.
+            log.warning("API key refused: site=%s prefix=%r address=%s path=%s", tenant.schema_name,
+                        raw_key.split(".", 1)[0][:24], client_ip(request), request.path)
             raise exceptions.AuthenticationFailed("Invalid, revoked or foreign API key.")
         if key.scope == key.Scope.READ and request.method not in SAFE_METHODS:
             raise exceptions.PermissionDenied("This API key is read-only.")
