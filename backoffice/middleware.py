@@ -1,11 +1,30 @@
 """Tenant resolution that answers unknown hosts with the JSON error shape."""
 
+from django.core.exceptions import DisallowedHost
 from django.http import JsonResponse
+from django.http.request import split_domain_port
 from django_tenants.middleware.main import TenantMainMiddleware
+from django_tenants.utils import remove_www
+
+from backoffice.api import json_400
 
 
 class JsonTenantMainMiddleware(TenantMainMiddleware):
     """django-tenants' host lookup; an unknown host gets a JSON 404, never the public site."""
+
+    def process_request(self, request):
+        try:
+            request.get_host()
+        except DisallowedHost as error:  # django-tenants would answer an empty 404
+            return json_400(request, error)
+        return super().process_request(request)
+
+    @staticmethod
+    def hostname_from_request(request):
+        # Host names are case-insensitive and may end in a dot: `LOCALHOST` is `localhost`, as in the
+        # heartbeat fast path (services/fastpath.py), which normalises the same way.
+        domain, _port = split_domain_port(request.get_host())
+        return remove_www(domain)
 
     def get_tenant(self, domain_model, hostname):
         # The plan comes along: quotas are read on every request, so a plan change applies at once.

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from backoffice.admin_sites import tenant_site
 from backoffice.media import tenant_media
 
+handler400 = "backoffice.api.json_400"
 handler404 = "backoffice.api.json_404"
 handler500 = "backoffice.api.json_500"
 
