@@ -15,7 +15,9 @@ urlpatterns = [
     path("api/v1/", include("league.api.urls")),
     path("api/v1/", include("tasks.api.tenant_urls")),
     path("api/v1/", include("configuration.api.tenant_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_tenant_api"), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # A tenant's API document and docs are public and never metered: reading them spends no quota.
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_tenant_api", throttle_classes=[]),
+         name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", throttle_classes=[]), name="swagger-ui"),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant-media"),
 ]

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -30,6 +31,15 @@ def _first_message(detail) -> str:
 
 
 def exception_handler(exc, context):
+    response = _error_response(exc)
+    request = context.get("request")
+    if response is not None and request is not None:
+        # Errors are JSON whatever the view renders otherwise (YAML schema, browsable API).
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+    return response
+
+
+def _error_response(exc):
     if isinstance(exc, DomainError):
         response = Response(
             error_body(code=exc.code, message=exc.message, detail=exc.detail), status=exc.status
@@ -47,7 +57,7 @@ def exception_handler(exc, context):
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
 
-    response = drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, {})
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
