@@ -2,7 +2,7 @@
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import IsAdminUser
 
 from backoffice.admin_sites import operator_site
@@ -22,7 +22,7 @@ urlpatterns = [
     # The operator's API document and docs are for operators only (anonymous: 401, or the login page).
     path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_public_api",
                                                    permission_classes=[IsAdminUser]), name="schema"),
-    path("api/docs/", staff_member_required(SpectacularSwaggerView.as_view(url_name="schema"),
+    path("api/docs/", staff_member_required(SpectacularSwaggerSplitView.as_view(url_name="schema"),
                                             login_url="operator_admin:login"), name="swagger-ui"),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant-media"),
 ]
