@@ -229,6 +229,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No badge from the public validator: the page loads nothing from another origin (CSP img-src 'self').
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Every operation documents its 4xx answers with the JSON error shape (backoffice/api/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "backoffice.api.schema.document_error_responses"],
     # Several models have a `status` field with their own choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
         "TaskRunStatusEnum": "tasks.models.Status",
