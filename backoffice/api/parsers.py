@@ -1,8 +1,9 @@
 """The one place request bodies of every API are bounded: size, JSON depth and text, before json.loads runs.
 
 Python's json recurses once per nesting level (50,000 levels raised RecursionError, a 500), a body is read
-whole into memory, and a `\\ud800` escape decodes to a lone surrogate that PostgreSQL and every UTF-8 encoder
-refuse later, in whichever view stored it. So the API's only parser refuses these first, with a 4xx in the
+whole into memory, a `\\ud800` escape decodes to a lone surrogate that PostgreSQL and every UTF-8 encoder
+refuse later, in whichever view stored it, and a `\\u0000` to a NUL that no PostgreSQL text or jsonb holds.
+So the API's only parser refuses these first, with a 4xx in the
 JSON error shape. The limits are settings: API_MAX_BODY_BYTES and API_JSON_MAX_DEPTH.
 """
 
@@ -20,7 +21,7 @@ from rest_framework.utils.json import strict_constant
 # A JSON string literal (unrolled loop: no backtracking blow-up on long strings).
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
@@ -39,12 +40,29 @@ def json_depth(text: str) -> int:
     return max(itertools.accumulate(_DEPTH_STEP[bracket] for bracket in brackets), default=0)
 
 
-def _has_lone_surrogate(data) -> bool:
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+def _strings(data):
+    """Every key and string value of parsed JSON, without recursion (the depth is bounded already)."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def refuse_unstorable_text(data) -> None:
+    """A 400 for a NUL or a lone surrogate in any string: PostgreSQL stores neither."""
+    for text in _strings(data):
+        if "\x00" in text:
+            raise exceptions.ParseError("A string holds a NUL character (\\u0000), which PostgreSQL cannot store.",
+                                        code="nul_character")
+        if _LONE_SURROGATE.search(text):
+            raise exceptions.ParseError("A string holds a lone surrogate (\\ud800-\\udfff), which is not text.",
+                                        code="invalid_unicode")
 
 
 class BoundedJSONParser(JSONParser):
@@ -72,7 +90,6 @@ class BoundedJSONParser(JSONParser):
             data = json.loads(text, parse_constant=strict_constant if self.strict else None)
         except ValueError as error:
             raise exceptions.ParseError(f"JSON parse error - {error}") from None
-        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
-            raise exceptions.ParseError("A string holds a lone surrogate (\\ud800-\\udfff), which is not text.",
-                                        code="invalid_unicode")
+        if "\\u" in text:  # only an escape can put a NUL or a lone surrogate into strict JSON
+            refuse_unstorable_text(data)
         return data

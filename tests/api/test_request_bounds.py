@@ -136,3 +136,24 @@ def test_a_host_outside_allowed_hosts_still_gets_html_in_the_admin(db):
     response = TenantClient("evil.example.com").get("/admin/")
     assert response.status_code == 400
     assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("escape", ["\\u0000", "a\\u0000b"])
+def test_a_nul_in_a_json_string_gets_a_400(escape, lakers_client):
+    lakers_client.raise_request_exception = False
+    body = f'{{"key": "branding.accent_color", "value": {{"{escape}": "{escape}"}}}}'.encode()
+    assert_json_error(lakers_client.post("/api/v1/config/overrides/", body, content_type="application/json"), 400,
+                      "nul_character")
+
+
+def test_an_escaped_backslash_before_u0000_is_plain_text(lakers_client):
+    body = b'{"name": "C:\\\\u0000 drive"}'
+    response = lakers_client.post("/api/v1/models/", body, content_type="application/json")
+    assert response.status_code == 201 and response.json()["name"] == "C:\\u0000 drive"
+
+
+@pytest.mark.parametrize("url", ["/api/v1/schemas/status/?schema=a%00b", "/api/v1/tenants/la%00kers/",
+                                 "/api/v1/config/?tenant%00=x"])
+def test_a_nul_in_an_api_url_gets_a_400(url, operator_client):
+    operator_client.raise_request_exception = False
+    assert_json_error(operator_client.get(url), 400, "nul_character")
