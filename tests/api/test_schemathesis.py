@@ -35,13 +35,17 @@ PASSWORD = "pass-word-123"
 EXAMPLES_PER_OPERATION = 6
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 NOT_RUN = {"DELETE /api/v1/tenants/{schema_name}/"}
+REQUEST_TIMEOUT = 5  # seconds; an answer slower than this is a failure too
 
 # Operations whose failures are being fixed in code other engineers own right now (services/ registry,
-# tasks/), with what schemathesis found. The lead removes an entry when its fix merges; an entry that
-# no longer fails is reported as a warning.
+# tasks/), with what schemathesis found (a run may miss one: the registry's state, and so its answers,
+# depend on what earlier generated requests registered). The lead removes an entry when its fix merges;
+# an entry that did not fail in a run is reported as a warning.
 KNOWN_FAILURES: dict[str, str] = {
     "GET /api/v1/services/{name}/next": "503 no_healthy_instance for an unknown service name (a server error, "
                                         "and 503 is not documented)",
+    "GET /api/v1/services/{name}/instances": "no answer within 5 s: ?index=<n>&wait=<duration> blocks up to "
+                                             "MAX_BLOCKING_WAIT (60 s) whatever the client sent",
 }
 
 
@@ -71,7 +75,7 @@ def run_document(site: str, *, base_url: str, headers: dict) -> dict[str, str]:
                   phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
         @given(case=cases)
         def answers_as_documented(case):
-            case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS)
+            case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=REQUEST_TIMEOUT)
 
         try:
             answers_as_documented()
@@ -83,7 +87,7 @@ def run_document(site: str, *, base_url: str, headers: dict) -> dict[str, str]:
 def assert_only_known(failures: dict[str, str]) -> None:
     unexpected = {label: failure for label, failure in failures.items() if label not in KNOWN_FAILURES}
     for label in sorted(set(KNOWN_FAILURES) - set(failures)):
-        warnings.warn(f"{label} no longer fails: remove it from KNOWN_FAILURES", stacklevel=2)
+        warnings.warn(f"{label} did not fail in this run: remove it from KNOWN_FAILURES once fixed", stacklevel=2)
     assert unexpected == {}
 
 
