@@ -1,11 +1,14 @@
 """Operator site, served on the public schema at the base domain."""
 
+from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import IsAdminUser
 
 from backoffice.admin_sites import operator_site
 from backoffice.media import tenant_media
 
+handler400 = "backoffice.api.json_400"
 handler404 = "backoffice.api.json_404"
 handler500 = "backoffice.api.json_500"
 
@@ -16,7 +19,10 @@ urlpatterns = [
     path("api/v1/", include("services.api.urls")),
     path("api/v1/", include("schemas.api.urls")),
     path("api/v1/", include("configuration.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_public_api"), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The operator's API document and docs are for operators only (anonymous: 401, or the login page).
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_public_api",
+                                                   permission_classes=[IsAdminUser]), name="schema"),
+    path("api/docs/", staff_member_required(SpectacularSwaggerSplitView.as_view(url_name="schema"),
+                                            login_url="operator_admin:login"), name="swagger-ui"),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant-media"),
 ]

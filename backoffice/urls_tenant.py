@@ -1,11 +1,12 @@
 """Tenant site, served on each tenant's domain over its own schema."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from backoffice.admin_sites import tenant_site
 from backoffice.media import tenant_media
 
+handler400 = "backoffice.api.json_400"
 handler404 = "backoffice.api.json_404"
 handler500 = "backoffice.api.json_500"
 
@@ -14,7 +15,9 @@ urlpatterns = [
     path("api/v1/", include("league.api.urls")),
     path("api/v1/", include("tasks.api.tenant_urls")),
     path("api/v1/", include("configuration.api.tenant_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_tenant_api"), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # A tenant's API document and docs are public and never metered: reading them spends no quota.
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_tenant_api", throttle_classes=[]),
+         name="schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", throttle_classes=[]), name="swagger-ui"),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant-media"),
 ]

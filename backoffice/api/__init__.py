@@ -1,13 +1,19 @@
 """One error shape for the whole API: {"error": {"code", "message", "detail"}}."""
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from backoffice.api.parsers import body_too_large_message
 from backoffice.errors import DomainError
+
+API_PATH_PREFIX = "/api/"
 
 
 def error_body(*, code: str, message: str, detail=None) -> dict:
@@ -25,6 +31,15 @@ def _first_message(detail) -> str:
 
 
 def exception_handler(exc, context):
+    response = _error_response(exc)
+    request = context.get("request")
+    if response is not None and request is not None:
+        # Errors are JSON whatever the view renders otherwise (YAML schema, browsable API).
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+    return response
+
+
+def _error_response(exc):
     if isinstance(exc, DomainError):
         response = Response(
             error_body(code=exc.code, message=exc.message, detail=exc.detail), status=exc.status
@@ -42,7 +57,7 @@ def exception_handler(exc, context):
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
 
-    response = drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, {})
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
@@ -54,6 +69,26 @@ def exception_handler(exc, context):
         detail = {}
     response.data = error_body(code=code, message=message, detail=detail)
     return response
+
+
+def is_api_request(request) -> bool:
+    return request.path.startswith(API_PATH_PREFIX)
+
+
+def json_400(request, exception=None):
+    """Django's 400s (DisallowedHost, RequestDataTooBig, other SuspiciousOperation) in the JSON shape on API paths."""
+    if not is_api_request(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = error_body(code="request_too_large", message=body_too_large_message(limit), detail={"limit": limit})
+        return JsonResponse(body, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exception, DisallowedHost):
+        host = request.META.get("HTTP_HOST", "")[:255]
+        body = error_body(code="disallowed_host", message=f"No Courtside site is served at {host!r}.",
+                          detail={"host": host})
+        return JsonResponse(body, status=status.HTTP_400_BAD_REQUEST)
+    return JsonResponse(error_body(code="bad_request", message="Bad request."), status=status.HTTP_400_BAD_REQUEST)
 
 
 def json_404(request, exception=None):

@@ -3,6 +3,7 @@
 import datetime as dt
 from pathlib import Path
 
+import csp.constants as csp
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -56,6 +57,7 @@ SHARED_APPS = [
     "django.contrib.messages",
     "django.contrib.admin",
     "django.contrib.staticfiles",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -103,7 +105,9 @@ DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
     "backoffice.middleware.JsonTenantMainMiddleware",
+    "backoffice.middleware.ApiTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -133,6 +137,24 @@ TEMPLATES = [
 WSGI_APPLICATION = "backoffice.wsgi.application"
 
 # DATABASES is set by each environment module (embedded allowed in local and test only).
+
+# Content-Security-Policy of every response (admin, API, docs), by django-csp. Scripts only from our own
+# origin or inline with the request's nonce (`<script nonce="{{ request.csp_nonce }}">`); inline styles stay
+# allowed, since the admin, the charts and Swagger UI set style attributes.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.UNSAFE_INLINE],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    },
+}
 
 # Tenant-aware cache keys from day one: every key carries the schema name.
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -179,6 +201,11 @@ STORAGES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Bounds of every request body the API reads (backoffice/api/parsers.py), and of Django's own form parsing.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenants.api.authentication.ApiKeyAuthentication",
@@ -186,11 +213,15 @@ REST_FRAMEWORK = {
         "security.authentication.ThrottledBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only, bounded in size, depth and text before it is parsed.
+    "DEFAULT_PARSER_CLASSES": ["backoffice.api.parsers.BoundedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.TenantQuotaThrottle"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backoffice.api.exception_handler",
+    # No OPTIONS metadata: a view answers exactly the methods its OpenAPI document names (405 otherwise).
+    "DEFAULT_METADATA_CLASS": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -202,6 +233,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # No badge from the public validator: the page loads nothing from another origin (CSP img-src 'self').
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Every operation documents its 4xx answers with the JSON error shape (backoffice/api/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "backoffice.api.schema.document_error_responses"],
     # Several models have a `status` field with their own choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
         "TaskRunStatusEnum": "tasks.models.Status",

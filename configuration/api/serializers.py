@@ -16,7 +16,8 @@ def shown(key: str, value, *, secret: bool, scope: str):
 
 
 class EntrySerializer(serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="schema_name", read_only=True)
+    tenant = serializers.SlugRelatedField(slug_field="schema_name", read_only=True, allow_null=True,
+                                          help_text="Null for the database (operator) layer.")
     value = serializers.SerializerMethodField()
     layer = serializers.CharField(read_only=True)
 
@@ -35,6 +36,12 @@ class EntryWriteSerializer(serializers.Serializer):
     tenant = serializers.CharField(required=False, allow_blank=True, allow_null=True,
                                    help_text="Schema name of the tenant layer; empty for the database layer.")
     secret = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class RollbackDeletedSerializer(serializers.Serializer):
+    """A rollback to a change after which the entry did not exist: the entry is removed."""
+
+    deleted = serializers.BooleanField()
 
 
 class OverrideWriteSerializer(serializers.Serializer):
@@ -77,7 +84,8 @@ class TenantConfigSerializer(serializers.Serializer):
 
 
 class ChangeSerializer(serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="schema_name", read_only=True)
+    tenant = serializers.SlugRelatedField(slug_field="schema_name", read_only=True, allow_null=True,
+                                          help_text="Null for the database (operator) layer.")
     old_value = serializers.SerializerMethodField()
     new_value = serializers.SerializerMethodField()
 

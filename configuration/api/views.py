@@ -1,7 +1,7 @@
 """Operator and tenant configuration API: thin callers of the facade, selectors and services."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -116,7 +116,10 @@ class RollbackView(APIView):
 
     permission_classes = [permissions.IsAdminUser]
 
-    @extend_schema(request=None, responses=serializers.EntrySerializer)
+    @extend_schema(request=None, responses=PolymorphicProxySerializer(
+        component_name="RollbackResult", resource_type_field_name=None,
+        serializers=[serializers.EntrySerializer, serializers.RollbackDeletedSerializer],
+    ))
     def post(self, request, pk):
         get_object_or_404(selectors.change_list(), pk=pk)
         entry = services.entry_rollback(change_id=pk, changed_by=_actor(request), source="api")

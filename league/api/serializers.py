@@ -10,7 +10,8 @@ class TeamSerializer(serializers.ModelSerializer):
 
 
 class PlayerSerializer(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(read_only=True, slug_field="abbreviation")
+    team = serializers.SlugRelatedField(read_only=True, slug_field="abbreviation", allow_null=True,
+                                        help_text="Null for a player without a team.")
 
     class Meta:
         model = Player
@@ -33,6 +34,13 @@ class SeasonAverageSerializer(serializers.Serializer):
     rpg = serializers.FloatField()
     apg = serializers.FloatField()
     fg_pct = serializers.FloatField(allow_null=True)
+
+
+class PlayerSeasonAveragesSerializer(serializers.Serializer):
+    """The shape of players/<id>/averages/ (documentation only: the view builds the object)."""
+
+    player = serializers.CharField()
+    seasons = SeasonAverageSerializer(many=True)
 
 
 class PlayerFilterSerializer(serializers.Serializer):

@@ -50,7 +50,7 @@ class PlayerDetailView(generics.RetrieveAPIView):
 class PlayerSeasonAveragesView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("season", str, description="Like 2025-26")],
-        responses=serializers.SeasonAverageSerializer(many=True),
+        responses=serializers.PlayerSeasonAveragesSerializer,
     )
     def get(self, request, pk):
         player = get_object_or_404(Player, pk=pk)

@@ -120,7 +120,9 @@ class TaskRunBatchView(_Scoped, APIView):
         return Response(serializers.TaskRunSerializer(runs, many=True).data, status=status.HTTP_201_CREATED)
 
 
-class TaskRunDetailView(_Scoped, APIView):
+class _TaskRunResource(_Scoped, APIView):
+    """One run. Each subclass answers only the methods it defines (and documents)."""
+
     permission_classes = [OperatorOnly]
 
     def get_run(self, request, run_id) -> TaskRun:
@@ -129,12 +131,14 @@ class TaskRunDetailView(_Scoped, APIView):
         except TaskRun.DoesNotExist:
             raise Http404(f"No task run {run_id}.") from None
 
+
+class TaskRunDetailView(_TaskRunResource):
     @extend_schema(responses=serializers.TaskRunDetailSerializer)
     def get(self, request, run_id):
         return Response(serializers.TaskRunDetailSerializer(self.get_run(request, run_id)).data)
 
 
-class TaskRunCancelView(TaskRunDetailView):
+class TaskRunCancelView(_TaskRunResource):
     @extend_schema(request=None, responses=serializers.TaskRunSerializer)
     def post(self, request, run_id):
         run = services.task_cancel(run=self.get_run(request, run_id), cancelled_by=self.submitter(request))

@@ -27,6 +27,19 @@ class ApiKeyPrincipal:
         self.pk = self.id = None
         self.username = f"api-key:{key.prefix}"
 
+    def get_username(self) -> str:
+        """What audit fields (submitted_by, changed_by) record, as for a user: `api-key:<prefix>`."""
+        return self.username
+
+    def has_perm(self, perm, obj=None) -> bool:
+        return False  # a key has its scope (read/write), never a user's model permissions
+
+    def has_perms(self, perm_list, obj=None) -> bool:
+        return False
+
+    def has_module_perms(self, app_label) -> bool:
+        return False
+
     def __str__(self) -> str:
         return self.username
 

@@ -12,7 +12,9 @@ class PlanSerializer(serializers.ModelSerializer):
 
 class TenantSerializer(serializers.ModelSerializer):
     domains = serializers.SlugRelatedField(many=True, read_only=True, slug_field="domain")
-    plan = serializers.SlugRelatedField(read_only=True, slug_field="code")
+    plan = serializers.SlugRelatedField(read_only=True, slug_field="code", allow_null=True)
+    # Blank until a tenant admin sets one: documented as a plain string, since "" is not an email.
+    support_email = serializers.CharField(read_only=True, help_text="An email address, or empty when none is set.")
 
     class Meta:
         model = Tenant
@@ -39,7 +41,8 @@ class DeleteRequestSerializer(serializers.Serializer):
 
 
 class PlanChangeSerializer(serializers.ModelSerializer):
-    from_plan = serializers.SlugRelatedField(read_only=True, slug_field="code")
+    from_plan = serializers.SlugRelatedField(read_only=True, slug_field="code", allow_null=True,
+                                             help_text="Null for a tenant's first plan.")
     to_plan = serializers.SlugRelatedField(read_only=True, slug_field="code")
 
     class Meta:

@@ -30,12 +30,16 @@ class TenantListCreateView(generics.ListAPIView):
         return Response(serializers.TenantSerializer(tenant).data, status=status.HTTP_201_CREATED)
 
 
-class TenantDetailView(APIView):
+class _TenantResource(APIView):
+    """One tenant's resource. Each subclass answers only the methods it defines (and documents)."""
+
     permission_classes = [OperatorOnly]
 
     def _tenant(self, schema_name):
         return get_object_or_404(selectors.tenant_list(), schema_name=schema_name)
 
+
+class TenantDetailView(_TenantResource):
     @extend_schema(responses=serializers.TenantSerializer)
     def get(self, request, schema_name):
         return Response(serializers.TenantSerializer(self._tenant(schema_name)).data)
@@ -49,7 +53,7 @@ class TenantDetailView(APIView):
         return Response({"deleted": schema_name, "export": str(export)})
 
 
-class TenantPlanView(TenantDetailView):
+class TenantPlanView(_TenantResource):
     @extend_schema(request=serializers.PlanChangeRequestSerializer, responses=serializers.TenantSerializer)
     def post(self, request, schema_name):
         payload = serializers.PlanChangeRequestSerializer(data=request.data)
@@ -66,21 +70,21 @@ class TenantPlanView(TenantDetailView):
         return Response(serializers.PlanChangeSerializer(changes, many=True).data)
 
 
-class TenantSuspendView(TenantDetailView):
+class TenantSuspendView(_TenantResource):
     @extend_schema(request=None, responses=serializers.TenantSerializer)
     def post(self, request, schema_name):
         tenant = services.tenant_suspend(tenant=self._tenant(schema_name))
         return Response(serializers.TenantSerializer(tenant).data)
 
 
-class TenantReactivateView(TenantDetailView):
+class TenantReactivateView(_TenantResource):
     @extend_schema(request=None, responses=serializers.TenantSerializer)
     def post(self, request, schema_name):
         tenant = services.tenant_reactivate(tenant=self._tenant(schema_name))
         return Response(serializers.TenantSerializer(tenant).data)
 
 
-class TenantUsageView(TenantDetailView):
+class TenantUsageView(_TenantResource):
     @extend_schema(responses=serializers.UsageDaySerializer(many=True))
     def get(self, request, schema_name):
         days = self._tenant(schema_name).usage_days.order_by("-date")[:90]
