@@ -36,6 +36,7 @@ ENV_DENYLIST = frozenset(
         "COURTSIDE_PORT",
         "COURTSIDE_CONFIG_DIR",
         "COURTSIDE_TENANT_ADMIN_PASSWORD",
+        "COURTSIDE_SECRET_KEYS",
     }
 )
 # Whole families of COURTSIDE_* variables owned by other apps (services/conf.py reads COURTSIDE_SERVICES_*).
@@ -193,7 +194,7 @@ def _max_bytes() -> int:
     return getattr(settings, "CONFIGURATION_MAX_FILE_BYTES", DEFAULT_MAX_BYTES)
 
 
-def _check_depth(data, name: str) -> None:
+def check_depth(data, name: str) -> None:
     """Refuse JSON nested past MAX_DEPTH (walked without recursion)."""
     stack = [(data, 1)]
     while stack:
@@ -222,7 +223,7 @@ def load_text(text: str, *, name: str):
             raise ValueError(f"{name}: refused: nested deeper than {MAX_DEPTH} levels") from None
         except ValueError as exc:
             raise ValueError(f"{name}: cannot parse: {exc}") from exc
-        _check_depth(data, name)
+        check_depth(data, name)
         return data
     try:
         return yaml.load(text, Loader=BoundedSafeLoader)  # noqa: S506 (a SafeLoader subclass)

@@ -8,10 +8,32 @@ tenant's view and the operator sees every layer in one place.
 from django.core.validators import RegexValidator
 from django.db import models
 
+from configuration import sealing
+
 KEY_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 key_validator = RegexValidator(
     KEY_PATTERN, "Use dotted lowercase names, like cache.ttl_seconds (letters, digits, underscores)."
 )
+
+
+class SealedJSONField(models.JSONField):
+    """A JSONField whose secret values are stored encrypted: write `Sealed(value)`, read the plain value.
+
+    The services decide what is secret and wrap it; reads (the ORM, values(),
+    values_list()) decrypt the envelope transparently, so every reader gets the
+    plain value and a database dump gets `{"$fernet": "gAAAA..."}`.
+    """
+
+    def from_db_value(self, value, expression, connection):
+        return sealing.unseal(super().from_db_value(value, expression, connection))
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if isinstance(value, sealing.Sealed):
+            value = sealing.seal(value.value)
+        return super().get_db_prep_value(value, connection, prepared)
+
+    def validate(self, value, model_instance):
+        super().validate(value.value if isinstance(value, sealing.Sealed) else value, model_instance)
 
 
 class ConfigSchema(models.Model):
@@ -59,7 +81,7 @@ class ConfigEntry(models.Model):
         related_name="config_entries",
         help_text="Empty for the database layer (every tenant); set for one tenant's override.",
     )
-    value = models.JSONField("value", null=True, blank=True, help_text="Any JSON value.")
+    value = SealedJSONField("value", null=True, blank=True, help_text="Any JSON value (encrypted when secret).")
     secret = models.BooleanField(
         "secret", default=False,
         help_text="Mask this value everywhere; keys named like password, token, secret or key are always masked.",
@@ -112,8 +134,10 @@ class ConfigChange(models.Model):
     )
     version = models.PositiveIntegerField("version", help_text="The entry's version after this change (0: deleted).")
     action = models.CharField("action", max_length=16, choices=Action.choices, default=Action.SET)
-    old_value = models.JSONField("old value", null=True, blank=True, help_text="Value before (null: no entry).")
-    new_value = models.JSONField("new value", null=True, blank=True, help_text="Value after (null: deleted).")
+    old_value = SealedJSONField("old value", null=True, blank=True,
+                                help_text="Value before (null: no entry); encrypted when secret.")
+    new_value = SealedJSONField("new value", null=True, blank=True,
+                                help_text="Value after (null: deleted); encrypted when secret.")
     existed_before = models.BooleanField("existed before", default=True, help_text="An entry existed before.")
     exists_after = models.BooleanField("exists after", default=True, help_text="An entry exists after.")
     secret = models.BooleanField("secret", default=False, help_text="The value was secret when changed.")
