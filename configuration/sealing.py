@@ -81,16 +81,20 @@ def seal(value) -> dict:
     return {ENVELOPE: token.decode()}
 
 
+def _unreadable() -> SealError:
+    return SealError(
+        f"A stored configuration secret cannot be decrypted with {ENV_VARIABLE}: was the key that encrypted "
+        "it removed before `manage.py config_secrets rotate` ran? Put it back (after the newest) and rotate."
+    )
+
+
 @functools.lru_cache(maxsize=4096)
 def _decrypt(keys: tuple[str, ...], token: str) -> str:
     # Cached per key set: snapshots of every tenant's view rebuild from the same rows after each change.
     try:
         return _keyring(keys).decrypt(token.encode()).decode()
     except InvalidToken:
-        raise SealError(
-            f"A stored configuration secret cannot be decrypted with {ENV_VARIABLE}: was the key that encrypted "
-            "it removed before `manage.py config_secrets rotate` ran? Put it back (after the newest) and rotate."
-        ) from None
+        raise _unreadable() from None
 
 
 def unseal(stored):
@@ -102,7 +106,10 @@ def unseal(stored):
 
 def reseal(stored) -> dict:
     """The same secret encrypted with the newest key."""
-    return {ENVELOPE: keyring().rotate(stored[ENVELOPE].encode()).decode()}
+    try:
+        return {ENVELOPE: keyring().rotate(stored[ENVELOPE].encode()).decode()}
+    except InvalidToken:
+        raise _unreadable() from None
 
 
 def sealed_with_newest(stored) -> bool:
