@@ -180,6 +180,8 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 # Files land under MEDIA_ROOT/<schema_name>/, so tenants never share a path.
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
+# Reports and uploads are served to the site's own users, or through signed links valid this long (backoffice/media.py).
+MEDIA_LINK_SECONDS = env.int("MEDIA_LINK_SECONDS", default=600)
 STORAGES = {
     "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -131,7 +131,8 @@ class TaskRunDetailView(_Scoped, APIView):
 
     @extend_schema(responses=serializers.TaskRunDetailSerializer)
     def get(self, request, run_id):
-        return Response(serializers.TaskRunDetailSerializer(self.get_run(request, run_id)).data)
+        run = self.get_run(request, run_id)
+        return Response(serializers.TaskRunDetailSerializer(run, context={"request": request}).data)
 
 
 class TaskRunCancelView(TaskRunDetailView):
