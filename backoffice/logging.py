@@ -39,8 +39,13 @@ def mask_value(name: str, value):
 
 
 def mask_structure(value, name: str = "", _depth: int = 0):
-    """A copy of dicts, lists and tuples with every value under a secret-looking key masked, at any depth."""
-    if name and SECRET_NAME.search(name) and value not in (None, "", (), [], {}):
+    """A copy of dicts, lists and tuples with every value under a secret-looking key masked, at any depth.
+
+    Numbers and booleans are kept: the pattern is broad (it matches "api_calls",
+    "keys"), and "%(api_calls)d" must still format.
+    """
+    if (name and SECRET_NAME.search(name) and value not in (None, "", (), [], {})
+            and not isinstance(value, bool | int | float)):
         return MASK
     if _depth >= MAX_DEPTH:
         return "..." if isinstance(value, dict | list | tuple) else value

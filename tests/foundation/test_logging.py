@@ -60,3 +60,8 @@ def test_the_filter_masks_a_credentials_dict_whatever_its_keys():
 def test_quoted_secret_values_are_masked_whole():
     assert "words" not in mask_text('{"password": "several words here"}')
     assert "words" not in mask_text("password='several words here'")
+
+
+def test_numbers_under_broad_names_still_format():
+    assert _formatted("%(api_calls)d calls, %(keys)s", ({"api_calls": 12, "keys": "k-secret"},)) == (
+        f"12 calls, {MASK}")
