@@ -112,6 +112,15 @@ def reseal(stored) -> dict:
         raise _unreadable() from None
 
 
+def opens(stored) -> bool:
+    """Some configured key decrypts it."""
+    try:
+        keyring().decrypt(stored[ENVELOPE].encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 def sealed_with_newest(stored) -> bool:
     keys = configured_keys()
     try:

@@ -259,6 +259,7 @@ class ResealCounts:
     sealed: int = 0
     current: int = 0
     plain: int = 0
+    unreadable: int = 0  # no configured key opens it
 
     @property
     def changed(self) -> int:
@@ -282,7 +283,7 @@ def _under(keys):
 def secrets_stored_counts() -> ResealCounts:
     """How the stored values stand: sealed with the newest key (current), with an older one, secret in clear."""
     counts = ResealCounts()
-    secret_keys = config.snapshot(PUBLIC).secret_keys
+    secret_keys = _declared_secret_keys()
     for model, fields in _RESEAL_FIELDS.items():
         for row in _raw_rows(model, fields, model.objects.all()):
             for field in fields:
@@ -303,11 +304,22 @@ def _raw_rows(model, fields, queryset):
         yield row
 
 
+def _declared_secret_keys() -> frozenset:
+    """Keys schemas or operator entries mark secret, read without decrypting any value (a wrong key set still works)."""
+    from configuration import selectors
+
+    declared = {key for key, spec in config.schemas().items() if spec.get("secret")}
+    return frozenset(declared | set(selectors.secret_entry_keys(scope=PUBLIC)))
+
+
 def _tally(counts: ResealCounts, row: dict, field: str, secret_keys, *, write: bool):
     stored = row[field]
     if sealing.is_sealed(stored):
         if sealing.sealed_with_newest(stored):
             counts.current += 1
+            return None
+        if not sealing.opens(stored):
+            counts.unreadable += 1
             return None
         counts.rotated += 1
         return sealing.reseal(stored) if write else None
@@ -326,9 +338,10 @@ def secrets_reseal(*, keys=None, progress=None) -> ResealCounts:
     a concurrent write is never overwritten with an older value. `keys`
     narrows it to rows at or under those keys; `progress(done, total)` is
     called after each batch. The plain values are unchanged: no reload needed.
+    A value no configured key opens is left as it is and counted (unreadable).
     """
     counts = ResealCounts()
-    secret_keys = config.snapshot(PUBLIC).secret_keys | frozenset(keys or ())
+    secret_keys = _declared_secret_keys() | frozenset(keys or ())
     querysets = {model: model.objects.filter(_under(keys)) if keys else model.objects.all()
                  for model in _RESEAL_FIELDS}
     total = sum(queryset.count() for queryset in querysets.values())

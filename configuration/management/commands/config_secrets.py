@@ -28,6 +28,7 @@ class Command(BaseCommand):
             if action == "status":
                 counts = services.secrets_stored_counts()
                 self._table(counts, rotated="on an older key", sealed="secret in clear")
+                self._refuse_unreadable(counts)
                 if counts.changed:
                     self.stdout.write(self.style.WARNING(
                         f"{counts.changed} stored value(s) need `manage.py config_secrets rotate`."))
@@ -48,12 +49,20 @@ class Command(BaseCommand):
         except sealing.SealError as exc:
             raise CommandError(str(exc)) from exc
         self._table(counts, rotated="re-encrypted with the newest key", sealed="encrypted for the first time")
+        self._refuse_unreadable(counts)
         self.stdout.write(self.style.SUCCESS(
             f"Rotated: {counts.changed} stored value(s) changed; the older keys can now be removed."))
 
+    def _refuse_unreadable(self, counts):
+        if counts.unreadable:
+            raise CommandError(
+                f"{counts.unreadable} stored value(s) cannot be decrypted with COURTSIDE_SECRET_KEYS: put back the "
+                "key that encrypted them (after the newest) and run `manage.py config_secrets rotate` again."
+            )
+
     def _table(self, counts, *, rotated, sealed):
         lines = [(rotated, counts.rotated), (sealed, counts.sealed), ("already on the newest key", counts.current),
-                 ("not secret", counts.plain)]
+                 ("not secret", counts.plain), ("no configured key opens it", counts.unreadable)]
         width = max(len(label) for label, _ in lines)
         for label, number in lines:
             self.stdout.write(f"  {label:<{width}}  {number:>8}")
