@@ -3,7 +3,7 @@
 A host serves only its own schema's folder (MEDIA_ROOT/<schema>/). Within it,
 logos (`branding/`, shown on login pages before anyone logs in) are public;
 everything else (reports, uploads) needs an authenticated user of that site
-(its session, an API key of that tenant, or Basic auth as the API takes) or a
+(authenticated as the API does: an API key of that tenant, the session, Basic) or a
 signed link: TimestampSigner over "<schema>/<path>", valid MEDIA_LINK_SECONDS,
 so a link opens exactly one file on exactly one host.
 """
@@ -20,8 +20,8 @@ from django.http import Http404, JsonResponse
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 from rest_framework import exceptions
-from rest_framework.authentication import BasicAuthentication
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 
 from backoffice.api import error_body
 from tenants.api.authentication import ApiKeyAuthentication
@@ -104,15 +104,14 @@ def _link_verdict(request, schema_name: str, path: str) -> str | None:
 
 
 def _authenticated(request) -> bool:
-    """A user of this site: its session (Django's middleware), an API key of this tenant, or Basic auth."""
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_active:
-        return True
+    """A user of this site, authenticated exactly as the API authenticates (REST_FRAMEWORK's classes:
+    the tenant's API key, the session, Basic), so every rule those carry applies to files too."""
+    authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
     try:
-        drf_request = Request(request, authenticators=[ApiKeyAuthentication(), BasicAuthentication()])
-        return bool(drf_request.user and drf_request.user.is_authenticated)
-    except exceptions.APIException:  # a wrong, revoked or foreign key: nobody
+        user = Request(request, authenticators=authenticators).user
+    except exceptions.APIException:  # a wrong, revoked or foreign key, a bad password: nobody
         return False
+    return bool(user is not None and user.is_authenticated and getattr(user, "is_active", True))
 
 
 _REFUSALS = {

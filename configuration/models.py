@@ -17,15 +17,24 @@ key_validator = RegexValidator(
 
 
 class SealedJSONField(models.JSONField):
-    """A JSONField whose secret values are stored encrypted: write `Sealed(value)`, read the plain value.
+    """A JSONField whose secret values are stored encrypted; every reader gets the plain value.
 
-    The services decide what is secret and wrap it; reads (the ORM, values(),
-    values_list()) decrypt the envelope transparently, so every reader gets the
-    plain value and a database dump gets `{"$fernet": "gAAAA..."}`.
+    The services decide what is secret: they name the field in the instance's
+    `sealed_fields` before saving (the attribute keeps the plain value, so
+    signal receivers such as the audit log see it, to mask), or pass
+    `Sealed(value)` to update()/bulk_create(). Reads (the ORM, values(),
+    values_list()) decrypt the envelope, and a database dump shows
+    `{"$fernet": "gAAAA..."}`.
     """
 
     def from_db_value(self, value, expression, connection):
         return sealing.unseal(super().from_db_value(value, expression, connection))
+
+    def pre_save(self, model_instance, add):
+        value = super().pre_save(model_instance, add)
+        if self.attname in model_instance.sealed_fields and value not in (None, ""):
+            return sealing.Sealed(value)
+        return value
 
     def get_db_prep_value(self, value, connection, prepared=False):
         if isinstance(value, sealing.Sealed):
@@ -101,6 +110,9 @@ class ConfigEntry(models.Model):
             models.CheckConstraint(condition=models.Q(key__regex=KEY_PATTERN), name="config_entry_key_format"),
         ]
 
+    # Fields the services ask to store encrypted on the next save (SealedJSONField.pre_save).
+    sealed_fields: frozenset = frozenset()
+
     def __str__(self) -> str:
         return f"{self.key} ({self.tenant.schema_name})" if self.tenant_id else self.key
 
@@ -155,6 +167,8 @@ class ConfigChange(models.Model):
                 condition=models.Q(action__in=["set", "delete", "rollback", "import"]), name="config_change_action"
             ),
         ]
+
+    sealed_fields: frozenset = frozenset()  # see ConfigEntry.sealed_fields
 
     def __str__(self) -> str:
         scope = f" ({self.tenant.schema_name})" if self.tenant_id else ""

@@ -76,14 +76,20 @@ def _kept_secrets(key: str, value, entry, secret) -> object:
     return unmask(key, value, stored, _secret_keys(key, marked=marked))
 
 
-def _stored(key: str, value, *, marked: bool, secret_keys=None):
-    """What to write: Sealed(value) when it is or holds a secret, so it is encrypted at rest."""
-    if value in (None, ""):
-        return value
-    keys = _secret_keys(key, marked=marked) if secret_keys is None else secret_keys
-    if marked or holds_secret(key, value, keys):
-        return sealing.Sealed(value)
-    return value
+def _must_seal(key: str, value, *, marked: bool, secret_keys) -> bool:
+    """Encrypted at rest: secret by name, by schema, marked, or holding a secret anywhere inside."""
+    return value not in (None, "") and (marked or holds_secret(key, value, secret_keys))
+
+
+def _record_change(*, key, tenant, old_value, new_value, old_marked: bool, new_marked: bool, secret_keys,
+                   **fields) -> ConfigChange:
+    change = ConfigChange(key=key, tenant=tenant, old_value=old_value, new_value=new_value, **fields)
+    change.sealed_fields = frozenset(
+        name for name, value, marked in (("old_value", old_value, old_marked), ("new_value", new_value, new_marked))
+        if _must_seal(key, value, marked=marked, secret_keys=secret_keys)
+    )
+    change.save(force_insert=True)
+    return change
 
 
 def _check_tenant_policy(key: str, tenant, tenant_admin: bool) -> None:
@@ -131,16 +137,12 @@ def _write(*, entry, key, value, tenant, secret, changed_by, source, action) -> 
     entry.updated_by = changed_by
     entry.full_clean()
     secret_keys = _secret_keys(key, marked=False)
-    # Encrypted at rest when secret by name, by schema, marked, or holding a secret anywhere inside.
-    entry.value = _stored(key, value, marked=entry.secret, secret_keys=secret_keys)
-    try:
-        entry.save()
-    finally:
-        entry.value = value
-    ConfigChange.objects.create(
-        key=key, tenant=tenant, version=entry.version, action=action,
-        old_value=_stored(key, old_value, marked=was_marked or entry.secret, secret_keys=secret_keys),
-        new_value=_stored(key, value, marked=entry.secret, secret_keys=secret_keys),
+    entry.sealed_fields = frozenset(
+        {"value"} if _must_seal(key, value, marked=entry.secret, secret_keys=secret_keys) else ())
+    entry.save()
+    _record_change(
+        key=key, tenant=tenant, old_value=old_value, new_value=value, old_marked=was_marked or entry.secret,
+        new_marked=entry.secret, secret_keys=secret_keys, version=entry.version, action=action,
         existed_before=existed, exists_after=True, secret=entry.secret or is_secret(key, secret_keys),
         changed_by=changed_by, source=source,
     )
@@ -192,12 +194,12 @@ def entry_delete(*, key: str, tenant=None, changed_by: str = "", source: str = "
         if entry is None:
             raise ValidationError({"key": [f"{key}: no entry in this layer."]})
         _validate(tenant=tenant, changes={key: DELETE})
-        secret_keys = _secret_keys(key, marked=entry.secret)
-        ConfigChange.objects.create(
-            key=key, tenant=tenant, version=_next_version(key, tenant), action=action,
-            old_value=_stored(key, entry.value, marked=entry.secret, secret_keys=secret_keys),
-            new_value=None, existed_before=True, exists_after=False,
-            secret=entry.secret or is_secret(key, secret_keys), changed_by=changed_by, source=source,
+        secret_keys = _secret_keys(key, marked=False)
+        _record_change(
+            key=key, tenant=tenant, old_value=entry.value, new_value=None, old_marked=entry.secret,
+            new_marked=False, secret_keys=secret_keys, version=_next_version(key, tenant), action=action,
+            existed_before=True, exists_after=False, secret=entry.secret or is_secret(key, secret_keys),
+            changed_by=changed_by, source=source,
         )
         entry.delete()
         _notify(key, tenant)

@@ -197,3 +197,21 @@ def test_generate_key_prints_a_fernet_key():
     out = StringIO()
     call_command("config_secrets", "generate-key", stdout=out)
     Fernet(out.getvalue().strip())
+
+
+def test_signal_receivers_see_the_plain_value_while_the_row_holds_the_envelope(db):
+    """The audit log (a post_save receiver) masks what it records: it must be handed the plain value, not a token."""
+    from django.db.models.signals import post_save
+
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.value)
+
+    post_save.connect(receiver, sender=ConfigEntry, dispatch_uid="tests.sealing.seen")
+    try:
+        entry = services.entry_set(key="integrations.smtp_password", value="pw-seen-by-signals")
+    finally:
+        post_save.disconnect(sender=ConfigEntry, dispatch_uid="tests.sealing.seen")
+    assert seen == ["pw-seen-by-signals"] and entry.value == "pw-seen-by-signals"
+    assert tables_holding("pw-seen-by-signals") == []
