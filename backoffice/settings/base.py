@@ -1,7 +1,5 @@
 """Settings shared by every environment. One environ.Env() reads the environment."""
 
-import base64
-import hashlib
 from pathlib import Path
 
 import environ
@@ -43,12 +41,6 @@ DEBUG = env.bool("DEBUG", default=False)
 # Fernet keys that encrypt configuration secrets at rest (configuration/sealing.py), newest first;
 # `manage.py config_secrets rotate` re-encrypts with the newest. Required in production.
 CONFIGURATION_SECRET_KEYS = env.list("COURTSIDE_SECRET_KEYS", default=[])
-
-
-def derived_secret_key(secret_key: str) -> str:
-    """Development and tests only: a Fernet key derived from their own (non-secret) SECRET_KEY."""
-    digest = hashlib.sha256(f"courtside-configuration-secrets:{secret_key}".encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode()
 
 
 # The operator site and every tenant subdomain; the tenant lookup in

@@ -1,7 +1,8 @@
 """Development: the embedded PostgreSQL unless DATABASE_URL is set."""
 
 from .base import *  # noqa: F403
-from .base import CONFIGURATION_SECRET_KEYS, database_config, derived_secret_key, env
+from .base import CONFIGURATION_SECRET_KEYS, database_config, env
+from .environment import derived_secret_key
 
 DEBUG = env.bool("DEBUG", default=True)
 # A development-only key, never used in production (production.py requires SECRET_KEY).

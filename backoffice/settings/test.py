@@ -1,7 +1,8 @@
 """Tests: the embedded PostgreSQL unless DATABASE_URL is set; fast hashing."""
 
 from .base import *  # noqa: F403
-from .base import ALLOWED_HOSTS, BASE_DIR, CONFIGURATION_SECRET_KEYS, database_config, derived_secret_key, env
+from .base import ALLOWED_HOSTS, BASE_DIR, CONFIGURATION_SECRET_KEYS, database_config, env
+from .environment import derived_secret_key
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY", default="courtside-test-only-not-a-secret")

@@ -178,7 +178,7 @@ def test_development_and_tests_derive_a_key_from_their_own_secret_key(module):
     import sys
     from pathlib import Path
 
-    from backoffice.settings.base import derived_secret_key
+    from backoffice.settings.environment import derived_secret_key
 
     env = {k: v for k, v in os.environ.items() if k not in ("COURTSIDE_SECRET_KEYS", "SECRET_KEY")}
     env.update(COURTSIDE_EMBEDDED_AUTOSTART="0", DATABASE_URL=env.get("DATABASE_URL") or "postgres://x@127.0.0.1/x")
