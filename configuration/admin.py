@@ -24,7 +24,6 @@ from backoffice.admin_sites import operator_site, tenant_site
 from backoffice.logging import MASK
 from configuration import services
 from configuration.conf import PUBLIC, config
-from configuration.masking import mask
 from configuration.models import ConfigChange, ConfigEntry, ConfigSchema, TenantOverride
 
 KEEP_SECRET_HELP = "Secret: the current value is not shown. Leave empty to keep it."
@@ -59,6 +58,13 @@ class EntryForm(forms.ModelForm):
             self.initial["value"] = None
             self.fields["value"].help_text = KEEP_SECRET_HELP
             self.fields["value"].widget.attrs["placeholder"] = MASK
+        elif instance.pk:
+            # Secrets inside the value (a password in a list of dicts) show masked; a mask sent back keeps them.
+            scope = instance.tenant.schema_name if instance.tenant_id else PUBLIC
+            masked = config.mask(instance.key, instance.value, tenant=scope)
+            self.initial["value"] = masked
+            if masked != instance.value:
+                self.fields["value"].help_text = f"Secrets inside are shown as {MASK}; leave them so to keep them."
 
     def layer_tenant(self):
         if "tenant" in self.cleaned_data:
@@ -239,7 +245,8 @@ def _diff(change: ConfigChange) -> str:
     def text(value, exists):
         if not exists:
             return []
-        shown = MASK if secret and value not in (None, "") else mask(change.key, value)
+        scope = change.tenant.schema_name if change.tenant_id else PUBLIC
+        shown = MASK if secret and value not in (None, "") else config.mask(change.key, value, tenant=scope)
         return json.dumps(shown, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
 
     lines = difflib.unified_diff(

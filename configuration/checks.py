@@ -1,4 +1,4 @@
-"""Startup checks: the code defaults, files and COURTSIDE_* variables parse and satisfy the code's schemas.
+"""Startup checks: defaults, files and COURTSIDE_* variables parse and satisfy the schemas; the secret keys work.
 
 No database here (checks run before migrations): entries are validated when
 they are saved, and config.validate() reports the full view at runtime.
@@ -6,7 +6,7 @@ they are saved, and config.validate() reports the full view at runtime.
 
 from django.core.checks import Error, register
 
-from configuration import layers, validation
+from configuration import layers, sealing, validation
 
 
 @register("configuration")
@@ -24,4 +24,8 @@ def check_configuration(app_configs=None, **kwargs):
     for message in validation.validate_tree(tree, layers.load_code_schemas()):
         errors.append(Error(message, hint="Defaults, config/ files or a COURTSIDE_* variable break a schema.",
                             id="configuration.E002"))
+    problem = sealing.check_keys()
+    if problem:
+        errors.append(Error(problem, hint="Set COURTSIDE_SECRET_KEYS to Fernet keys, newest first.",
+                            id="configuration.E003"))
     return errors

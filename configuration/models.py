@@ -8,10 +8,41 @@ tenant's view and the operator sees every layer in one place.
 from django.core.validators import RegexValidator
 from django.db import models
 
+from configuration import sealing
+
 KEY_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 key_validator = RegexValidator(
     KEY_PATTERN, "Use dotted lowercase names, like cache.ttl_seconds (letters, digits, underscores)."
 )
+
+
+class SealedJSONField(models.JSONField):
+    """A JSONField whose secret values are stored encrypted; every reader gets the plain value.
+
+    The services decide what is secret: they name the field in the instance's
+    `sealed_fields` before saving (the attribute keeps the plain value, so
+    signal receivers such as the audit log see it, to mask), or pass
+    `Sealed(value)` to update()/bulk_create(). Reads (the ORM, values(),
+    values_list()) decrypt the envelope, and a database dump shows
+    `{"$fernet": "gAAAA..."}`.
+    """
+
+    def from_db_value(self, value, expression, connection):
+        return sealing.unseal(super().from_db_value(value, expression, connection))
+
+    def pre_save(self, model_instance, add):
+        value = super().pre_save(model_instance, add)
+        if self.attname in model_instance.sealed_fields and value not in (None, ""):
+            return sealing.Sealed(value)
+        return value
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if isinstance(value, sealing.Sealed):
+            value = sealing.seal(value.value)
+        return super().get_db_prep_value(value, connection, prepared)
+
+    def validate(self, value, model_instance):
+        super().validate(value.value if isinstance(value, sealing.Sealed) else value, model_instance)
 
 
 class ConfigSchema(models.Model):
@@ -59,7 +90,7 @@ class ConfigEntry(models.Model):
         related_name="config_entries",
         help_text="Empty for the database layer (every tenant); set for one tenant's override.",
     )
-    value = models.JSONField("value", null=True, blank=True, help_text="Any JSON value.")
+    value = SealedJSONField("value", null=True, blank=True, help_text="Any JSON value (encrypted when secret).")
     secret = models.BooleanField(
         "secret", default=False,
         help_text="Mask this value everywhere; keys named like password, token, secret or key are always masked.",
@@ -78,6 +109,9 @@ class ConfigEntry(models.Model):
                                     nulls_distinct=False),
             models.CheckConstraint(condition=models.Q(key__regex=KEY_PATTERN), name="config_entry_key_format"),
         ]
+
+    # Fields the services ask to store encrypted on the next save (SealedJSONField.pre_save).
+    sealed_fields: frozenset = frozenset()
 
     def __str__(self) -> str:
         return f"{self.key} ({self.tenant.schema_name})" if self.tenant_id else self.key
@@ -112,8 +146,10 @@ class ConfigChange(models.Model):
     )
     version = models.PositiveIntegerField("version", help_text="The entry's version after this change (0: deleted).")
     action = models.CharField("action", max_length=16, choices=Action.choices, default=Action.SET)
-    old_value = models.JSONField("old value", null=True, blank=True, help_text="Value before (null: no entry).")
-    new_value = models.JSONField("new value", null=True, blank=True, help_text="Value after (null: deleted).")
+    old_value = SealedJSONField("old value", null=True, blank=True,
+                                help_text="Value before (null: no entry); encrypted when secret.")
+    new_value = SealedJSONField("new value", null=True, blank=True,
+                                help_text="Value after (null: deleted); encrypted when secret.")
     existed_before = models.BooleanField("existed before", default=True, help_text="An entry existed before.")
     exists_after = models.BooleanField("exists after", default=True, help_text="An entry exists after.")
     secret = models.BooleanField("secret", default=False, help_text="The value was secret when changed.")
@@ -131,6 +167,8 @@ class ConfigChange(models.Model):
                 condition=models.Q(action__in=["set", "delete", "rollback", "import"]), name="config_change_action"
             ),
         ]
+
+    sealed_fields: frozenset = frozenset()  # see ConfigEntry.sealed_fields
 
     def __str__(self) -> str:
         scope = f" ({self.tenant.schema_name})" if self.tenant_id else ""

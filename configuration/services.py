@@ -10,10 +10,13 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from backoffice.logging import MASK
-from configuration import layers, validation
+from configuration import layers, sealing, validation
 from configuration.conf import DELETE, NOTIFY_CHANNEL, PUBLIC, config
-from configuration.masking import mask
+from configuration.masking import NOTHING_STORED, holds_secret, is_secret, mask, unmask
 from configuration.models import ConfigChange, ConfigEntry, ConfigSchema, key_validator
+
+# A value bigger than this (as JSON) is refused: entries are settings, not documents.
+MAX_VALUE_BYTES = 256 * 1024
 
 
 def actor(user, *, schema_name: str = PUBLIC) -> str:
@@ -43,6 +46,50 @@ def _check_key(key: str) -> None:
         key_validator(key)
     except ValidationError as exc:
         raise ValidationError({"key": [f"{key!r}: {message}" for message in exc.messages]}) from exc
+
+
+def _check_value(key: str, value) -> None:
+    """Bound what a client sends: nesting, size, and the envelope that marks an encrypted value."""
+    try:
+        layers.check_depth(value, key)
+        encoded = json.dumps(value)
+    except ValueError as exc:
+        raise ValidationError({"value": [str(exc)]}) from exc
+    except (TypeError, RecursionError):
+        raise ValidationError({"value": [f"{key}: the value is not JSON (rule: type)"]}) from None
+    if len(encoded) > MAX_VALUE_BYTES:
+        raise ValidationError({"value": [f"{key}: the value is larger than {MAX_VALUE_BYTES} bytes as JSON."]})
+    if sealing.is_sealed(value):
+        raise ValidationError({"value": [f"{key}: {{\"{sealing.ENVELOPE}\": ...}} is reserved for encrypted values."]})
+
+
+def _secret_keys(key: str, *, marked: bool) -> frozenset:
+    """Keys secret in the operator's view (schemas, entries marked secret), plus this key when marked."""
+    keys = config.snapshot(PUBLIC).secret_keys
+    return keys | {key} if marked else keys
+
+
+def _kept_secrets(key: str, value, entry, secret) -> object:
+    """The value with each mask sent back replaced by the stored secret at that place."""
+    marked = bool(secret) or (entry is not None and entry.secret)
+    stored = entry.value if entry is not None else NOTHING_STORED
+    return unmask(key, value, stored, _secret_keys(key, marked=marked))
+
+
+def _must_seal(key: str, value, *, marked: bool, secret_keys) -> bool:
+    """Encrypted at rest: secret by name, by schema, marked, or holding a secret anywhere inside."""
+    return value not in (None, "") and (marked or holds_secret(key, value, secret_keys))
+
+
+def _record_change(*, key, tenant, old_value, new_value, old_marked: bool, new_marked: bool, secret_keys,
+                   **fields) -> ConfigChange:
+    change = ConfigChange(key=key, tenant=tenant, old_value=old_value, new_value=new_value, **fields)
+    change.sealed_fields = frozenset(
+        name for name, value, marked in (("old_value", old_value, old_marked), ("new_value", new_value, new_marked))
+        if _must_seal(key, value, marked=marked, secret_keys=secret_keys)
+    )
+    change.save(force_insert=True)
+    return change
 
 
 def _check_tenant_policy(key: str, tenant, tenant_admin: bool) -> None:
@@ -80,6 +127,7 @@ def _notify(key: str, tenant) -> None:
 def _write(*, entry, key, value, tenant, secret, changed_by, source, action) -> ConfigEntry:
     existed = entry is not None
     old_value = entry.value if existed else None
+    was_marked = existed and entry.secret
     if entry is None:
         entry = ConfigEntry(key=key, tenant=tenant)
     entry.value = value
@@ -88,10 +136,14 @@ def _write(*, entry, key, value, tenant, secret, changed_by, source, action) -> 
     entry.version = _next_version(key, tenant)
     entry.updated_by = changed_by
     entry.full_clean()
+    secret_keys = _secret_keys(key, marked=False)
+    entry.sealed_fields = frozenset(
+        {"value"} if _must_seal(key, value, marked=entry.secret, secret_keys=secret_keys) else ())
     entry.save()
-    ConfigChange.objects.create(
-        key=key, tenant=tenant, version=entry.version, action=action, old_value=old_value, new_value=value,
-        existed_before=existed, exists_after=True, secret=entry.secret or config.is_secret(key),
+    _record_change(
+        key=key, tenant=tenant, old_value=old_value, new_value=value, old_marked=was_marked or entry.secret,
+        new_marked=entry.secret, secret_keys=secret_keys, version=entry.version, action=action,
+        existed_before=existed, exists_after=True, secret=entry.secret or is_secret(key, secret_keys),
         changed_by=changed_by, source=source,
     )
     _notify(key, tenant)
@@ -102,7 +154,10 @@ def entry_check(*, key: str, value, tenant=None, tenant_admin: bool = False) -> 
     """Raise the ValidationError entry_set would raise, writing nothing (forms call it in clean())."""
     tenant = _tenant(tenant)
     _check_key(key)
+    _check_value(key, value)
     _check_tenant_policy(key, tenant, tenant_admin)
+    entry = ConfigEntry.objects.filter(key=key, tenant=tenant).first()
+    value = _kept_secrets(key, value, entry, None)
     _validate(tenant=tenant, changes={key: value})
 
 
@@ -111,15 +166,17 @@ def entry_set(*, key: str, value, tenant=None, secret: bool | None = None, chang
     """Set a key in the database layer (no tenant) or in a tenant's layer; refused whole when invalid.
 
     A secret's masked placeholder ("********", what every surface shows) keeps
-    the stored value, so a form or an export sent back never overwrites it.
+    the stored value at that place (the whole value, a dict key, a list
+    position), so a form or an export sent back never overwrites it. Secret
+    values are stored encrypted.
     """
     tenant = _tenant(tenant)
     _check_key(key)
+    _check_value(key, value)
     _check_tenant_policy(key, tenant, tenant_admin)
     with transaction.atomic():
         entry = ConfigEntry.objects.select_for_update().filter(key=key, tenant=tenant).first()
-        if value == MASK and entry is not None and (entry.secret or config.is_secret(key)):
-            value = entry.value
+        value = _kept_secrets(key, value, entry, secret)
         if entry is not None and entry.value == value and (secret is None or secret == entry.secret):
             return entry  # nothing changes: no version, no history row, no reload
         _validate(tenant=tenant, changes={key: value})
@@ -137,10 +194,12 @@ def entry_delete(*, key: str, tenant=None, changed_by: str = "", source: str = "
         if entry is None:
             raise ValidationError({"key": [f"{key}: no entry in this layer."]})
         _validate(tenant=tenant, changes={key: DELETE})
-        ConfigChange.objects.create(
-            key=key, tenant=tenant, version=_next_version(key, tenant), action=action, old_value=entry.value,
-            new_value=None, existed_before=True, exists_after=False,
-            secret=entry.secret or config.is_secret(key), changed_by=changed_by, source=source,
+        secret_keys = _secret_keys(key, marked=False)
+        _record_change(
+            key=key, tenant=tenant, old_value=entry.value, new_value=None, old_marked=entry.secret,
+            new_marked=False, secret_keys=secret_keys, version=_next_version(key, tenant), action=action,
+            existed_before=True, exists_after=False, secret=entry.secret or is_secret(key, secret_keys),
+            changed_by=changed_by, source=source,
         )
         entry.delete()
         _notify(key, tenant)
@@ -188,7 +247,125 @@ def schema_set(*, key: str, schema: dict, secret: bool = False, tenant_editable:
         row.full_clean()
         row.save()
         _notify(key, None)
+        if secret:
+            # Values stored in clear before the key became secret are encrypted now, in the same transaction.
+            secrets_reseal(keys=[key])
     return row
+
+
+@dataclass
+class ResealCounts:
+    """What secrets_reseal did: values re-encrypted with the newest key, encrypted for the first time, left."""
+
+    rotated: int = 0
+    sealed: int = 0
+    current: int = 0
+    plain: int = 0
+    unreadable: int = 0  # no configured key opens it
+
+    @property
+    def changed(self) -> int:
+        return self.rotated + self.sealed
+
+
+_RESEAL_FIELDS = {ConfigEntry: ("value",), ConfigChange: ("old_value", "new_value")}
+RESEAL_BATCH = 200
+
+
+def _under(keys):
+    """A filter on rows at or under any of the keys."""
+    from django.db.models import Q
+
+    condition = Q()
+    for key in keys:
+        condition |= Q(key=key) | Q(key__startswith=f"{key}.")
+    return condition
+
+
+def secrets_stored_counts() -> ResealCounts:
+    """How the stored values stand: sealed with the newest key (current), with an older one, secret in clear."""
+    counts = ResealCounts()
+    secret_keys = _declared_secret_keys()
+    for model, fields in _RESEAL_FIELDS.items():
+        for row in _raw_rows(model, fields, model.objects.all()):
+            for field in fields:
+                _tally(counts, row, field, secret_keys, write=False)
+    return counts
+
+
+def _raw_rows(model, fields, queryset):
+    """Rows with each value as stored (the envelope itself, not decrypted): annotations skip the field's reader."""
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    annotations = {f"raw_{field}": Cast(field, output_field=TextField()) for field in fields}
+    for row in queryset.annotate(**annotations).values("pk", "key", "secret", *annotations):
+        for field in fields:
+            raw = row.pop(f"raw_{field}")
+            row[field] = None if raw is None else json.loads(raw)
+        yield row
+
+
+def _declared_secret_keys() -> frozenset:
+    """Keys schemas or operator entries mark secret, read without decrypting any value (a wrong key set still works)."""
+    from configuration import selectors
+
+    declared = {key for key, spec in config.schemas().items() if spec.get("secret")}
+    return frozenset(declared | set(selectors.secret_entry_keys(scope=PUBLIC)))
+
+
+def _tally(counts: ResealCounts, row: dict, field: str, secret_keys, *, write: bool):
+    stored = row[field]
+    if sealing.is_sealed(stored):
+        if sealing.sealed_with_newest(stored):
+            counts.current += 1
+            return None
+        if not sealing.opens(stored):
+            counts.unreadable += 1
+            return None
+        counts.rotated += 1
+        return sealing.reseal(stored) if write else None
+    keys = secret_keys | {row["key"]} if row["secret"] else secret_keys
+    if stored not in (None, "") and (row["secret"] or holds_secret(row["key"], stored, keys)):
+        counts.sealed += 1
+        return sealing.Sealed(stored) if write else None
+    counts.plain += 1
+    return None
+
+
+def secrets_reseal(*, keys=None, progress=None) -> ResealCounts:
+    """Re-encrypt every stored secret with the newest key, and encrypt any secret still stored in clear.
+
+    Rows are locked batch by batch (the writers lock the entry they change), so
+    a concurrent write is never overwritten with an older value. `keys`
+    narrows it to rows at or under those keys; `progress(done, total)` is
+    called after each batch. The plain values are unchanged: no reload needed.
+    A value no configured key opens is left as it is and counted (unreadable).
+    """
+    counts = ResealCounts()
+    secret_keys = _declared_secret_keys() | frozenset(keys or ())
+    querysets = {model: model.objects.filter(_under(keys)) if keys else model.objects.all()
+                 for model in _RESEAL_FIELDS}
+    total = sum(queryset.count() for queryset in querysets.values())
+    done = 0
+    for model, fields in _RESEAL_FIELDS.items():
+        ids = list(querysets[model].order_by("pk").values_list("pk", flat=True))
+        for start in range(0, len(ids), RESEAL_BATCH):
+            batch = ids[start:start + RESEAL_BATCH]
+            with transaction.atomic():
+                locked = model.objects.select_for_update().filter(pk__in=batch).order_by("pk")
+                for row in _raw_rows(model, fields, locked):
+                    updates = {}
+                    for field in fields:
+                        new = _tally(counts, row, field, secret_keys, write=True)
+                        if new is not None:
+                            updates[field] = new
+                    if updates:
+                        model.objects.filter(pk=row["pk"]).update(**updates)
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
+    return counts
 
 
 @dataclass(frozen=True)
@@ -221,16 +398,20 @@ def config_import(*, data: dict, tenant=None, changed_by: str = "", dry_run: boo
     tenant = _tenant(tenant)
     scope, _ = _scope_and_layer(tenant)
     incoming = layers.leaves(data)
-    for key in incoming:
+    for key, value in incoming.items():
         _check_key(key)
+        _check_value(key, value)
     snapshot = config.snapshot(scope)
     rows, changes = [], {}
     for key, value in sorted(incoming.items()):
         current = snapshot.flat.get(key, layers._MISSING)
         secret = config.is_secret(key, tenant=scope)
-        if value == MASK and secret:
+        if value == MASK and secret and current is not layers._MISSING:
             rows.append(DiffRow(key, "kept", MASK, MASK))
-        elif current is layers._MISSING:
+            continue
+        # Masks sent back inside a value (an export re-imported) keep the secret the view holds at that place.
+        value = unmask(key, value, NOTHING_STORED if current is layers._MISSING else current, snapshot.secret_keys)
+        if current is layers._MISSING:
             rows.append(DiffRow(key, "added", None, mask(key, value, snapshot.secret_keys)))
             changes[key] = value
         elif current != value:

@@ -9,6 +9,7 @@ from django.http import Http404, JsonResponse
 from django.urls import path
 from django.utils.html import format_html
 
+from backoffice import media
 from backoffice.admin_sites import operator_site, tenant_site
 from tasks import registry, selectors, services
 from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule
@@ -104,6 +105,11 @@ class TaskRunAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
         if done:
             self.message_user(request, f"Resubmitted {done} run(s).", messages.SUCCESS)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        link = media.result_link(run.result, schema_name=run.schema_name, request=request) if run else None
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "result_link": link})
 
     def get_urls(self):
         progress = self.admin_site.admin_view(self.progress_view)

@@ -40,6 +40,11 @@ def database_config(*, allow_embedded: bool) -> dict:
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 
+# Fernet keys that encrypt configuration secrets at rest (configuration/sealing.py), newest first;
+# `manage.py config_secrets rotate` re-encrypts with the newest. Required in production.
+CONFIGURATION_SECRET_KEYS = env.list("COURTSIDE_SECRET_KEYS", default=[])
+
+
 # The operator site and every tenant subdomain; the tenant lookup in
 # TenantMainMiddleware validates the Host header against tenants.Domain.
 TENANT_BASE_DOMAIN = env.str("TENANT_BASE_DOMAIN", default="localhost")
@@ -194,6 +199,8 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 # Files land under MEDIA_ROOT/<schema_name>/, so tenants never share a path.
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
+# Reports and uploads are served to the site's own users, or through signed links valid this long (backoffice/media.py).
+MEDIA_LINK_SECONDS = env.int("MEDIA_LINK_SECONDS", default=600)
 STORAGES = {
     "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

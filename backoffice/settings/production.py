@@ -3,12 +3,17 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import database_config, env
+from .base import CONFIGURATION_SECRET_KEYS, database_config, env
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be set to at least 50 random characters in production.")
+if not CONFIGURATION_SECRET_KEYS:
+    raise ImproperlyConfigured(
+        "COURTSIDE_SECRET_KEYS must be set in production: comma-separated Fernet keys, newest first, that encrypt "
+        "configuration secrets (make one with `manage.py config_secrets generate-key`)."
+    )
 DATABASES = {"default": database_config(allow_embedded=False)}
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from backoffice import media
 from tasks.models import Priority, TaskAttempt, TaskRun
 
 
@@ -60,6 +61,8 @@ class TaskRunSerializer(serializers.ModelSerializer):
     priority = PriorityField(read_only=True)
     tenant = serializers.CharField(source="schema_name", read_only=True)
     depends_on = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField(
+        help_text="A short-lived signed link to the file the result names (a report), on its tenant's host.")
 
     class Meta:
         model = TaskRun
@@ -67,11 +70,14 @@ class TaskRunSerializer(serializers.ModelSerializer):
             "id", "name", "args_summary", "tenant", "priority", "status", "attempts", "lost_attempts", "max_retries",
             "progress", "progress_message", "cancel_requested", "depends_on", "run_if_dependency_fails", "run_at",
             "next_attempt_at", "timeout", "result", "error", "submitted_by", "created_at", "started_at",
-            "finished_at",
+            "finished_at", "download_url",
         ]
 
     def get_depends_on(self, run) -> list[str]:
         return [str(pk) for pk in run.depends_on.values_list("pk", flat=True)]
+
+    def get_download_url(self, run) -> str | None:
+        return media.result_link(run.result, schema_name=run.schema_name, request=self.context.get("request"))
 
 
 class TaskRunDetailSerializer(TaskRunSerializer):

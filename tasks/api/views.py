@@ -135,7 +135,8 @@ class _TaskRunResource(_Scoped, APIView):
 class TaskRunDetailView(_TaskRunResource):
     @extend_schema(responses=serializers.TaskRunDetailSerializer)
     def get(self, request, run_id):
-        return Response(serializers.TaskRunDetailSerializer(self.get_run(request, run_id)).data)
+        run = self.get_run(request, run_id)
+        return Response(serializers.TaskRunDetailSerializer(run, context={"request": request}).data)
 
 
 class TaskRunCancelView(_TaskRunResource):

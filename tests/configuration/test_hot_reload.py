@@ -107,3 +107,17 @@ def test_a_watcher_in_another_process_fires_once_per_change(reader):
     config.set("cache.ttl_seconds", 10)  # another key: no call
     assert next_value(2, timeout=10.0) == {"key": "api.page_size", "old": 60, "new": 70}
     assert next_value(3, timeout=1.0) is None  # and no second call for the same change
+
+
+def test_an_encrypted_secret_reaches_another_process_decrypted(reader):
+    """Secrets are stored encrypted; another process decrypts them once, when it rebuilds its snapshot."""
+    key = "integrations.stats_provider.api_token"
+    config.set(key, "sk-first-1111")
+    first, next_value = reader(key)
+    assert first["value"] == "sk-first-1111"
+    config.set(key, "sk-second-2222")
+    seen = next_value(1, timeout=10.0)
+    assert seen is not None and seen["value"] == "sk-second-2222"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT value::text FROM configuration_configentry WHERE key = %s", [key])
+        assert "sk-second-2222" not in cursor.fetchone()[0]

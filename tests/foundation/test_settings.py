@@ -13,11 +13,14 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "x7#kq9!vz2@pl4$mn8^tr6&yb3*wd5(hc1)fj0-ge_s+ua=oi~ZLXCVBNMASDFGHJKQWERTY",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/courtside_check",
     "ALLOWED_HOSTS": "courtside.example,.courtside.example",
+    # Two Fernet keys, newest first (test values, never used anywhere else).
+    "COURTSIDE_SECRET_KEYS": ",".join(["Qk4cYbqvTJ3vWZ5m0hJ9o4b2tQ3y7r8xJ1c2d3e4f5g=",
+                                       "c2VjcmV0LWtleXMtZm9yLXRoZS1jaGVjay10ZXN0LSE="]),
 }
 
 
 def _manage(*args, env):
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY", "COURTSIDE_SECRET_KEYS")}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -28,7 +31,7 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "System check identified no issues" in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "COURTSIDE_SECRET_KEYS"])
 def test_production_refuses_to_start_without(missing):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
     result = _manage("check", env=env)

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         for schema_name, name, seed, plan, color in DEMO_TENANTS:
             tenant = Tenant.objects.filter(schema_name=schema_name).first()
             if tenant is None:
-                password = env.str("COURTSIDE_DEMO_TENANT_PASSWORD", default="") or secrets.token_urlsafe(12)
+                password, shown = _password("COURTSIDE_DEMO_TENANT_PASSWORD")
                 tenant = services.tenant_create(
                     name=name, schema_name=schema_name, plan=plan, admin_email=f"admin@{schema_name}.example",
                     admin_password=password, created_by="bootstrap_demo",
@@ -36,9 +36,7 @@ class Command(BaseCommand):
                 Tenant.objects.filter(pk=tenant.pk).update(
                     primary_color=color, support_email=f"support@{schema_name}.example"
                 )
-                self.stdout.write(self.style.SUCCESS(
-                    f"Created tenant {schema_name}: admin / {password} (shown once)"
-                ))
+                self.stdout.write(self.style.SUCCESS(f"Created tenant {schema_name}: admin / {shown}"))
             with schema_context(schema_name):
                 if not Game.objects.exists():
                     call_command("load_nba_reference", verbosity=verbosity)
@@ -48,6 +46,20 @@ class Command(BaseCommand):
         users = get_user_model().objects
         if users.filter(is_superuser=True).exists():
             return
-        password = env.str("COURTSIDE_ADMIN_PASSWORD", default="") or secrets.token_urlsafe(12)
+        password, shown = _password("COURTSIDE_ADMIN_PASSWORD")
         users.create_superuser(username="operator", email="operator@courtside.example", password=password)
-        self.stdout.write(self.style.SUCCESS(f"Operator superuser: operator / {password} (shown once)"))
+        self.stdout.write(self.style.SUCCESS(f"Operator superuser: operator / {shown}"))
+
+
+def _password(variable: str) -> tuple[str, str]:
+    """The password and what the run log may show of it.
+
+    A password given in the environment is never echoed (the run log is kept,
+    shared, pasted into tickets); a generated one is printed once, since nobody
+    could log in otherwise.
+    """
+    given = env.str(variable, default="")
+    if given:
+        return given, f"password from {variable}"
+    generated = secrets.token_urlsafe(12)
+    return generated, f"{generated} (shown once)"

@@ -24,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         path = Path(options["file"])
         try:
-            data = layers.parse_text(path.read_text(), name=path.name)
+            data = layers.parse_text(layers.read_text(path), name=path.name)
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from exc
         except ValueError as exc:
