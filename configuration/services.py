@@ -14,6 +14,7 @@ from configuration import layers, sealing, validation
 from configuration.conf import DELETE, NOTIFY_CHANNEL, PUBLIC, config
 from configuration.masking import NOTHING_STORED, holds_secret, is_secret, mask, unmask
 from configuration.models import ConfigChange, ConfigEntry, ConfigSchema, key_validator
+from configuration.signals import secret_keys_declared
 
 # A value bigger than this (as JSON) is refused: entries are settings, not documents.
 MAX_VALUE_BYTES = 256 * 1024
@@ -248,8 +249,10 @@ def schema_set(*, key: str, schema: dict, secret: bool = False, tenant_editable:
         row.save()
         _notify(key, None)
         if secret:
-            # Values stored in clear before the key became secret are encrypted now, in the same transaction.
+            # Values stored in clear before the key became secret are encrypted now, in the same transaction,
+            # and other stores of history (the audit log) redact theirs.
             secrets_reseal(keys=[key])
+            secret_keys_declared.send(sender=ConfigSchema, keys=[key])
     return row
 
 

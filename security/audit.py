@@ -70,6 +70,9 @@ def register_models() -> None:
     auditlog.register(TOTPDevice, exclude_fields=["key", "last_t", "drift", *THROTTLING_FIELDS])
     auditlog.register(StaticDevice, exclude_fields=THROTTLING_FIELDS)
     pre_log.connect(_remember_instance, dispatch_uid="security.audit.instance")
+    from configuration.signals import secret_keys_declared
+
+    secret_keys_declared.connect(redact_configuration_history, dispatch_uid="security.audit.redact")
     pre_save.connect(_fill_actor, sender=LogEntry, dispatch_uid="security.audit.actor")
     post_save.connect(_task_cancel_logged, sender=TaskRun, dispatch_uid="security.audit.task_cancel")
 
@@ -175,3 +178,36 @@ def audit_prune(*, days: int | None = None, now=None, progress=None) -> dict:
             progress(done / len(schemas), f"{schema}: pruned")
     log.info("Audit log pruned: %s", totals)
     return totals
+
+
+# ------------------------------------------------------------------ keys that became secret
+
+def redact_configuration_history(sender=None, *, keys, **kwargs) -> int:
+    """Mask what audit entries kept in clear of configuration values at or under `keys` (now secret).
+
+    A value written while its key was not secret was logged as it was; once a
+    schema marks the key secret, the configuration encrypts its own stored
+    values and this redacts the audit log's copies, in every schema, in the
+    same transaction (receiver of configuration.signals.secret_keys_declared).
+    """
+    from django.contrib.contenttypes.models import ContentType
+
+    from configuration.models import ConfigEntry, TenantOverride
+
+    content_types = [ContentType.objects.get_for_model(model, for_concrete_model=False).pk
+                     for model in (ConfigEntry, TenantOverride)]
+    redacted = 0
+    table = connection.ops.quote_name(LogEntry._meta.db_table)
+    with connection.cursor() as cursor:
+        for schema in audit_schemas():
+            for key in keys:
+                # object_repr is the entry's str(): its key, or "key (schema)" for a tenant's override.
+                cursor.execute(
+                    f"UPDATE {connection.ops.quote_name(schema)}.{table} "
+                    "SET changes = jsonb_set(changes, '{value}', to_jsonb(ARRAY[%s, %s])), changes_text = '' "
+                    "WHERE content_type_id = ANY(%s) AND changes ? 'value' "
+                    "AND (object_repr = %s OR object_repr LIKE %s OR object_repr LIKE %s)",
+                    [MASK, MASK, content_types, key, f"{key}.%", f"{key} (%"],
+                )
+                redacted += cursor.rowcount
+    return redacted
