@@ -142,7 +142,8 @@ def test_the_production_settings_require_mfa_of_operator_superusers():
 
     # Production refuses to start without its own secret keys (COURTSIDE_SECRET_KEYS) too.
     code = ("import os; os.environ['SECRET_KEY']='x'*60; os.environ.setdefault('DATABASE_URL','postgres://u@h/d');"
-            "from cryptography.fernet import Fernet; os.environ['COURTSIDE_SECRET_KEYS']=Fernet.generate_key().decode();"
+            "from cryptography.fernet import Fernet;"
+            "os.environ['COURTSIDE_SECRET_KEYS']=Fernet.generate_key().decode();"
             "import django.conf as c; from backoffice.settings import production as p;"
             "print(p.MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
