@@ -4,7 +4,7 @@ from django.core import checks
 
 from services import conf
 
-_POSITIVE = ("MIN_CHECK_INTERVAL", "DEFAULT_TTL", "SELF_PRESERVATION_WINDOW", "SELF_TTL")
+_POSITIVE = ("MIN_CHECK_INTERVAL", "DEFAULT_TTL", "SELF_PRESERVATION_WINDOW", "SELF_TTL", "SELF_HEARTBEAT_EVERY")
 
 
 @checks.register("services")
@@ -18,9 +18,6 @@ def check_settings(app_configs=None, **kwargs):
         if not isinstance(values[name], int | float) or values[name] <= 0:
             errors.append(checks.Error(f"SERVICES[{name!r}] must be a positive number of seconds.",
                                        id="services.E002"))
-    if not isinstance(values["SELF_HEARTBEAT_EVERY"], int | float) or values["SELF_HEARTBEAT_EVERY"] < 0:
-        errors.append(checks.Error("SERVICES['SELF_HEARTBEAT_EVERY'] must be 0 (every request) or more seconds.",
-                                   id="services.E002"))
     if not 0 < values["SELF_PRESERVATION_THRESHOLD"] < 1:
         errors.append(checks.Error("SERVICES['SELF_PRESERVATION_THRESHOLD'] must be a share between 0 and 1.",
                                    hint="Eureka's rule uses 0.15: more than 15% of heartbeats missed at once.",

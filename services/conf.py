@@ -40,6 +40,7 @@ DEFAULTS = {
     "SELF_REGISTER": None,  # None: on, except under the test settings
     # The health-sweep schedule is created after migrate and on the first request.
     "AUTO_SCHEDULE": None,  # None: on, except under the test settings
+    # Each of Courtside's own processes heartbeats from a thread this often, with or without traffic.
     "SELF_HEARTBEAT_EVERY": 10.0,
     "SELF_TTL": 60.0,
     # Optional Consul agent for two-way sync, e.g. http://127.0.0.1:8500
@@ -72,9 +73,10 @@ def _on_except_under_tests(name: str) -> bool:
     value = get(name)
     if value is not None:
         return bool(value)
-    # Off under the test settings and under pytest, so other apps' tests never pay for it.
+    # Off under the test settings (and the tests' own settings modules, e.g. a test cluster's) and under
+    # pytest, so other apps' tests never pay for it nor find the registry's rows and schedules in their database.
     module = getattr(settings, "SETTINGS_MODULE", "") or ""
-    return not (module.endswith(".test") or "pytest" in sys.modules)
+    return not (module.endswith(".test") or module.startswith("tests.") or "pytest" in sys.modules)
 
 
 def self_register_enabled() -> bool:

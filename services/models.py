@@ -18,6 +18,9 @@ service_id_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$",
     "Use 1 to 128 letters, digits, dots, dashes, colons, @ or underscores, starting with a letter or digit.",
 )
+# Longest grace a check may give a critical instance before it is deregistered: 30 days.
+MAX_DEREGISTER_AFTER = 30 * 86_400.0
+
 # Path segments of the API that a service name must not shadow.
 RESERVED_SERVICE_NAMES = frozenset(
     {"register", "heartbeat", "deregister", "maintenance", "tokens", "events", "instances"}
