@@ -3,6 +3,7 @@
 from django.core import checks
 
 from services import conf
+from services.models import MAX_CHECK_INTERVAL
 
 _POSITIVE = ("MIN_CHECK_INTERVAL", "DEFAULT_TTL", "SELF_PRESERVATION_WINDOW", "SELF_TTL", "SELF_HEARTBEAT_EVERY")
 
@@ -25,6 +26,11 @@ def check_settings(app_configs=None, **kwargs):
     if values["DEFAULT_TTL"] < values["MIN_CHECK_INTERVAL"]:
         errors.append(checks.Error("SERVICES['DEFAULT_TTL'] is below MIN_CHECK_INTERVAL: every default "
                                    "registration would be refused.", id="services.E004"))
+    for name in ("DEFAULT_TTL", "SELF_TTL"):
+        if isinstance(values[name], int | float) and not values[name] <= MAX_CHECK_INTERVAL:
+            errors.append(checks.Error(f"SERVICES[{name!r}] is above the longest TTL a check may have "
+                                       f"({MAX_CHECK_INTERVAL:g} s): those registrations would be refused.",
+                                       id="services.E005"))
     if values["SELF_TTL"] <= values["SELF_HEARTBEAT_EVERY"]:
         errors.append(checks.Warning("SERVICES['SELF_TTL'] is not longer than SELF_HEARTBEAT_EVERY: Courtside's "
                                      "own processes would flap between passing and critical.", id="services.W001"))

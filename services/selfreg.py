@@ -36,6 +36,7 @@ from django_tenants.utils import schema_context
 
 from backoffice.errors import DomainError
 from services import conf
+from services.models import MAX_DEREGISTER_AFTER
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,6 @@ _state: dict = {"web_id": None, "web_last": 0.0, "cluster_id": None, "cluster_la
 
 
 def _checks() -> list[dict]:
-    from services.models import MAX_DEREGISTER_AFTER
-
     ttl = conf.get("SELF_TTL")
     # A dead process is deregistered after ten TTLs: long enough to ride out a restart.
     return [{"kind": "ttl", "name": "ttl", "ttl": ttl, "deregister_critical_after": min(ttl * 10,
