@@ -5,7 +5,8 @@ from django.core import checks
 from services import conf
 from services.models import MAX_CHECK_INTERVAL
 
-_POSITIVE = ("MIN_CHECK_INTERVAL", "DEFAULT_TTL", "SELF_PRESERVATION_WINDOW", "SELF_TTL", "SELF_HEARTBEAT_EVERY")
+_POSITIVE = ("MIN_CHECK_INTERVAL", "DEFAULT_TTL", "SELF_PRESERVATION_WINDOW", "SELF_TTL", "SELF_HEARTBEAT_EVERY",
+             "CONSUL_MIRROR_TTL", "CONSUL_MIRROR_DEREGISTER_AFTER")
 
 
 @checks.register("services")
@@ -31,6 +32,10 @@ def check_settings(app_configs=None, **kwargs):
             errors.append(checks.Error(f"SERVICES[{name!r}] is above the longest TTL a check may have "
                                        f"({MAX_CHECK_INTERVAL:g} s): those registrations would be refused.",
                                        id="services.E005"))
+    if values["CONSUL_MIRROR_DEREGISTER_AFTER"] < values["CONSUL_MIRROR_TTL"]:
+        errors.append(checks.Error("SERVICES['CONSUL_MIRROR_DEREGISTER_AFTER'] is shorter than CONSUL_MIRROR_TTL: "
+                                   "a stale Consul mirror would vanish before it is ever shown critical.",
+                                   id="services.E006"))
     if values["SELF_TTL"] <= values["SELF_HEARTBEAT_EVERY"]:
         errors.append(checks.Warning("SERVICES['SELF_TTL'] is not longer than SELF_HEARTBEAT_EVERY: Courtside's "
                                      "own processes would flap between passing and critical.", id="services.W001"))

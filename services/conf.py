@@ -46,6 +46,10 @@ DEFAULTS = {
     # Optional Consul agent for two-way sync, e.g. http://127.0.0.1:8500
     "CONSUL_URL": "",
     "CONSUL_TOKEN": "",
+    # An instance mirrored from Consul that no sync confirmed for this long (three sync periods) turns critical,
+    # and is removed after the second; the next sync that finds it in Consul brings it back.
+    "CONSUL_MIRROR_TTL": 180.0,
+    "CONSUL_MIRROR_DEREGISTER_AFTER": 3600.0,
 }
 
 _ENV_CASTS = {bool: lambda v: v.strip().lower() in ("1", "true", "yes", "on"), float: float, int: int, str: str}

@@ -35,6 +35,8 @@ host_validator = RegexValidator(
     "Use a host name or an IP address (letters, digits, dots, dashes, colons, brackets).",
 )
 no_nul = ProhibitNullCharactersValidator()
+# "Any address": fine to listen on, never one to connect to (Consul refuses it too).
+UNROUTABLE_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
 
 # Bounds of everything a client sends (API, commands, admin): the models' validators refuse what lies outside,
 # and the database holds the durations as constraints, so the sweep never computes with a value it cannot hold.
@@ -214,6 +216,8 @@ class ServiceInstance(models.Model):
             raise ValidationError({"tags": f"At most {MAX_TAGS} tags."})
         if any(not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH for tag in self.tags or []):
             raise ValidationError({"tags": f"Tags are 1 to {MAX_TAG_LENGTH} characters."})
+        if self.host in UNROUTABLE_HOSTS:
+            raise ValidationError({"host": f"{self.host} is no address a client can connect to."})
         problem = metadata_problem(self.metadata)
         if problem:
             raise ValidationError({"metadata": problem})

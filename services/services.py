@@ -331,6 +331,12 @@ def _not_registered(service_id) -> DomainError:
                        detail={"service_id": service_id})
 
 
+def _managed_by_consul(service_id) -> DomainError:
+    return DomainError(f"The instance {service_id!r} is mirrored from Consul: its health and maintenance are set "
+                       f"in Consul, and the next sync brings them here.", code="managed_by_consul", status=409,
+                       detail={"service_id": service_id})
+
+
 def _registrable_id(service_id) -> str:
     """An id that could be registered; any other (a NUL byte, 500 characters) is not registered, by definition."""
     if not isinstance(service_id, str) or not SERVICE_ID_PATTERN.match(service_id):
@@ -367,14 +373,17 @@ def service_heartbeat(*, service_id: str, token_service: str | None = None) -> s
     path that applies flap damping.
     """
     table = _public_table(ServiceInstance)
-    sql = f"UPDATE {table} SET last_heartbeat = now() WHERE service_id = %s"
-    params = [_registrable_id(service_id)]
+    sql = f"UPDATE {table} SET last_heartbeat = now() WHERE service_id = %s AND source = %s"
+    params = [_registrable_id(service_id), Source.COURTSIDE]
     if token_service is not None:
         sql += " AND name = %s"
         params.append(token_service)
     row = soft_write(sql + " RETURNING status", params)
     if row is None:
-        if token_service is not None and ServiceInstance.objects.filter(service_id=service_id).exists():
+        other = ServiceInstance.objects.filter(service_id=service_id).values_list("name", "source").first()
+        if other is not None and other[1] == Source.CONSUL:
+            raise _managed_by_consul(service_id)
+        if token_service is not None and other is not None:
             raise DomainError(f"The service id {service_id!r} belongs to another service.", code="service_id_taken",
                               detail={"service_id": service_id})
         raise _not_registered(service_id)
@@ -393,6 +402,8 @@ def service_heartbeat(*, service_id: str, token_service: str | None = None) -> s
 @transaction.atomic
 def maintenance_set(*, service_id: str, on: bool, reason: str = "") -> ServiceInstance:
     instance = _load(service_id)
+    if instance.source == Source.CONSUL:
+        raise _managed_by_consul(service_id)
     if instance.maintenance != on:
         instance.maintenance = on
         instance.save(update_fields=["maintenance", "updated_at"])
@@ -549,10 +560,12 @@ class SweepReport:
     evicted: list = field(default_factory=list)
     self_preservation: dict = field(default_factory=dict)
     out_of_range: int = 0
+    consul_expired: int = 0
 
     def as_dict(self) -> dict:
         return {"probed": self.probed, "ttl_expired": self.ttl_expired, "evicted": self.evicted,
-                "self_preservation": self.self_preservation, "out_of_range": self.out_of_range}
+                "self_preservation": self.self_preservation, "out_of_range": self.out_of_range,
+                "consul_expired": self.consul_expired}
 
 
 def _ttl_checks():
@@ -667,8 +680,55 @@ def evict_critical(*, now: datetime | None = None, protected: set[str] = frozens
     return evicted
 
 
+def consul_mirrors_expire(*, now: datetime | None = None) -> tuple[int, list[str]]:
+    """Instances mirrored from Consul that no sync has confirmed lately: critical, then gone.
+
+    A mirror is confirmed (last_heartbeat) by every sync that finds it in
+    Consul. Unconfirmed for CONSUL_MIRROR_TTL seconds (Consul unreachable, the
+    sync stopped), its health is unknown and it is taken out of routing; after
+    CONSUL_MIRROR_DEREGISTER_AFTER it is removed. The next sync that finds it
+    brings it back. Self-preservation does not apply: Consul, not heartbeats,
+    is the judge of these instances, and we are no longer hearing from it.
+    Returns (turned critical, removed ids).
+    """
+    now = now or timezone.now()
+    mirrors = ServiceInstance.objects.filter(source=Source.CONSUL).annotate(
+        confirmed=Coalesce(F("last_heartbeat"), F("registered_at")))
+    stale_since = now - timedelta(seconds=conf.get("CONSUL_MIRROR_TTL"))
+    gone_since = now - timedelta(seconds=conf.get("CONSUL_MIRROR_DEREGISTER_AFTER"))
+    expired, removed = 0, []
+    for pk in list(mirrors.filter(confirmed__lt=stale_since, confirmed__gte=gone_since)
+                   .exclude(status=Status.CRITICAL).values_list("pk", flat=True)):
+        try:
+            with transaction.atomic():
+                instance = mirrors.select_for_update(of=("self",)).filter(
+                    pk=pk, confirmed__lt=stale_since).exclude(status=Status.CRITICAL).first()
+                if instance is None:
+                    continue  # a sync confirmed it meanwhile
+                previous, age = instance.status, (now - instance.confirmed).total_seconds()
+                ServiceInstance.objects.filter(pk=pk).update(status=Status.CRITICAL, updated_at=now)
+                instance.status = Status.CRITICAL
+                _event(RegistryEvent.Kind.STATUS, instance=instance,
+                       message=f"{previous} → critical: not confirmed by Consul for {age:.0f} s",
+                       detail={"from": previous, "to": Status.CRITICAL, "source": Source.CONSUL})
+                _bump_index(instance.name)
+                expired += 1
+        except Exception:  # noqa: BLE001 - one row never stops the sweep
+            logger.exception("Sweep: expiring Consul mirror %s failed", pk)
+    for service_id, confirmed in list(mirrors.filter(confirmed__lt=gone_since).values_list("service_id", "confirmed")):
+        try:
+            service_deregister(service_id=service_id, kind=RegistryEvent.Kind.EVICTED,
+                               reason=f"not confirmed by Consul since {confirmed:%Y-%m-%d %H:%M:%S}")
+            removed.append(service_id)
+        except DomainError:
+            continue  # removed meanwhile
+        except Exception:  # noqa: BLE001 - one row never stops the sweep
+            logger.exception("Sweep: removing Consul mirror %s failed", service_id)
+    return expired, removed
+
+
 def health_sweep(*, now: datetime | None = None, probe: bool = True) -> SweepReport:
-    """One pass: run due HTTP/TCP checks concurrently, expire TTLs, judge self-preservation, evict."""
+    """One pass: run due HTTP/TCP checks concurrently, expire TTLs, judge self-preservation, evict, age mirrors."""
     from services import probes
 
     report = SweepReport()
@@ -693,6 +753,8 @@ def health_sweep(*, now: datetime | None = None, probe: bool = True) -> SweepRep
     protected = {name for name, active in report.self_preservation.items() if active}
     report.ttl_expired = ttl_expire(now=now, protected=protected)
     report.evicted = evict_critical(now=now, protected=protected)
+    report.consul_expired, consul_removed = consul_mirrors_expire(now=now)
+    report.evicted += consul_removed
     return report
 
 
