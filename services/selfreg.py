@@ -36,7 +36,7 @@ from django_tenants.utils import schema_context
 
 from backoffice.errors import DomainError
 from services import conf
-from services.models import MAX_DEREGISTER_AFTER
+from services.models import MAX_DEREGISTER_AFTER, UNROUTABLE_HOSTS, host_validator
 
 logger = logging.getLogger(__name__)
 
@@ -165,9 +165,13 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def _web_registration(environ: dict) -> dict:
     hostname = socket.gethostname()
     port = int(environ.get("SERVER_PORT") or 0) or None
+    # A server bound to all interfaces may name itself 0.0.0.0 (gunicorn does): no address to connect to.
+    host = environ.get("SERVER_NAME") or ""
+    if host in UNROUTABLE_HOSTS or not host_validator.regex.match(host):
+        host = hostname
     return {
         "service_id": f"web-{hostname}-{port or 0}-{os.getpid()}", "name": WEB_SERVICE,
-        "host": environ.get("SERVER_NAME") or hostname, "port": port, "portless": port is None,
+        "host": host, "port": port, "portless": port is None,
         "tags": ["courtside", "web"], "metadata": {"pid": os.getpid(), "hostname": hostname},
     }
 

@@ -22,6 +22,7 @@ def put_raw(client, path, body: str):
     "change",
     [
         {"service_id": "stats\x00-1"}, {"host": "10.0.0.5\x00"}, {"name": "stats\x00api"},
+        {"host": "0.0.0.0"}, {"host": "::"}, {"host": "my host"}, {"service_id": "x" * 129},
         {"host": ["x"]}, {"host": 5}, {"host": {"a": 1}},
         {"service_id": 17}, {"service_id": ["stats-1"]},
         {"name": 5}, {"name": ["stats-api"]}, {"name": {"n": 1}},
@@ -145,3 +146,14 @@ def test_the_token_admin_form_refuses_a_nul_byte(operator_client):
     response = operator_client.post("/admin/services/servicetoken/add/", {"service_name": "stats\x00api"})
     assert response.status_code == 200 and response.context["adminform"].form.errors
     assert not ServiceToken.objects.exists()
+
+
+def test_tenant_hosts_never_reach_the_registry_s_validation(lakers_client, warriors_client, service_client):
+    """A tenant host answers 404 for every registry path, bad input or not: no 400 tells it the registry's rules."""
+    token = service_client("stats-api").defaults["HTTP_AUTHORIZATION"]
+    for client in (lakers_client, warriors_client):
+        client.defaults["HTTP_AUTHORIZATION"] = token
+        assert post_json(client, "/api/v1/services/register", {**REGISTRATION, "port": 80.5}).status_code == 404
+        assert put_raw(client, "/api/v1/services/maintenance/a", "[]").status_code == 404
+        assert client.get("/api/v1/services/stats-api/instances?index=0&status=").status_code == 404
+    assert not ServiceInstance.objects.exists()

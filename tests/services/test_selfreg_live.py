@@ -184,3 +184,11 @@ def test_an_idle_cluster_stays_passing_and_a_killed_one_turns_critical_within_it
         assert _turns_critical_within_ttl(sentinel, time.monotonic()) <= TTL + SLACK
     finally:
         _stop_group(cluster)
+
+
+def test_a_server_bound_to_all_interfaces_registers_its_host_name(operator_client, settings):
+    settings.SERVICES = {"SELF_REGISTER": True}
+
+    operator_client.get("/admin/", SERVER_NAME="0.0.0.0")  # what gunicorn reports when bound to 0.0.0.0
+
+    assert ServiceInstance.objects.get(name="courtside-web").host == socket.gethostname()
