@@ -234,3 +234,4 @@ def test_the_database_refuses_out_of_range_durations_from_any_writer(db, values)
     register("stats-1")
     with pytest.raises(IntegrityError, match="services_check_"), transaction.atomic():
         HealthCheck.objects.update(**values)
+

@@ -192,3 +192,32 @@ def test_a_server_bound_to_all_interfaces_registers_its_host_name(operator_clien
     operator_client.get("/admin/", SERVER_NAME="0.0.0.0")  # what gunicorn reports when bound to 0.0.0.0
 
     assert ServiceInstance.objects.get(name="courtside-web").host == socket.gethostname()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_registering_the_same_new_id_at_once_both_succeed(public_tenant):
+    """Two workers of one cluster register its instance as they spawn: one creates it, the other updates it."""
+    import threading
+
+    from django.db import connections
+
+    failures, barrier = [], threading.Barrier(2)
+
+    def register_once(service_id):
+        try:
+            barrier.wait(timeout=10)
+            services.service_register(service_id=service_id, name="stats-api", host="10.0.0.1", port=8080)
+        except Exception as error:  # noqa: BLE001 - collected for the assertion
+            failures.append(repr(error))
+        finally:
+            connections.close_all()
+
+    for round_number in range(8):
+        threads = [threading.Thread(target=register_once, args=(f"stats-{round_number}",)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    assert failures == []
+    assert ServiceInstance.objects.count() == 8
