@@ -100,7 +100,10 @@ def _whole_number(value, *, field_name: str) -> int | None:
 
 
 def parse_duration(value, *, field_name: str) -> float | None:
-    """Seconds from a number or a Consul-style duration string ("10s", "500ms", "1m"); finite, never negative."""
+    """Seconds from a number or a Consul-style duration string ("10s", "500ms", "1m"), always finite.
+
+    Strings are never negative; the range of each duration is its model field's (full_clean).
+    """
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
