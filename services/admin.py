@@ -169,15 +169,23 @@ class ServiceInstanceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Put in maintenance (out of discovery)")
     def maintenance_on(self, request, queryset):
-        for service_id in queryset.values_list("service_id", flat=True):
-            services.maintenance_set(service_id=service_id, on=True, reason=f"admin: {request.user}")
-        self.message_user(request, f"{queryset.count()} instance(s) in maintenance.")
+        self._maintenance(request, queryset, on=True)
 
     @admin.action(description="End maintenance")
     def maintenance_off(self, request, queryset):
+        self._maintenance(request, queryset, on=False)
+
+    def _maintenance(self, request, queryset, *, on: bool):
+        done, refused = 0, []
         for service_id in queryset.values_list("service_id", flat=True):
-            services.maintenance_set(service_id=service_id, on=False, reason=f"admin: {request.user}")
-        self.message_user(request, f"{queryset.count()} instance(s) back from maintenance.")
+            try:
+                services.maintenance_set(service_id=service_id, on=on, reason=f"admin: {request.user}")
+                done += 1
+            except DomainError as error:  # mirrored from Consul (set it there), or gone meanwhile
+                refused.append(f"{service_id}: {error}")
+        self.message_user(request, f"{done} instance(s) {'in' if on else 'back from'} maintenance.")
+        for reason in refused:
+            self.message_user(request, f"Not changed: {reason}", level=messages.WARNING)
 
     @admin.action(description="Deregister")
     def deregister(self, request, queryset):

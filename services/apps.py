@@ -10,10 +10,12 @@ class ServicesConfig(AppConfig):
     def ready(self):
         from django.core.signals import request_started
         from django.db.models.signals import post_migrate
+        from django_q.signals import post_spawn
 
         from services import checks, selfreg  # noqa: F401 - importing checks registers them
 
         request_started.connect(selfreg.web_request_started, dispatch_uid="services.selfreg.web")
+        post_spawn.connect(selfreg.cluster_worker_spawned, dispatch_uid="services.selfreg.cluster")
         post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="services.schedules")
 
 

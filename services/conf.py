@@ -40,11 +40,16 @@ DEFAULTS = {
     "SELF_REGISTER": None,  # None: on, except under the test settings
     # The health-sweep schedule is created after migrate and on the first request.
     "AUTO_SCHEDULE": None,  # None: on, except under the test settings
+    # Each of Courtside's own processes heartbeats from a thread this often, with or without traffic.
     "SELF_HEARTBEAT_EVERY": 10.0,
     "SELF_TTL": 60.0,
     # Optional Consul agent for two-way sync, e.g. http://127.0.0.1:8500
     "CONSUL_URL": "",
     "CONSUL_TOKEN": "",
+    # An instance mirrored from Consul that no sync confirmed for this long (three sync periods) turns critical,
+    # and is removed after the second; the next sync that finds it in Consul brings it back.
+    "CONSUL_MIRROR_TTL": 180.0,
+    "CONSUL_MIRROR_DEREGISTER_AFTER": 3600.0,
 }
 
 _ENV_CASTS = {bool: lambda v: v.strip().lower() in ("1", "true", "yes", "on"), float: float, int: int, str: str}
@@ -72,9 +77,10 @@ def _on_except_under_tests(name: str) -> bool:
     value = get(name)
     if value is not None:
         return bool(value)
-    # Off under the test settings and under pytest, so other apps' tests never pay for it.
+    # Off under the test settings (and the tests' own settings modules, e.g. a test cluster's) and under
+    # pytest, so other apps' tests never pay for it nor find the registry's rows and schedules in their database.
     module = getattr(settings, "SETTINGS_MODULE", "") or ""
-    return not (module.endswith(".test") or "pytest" in sys.modules)
+    return not (module.endswith(".test") or module.startswith("tests.") or "pytest" in sys.modules)
 
 
 def self_register_enabled() -> bool:

@@ -7,11 +7,22 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q
 
 from backoffice.db import raw_cursor
 from services import conf
-from services.models import RegistryCounter, SelfPreservation, ServiceInstance, ServiceToken, Status
+from services.models import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    SERVICE_NAME_PATTERN,
+    RegistryCounter,
+    SelfPreservation,
+    ServiceInstance,
+    ServiceToken,
+    Status,
+    service_name_validator,
+)
 
 # What round-robin hands out: a damped warning still takes traffic, critical and maintenance do not.
 ROUTABLE = (Status.PASSING, Status.WARNING)
@@ -80,19 +91,31 @@ def _status_list(status) -> list[str]:
     values = [status] if isinstance(status, str) else list(status)
     unknown = [value for value in values if value not in Status.values]
     if unknown:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError({"status": f"Unknown status {unknown[0]!r}; use one of {', '.join(Status.values)}."})
     return values
 
 
+def discovery_query(name, *, tags=(), status=None) -> tuple[list[str], list[str]]:
+    """(tags, statuses) of a discovery query, or a ValidationError for what no instance can match.
+
+    A name no service can have (a NUL byte, capitals) or a tag no instance
+    can carry is bad input (400), not an empty answer; so is an unknown status.
+    """
+    if not isinstance(name, str) or not SERVICE_NAME_PATTERN.match(name):
+        raise ValidationError({"name": service_name_validator.message})
+    tags = [tag for tag in tags or () if tag]
+    if len(tags) > MAX_TAGS or any(not isinstance(tag, str) or len(tag) > MAX_TAG_LENGTH or "\x00" in tag
+                                   for tag in tags):
+        raise ValidationError({"tag": f"At most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters, without NUL."})
+    return tags, _status_list(status)
+
+
 def instances_matching(name: str, *, tags=(), status=None):
     """Queryset of a service's instances carrying every given tag, optionally in the given statuses."""
+    tags, statuses = discovery_query(name, tags=tags, status=status)
     queryset = ServiceInstance.objects.filter(name=name)
-    tags = [tag for tag in tags or () if tag]
     if tags:
         queryset = queryset.filter(tags__contains=tags)
-    statuses = _status_list(status)
     if statuses:
         queryset = queryset.filter(status__in=statuses)
     return queryset
@@ -105,8 +128,7 @@ def discover(name: str, *, tags=(), status=None) -> list[Endpoint]:
     parameterised statement and plain tuples, no queryset compilation and no
     model instances. `instances_matching` is the same filter as a queryset.
     """
-    tags = [tag for tag in tags or () if tag]
-    statuses = _status_list(status)
+    tags, statuses = discovery_query(name, tags=tags, status=status)
     sql = _DISCOVER_SQL
     params: list = [name]
     if tags:

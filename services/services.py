@@ -5,15 +5,16 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import Count, DateTimeField, ExpressionWrapper, F, FloatField, Q, Value
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
@@ -21,6 +22,11 @@ from backoffice.db import soft_write
 from backoffice.errors import DomainError
 from services import conf, selectors
 from services.models import (
+    MAX_CHECK_INTERVAL,
+    MAX_CHECK_TIMEOUT,
+    MAX_CHECKS,
+    MAX_DEREGISTER_AFTER,
+    SERVICE_ID_PATTERN,
     STATUS_SEVERITY,
     CheckResult,
     HealthCheck,
@@ -31,6 +37,7 @@ from services.models import (
     ServiceToken,
     Source,
     Status,
+    service_id_validator,
     service_name_validator,
 )
 
@@ -48,7 +55,7 @@ TOKEN_PREFIX = "cs_svc_"
 @transaction.atomic
 def token_create(*, service_name: str, rotate: bool = False) -> tuple[ServiceToken, str]:
     """A new token for a service; returns (row, plaintext). The plaintext is never stored or shown again."""
-    service_name = (service_name or "").strip()
+    service_name = _text(service_name, field_name="service_name")
     try:
         service_name_validator(service_name)
     except ValidationError as error:
@@ -67,23 +74,49 @@ def token_create(*, service_name: str, rotate: bool = False) -> tuple[ServiceTok
 
 
 # --- validation -------------------------------------------------------------------------------------------------
+# Types are checked here, for every caller (API, commands, admin, Python): a list is not a host, 80.5 is not a
+# port. Ranges are the models' validators, run by full_clean.
 
-_DURATION = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?\s*$")
+DURATION_PATTERN = re.compile(r"^\s*(?P<value>\d{1,15}(?:\.\d{1,9})?)\s*(?P<unit>ms|s|m|h)?\s*\Z")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
+def _text(value, *, field_name: str) -> str:
+    """A string, stripped; None is empty. Anything else is refused, not turned into its repr."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError({field_name: "A string is expected."})
+    return value.strip()
+
+
+def _whole_number(value, *, field_name: str) -> int | None:
+    """An integer (not a bool, not 80.5, not "80"); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError({field_name: "A whole number is expected."})
+    return value
+
+
 def parse_duration(value, *, field_name: str) -> float | None:
-    """Seconds from a number or a Consul-style duration string ("10s", "500ms", "1m")."""
+    """Seconds from a number or a Consul-style duration string ("10s", "500ms", "1m"), always finite.
+
+    Strings are never negative; the range of each duration is its model field's (full_clean).
+    """
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValidationError({field_name: f"{value!r} is not a duration."})
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValidationError({field_name: f"{value!r} is not a duration such as 10, '10s', '500ms' or '1m'."})
-    return float(match["value"]) * _UNIT_SECONDS[match["unit"]]
+    if isinstance(value, str):
+        match = DURATION_PATTERN.match(value)
+        if not match:
+            raise ValidationError({field_name: f"{value!r} is not a duration such as 10, '10s', '500ms' or '1m'."})
+        value = float(match["value"]) * _UNIT_SECONDS[match["unit"]]
+    seconds = float(value) if -1e300 < value < 1e300 else math.inf  # an int of 400 digits is no float
+    if not math.isfinite(seconds):
+        raise ValidationError({field_name: f"{value!r} is not a finite duration."})
+    return seconds
 
 
 _CHECK_KEYS = {
@@ -97,36 +130,44 @@ def _check_from_spec(spec, *, index: int, host: str) -> HealthCheck:
     """An unsaved, fully validated HealthCheck from an API-style dict."""
     if not isinstance(spec, dict):
         raise ValidationError({"checks": [f"Check {index + 1} must be an object."]})
-    unknown = sorted(set(spec) - _CHECK_KEYS)
+    unknown = sorted(str(key) for key in set(spec) - _CHECK_KEYS)
     if unknown:
         raise ValidationError({"checks": [f"Check {index + 1}: unknown field {unknown[0]!r}."]})
-    kind = str(spec.get("kind") or spec.get("type") or "").lower()
-    if kind not in HealthCheck.Kind.values:
-        raise ValidationError(
-            {"checks": [f"Check {index + 1}: unknown check type {kind or '(none)'!r}; use ttl, http or tcp."]}
-        )
     try:
+        kind = _text(spec.get("kind") or spec.get("type"), field_name="type").lower()
+        if kind not in HealthCheck.Kind.values:
+            raise ValidationError({"type": f"unknown check type {kind or '(none)'!r}; use ttl, http or tcp."})
         interval = parse_duration(spec.get("ttl") if kind == "ttl" and spec.get("ttl") is not None
                                   else spec.get("interval"), field_name="interval")
         timeout = parse_duration(spec.get("timeout"), field_name="timeout")
         grace = parse_duration(spec.get("deregister_critical_after"), field_name="deregister_critical_after")
+        name = _text(spec.get("name"), field_name="name") or kind
+        http_url = _text(spec.get("url") or spec.get("http_url"), field_name="url")
+        expected = _whole_number(spec.get("expected_status") or spec.get("http_expected_status"),
+                                 field_name="expected_status")
+        tcp_host = _text(spec.get("tcp_host"), field_name="tcp_host")
+        tcp_port = _whole_number(spec.get("tcp_port"), field_name="tcp_port")
+        if spec.get("tcp"):  # Consul's "host:port" form
+            tcp_host, _, port_text = _text(spec["tcp"], field_name="tcp").rpartition(":")
+            if not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
+                raise ValidationError({"tcp": f"{spec['tcp']!r} is not host:port."})
+            tcp_port = int(port_text)
+        failures = _whole_number(spec.get("failures_before_critical", 1), field_name="failures_before_critical")
+        successes = _whole_number(spec.get("successes_before_passing", 1), field_name="successes_before_passing")
     except ValidationError as error:
-        raise ValidationError({"checks": [f"Check {index + 1}: {m}" for m in error.messages]}) from error
-    tcp_host, tcp_port = spec.get("tcp_host") or "", spec.get("tcp_port")
-    if spec.get("tcp"):  # Consul's "host:port" form
-        tcp_host, _, port_text = str(spec["tcp"]).rpartition(":")
-        tcp_port = port_text
+        raise ValidationError({"checks": [f"Check {index + 1}: {field}: {' '.join(messages)}"
+                                          for field, messages in error.message_dict.items()]}) from error
     check = HealthCheck(
-        name=str(spec.get("name") or kind),
+        name=name,
         kind=kind,
         interval=interval if interval is not None else (conf.get("DEFAULT_TTL") if kind == "ttl" else 10.0),
         timeout=timeout if timeout is not None else 5.0,
-        http_url=spec.get("url") or spec.get("http_url") or "",
-        http_expected_status=spec.get("expected_status") or spec.get("http_expected_status"),
+        http_url=http_url,
+        http_expected_status=expected,
         tcp_host=tcp_host or (host if kind == "tcp" else ""),
         tcp_port=tcp_port,
-        failures_before_critical=spec.get("failures_before_critical", 1),
-        successes_before_passing=spec.get("successes_before_passing", 1),
+        failures_before_critical=1 if failures is None else failures,
+        successes_before_passing=1 if successes is None else successes,
         deregister_critical_after=grace,
     )
     try:
@@ -144,6 +185,8 @@ def _checks_from_specs(specs, *, host: str) -> list[HealthCheck]:
         specs = [{"kind": "ttl", "name": "ttl", "ttl": conf.get("DEFAULT_TTL")}]
     if not isinstance(specs, list | tuple):
         raise ValidationError({"checks": ["A list of checks is expected."]})
+    if len(specs) > MAX_CHECKS:
+        raise ValidationError({"checks": [f"At most {MAX_CHECKS} checks per instance."]})
     checks = [_check_from_spec(spec, index=i, host=host) for i, spec in enumerate(specs)]
     names = [check.name for check in checks]
     duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -153,18 +196,14 @@ def _checks_from_specs(specs, *, host: str) -> list[HealthCheck]:
 
 
 def _normalize_tags(tags) -> list[str]:
+    """A list of strings (or, from Python, one comma-separated string); blanks and repeats dropped."""
     if tags is None:
         return []
     if isinstance(tags, str):
-        tags = [part for part in tags.split(",")]
-    if not isinstance(tags, list | tuple):
-        raise ValidationError({"tags": "A list of tags is expected."})
-    cleaned = []
-    for tag in tags:
-        tag = str(tag).strip()
-        if tag and tag not in cleaned:
-            cleaned.append(tag)
-    return cleaned
+        tags = tags.split(",")
+    if not isinstance(tags, list | tuple) or not all(isinstance(tag, str) for tag in tags):
+        raise ValidationError({"tags": "A list of strings is expected."})
+    return list(dict.fromkeys(tag.strip() for tag in tags if tag.strip()))
 
 
 # --- registration -----------------------------------------------------------------------------------------------
@@ -178,6 +217,11 @@ def _event(kind, *, instance=None, service_name="", service_id="", message="", d
         message=message,
         detail=detail or {},
     )
+
+
+# pg_advisory_xact_lock(class, key) class of registrations (key: hashtext of the service id). The two-key form
+# never meets a one-key lock such as the sweep's (tasks.SWEEP_LOCK_KEY).
+REGISTER_LOCK_CLASS = 0x5E5
 
 
 def _bump_index(name: str) -> int:
@@ -239,14 +283,23 @@ def service_register(
     re-registering a healthy instance does not make it critical again. Nothing
     is written unless every field and check is valid.
     """
-    service_id = (str(service_id) if service_id is not None else "").strip()
-    name = (str(name) if name is not None else "").strip()
-    host = (str(host) if host is not None else "").strip()
+    service_id = _text(service_id, field_name="service_id")
+    name = _text(name, field_name="name")
+    host = _text(host, field_name="host")
     if not name:
         raise ValidationError({"name": "A service needs a name."})
     if port in (None, "") and not portless:
         raise ValidationError({"port": "A port is required (1 to 65535)."})
+    port = _whole_number(None if port == "" else port, field_name="port")
+    weight = _whole_number(None if weight == "" else weight, field_name="weight")
     metadata = {} if metadata is None else metadata
+    if service_id and not SERVICE_ID_PATTERN.match(service_id):  # checked before it is looked up
+        raise ValidationError({"service_id": service_id_validator.message})
+    if service_id:
+        # A row lock cannot hold an id that does not exist yet: two first registrations of one id (two workers
+        # of a cluster as they spawn) would both insert. This lock makes the second one an update.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [REGISTER_LOCK_CLASS, service_id])
     existing = ServiceInstance.objects.select_for_update().filter(service_id=service_id).first() if service_id else None
     _authorize(token_service=token_service, name=name, existing=existing)
 
@@ -254,7 +307,7 @@ def service_register(
     previous_name = instance.name if existing else None
     instance.name, instance.host, instance.port = name, host, port
     instance.tags, instance.metadata, instance.weight, instance.source = (
-        _normalize_tags(tags), metadata, weight if weight not in (None, "") else 1, source,
+        _normalize_tags(tags), metadata, 1 if weight is None else weight, source,
     )
     instance.full_clean(exclude=["status"])
     new_checks = _checks_from_specs(checks, host=instance.host)
@@ -286,12 +339,29 @@ def service_register(
     return instance
 
 
+def _not_registered(service_id) -> DomainError:
+    return DomainError(f"No instance {service_id!r} is registered.", code="not_found", status=404,
+                       detail={"service_id": service_id})
+
+
+def _managed_by_consul(service_id) -> DomainError:
+    return DomainError(f"The instance {service_id!r} is mirrored from Consul: its health and maintenance are set "
+                       f"in Consul, and the next sync brings them here.", code="managed_by_consul", status=409,
+                       detail={"service_id": service_id})
+
+
+def _registrable_id(service_id) -> str:
+    """An id that could be registered; any other (a NUL byte, 500 characters) is not registered, by definition."""
+    if not isinstance(service_id, str) or not SERVICE_ID_PATTERN.match(service_id):
+        raise _not_registered(service_id)
+    return service_id
+
+
 def _load(service_id: str, *, lock: bool = True) -> ServiceInstance:
     queryset = ServiceInstance.objects.select_for_update() if lock else ServiceInstance.objects
-    instance = queryset.filter(service_id=service_id).first()
+    instance = queryset.filter(service_id=_registrable_id(service_id)).first()
     if instance is None:
-        raise DomainError(f"No instance {service_id!r} is registered.", code="not_found", status=404,
-                          detail={"service_id": service_id})
+        raise _not_registered(service_id)
     return instance
 
 
@@ -316,24 +386,28 @@ def service_heartbeat(*, service_id: str, token_service: str | None = None) -> s
     path that applies flap damping.
     """
     table = _public_table(ServiceInstance)
-    sql = f"UPDATE {table} SET last_heartbeat = now() WHERE service_id = %s"
-    params = [service_id]
+    sql = f"UPDATE {table} SET last_heartbeat = now() WHERE service_id = %s AND source = %s"
+    params = [_registrable_id(service_id), Source.COURTSIDE]
     if token_service is not None:
         sql += " AND name = %s"
         params.append(token_service)
     row = soft_write(sql + " RETURNING status", params)
     if row is None:
-        if token_service is not None and ServiceInstance.objects.filter(service_id=service_id).exists():
+        other = ServiceInstance.objects.filter(service_id=service_id).values_list("name", "source").first()
+        if other is not None and other[1] == Source.CONSUL:
+            raise _managed_by_consul(service_id)
+        if token_service is not None and other is not None:
             raise DomainError(f"The service id {service_id!r} belongs to another service.", code="service_id_taken",
                               detail={"service_id": service_id})
-        raise DomainError(f"No instance {service_id!r} is registered.", code="not_found", status=404,
-                          detail={"service_id": service_id})
+        raise _not_registered(service_id)
     if row[0] == Status.PASSING:
         return row[0]
     with transaction.atomic():
         instance = _load(service_id)
         now = timezone.now()
-        for check in instance.checks.select_for_update().filter(kind=HealthCheck.Kind.TTL):
+        # A check marked out of range stays critical: a heartbeat cannot vouch for a TTL nobody can compute.
+        for check in instance.checks.select_for_update().filter(kind=HealthCheck.Kind.TTL).exclude(
+                out_of_range_q()):
             _apply_result(check, outcome=Status.PASSING, output="heartbeat", duration_ms=0.0, now=now)
         return _refresh_status(instance)
 
@@ -341,6 +415,8 @@ def service_heartbeat(*, service_id: str, token_service: str | None = None) -> s
 @transaction.atomic
 def maintenance_set(*, service_id: str, on: bool, reason: str = "") -> ServiceInstance:
     instance = _load(service_id)
+    if instance.source == Source.CONSUL:
+        raise _managed_by_consul(service_id)
     if instance.maintenance != on:
         instance.maintenance = on
         instance.save(update_fields=["maintenance", "updated_at"])
@@ -379,7 +455,7 @@ def _apply_result(check: HealthCheck, *, outcome: str, output: str, duration_ms:
     a row; until then it keeps its status. A warning (HTTP 429) is taken as is.
     """
     if outcome == Status.PASSING:
-        check.consecutive_successes += 1
+        check.consecutive_successes = min(check.consecutive_successes + 1, _COUNTER_CAP)
         check.consecutive_failures = 0
         if check.status != Status.PASSING and check.consecutive_successes >= check.successes_before_passing:
             check.status, check.critical_since = Status.PASSING, None
@@ -387,7 +463,7 @@ def _apply_result(check: HealthCheck, *, outcome: str, output: str, duration_ms:
         check.consecutive_successes = check.consecutive_failures = 0
         check.status, check.critical_since = Status.WARNING, None
     else:
-        check.consecutive_failures += 1
+        check.consecutive_failures = min(check.consecutive_failures + 1, _COUNTER_CAP)
         check.consecutive_successes = 0
         if check.status != Status.CRITICAL and check.consecutive_failures >= check.failures_before_critical:
             check.status, check.critical_since = Status.CRITICAL, now
@@ -404,6 +480,64 @@ def _apply_result(check: HealthCheck, *, outcome: str, output: str, duration_ms:
     stale = list(history.values_list("pk", flat=True)[keep:])
     if stale:
         CheckResult.objects.filter(pk__in=stale).delete()
+
+
+# Counters stop here: far above any flap threshold, far below the column's limit.
+_COUNTER_CAP = 1_000_000
+# The output of a check the sweep found out of range starts with this; it is marked once, not at every sweep.
+OUT_OF_RANGE = "out of range: "
+
+
+def out_of_range_q() -> Q:
+    """Checks whose stored durations lie outside the bounds (NaN included: PostgreSQL orders it above all).
+
+    The database's constraints keep such rows out since migration 0003; this
+    guards the sweep against any row that got past them (a restored dump,
+    constraints dropped by hand): those are marked, never computed with.
+    """
+    return (~Q(interval__gt=0, interval__lte=MAX_CHECK_INTERVAL) | ~Q(timeout__gt=0, timeout__lte=MAX_CHECK_TIMEOUT)
+            | Q(deregister_critical_after__lt=0) | Q(deregister_critical_after__gt=MAX_DEREGISTER_AFTER))
+
+
+def _out_of_range_reason(check: HealthCheck) -> str:
+    problems = []
+    if not 0 < check.interval <= MAX_CHECK_INTERVAL:
+        problems.append(f"{'TTL' if check.kind == HealthCheck.Kind.TTL else 'interval'} {check.interval:g} s "
+                        f"(allowed: up to {MAX_CHECK_INTERVAL:g} s)")
+    if not 0 < check.timeout <= MAX_CHECK_TIMEOUT:
+        problems.append(f"timeout {check.timeout:g} s (allowed: up to {MAX_CHECK_TIMEOUT:g} s)")
+    grace = check.deregister_critical_after
+    if grace is not None and not 0 <= grace <= MAX_DEREGISTER_AFTER:
+        problems.append(f"grace {grace:g} s (allowed: up to {MAX_DEREGISTER_AFTER:g} s)")
+    return OUT_OF_RANGE + "; ".join(problems) + ". Register the instance again with values in range."
+
+
+def checks_mark_out_of_range(*, now: datetime | None = None) -> int:
+    """Mark critical every check whose stored durations are out of range, once, with the reason; log each."""
+    now = now or timezone.now()
+    marked = 0
+    rows = (HealthCheck.objects.filter(out_of_range_q())
+            .exclude(status=Status.CRITICAL, output__startswith=OUT_OF_RANGE).values_list("pk", "instance_id"))
+    for check_id, instance_id in list(rows):
+        try:
+            with transaction.atomic():
+                check = _lock_instance_then(HealthCheck.objects.filter(pk=check_id), instance_id)
+                if check is None:
+                    continue
+                reason = _out_of_range_reason(check)
+                if check.status != Status.CRITICAL:
+                    check.status, check.critical_since = Status.CRITICAL, now
+                check.output, check.next_check_at, check.last_checked_at = reason, None, now
+                check.save(update_fields=["status", "critical_since", "output", "next_check_at", "last_checked_at"])
+                _event(RegistryEvent.Kind.INVALID, instance=check.instance, message=f"check {check.name!r}: {reason}",
+                       detail={"check": check.name, "interval": repr(check.interval), "timeout": repr(check.timeout),
+                               "deregister_critical_after": repr(check.deregister_critical_after)})
+                _refresh_status(check.instance)
+            logger.warning("Health check %s of %s is %s", check.name, check.instance.service_id, reason)
+            marked += 1
+        except Exception:  # noqa: BLE001 - one row never stops the sweep
+            logger.exception("Sweep: could not mark health check %s", check_id)
+    return marked
 
 
 def _lock_instance_then(check_queryset, instance_id: int):
@@ -438,20 +572,30 @@ class SweepReport:
     ttl_expired: int = 0
     evicted: list = field(default_factory=list)
     self_preservation: dict = field(default_factory=dict)
+    out_of_range: int = 0
+    consul_expired: int = 0
 
     def as_dict(self) -> dict:
         return {"probed": self.probed, "ttl_expired": self.ttl_expired, "evicted": self.evicted,
-                "self_preservation": self.self_preservation}
+                "self_preservation": self.self_preservation, "out_of_range": self.out_of_range,
+                "consul_expired": self.consul_expired}
 
 
 def _ttl_checks():
-    """Our TTL checks, annotated with `expiry`: last heartbeat (or registration) plus the TTL, in SQL."""
-    return HealthCheck.objects.filter(kind=HealthCheck.Kind.TTL, instance__source=Source.COURTSIDE).annotate(
-        expiry=ExpressionWrapper(
-            Coalesce(F("instance__last_heartbeat"), F("instance__registered_at"))
-            + F("interval") * Value(timedelta(seconds=1)),
+    """Our judgeable TTL checks, annotated with `expiry`: last heartbeat (or registration) plus the TTL, in SQL.
+
+    The TTL is clamped inside the expression as well as filtered: PostgreSQL
+    may compute the expression before it applies the filter, and one row's
+    `interval out of range` would fail the statement for every row.
+    """
+    ttl = Least(Greatest(F("interval"), Value(0.0)), Value(MAX_CHECK_INTERVAL), output_field=FloatField())
+    return (
+        HealthCheck.objects.filter(kind=HealthCheck.Kind.TTL, instance__source=Source.COURTSIDE)
+        .exclude(out_of_range_q())
+        .annotate(expiry=ExpressionWrapper(
+            Coalesce(F("instance__last_heartbeat"), F("instance__registered_at")) + ttl * Value(timedelta(seconds=1)),
             output_field=DateTimeField(),
-        )
+        ))
     )
 
 
@@ -501,21 +645,25 @@ def ttl_expire(*, now: datetime | None = None, protected: set[str] = frozenset()
     overdue = (_ttl_checks().filter(expiry__lte=now).exclude(status=Status.CRITICAL)
                .exclude(instance__name__in=protected))
     for check_id, instance_id in list(overdue.values_list("pk", "instance_id")):
-        with transaction.atomic():
-            # Judged again under the locks: a heartbeat may have arrived since the list was read.
-            check = _lock_instance_then(overdue.filter(pk=check_id), instance_id)
-            if check is None:
-                continue
-            check.status, check.critical_since = Status.CRITICAL, now
-            check.consecutive_failures, check.consecutive_successes = check.consecutive_failures + 1, 0
-            check.output = f"TTL expired: no heartbeat for {check.interval:g} s"
-            check.last_checked_at = now
-            check.save(update_fields=["status", "critical_since", "consecutive_failures", "consecutive_successes",
-                                      "output", "last_checked_at"])
-            CheckResult.objects.create(health_check=check, at=now, ok=False, status=check.status,
-                                       output=check.output)
-            _refresh_status(check.instance)
-            expired += 1
+        try:
+            with transaction.atomic():
+                # Judged again under the locks: a heartbeat may have arrived since the list was read.
+                check = _lock_instance_then(overdue.filter(pk=check_id), instance_id)
+                if check is None:
+                    continue
+                check.status, check.critical_since = Status.CRITICAL, now
+                check.consecutive_failures = min(check.consecutive_failures + 1, _COUNTER_CAP)
+                check.consecutive_successes = 0
+                check.output = f"TTL expired: no heartbeat for {check.interval:g} s"
+                check.last_checked_at = now
+                check.save(update_fields=["status", "critical_since", "consecutive_failures", "consecutive_successes",
+                                          "output", "last_checked_at"])
+                CheckResult.objects.create(health_check=check, at=now, ok=False, status=check.status,
+                                           output=check.output)
+                _refresh_status(check.instance)
+                expired += 1
+        except Exception:  # noqa: BLE001 - one row never stops the sweep
+            logger.exception("Sweep: TTL expiry of health check %s failed", check_id)
     return expired
 
 
@@ -526,43 +674,100 @@ def evict_critical(*, now: datetime | None = None, protected: set[str] = frozens
     candidates = (HealthCheck.objects.filter(status=Status.CRITICAL, deregister_critical_after__isnull=False,
                                              critical_since__isnull=False, instance__source=Source.COURTSIDE)
                   .exclude(instance__name__in=protected)
+                  .exclude(out_of_range_q())  # marked critical and kept, for an operator to see
                   .values_list("instance__service_id", "instance__name", "name", "critical_since",
                                "deregister_critical_after"))
     for service_id, name, check_name, since, grace in candidates:
-        if service_id in evicted or since + timedelta(seconds=grace) > now:
-            continue
         try:
+            if service_id in evicted or since + timedelta(seconds=grace) > now:
+                continue
             service_deregister(service_id=service_id, kind=RegistryEvent.Kind.EVICTED,
                                reason=f"check {check_name!r} critical since {since:%H:%M:%S}, grace {grace:g} s")
         except DomainError:  # deregistered meanwhile
+            continue
+        except Exception:  # noqa: BLE001 - one row never stops the sweep
+            logger.exception("Sweep: eviction of %s failed", service_id)
             continue
         logger.info("Evicted %s/%s: critical for longer than %s s", name, service_id, grace)
         evicted.append(service_id)
     return evicted
 
 
+def consul_mirrors_expire(*, now: datetime | None = None) -> tuple[int, list[str]]:
+    """Instances mirrored from Consul that no sync has confirmed lately: critical, then gone.
+
+    A mirror is confirmed (last_heartbeat) by every sync that finds it in
+    Consul. Unconfirmed for CONSUL_MIRROR_TTL seconds (Consul unreachable, the
+    sync stopped), its health is unknown and it is taken out of routing; after
+    CONSUL_MIRROR_DEREGISTER_AFTER it is removed. The next sync that finds it
+    brings it back. Self-preservation does not apply: Consul, not heartbeats,
+    is the judge of these instances, and we are no longer hearing from it.
+    Returns (turned critical, removed ids).
+    """
+    now = now or timezone.now()
+    mirrors = ServiceInstance.objects.filter(source=Source.CONSUL).annotate(
+        confirmed=Coalesce(F("last_heartbeat"), F("registered_at")))
+    stale_since = now - timedelta(seconds=conf.get("CONSUL_MIRROR_TTL"))
+    gone_since = now - timedelta(seconds=conf.get("CONSUL_MIRROR_DEREGISTER_AFTER"))
+    expired, removed = 0, []
+    for pk in list(mirrors.filter(confirmed__lt=stale_since, confirmed__gte=gone_since)
+                   .exclude(status=Status.CRITICAL).values_list("pk", flat=True)):
+        try:
+            with transaction.atomic():
+                instance = mirrors.select_for_update(of=("self",)).filter(
+                    pk=pk, confirmed__lt=stale_since).exclude(status=Status.CRITICAL).first()
+                if instance is None:
+                    continue  # a sync confirmed it meanwhile
+                previous, age = instance.status, (now - instance.confirmed).total_seconds()
+                ServiceInstance.objects.filter(pk=pk).update(status=Status.CRITICAL, updated_at=now)
+                instance.status = Status.CRITICAL
+                _event(RegistryEvent.Kind.STATUS, instance=instance,
+                       message=f"{previous} → critical: not confirmed by Consul for {age:.0f} s",
+                       detail={"from": previous, "to": Status.CRITICAL, "source": Source.CONSUL})
+                _bump_index(instance.name)
+                expired += 1
+        except Exception:  # noqa: BLE001 - one row never stops the sweep
+            logger.exception("Sweep: expiring Consul mirror %s failed", pk)
+    for service_id, confirmed in list(mirrors.filter(confirmed__lt=gone_since).values_list("service_id", "confirmed")):
+        try:
+            service_deregister(service_id=service_id, kind=RegistryEvent.Kind.EVICTED,
+                               reason=f"not confirmed by Consul since {confirmed:%Y-%m-%d %H:%M:%S}")
+            removed.append(service_id)
+        except DomainError:
+            continue  # removed meanwhile
+        except Exception:  # noqa: BLE001 - one row never stops the sweep
+            logger.exception("Sweep: removing Consul mirror %s failed", service_id)
+    return expired, removed
+
+
 def health_sweep(*, now: datetime | None = None, probe: bool = True) -> SweepReport:
-    """One pass: run due HTTP/TCP checks concurrently, expire TTLs, judge self-preservation, evict."""
+    """One pass: run due HTTP/TCP checks concurrently, expire TTLs, judge self-preservation, evict, age mirrors."""
     from services import probes
 
     report = SweepReport()
+    report.out_of_range = checks_mark_out_of_range(now=now)
     if probe:
         due = list(
             HealthCheck.objects.filter(kind__in=[HealthCheck.Kind.HTTP, HealthCheck.Kind.TCP],
                                        instance__source=Source.COURTSIDE)
-            .filter(next_check_at__lte=now or timezone.now())
+            .filter(next_check_at__lte=now or timezone.now()).exclude(out_of_range_q())
             .values("pk", "kind", "http_url", "http_expected_status", "tcp_host", "tcp_port", "timeout")
         )
         if due:
             for outcome in probes.run_all(due, concurrency=conf.get("CHECK_CONCURRENCY")):
-                check_record(check_id=outcome.check_id, outcome=outcome.status, output=outcome.output,
-                             duration_ms=outcome.duration_ms, now=now)
+                try:
+                    check_record(check_id=outcome.check_id, outcome=outcome.status, output=outcome.output,
+                                 duration_ms=outcome.duration_ms, now=now)
+                except Exception:  # noqa: BLE001 - one row never stops the sweep
+                    logger.exception("Sweep: recording the probe of health check %s failed", outcome.check_id)
             report.probed = len(due)
     with transaction.atomic():
         report.self_preservation = self_preservation_evaluate(now=now)
     protected = {name for name, active in report.self_preservation.items() if active}
     report.ttl_expired = ttl_expire(now=now, protected=protected)
     report.evicted = evict_critical(now=now, protected=protected)
+    report.consul_expired, consul_removed = consul_mirrors_expire(now=now)
+    report.evicted += consul_removed
     return report
 
 

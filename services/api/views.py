@@ -1,19 +1,26 @@
-"""Operator API of the registry: registration, heartbeats, discovery. Thin: services do the work."""
+"""Operator API of the registry: registration, heartbeats, discovery. Thin: serializers check the request's
+shape, services do the work."""
 
 from __future__ import annotations
 
 import time
 
-from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from services import conf, selectors, services
 from services.api.auth import IsOperator, IsOperatorOrService, ServiceTokenAuthentication, token_service
-from services.models import HealthCheck, ServiceInstance
+from services.api.serializers import (
+    InstanceQuerySerializer,
+    InstanceSerializer,
+    MaintenanceRequestSerializer,
+    RegisterRequestSerializer,
+    TokenRequestSerializer,
+)
+from services.models import ServiceInstance
 
 INDEX_HEADER = "X-Registry-Index"
 
@@ -23,36 +30,24 @@ class RegistryView(APIView):
     permission_classes = [IsOperatorOrService]
 
 
-class CheckSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = HealthCheck
-        fields = ["name", "kind", "interval", "timeout", "http_url", "http_expected_status", "tcp_host", "tcp_port",
-                  "failures_before_critical", "successes_before_passing", "deregister_critical_after", "status",
-                  "output", "last_checked_at"]
-
-
-class InstanceSerializer(serializers.ModelSerializer):
-    checks = CheckSerializer(many=True, read_only=True)
-
-    class Meta:
-        model = ServiceInstance
-        fields = ["service_id", "name", "host", "port", "tags", "metadata", "weight", "status", "maintenance",
-                  "source", "registered_at", "last_heartbeat", "checks"]
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 class RegisterView(RegistryView):
     """Register an instance, or update it when its id is registered already (idempotent)."""
 
-    @extend_schema(request=InstanceSerializer, responses={200: InstanceSerializer, 201: InstanceSerializer})
+    @extend_schema(request=RegisterRequestSerializer, responses={200: InstanceSerializer, 201: InstanceSerializer})
     def post(self, request):
-        data = request.data
-        if not isinstance(data, dict):
-            raise ValidationError({"non_field_errors": ["A JSON object is expected."]})
-        existed = ServiceInstance.objects.filter(service_id=str(data.get("service_id") or "")).exists()
+        data = _valid(RegisterRequestSerializer, request.data)
+        existed = ServiceInstance.objects.filter(service_id=data["service_id"]).exists()
+        checks = data.get("checks")
         instance = services.service_register(
-            service_id=data.get("service_id"), name=data.get("name"), host=data.get("host"), port=data.get("port"),
+            service_id=data["service_id"], name=data["name"], host=data["host"], port=data.get("port"),
             tags=data.get("tags"), metadata=data.get("metadata"), weight=data.get("weight", 1),
-            checks=data.get("checks"), token_service=token_service(request),
+            checks=None if checks is None else [dict(check) for check in checks], token_service=token_service(request),
         )
         instance = ServiceInstance.objects.prefetch_related("checks").get(pk=instance.pk)
         return Response(InstanceSerializer(instance).data, status=status.HTTP_200_OK if existed else 201)
@@ -84,13 +79,10 @@ class DeregisterView(RegistryView):
 class MaintenanceView(RegistryView):
     permission_classes = [IsOperator]
 
-    @extend_schema(request=None, responses={200: InstanceSerializer})
+    @extend_schema(request=MaintenanceRequestSerializer, responses={200: InstanceSerializer})
     def put(self, request, service_id):
-        enable = request.data.get("enable", True) if isinstance(request.data, dict) else True
-        if not isinstance(enable, bool):
-            raise ValidationError({"enable": "true or false."})
-        instance = services.maintenance_set(service_id=service_id, on=enable,
-                                            reason=str(request.data.get("reason", ""))[:200])
+        data = _valid(MaintenanceRequestSerializer, request.data)
+        instance = services.maintenance_set(service_id=service_id, on=data["enable"], reason=data.get("reason", ""))
         return Response(InstanceSerializer(instance).data)
 
 
@@ -99,11 +91,10 @@ class TokenCreateView(RegistryView):
 
     permission_classes = [IsOperator]
 
-    @extend_schema(request=None, responses={201: dict})
+    @extend_schema(request=TokenRequestSerializer, responses={201: dict})
     def post(self, request):
-        data = request.data if isinstance(request.data, dict) else {}
-        token, plaintext = services.token_create(service_name=data.get("service_name"),
-                                                 rotate=bool(data.get("rotate")))
+        data = _valid(TokenRequestSerializer, request.data)
+        token, plaintext = services.token_create(service_name=data["service_name"], rotate=data["rotate"])
         return Response({"service_name": token.service_name, "token": plaintext}, status=status.HTTP_201_CREATED)
 
 
@@ -116,17 +107,13 @@ class ServiceListView(RegistryView):
         return Response({"results": rows})
 
 
-def _wait_for_change(name: str, index_param: str | None, wait_param: str | None) -> int:
+def _wait_for_change(name: str, index: int | None, wait: str | None) -> int:
     """Consul-style blocking query: return once the service's index passes `index`, or after `wait`."""
     current = selectors.service_index(name)
-    if index_param in (None, ""):
+    if index is None:
         return current
-    try:
-        index = int(index_param)
-        wait = services.parse_duration(wait_param or "30s", field_name="wait")
-    except ValueError as error:
-        raise ValidationError({"index": "An integer is expected."}) from error
-    deadline = time.monotonic() + min(wait, conf.get("MAX_BLOCKING_WAIT"))
+    seconds = services.parse_duration(wait or "30s", field_name="wait")
+    deadline = time.monotonic() + min(seconds, conf.get("MAX_BLOCKING_WAIT"))
     while current <= index and time.monotonic() < deadline:
         time.sleep(0.1)
         current = selectors.service_index(name)
@@ -141,9 +128,12 @@ class InstanceListView(RegistryView):
         OpenApiParameter("index", int), OpenApiParameter("wait", str),
     ])
     def get(self, request, name):
-        index = _wait_for_change(name, request.query_params.get("index"), request.query_params.get("wait"))
-        endpoints = selectors.discover(name, tags=request.query_params.getlist("tag"),
-                                       status=request.query_params.getlist("status") or None)
+        query = InstanceQuerySerializer.from_query(request.query_params)
+        query.is_valid(raise_exception=True)  # every parameter judged before a blocking query waits
+        params = query.validated_data
+        tags, statuses = selectors.discovery_query(name, tags=params.get("tag"), status=params.get("status"))
+        index = _wait_for_change(name, params.get("index"), params.get("wait"))
+        endpoints = selectors.discover(name, tags=tags, status=statuses)
         response = Response({"name": name, "index": index, "results": [e.as_dict() for e in endpoints]})
         response[INDEX_HEADER] = str(index)
         return response

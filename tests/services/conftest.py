@@ -15,10 +15,15 @@ from tests.conftest import PUBLIC_HOST, TenantClient
 
 @pytest.fixture(autouse=True)
 def _fresh_self_registration_state():
-    """Dogfooding keeps per-process state; every test starts from a process that registered nothing."""
+    """Dogfooding keeps per-process state; every test starts from a process that registered nothing.
+
+    A heartbeat thread a test started (the web process's, on its first request) stops with the test, so it
+    never writes to the database of a later test.
+    """
     saved = dict(selfreg._state)
     selfreg._state.update(web_id=None, web_last=0.0, cluster_id=None, cluster_last=0.0)
     yield
+    selfreg.heartbeats_stop()
     selfreg._state.clear()
     selfreg._state.update(saved)
 

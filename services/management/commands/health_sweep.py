@@ -16,7 +16,11 @@ class Command(BaseCommand):
             return
         report = services.health_sweep()
         self.stdout.write(self.style.SUCCESS(
-            f"Probed {report.probed} check(s), {report.ttl_expired} TTL(s) expired, evicted {len(report.evicted)}."))
+            f"Probed {report.probed} check(s), {report.ttl_expired} TTL(s) expired, evicted {len(report.evicted)}, "
+            f"{report.consul_expired} Consul mirror(s) unconfirmed."))
+        if report.out_of_range:
+            self.stdout.write(self.style.WARNING(
+                f"{report.out_of_range} check(s) with out-of-range durations marked critical (see their output)."))
         for name, active in report.self_preservation.items():
             if active:
                 self.stdout.write(self.style.WARNING(f"{name}: self-preservation active, nobody evicted."))

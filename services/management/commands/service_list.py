@@ -1,4 +1,5 @@
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from services import selectors
@@ -22,7 +23,10 @@ class Command(BaseCommand):
         now = timezone.now()
         total = 0
         for name in sorted(names):
-            rows = selectors.instances_matching(name, tags=options["tags"], status=options["statuses"] or None)
+            try:
+                rows = selectors.instances_matching(name, tags=options["tags"], status=options["statuses"] or None)
+            except ValidationError as error:
+                raise CommandError(" ".join(error.messages)) from error
             rows = list(rows.order_by("service_id"))
             if not rows:
                 continue
