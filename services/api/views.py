@@ -7,10 +7,10 @@ import time
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from security.authentication import MfaSessionAuthentication, ThrottledBasicAuthentication
 from services import conf, selectors, services
 from services.api.auth import IsOperator, IsOperatorOrService, ServiceTokenAuthentication, token_service
 from services.api.serializers import (
@@ -26,7 +26,8 @@ INDEX_HEADER = "X-Registry-Index"
 
 
 class RegistryView(APIView):
-    authentication_classes = [ServiceTokenAuthentication, SessionAuthentication, BasicAuthentication]
+    # An operator's session and basic auth go through the same lockout and MFA rules as the rest of the API.
+    authentication_classes = [ServiceTokenAuthentication, MfaSessionAuthentication, ThrottledBasicAuthentication]
     permission_classes = [IsOperatorOrService]
 
 

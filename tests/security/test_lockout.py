@@ -79,6 +79,19 @@ def test_basic_auth_on_the_api_locks_out_with_the_json_error_shape_and_other_sit
     assert lakers.get("/api/v1/teams/", auth=("coach", RIGHT)).status_code == 429
 
 
+def test_basic_auth_on_the_registry_api_locks_out_like_the_rest_of_the_api(http_for, public_tenant, settings):
+    """The registry's views name their own authentication classes: they must be the throttled ones too."""
+    make_user("public", username="operator", superuser=True)
+    http = http_for("public")
+
+    statuses = [http.get("/api/v1/services/", auth=("operator", WRONG)).status_code for _ in range(15)]
+
+    assert statuses.count(401) == settings.AXES_FAILURE_LIMIT - 1, statuses
+    refused = http.get("/api/v1/services/", auth=("operator", RIGHT))
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "login_locked_out"
+
+
 def test_tenant_admin_login_form_locks_out_and_the_lockout_shows_in_both_admins_and_is_cleared_by_the_operator(
         http_for, tenant_lakers, tenant_warriors):
     make_user("lakers", username="coach", staff=True)
