@@ -49,4 +49,8 @@ def document_error_responses(result, generator, request, public):
             statuses = {**EVERY_OPERATION, **(WITH_A_BODY if method in METHODS_WITH_A_BODY else {})}
             for status, description in statuses.items():
                 operation["responses"].setdefault(status, {"description": description, "content": reference})
+            for status, response in operation["responses"].items():
+                # An error status a view documents itself (e.g. 503 of a load balancer) has the same shape.
+                if status[:1] in "45" and "content" not in response:
+                    response["content"] = reference
     return result

@@ -1,5 +1,6 @@
 """Per-service token authentication: `Authorization: Bearer cs_svc_...`, never a tenant's key."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from services import selectors
@@ -19,6 +20,9 @@ class ServicePrincipal:
 
     def __str__(self) -> str:
         return f"service:{self.service_name}"
+
+    def get_username(self) -> str:
+        return str(self)
 
 
 class ServiceTokenAuthentication(authentication.BaseAuthentication):
@@ -55,3 +59,14 @@ class IsOperatorOrService(permissions.BasePermission):
 def token_service(request) -> str | None:
     """The service a token-authenticated request speaks for; None for an operator (who speaks for all)."""
     return request.user.service_name if isinstance(request.user, ServicePrincipal) else None
+
+
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    """OpenAPI: the service token is a bearer token."""
+
+    target_class = "services.api.auth.ServiceTokenAuthentication"
+    name = "ServiceToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer",
+                "description": "A service token (`cs_svc_...`) from `manage.py service_token <name>`."}

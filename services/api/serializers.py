@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from services.models import (
@@ -56,6 +57,7 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+@extend_schema_field({"oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "example": "10s"}]})
 class ConsulDurationField(serializers.Field):
     """Seconds as a JSON number, or a Consul-style string ("10s", "500ms", "1m"). Passed on as given."""
 
@@ -74,6 +76,7 @@ class ConsulDurationField(serializers.Field):
         return value
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
 class JSONObjectField(serializers.Field):
     """A JSON object; its contents are bounded by the model (keys, depth, sizes, NUL bytes, finite numbers)."""
 
@@ -176,3 +179,26 @@ class InstanceSerializer(serializers.ModelSerializer):
         model = ServiceInstance
         fields = ["service_id", "name", "host", "port", "tags", "metadata", "weight", "status", "maintenance",
                   "source", "registered_at", "last_heartbeat", "checks"]
+
+
+class EndpointSerializer(serializers.Serializer):
+    """What discovery returns of an instance (services.selectors.Endpoint.as_dict); documentation only."""
+
+    service_id = serializers.CharField()
+    name = serializers.CharField()
+    host = serializers.CharField()
+    port = serializers.IntegerField(allow_null=True)
+    address = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    metadata = serializers.DictField()
+    weight = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Status.choices)
+    source = serializers.CharField()
+
+
+class DiscoverySerializer(serializers.Serializer):
+    """A discovery answer: the service's index (also in X-Registry-Index) and its matching instances."""
+
+    name = serializers.CharField()
+    index = serializers.IntegerField()
+    results = EndpointSerializer(many=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +14,8 @@ from security.authentication import MfaSessionAuthentication, ThrottledBasicAuth
 from services import conf, selectors, services
 from services.api.auth import IsOperator, IsOperatorOrService, ServiceTokenAuthentication, token_service
 from services.api.serializers import (
+    DiscoverySerializer,
+    EndpointSerializer,
     InstanceQuerySerializer,
     InstanceSerializer,
     MaintenanceRequestSerializer,
@@ -127,7 +129,7 @@ class InstanceListView(RegistryView):
     @extend_schema(parameters=[
         OpenApiParameter("tag", str, many=True), OpenApiParameter("status", str, many=True),
         OpenApiParameter("index", int), OpenApiParameter("wait", str),
-    ])
+    ], responses=DiscoverySerializer)
     def get(self, request, name):
         query = InstanceQuerySerializer.from_query(request.query_params)
         query.is_valid(raise_exception=True)  # every parameter judged before a blocking query waits
@@ -143,7 +145,11 @@ class InstanceListView(RegistryView):
 class NextInstanceView(RegistryView):
     """The next healthy instance by weighted round-robin, fair across every web process."""
 
-    @extend_schema(parameters=[OpenApiParameter("tag", str, many=True)])
+    @extend_schema(parameters=[OpenApiParameter("tag", str, many=True)], responses={
+        200: EndpointSerializer,
+        # What a load balancer answers: the service has no routable instance now (none, or none healthy).
+        503: OpenApiResponse(description="No healthy instance of the service (code no_healthy_instance)."),
+    })
     def get(self, request, name):
         endpoint = services.next_instance(name, tags=request.query_params.getlist("tag"))
         return Response(endpoint.as_dict())
