@@ -1,0 +1,110 @@
+"""Anonymous traffic on a tenant host (the OpenAPI schema, the docs page) never spends the tenant's quota.
+
+Only authenticated tenant API calls are metered against the tenant; anonymous
+requests are limited per client address (and per host), atomically in
+PostgreSQL, and answered 429 with the JSON error shape past the limit.
+Everything goes over real HTTP to the live server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from django.utils import timezone
+
+from configuration import config
+from tenants.models import RequestLease, UsageDay
+from tests.tenants.conftest import put_on_plan
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ANONYMOUS_PATHS = ("/api/schema/", "/api/docs/")
+
+
+def _calls_today(tenant) -> int:
+    day = timezone.now().astimezone(dt.UTC).date()
+    return UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", flat=True).first() or 0
+
+
+def _away_from_a_minute_boundary(margin: float = 8.0) -> None:
+    """Windows are UTC minutes: start a counting test where the whole test fits in one."""
+    left = 60 - (time.time() % 60)
+    if left < margin:
+        time.sleep(left + 0.2)
+
+
+def test_twelve_anonymous_requests_leave_a_tenant_with_nine_calls_its_nine_calls(
+    tenant_lakers, plan_factory, api_key_for, live_tenant_url
+):
+    # The issue's own story: nine calls left, twelve anonymous requests, and the key must still work.
+    put_on_plan(tenant_lakers, plan_factory(api_calls_per_day=10, max_concurrent_requests=1))
+    _, auth = api_key_for(tenant_lakers)
+    base_url, host = live_tenant_url("lakers")
+    with httpx.Client(base_url=base_url, headers=host, timeout=60) as http:
+        first = http.get("/api/v1/teams/", headers=auth)
+        assert (first.status_code, first.headers["X-RateLimit-Remaining"]) == (200, "9")
+
+        anonymous = [http.get(path) for path in ANONYMOUS_PATHS * 6]
+
+        after = http.get("/api/v1/teams/", headers=auth)
+    assert [r.status_code for r in anonymous] == [200] * 12
+    assert (after.status_code, after.headers["X-RateLimit-Remaining"]) == (200, "8")
+    assert _calls_today(tenant_lakers) == 2
+
+
+def test_anonymous_requests_in_parallel_take_no_concurrency_lease_of_the_tenant(
+    tenant_lakers, plan_factory, api_key_for, live_tenant_url
+):
+    put_on_plan(tenant_lakers, plan_factory(api_calls_per_day=5, max_concurrent_requests=1))
+    base_url, host = live_tenant_url("lakers")
+
+    def call(index):
+        with httpx.Client(base_url=base_url, headers=host, timeout=60) as http:
+            return http.get(ANONYMOUS_PATHS[index % 2])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(call, range(8)))
+
+    assert [r.status_code for r in responses] == [200] * 8  # none refused for the tenant's concurrency
+    assert _calls_today(tenant_lakers) == 0
+    assert UsageDay.objects.filter(tenant=tenant_lakers, peak_concurrency__gt=0).count() == 0
+    assert RequestLease.objects.count() == 0
+
+
+def test_the_per_address_limit_admits_exactly_the_limit_under_parallel_requests_with_a_json_429(
+    two_tenants, plan_factory, api_key_for, live_tenant_url
+):
+    lakers, warriors = two_tenants
+    put_on_plan(lakers, plan_factory(api_calls_per_day=3))
+    config.set("anonymous.rate_limit_per_minute", 5)
+    _, auth = api_key_for(lakers)
+    base_url, host = live_tenant_url("lakers")
+    _away_from_a_minute_boundary()
+
+    def call(_):
+        with httpx.Client(base_url=base_url, headers=host, timeout=60) as http:
+            return http.get("/api/docs/")
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(call, range(20)))
+
+    statuses = [r.status_code for r in responses]
+    assert (statuses.count(200), statuses.count(429)) == (5, 15)
+    refused = next(r for r in responses if r.status_code == 429)
+    body = refused.json()
+    assert body["error"]["code"] == "anonymous_rate_limit_exceeded"
+    assert body["error"]["detail"]["limit"] == 5
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["Content-Type"].startswith("application/json")
+
+    with httpx.Client(base_url=base_url, timeout=60) as http:
+        # The tenant's own key still has every call; another tenant's host has its own address window.
+        keyed = http.get("/api/v1/teams/", headers={**host, **auth})
+        elsewhere = http.get("/api/docs/", headers=live_tenant_url("warriors")[1])
+    assert (keyed.status_code, keyed.headers["X-RateLimit-Remaining"]) == (200, "2")
+    assert elsewhere.status_code == 200
+    assert _calls_today(lakers) == 1 and _calls_today(warriors) == 0
