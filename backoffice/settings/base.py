@@ -182,8 +182,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.TenantQuotaThrottle"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
+    # The page size is the api.page_size configuration key, read per request (backoffice/pagination.py).
+    "DEFAULT_PAGINATION_CLASS": "backoffice.pagination.ConfiguredPageNumberPagination",
+    "PAGE_SIZE": 50,  # only DRF's own checks read this; pages follow api.page_size
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backoffice.api.exception_handler",
 }
