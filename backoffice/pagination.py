@@ -34,7 +34,7 @@ class ConfiguredPageNumberPagination(PageNumberPagination):
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
-        minimum, maximum = keys.api_page_size_bounds()
+        minimum, maximum = keys.api_page_size_bounds(shipped=True)
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:
                 parameter["schema"].update({"minimum": minimum, "maximum": maximum})

@@ -13,6 +13,7 @@ is dropped (hot reload, under a second).
 
 from __future__ import annotations
 
+from configuration import layers
 from configuration.conf import config
 
 SCORED_STATISTICS = ("points", "rebounds", "assists", "steals", "blocks", "turnovers")
@@ -30,9 +31,15 @@ def api_page_size(*, tenant=None) -> int:
     return config.get("api.page_size", tenant=tenant)
 
 
-def api_page_size_bounds() -> tuple[int, int]:
-    """(minimum, maximum) of a page size a client may ask for: the key's schemas' bounds."""
-    return (_schema_bound("api.page_size", "minimum", max) or 1, _schema_bound("api.page_size", "maximum", min) or 500)
+def api_page_size_bounds(*, shipped: bool = False) -> tuple[int, int]:
+    """(minimum, maximum) of a page size a client may ask for: the key's schemas' bounds.
+
+    shipped: the code's schemas only, without the database's (the OpenAPI document is
+    generated where there may be no database, as by `manage.py check`).
+    """
+    schemas = layers.load_code_schemas() if shipped else config.schemas()
+    return (_schema_bound(schemas, "api.page_size", "minimum", max) or 1,
+            _schema_bound(schemas, "api.page_size", "maximum", min) or 500)
 
 
 def api_burst_limit(*, tenant=None) -> int | None:
@@ -82,10 +89,9 @@ def reports_max_rows(*, tenant=None) -> int:
     return config.get("reports.max_rows", tenant=tenant)
 
 
-def _schema_bound(key: str, keyword: str, pick) -> int | None:
+def _schema_bound(schemas: dict, key: str, keyword: str, pick) -> int | None:
     """The tightest `keyword` (minimum/maximum) any schema at or above `key` sets for it."""
     parts = key.split(".")
-    schemas = config.schemas()
     found = []
     for depth in range(1, len(parts) + 1):
         node = (schemas.get(".".join(parts[:depth])) or {}).get("schema") or {}

@@ -109,10 +109,15 @@ def player_season_averages(*, player_id: int, season: str | None = None, scoring
 
 
 def data_generation() -> str:
-    """The current schema's league data generation (league.0004): it changes with every write the reader can see."""
-    statement = sql.SQL("SELECT transaction_id, statement FROM {}.league_datageneration WHERE id = 1").format(
-        sql.Identifier(connection.schema_name))
+    """The current schema's league data generation (league.0004): it changes with every write the reader can see.
+
+    A digest of the per-backend rows the league tables' trigger writes; "0" before any write.
+    """
+    statement = sql.SQL(
+        "SELECT md5(string_agg(backend || ':' || transaction_id || ':' || statement, ',' ORDER BY backend))"
+        " FROM {}.league_datageneration"
+    ).format(sql.Identifier(connection.schema_name))
     with raw_cursor() as cursor:
         cursor.execute(statement)
-        row = cursor.fetchone()
-    return f"{row[0]}.{row[1]}" if row else "0"
+        (digest,) = cursor.fetchone()
+    return digest or "0"

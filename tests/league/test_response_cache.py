@@ -129,3 +129,25 @@ def test_only_successful_reads_are_cached(lakers_client):
         assert refused.status_code == 400 and refused.get("X-Cache") != "HIT"
     assert lakers_client.get("/api/v1/teams/999999/").status_code == 404
     assert lakers_client.get("/api/v1/teams/999999/").get("X-Cache") != "HIT"
+
+
+def test_rows_of_gone_backends_are_folded_into_a_new_generation(lakers_client):
+    from django.db import connection
+
+    from league import selectors
+
+    with schema_context("lakers"):
+        team = factories.team("LAL")
+        with connection.cursor() as cursor:  # a backend that wrote once and is long gone
+            cursor.execute("INSERT INTO league_datageneration VALUES (2147483647, 1, 1)")
+        seen = set()
+        for index in range(2000):  # about 1 write in 100 folds; (0.99 ** 2000) is nil
+            Team.objects.filter(pk=team.pk).update(year_founded=1900 + index % 100)
+            seen.add(selectors.data_generation())
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT backend FROM league_datageneration ORDER BY backend")
+                backends = [row[0] for row in cursor.fetchall()]
+            if 2147483647 not in backends:
+                break
+        assert backends == [0, connection.connection.info.backend_pid]
+        assert len(seen) == index + 1  # every write, the fold included, gave a generation never seen before
