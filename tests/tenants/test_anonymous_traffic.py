@@ -20,7 +20,7 @@ from configuration import config
 from tenants.models import RequestLease, UsageDay
 from tests.tenants.conftest import put_on_plan
 
-pytestmark = pytest.mark.django_db(transaction=True)
+live_http = pytest.mark.django_db(transaction=True)
 
 ANONYMOUS_PATHS = ("/api/schema/", "/api/docs/")
 
@@ -37,6 +37,7 @@ def _away_from_a_minute_boundary(margin: float = 8.0) -> None:
         time.sleep(left + 0.2)
 
 
+@live_http
 def test_twelve_anonymous_requests_leave_a_tenant_with_nine_calls_its_nine_calls(
     tenant_lakers, plan_factory, api_key_for, live_tenant_url
 ):
@@ -56,6 +57,7 @@ def test_twelve_anonymous_requests_leave_a_tenant_with_nine_calls_its_nine_calls
     assert _calls_today(tenant_lakers) == 2
 
 
+@live_http
 def test_anonymous_requests_in_parallel_take_no_concurrency_lease_of_the_tenant(
     tenant_lakers, plan_factory, api_key_for, live_tenant_url
 ):
@@ -75,6 +77,7 @@ def test_anonymous_requests_in_parallel_take_no_concurrency_lease_of_the_tenant(
     assert RequestLease.objects.count() == 0
 
 
+@live_http
 def test_the_per_address_limit_admits_exactly_the_limit_under_parallel_requests_with_a_json_429(
     two_tenants, plan_factory, api_key_for, live_tenant_url
 ):
@@ -108,3 +111,17 @@ def test_the_per_address_limit_admits_exactly_the_limit_under_parallel_requests_
     assert (keyed.status_code, keyed.headers["X-RateLimit-Remaining"]) == (200, "2")
     assert elsewhere.status_code == 200
     assert _calls_today(lakers) == 1 and _calls_today(warriors) == 0
+
+
+@pytest.mark.parametrize(("address", "bucket"), [
+    ("203.0.113.7", "203.0.113.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),  # one subscriber's prefix is one client
+    ("::ffff:203.0.113.7", "203.0.113.7"),
+    ("", "unknown"),
+    ("not an address", "unknown"),
+])
+def test_an_anonymous_client_is_its_ipv4_address_or_its_ipv6_slash_64(address, bucket):
+    from tenants.metering import client_address_bucket
+
+    assert client_address_bucket(address) == bucket
