@@ -8,33 +8,18 @@ Everything goes over real HTTP to the live server.
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from django.utils import timezone
 
 from configuration import config
 from tenants.models import RequestLease, UsageDay
-from tests.tenants.conftest import put_on_plan
+from tests.tenants.conftest import away_from_a_minute_boundary, calls_today, put_on_plan
 
 live_http = pytest.mark.django_db(transaction=True)
 
 ANONYMOUS_PATHS = ("/api/schema/", "/api/docs/")
-
-
-def _calls_today(tenant) -> int:
-    day = timezone.now().astimezone(dt.UTC).date()
-    return UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", flat=True).first() or 0
-
-
-def _away_from_a_minute_boundary(margin: float = 8.0) -> None:
-    """Windows are UTC minutes: start a counting test where the whole test fits in one."""
-    left = 60 - (time.time() % 60)
-    if left < margin:
-        time.sleep(left + 0.2)
 
 
 @live_http
@@ -54,7 +39,7 @@ def test_twelve_anonymous_requests_leave_a_tenant_with_nine_calls_its_nine_calls
         after = http.get("/api/v1/teams/", headers=auth)
     assert [r.status_code for r in anonymous] == [200] * 12
     assert (after.status_code, after.headers["X-RateLimit-Remaining"]) == (200, "8")
-    assert _calls_today(tenant_lakers) == 2
+    assert calls_today(tenant_lakers) == 2
 
 
 @live_http
@@ -72,7 +57,7 @@ def test_anonymous_requests_in_parallel_take_no_concurrency_lease_of_the_tenant(
         responses = list(pool.map(call, range(8)))
 
     assert [r.status_code for r in responses] == [200] * 8  # none refused for the tenant's concurrency
-    assert _calls_today(tenant_lakers) == 0
+    assert calls_today(tenant_lakers) == 0
     assert UsageDay.objects.filter(tenant=tenant_lakers, peak_concurrency__gt=0).count() == 0
     assert RequestLease.objects.count() == 0
 
@@ -86,7 +71,7 @@ def test_the_per_address_limit_admits_exactly_the_limit_under_parallel_requests_
     config.set("anonymous.rate_limit_per_minute", 5)
     _, auth = api_key_for(lakers)
     base_url, host = live_tenant_url("lakers")
-    _away_from_a_minute_boundary()
+    away_from_a_minute_boundary()
 
     def call(_):
         with httpx.Client(base_url=base_url, headers=host, timeout=60) as http:
@@ -110,7 +95,7 @@ def test_the_per_address_limit_admits_exactly_the_limit_under_parallel_requests_
         elsewhere = http.get("/api/docs/", headers=live_tenant_url("warriors")[1])
     assert (keyed.status_code, keyed.headers["X-RateLimit-Remaining"]) == (200, "2")
     assert elsewhere.status_code == 200
-    assert _calls_today(lakers) == 1 and _calls_today(warriors) == 0
+    assert calls_today(lakers) == 1 and calls_today(warriors) == 0
 
 
 @pytest.mark.parametrize(("address", "bucket"), [

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from django.utils import timezone
 
 from configuration import config
 from tenants import metering
-from tenants.models import UsageDay
 from tests.conftest import TenantClient, tenant_host
-from tests.tenants.conftest import put_on_plan
-
-
-def _away_from_a_minute_boundary(margin: float = 8.0) -> None:
-    """Burst windows are UTC minutes: start where the whole test fits in one."""
-    left = 60 - (time.time() % 60)
-    if left < margin:
-        time.sleep(left + 0.2)
-
-
-def _calls_today(tenant) -> int:
-    day = timezone.now().astimezone(dt.UTC).date()
-    return UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", flat=True).first() or 0
+from tests.tenants.conftest import away_from_a_minute_boundary, calls_today, put_on_plan
 
 
 def test_past_the_burst_limit_a_call_gets_429_with_retry_after_to_the_minutes_end_and_costs_nothing(
@@ -36,7 +21,7 @@ def test_past_the_burst_limit_a_call_gets_429_with_retry_after_to_the_minutes_en
     config.set("api.rate_limit_per_minute", 3)
     headers, _ = api_key_for(tenant_lakers)
     client = TenantClient(tenant_host("lakers"))
-    _away_from_a_minute_boundary()
+    away_from_a_minute_boundary()
 
     admitted = [client.get("/api/v1/teams/", **headers) for _ in range(3)]
     refused = client.get("/api/v1/teams/", **headers)
@@ -50,7 +35,7 @@ def test_past_the_burst_limit_a_call_gets_429_with_retry_after_to_the_minutes_en
     seconds_left = 60 - int(time.time() % 60)
     assert abs(int(refused["Retry-After"]) - seconds_left) <= 2
     assert error["detail"]["retry_after_seconds"] == int(refused["Retry-After"])
-    assert _calls_today(tenant_lakers) == 3  # the refused call was not counted against the day
+    assert calls_today(tenant_lakers) == 3  # the refused call was not counted against the day
 
 
 def test_the_burst_limit_is_per_tenant_and_zero_turns_it_off(two_tenants, plan_factory, api_key_for):
@@ -59,7 +44,7 @@ def test_the_burst_limit_is_per_tenant_and_zero_turns_it_off(two_tenants, plan_f
     lakers_headers, _ = api_key_for(lakers)
     warriors_headers, _ = api_key_for(warriors)
     lakers_client, warriors_client = TenantClient(tenant_host("lakers")), TenantClient(tenant_host("warriors"))
-    _away_from_a_minute_boundary()
+    away_from_a_minute_boundary()
 
     assert [lakers_client.get("/api/v1/teams/", **lakers_headers).status_code for _ in range(3)] == [200, 200, 429]
     assert [warriors_client.get("/api/v1/teams/", **warriors_headers).status_code for _ in range(2)] == [200, 200]
@@ -76,7 +61,7 @@ def test_the_operator_can_give_one_tenant_its_own_burst_limit(two_tenants, api_k
     assert response.status_code == 201
     lakers_headers, _ = api_key_for(lakers)
     warriors_headers, _ = api_key_for(warriors)
-    _away_from_a_minute_boundary()
+    away_from_a_minute_boundary()
 
     lakers_client, warriors_client = TenantClient(tenant_host("lakers")), TenantClient(tenant_host("warriors"))
     assert [lakers_client.get("/api/v1/teams/", **lakers_headers).status_code for _ in range(2)] == [200, 429]
@@ -89,7 +74,7 @@ def test_parallel_requests_never_pass_the_burst_limit(tenant_lakers, plan_factor
     config.set("api.rate_limit_per_minute", 10)
     _, headers = api_key_for(tenant_lakers)
     base_url, host = live_tenant_url("lakers")
-    _away_from_a_minute_boundary(margin=15)
+    away_from_a_minute_boundary(margin=15)
 
     def call(_):
         with httpx.Client(base_url=base_url, timeout=60) as http:
@@ -101,7 +86,7 @@ def test_parallel_requests_never_pass_the_burst_limit(tenant_lakers, plan_factor
     statuses = [r.status_code for r in responses]
     assert (statuses.count(200), statuses.count(429)) == (10, 30)
     assert {r.json()["error"]["code"] for r in responses if r.status_code == 429} == {"burst_limit_exceeded"}
-    assert _calls_today(tenant_lakers) == 10
+    assert calls_today(tenant_lakers) == 10
 
 
 def test_the_daily_quota_wins_when_both_are_used_up(tenant_lakers, plan_factory, api_key_for):
@@ -109,7 +94,7 @@ def test_the_daily_quota_wins_when_both_are_used_up(tenant_lakers, plan_factory,
     config.set("api.rate_limit_per_minute", 2)
     headers, _ = api_key_for(tenant_lakers)
     client = TenantClient(tenant_host("lakers"))
-    _away_from_a_minute_boundary()
+    away_from_a_minute_boundary()
 
     responses = [client.get("/api/v1/teams/", **headers) for _ in range(3)]
 
