@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 
+from configuration import keys
 from security import mfa
 from security import views as mfa_views
 
@@ -84,6 +85,10 @@ class TenantAdminSite(MfaAdminSiteMixin, admin.AdminSite):
     def has_permission(self, request):
         tenant = getattr(request, "tenant", None)
         return super().has_permission(request) and tenant is not None and tenant.schema_name != "public"
+
+    def index(self, request, extra_context=None):
+        # The home page greets with the tenant's branding.welcome_message (its own view of the key).
+        return super().index(request, extra_context={"title": keys.welcome_message(), **(extra_context or {})})
 
     def get_urls(self):
         from django.urls import path

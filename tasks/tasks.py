@@ -122,7 +122,15 @@ def train_points_model(ctx, name: str, window_games: int = 10):
                schema={"type": "object", "additionalProperties": False,
                        "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 366}}})
 def export_usage_report(ctx, days: int = 30):
-    """Write a CSV of daily usage (storage, users, saved models): one tenant's, or every tenant's for the operator."""
+    """Write a CSV of daily usage (storage, users, saved models): one tenant's, or every tenant's for the operator.
+
+    A report longer than reports.max_rows (the tenant's view, or the operator's) is refused
+    whole before anything is written: a report cut short would read as complete.
+    """
+    import os
+    import tempfile
+
+    from configuration import keys
     from tenants.models import UsageDay
 
     since = timezone.now().date() - dt.timedelta(days=days)
@@ -130,18 +138,29 @@ def export_usage_report(ctx, days: int = 30):
     if ctx.tenant is not None:
         rows = rows.filter(tenant=ctx.tenant)
     schema = ctx.tenant.schema_name if ctx.tenant is not None else "public"
+    cap, total = keys.reports_max_rows(tenant=schema), rows.count()
+    if total > cap:
+        raise ValueError(f"The usage report of the last {days} days has {total} rows, more than "
+                         f"reports.max_rows ({cap}): ask for fewer days, or raise reports.max_rows.")
     # The path carries the schema, so one tenant's report never lands beside another's.
     directory = Path(settings.MEDIA_ROOT) / schema / "reports"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"usage-{timezone.now():%Y%m%dT%H%M%S}-{str(ctx.run_id)[:8]}.csv"
     count = 0
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["tenant", "date", "storage_bytes", "users", "saved_models"])
-        for row in rows:
-            writer.writerow([row.tenant.schema_name, row.date.isoformat(), row.storage_bytes,
-                             getattr(row, "users", ""), getattr(row, "saved_models", "")])
-            count += 1
+    # Written beside the target and renamed: a reader never sees half a report, a failure leaves none.
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["tenant", "date", "storage_bytes", "users", "saved_models"])
+            for row in rows[:cap]:
+                writer.writerow([row.tenant.schema_name, row.date.isoformat(), row.storage_bytes,
+                                 getattr(row, "users", ""), getattr(row, "saved_models", "")])
+                count += 1
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return {"path": str(path.relative_to(settings.MEDIA_ROOT)), "rows": count}
 
 

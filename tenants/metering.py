@@ -1,13 +1,18 @@
-"""Admission of tenant API requests: the daily call quota and the concurrency leases.
+"""Admission of API requests: a tenant's daily call quota, burst limit and concurrency leases; anonymous limits.
 
-One SQL call per request (public.courtside_admit_request, installed by
-tenants.0002) takes a lease and counts the call atomically in PostgreSQL; a
-second releases the lease. See that function for why this cannot race.
+One SQL call per authenticated tenant API request
+(public.courtside_admit_request, tenants.0002, .0004, .0006) takes a lease
+and counts the call against the day and the minute atomically in PostgreSQL;
+a second releases the lease. See that function for why this cannot race.
+Anonymous requests (the OpenAPI schema and the docs page need no key) never
+touch a tenant's quota: they are counted per client address and host by
+public.courtside_admit_anonymous, also one atomic statement.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import uuid
 from dataclasses import dataclass
 
@@ -16,7 +21,10 @@ from django.utils import timezone
 
 from backoffice.db import raw_cursor
 from backoffice.errors import DomainError
+from configuration import keys
 from tenants.models import Tenant, UsageDay
+
+BURST_WINDOW_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -44,19 +52,21 @@ def rate_limit_headers(*, limit: int | None, remaining: int | None) -> dict[str,
 
 
 def request_admit(*, tenant: Tenant) -> Admission:
-    """Count one API call and take a concurrency lease, or raise a 429 DomainError."""
+    """Count one API call (day and minute) and take a concurrency lease, or raise a 429 DomainError."""
     plan = tenant.plan
     call_limit = plan.api_calls_per_day if plan else None
     concurrency_limit = plan.max_concurrent_requests if plan else None
+    burst_limit = keys.api_burst_limit(tenant=tenant.schema_name)
     token = uuid.uuid4() if concurrency_limit is not None else None
     now = timezone.now()
     with raw_cursor() as cursor:
         cursor.execute(
-            "SELECT outcome, calls, active FROM public.courtside_admit_request(%s, %s, %s, %s, %s, %s)",
+            "SELECT outcome, calls, active, retry_after"
+            " FROM public.courtside_admit_request(%s, %s, %s, %s, %s, %s, %s)",
             [tenant.pk, now.astimezone(dt.UTC).date(), call_limit, concurrency_limit, token,
-             settings.TENANT_REQUEST_LEASE_SECONDS],
+             settings.TENANT_REQUEST_LEASE_SECONDS, burst_limit],
         )
-        outcome, calls, active = cursor.fetchone()
+        outcome, calls, active, retry_after = cursor.fetchone()
     if outcome == "calls":
         retry_after = seconds_until_utc_midnight(now)
         raise DomainError(
@@ -64,6 +74,13 @@ def request_admit(*, tenant: Tenant) -> Admission:
             code="daily_quota_exceeded", status=429,
             detail={"limit": call_limit, "retry_after_seconds": retry_after},
             headers={"Retry-After": str(retry_after), **rate_limit_headers(limit=call_limit, remaining=0)},
+        )
+    if outcome == "burst":
+        raise DomainError(
+            f"{tenant.brand_name} may make {burst_limit} API calls a minute; retry in {retry_after} s.",
+            code="burst_limit_exceeded", status=429,
+            detail={"limit": burst_limit, "window_seconds": BURST_WINDOW_SECONDS, "retry_after_seconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
         )
     if outcome == "concurrency":
         raise DomainError(
@@ -73,6 +90,41 @@ def request_admit(*, tenant: Tenant) -> Admission:
             headers={"Retry-After": "1"},
         )
     return Admission(token=token, limit=call_limit, calls=calls)
+
+
+def client_address_bucket(address: str) -> str:
+    """What one anonymous client is: its IPv4 address, or its IPv6 /64 (one subscriber's whole prefix)."""
+    try:
+        parsed = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return "unknown"
+    if parsed.version == 6:
+        if parsed.ipv4_mapped is not None:  # ::ffff:a.b.c.d is that IPv4 client
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def anonymous_admit(*, tenant: Tenant, address: str) -> None:
+    """Count one anonymous request of a client address on a tenant's (or the operator's) host, or raise a 429.
+
+    Never a tenant's quota: no call is counted against its day or minute and no lease is taken.
+    """
+    limit = keys.anonymous_rate_limit(tenant=tenant.schema_name)
+    if limit is None:
+        return
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT calls, retry_after FROM public.courtside_admit_anonymous(%s, %s, %s)",
+                       [tenant.pk, client_address_bucket(address), limit])
+        calls, retry_after = cursor.fetchone()
+    if calls is None:
+        raise DomainError(
+            f"Anonymous clients may make {limit} requests a minute here; retry in {retry_after} s, "
+            "or send an API key.",
+            code="anonymous_rate_limit_exceeded", status=429,
+            detail={"limit": limit, "window_seconds": BURST_WINDOW_SECONDS, "retry_after_seconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 def request_release(*, token: uuid.UUID | None) -> None:

@@ -153,6 +153,11 @@ class UsageDay(models.Model):
     storage_bytes = models.PositiveBigIntegerField("storage (bytes)", default=0)
     users = models.PositiveIntegerField("users", default=0)
     saved_models = models.PositiveIntegerField("saved models", default=0)
+    # The burst limit's counter (api.rate_limit_per_minute), kept on the day's row so that one
+    # conditional upsert counts the call against both limits (public.courtside_admit_request).
+    burst_window_start = models.DateTimeField("burst window start", null=True, blank=True, editable=False)
+    burst_calls = models.PositiveIntegerField("calls in the burst window", default=0, db_default=0,
+                                              editable=False)
 
     class Meta:
         ordering = ["-date"]
@@ -176,6 +181,27 @@ class RequestLease(models.Model):
 
     def __str__(self) -> str:
         return f"lease {self.token} until {self.expires_at}"
+
+
+class AnonymousWindow(models.Model):
+    """Anonymous requests of one client address on one host in the current UTC minute (never a tenant's quota).
+
+    One row per (host's tenant, address), reused minute after minute; UNLOGGED (tenants.0006)
+    like the leases: a crash forgets at most a minute of anonymous counts.
+    """
+
+    tenant = models.ForeignKey(Tenant, related_name="+", on_delete=models.CASCADE)
+    address = models.CharField("client address", max_length=64, help_text="IPv4 address, or IPv6 /64 network.")
+    window_start = models.DateTimeField("window start")
+    calls = models.PositiveIntegerField("calls", default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "address"], name="anonymous_one_window_per_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} on {self.tenant_id}: {self.calls} since {self.window_start}"
 
 
 class ApiKey(models.Model):

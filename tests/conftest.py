@@ -131,6 +131,10 @@ def _public_schema_between_tests(request, django_db_blocker):
             ensure_test_tenants()
             _truncate_tenant_tables()
             _drop_stray_schemas()
+        # The flush emptied the configuration tables without a NOTIFY: forget this process's snapshots.
+        from configuration import config
+
+        config.invalidate()
 
 
 @pytest.fixture

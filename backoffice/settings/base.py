@@ -223,8 +223,9 @@ REST_FRAMEWORK = {
     # JSON only, bounded in size, depth and text before it is parsed.
     "DEFAULT_PARSER_CLASSES": ["backoffice.api.parsers.BoundedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.TenantQuotaThrottle"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
+    # The page size is the api.page_size configuration key, read per request (backoffice/pagination.py).
+    "DEFAULT_PAGINATION_CLASS": "backoffice.pagination.ConfiguredPageNumberPagination",
+    "PAGE_SIZE": 50,  # only DRF's own checks read this; pages follow api.page_size
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backoffice.api.exception_handler",
     # No OPTIONS metadata: a view answers exactly the methods its OpenAPI document names (405 otherwise).

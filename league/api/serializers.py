@@ -33,7 +33,31 @@ class SeasonAverageSerializer(serializers.Serializer):
     ppg = serializers.FloatField()
     rpg = serializers.FloatField()
     apg = serializers.FloatField()
+    spg = serializers.FloatField()
+    bpg = serializers.FloatField()
+    tpg = serializers.FloatField(help_text="Turnovers per game.")
     fg_pct = serializers.FloatField(allow_null=True)
+    score = serializers.FloatField(allow_null=True, help_text="The player score of the scoring in force (see scoring).")
+
+
+class ScoringSerializer(serializers.Serializer):
+    model = serializers.ChoiceField(choices=["classic", "new"], help_text=(
+        "classic: weights x per-game figures; new: the same per 36 minutes (where flags.new_scoring allows it)."))
+    weights = serializers.DictField(child=serializers.FloatField(), help_text=(
+        "Weight of each per-game statistic (scoring.weights); turnovers are subtracted."))
+
+
+class PlayerAveragesSerializer(serializers.Serializer):
+    player = serializers.CharField()
+    scoring = ScoringSerializer()
+    seasons = SeasonAverageSerializer(many=True)
+
+
+class AveragesFilterSerializer(serializers.Serializer):
+    season = serializers.RegexField(
+        r"^(\d{4}-\d{2}|all)$", required=False,
+        help_text="Like 2025-26, or all; without it, the reports.default_season setting.",
+    )
 
 
 class PlayerSeasonAveragesSerializer(serializers.Serializer):

@@ -1,20 +1,39 @@
-"""Metering of the tenant API as a DRF throttle: it runs after authentication, on every view."""
+"""Metering of the API as a DRF throttle: it runs after authentication and permissions, on every view."""
 
 from django.conf import settings
 from django.db import connection
+from rest_framework.renderers import JSONRenderer
 from rest_framework.throttling import BaseThrottle
 
+from backoffice.errors import DomainError
 from tenants import metering
 
 
 class TenantQuotaThrottle(BaseThrottle):
-    """Counts the call and takes a concurrency lease; over a quota it raises a JSON 429."""
+    """Authenticated tenant calls spend the tenant's quotas; anonymous requests only their address's allowance.
+
+    Over a limit it raises a JSON 429 with Retry-After. Anonymous requests reach
+    a throttle only on views open to them (the OpenAPI schema, the docs page):
+    every other view refuses them first.
+    """
 
     def allow_request(self, request, view):
         tenant = getattr(connection, "tenant", None)
-        if tenant is None or tenant.schema_name == "public" or not settings.TENANT_METERING_ENABLED:
+        if tenant is None or not settings.TENANT_METERING_ENABLED:
             return True
-        admission = metering.request_admit(tenant=tenant)
-        # Read by TenantApiMiddleware: headers on the response, lease released after it.
-        request._request.courtside_admission = admission
+        try:
+            self._admit(request, tenant)
+        except DomainError:
+            # A refusal is the API's JSON error shape even on a view that renders HTML (the docs page).
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+            raise
         return True
+
+    @staticmethod
+    def _admit(request, tenant) -> None:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            metering.anonymous_admit(tenant=tenant, address=request.META.get("REMOTE_ADDR", ""))
+        elif tenant.schema_name != "public":
+            # Read by TenantApiMiddleware: headers on the response, lease released after it.
+            request._request.courtside_admission = metering.request_admit(tenant=tenant)

@@ -19,6 +19,9 @@ import django  # noqa: E402
 django.setup()
 
 from configuration.conf import config  # noqa: E402
+from tests.configuration import example_keys  # noqa: E402
+
+example_keys.install()  # the tests' example keys (branding.accent_color...), as in the test process
 
 
 def watch(key: str, seconds: float) -> None:

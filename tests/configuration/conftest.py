@@ -7,6 +7,7 @@ import os
 import pytest
 
 from configuration.conf import config
+from tests.configuration import example_keys
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -17,8 +18,10 @@ def _stop_config_listener(django_db_setup):
 
 
 @pytest.fixture(autouse=True)
-def config_dir(tmp_path, settings, monkeypatch):
+def config_dir(request, tmp_path, settings, monkeypatch):
     """Each test reads its own config/ directory and environment, and starts from an empty cache."""
+    if getattr(request.module, "USES_EXAMPLE_KEYS", True):
+        example_keys.install(monkeypatch.setattr)
     directory = tmp_path / "config"
     directory.mkdir()
     settings.CONFIGURATION_DIR = str(directory)

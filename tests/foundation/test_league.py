@@ -44,7 +44,8 @@ def test_season_averages_equal_hand_computed_values(lakers_client):
     assert season["rpg"] == pytest.approx((10 + 5) / 2)
     assert season["apg"] == pytest.approx((8 + 11) / 2)
     assert season["fg_pct"] == pytest.approx(21 / 40)
-    all_seasons = lakers_client.get(f"/api/v1/players/{lebron.pk}/averages/").json()["seasons"]
+    # Without ?season= the endpoint answers for reports.default_season (issue 13.3); ?season=all for every season.
+    all_seasons = lakers_client.get(f"/api/v1/players/{lebron.pk}/averages/?season=all").json()["seasons"]
     assert [row["season"] for row in all_seasons] == ["2024-25", "2025-26"]
 
 

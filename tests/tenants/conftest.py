@@ -1,9 +1,13 @@
+import datetime as dt
+import time
+
 import pytest
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from tenants import services
-from tenants.models import Plan
+from tenants.models import Plan, UsageDay
 
 
 @pytest.fixture
@@ -40,3 +44,16 @@ def free_connections() -> int:
 @pytest.fixture
 def in_schema():
     return schema_context
+
+
+def calls_today(tenant) -> int:
+    """The tenant's API calls of today's ledger row (0 without one)."""
+    day = timezone.now().astimezone(dt.UTC).date()
+    return UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", flat=True).first() or 0
+
+
+def away_from_a_minute_boundary(margin: float = 8.0) -> None:
+    """Per-minute windows are UTC minutes: start a counting test where the whole test fits in one."""
+    left = 60 - (time.time() % 60)
+    if left < margin:
+        time.sleep(left + 0.2)

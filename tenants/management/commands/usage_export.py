@@ -10,6 +10,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from configuration import keys
 from tenants.selectors import USAGE_EXPORT_FIELDS, usage_month_rows
 
 FORMATS = ("csv", "json")
@@ -34,6 +35,11 @@ class Command(BaseCommand):
             rows = usage_month_rows(month=month)
         except ValueError as error:
             raise CommandError(str(error)) from error
+        cap = keys.reports_max_rows(tenant="public")
+        if len(rows) > cap:
+            # A bill cut short would read as complete: refuse the whole export instead.
+            raise CommandError(f"{month} has {len(rows)} rows, more than reports.max_rows ({cap}); nothing was "
+                               "exported. Raise reports.max_rows to export it.")
 
         show_progress = bool(output) and verbosity >= 1
         rows_iter = tqdm(rows, desc=f"usage {month}", unit="row", file=self.stderr, disable=not show_progress)
