@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from backoffice.admin_sites import tenant_site
 from backoffice.media import tenant_media
+from tenants.api.throttling import DocumentationThrottle
 
 handler400 = "backoffice.api.json_400"
 handler404 = "backoffice.api.json_404"
@@ -15,9 +16,11 @@ urlpatterns = [
     path("api/v1/", include("league.api.urls")),
     path("api/v1/", include("tasks.api.tenant_urls")),
     path("api/v1/", include("configuration.api.tenant_urls")),
-    # A tenant's API document and docs are public and never metered: reading them spends no quota.
-    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_tenant_api", throttle_classes=[]),
-         name="schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", throttle_classes=[]), name="swagger-ui"),
+    # A tenant's API document and docs are public and never metered: reading them spends no quota (an
+    # anonymous reader's address has its per-minute allowance).
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="backoffice.urls_tenant_api",
+                                                   throttle_classes=[DocumentationThrottle]), name="schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", throttle_classes=[DocumentationThrottle]),
+         name="swagger-ui"),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant-media"),
 ]

@@ -89,6 +89,11 @@ def reports_max_rows(*, tenant=None) -> int:
     return config.get("reports.max_rows", tenant=tenant)
 
 
+def security_require_mfa(*, tenant=None) -> bool:
+    """Whether a tenant's admin asks two-factor authentication of all its staff (security.mfa)."""
+    return bool(config.get("security.require_mfa", default=False, tenant=tenant))
+
+
 def _schema_bound(schemas: dict, key: str, keyword: str, pick) -> int | None:
     """The tightest `keyword` (minimum/maximum) any schema at or above `key` sets for it."""
     parts = key.split(".")
@@ -115,4 +120,5 @@ READERS = {
     "reports.default_season": reports_default_season,
     "reports.max_rows": reports_max_rows,
     "flags.new_scoring": new_scoring_enabled,
+    "security.require_mfa": security_require_mfa,
 }

@@ -28,11 +28,13 @@ from django_otp import devices_for_user, user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from configuration import config
+from configuration import keys
 
 log = logging.getLogger("courtside.security")
 
+# The tenant-editable key of the tenant policy (read through configuration.keys.security_require_mfa).
 REQUIRE_KEY = "security.require_mfa"
+
 RECOVERY_CODE_COUNT = 10
 TOTP_NAME = "Authenticator app"
 RECOVERY_NAME = "Recovery codes"
@@ -53,7 +55,7 @@ def required_for(user) -> bool:
     if _is_public():
         return bool(user.is_superuser and settings.MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS)
     # The tenant's own choice, read in its context (the connection is in its schema).
-    return bool(config.get(REQUIRE_KEY, default=False))
+    return keys.security_require_mfa()
 
 
 def applies_to(user) -> bool:

@@ -37,3 +37,17 @@ class TenantQuotaThrottle(BaseThrottle):
         elif tenant.schema_name != "public":
             # Read by TenantApiMiddleware: headers on the response, lease released after it.
             request._request.courtside_admission = metering.request_admit(tenant=tenant)
+
+
+class DocumentationThrottle(TenantQuotaThrottle):
+    """The API's own documents (OpenAPI schema, docs page): reading them never spends a tenant's quota.
+
+    An anonymous reader still has its address's per-minute allowance (anonymous.rate_limit_per_minute);
+    an authenticated one reads them freely.
+    """
+
+    @staticmethod
+    def _admit(request, tenant) -> None:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            metering.anonymous_admit(tenant=tenant, address=request.META.get("REMOTE_ADDR", ""))

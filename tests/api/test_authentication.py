@@ -33,7 +33,7 @@ REQUESTS = {
     ("get", "/api/v1/tasks/queue/"): ({}, None),
     ("get", "/api/v1/config/"): ({}, None),
     ("get", "/api/v1/config/overrides/"): ({}, None),
-    ("post", "/api/v1/config/overrides/"): ({}, {"key": "branding.accent_color", "value": "#1d428a"}),
+    ("post", "/api/v1/config/overrides/"): ({}, {"key": "branding.welcome_message", "value": "Welcome, Lakers"}),
     ("get", "/api/v1/teams/"): ({}, None),
     ("get", "/api/v1/teams/{id}/"): ({"id": "team"}, None),
     ("get", "/api/v1/players/"): ({}, None),

@@ -62,7 +62,7 @@ def test_the_depth_error_names_the_limit(lakers_client):
 
 def test_json_at_the_depth_limit_is_parsed(lakers_client):
     nested = "[" * (settings.API_JSON_MAX_DEPTH - 1) + "]" * (settings.API_JSON_MAX_DEPTH - 1)
-    body = f'{{"key": "branding.accent_color", "value": {nested}}}'.encode()
+    body = f'{{"key": "branding.welcome_message", "value": {nested}}}'.encode()
     response = lakers_client.post("/api/v1/config/overrides/", body, content_type="application/json")
     # Parsed: the configuration's own validation answers (the value is not a colour).
     assert_json_error(response, 400, "invalid")
@@ -85,7 +85,7 @@ def test_a_lone_surrogate_gets_a_400(escape, lakers_client):
 
 def test_a_lone_surrogate_in_a_json_value_gets_a_400_not_a_500(lakers_client):
     lakers_client.raise_request_exception = False
-    body = b'{"key": "branding.accent_color", "value": "\\ud800"}'
+    body = b'{"key": "branding.welcome_message", "value": "\\ud800"}'
     assert_json_error(lakers_client.post("/api/v1/config/overrides/", body, content_type="application/json"), 400,
                       "invalid_unicode")
 
@@ -141,7 +141,7 @@ def test_a_host_outside_allowed_hosts_still_gets_html_in_the_admin(db):
 @pytest.mark.parametrize("escape", ["\\u0000", "a\\u0000b"])
 def test_a_nul_in_a_json_string_gets_a_400(escape, lakers_client):
     lakers_client.raise_request_exception = False
-    body = f'{{"key": "branding.accent_color", "value": {{"{escape}": "{escape}"}}}}'.encode()
+    body = f'{{"key": "branding.welcome_message", "value": {{"{escape}": "{escape}"}}}}'.encode()
     assert_json_error(lakers_client.post("/api/v1/config/overrides/", body, content_type="application/json"), 400,
                       "nul_character")
 

@@ -150,8 +150,8 @@ def test_the_change_log_masks_secrets_inside_lists(backups, caplog):
 
 
 def test_a_tenant_override_with_a_secret_in_a_list_is_masked_in_the_tenant_api(tenant_lakers, lakers_client):
-    services.schema_set(key="reports.destinations", schema={"type": "array"}, tenant_editable=True)
-    config.set("reports.destinations", [{"sftp": "s.example.invalid", "password": BACKUP_PASSWORD}],
+    services.schema_set(key="delivery.destinations", schema={"type": "array"}, tenant_editable=True)
+    config.set("delivery.destinations", [{"sftp": "s.example.invalid", "password": BACKUP_PASSWORD}],
                tenant=tenant_lakers)
     for url in ("/api/v1/config/", "/api/v1/config/overrides/"):
         response = lakers_client.get(url)
