@@ -156,7 +156,7 @@ def ledger_record_stock_plan(*, plan, started_at=None) -> None:
 
 
 def ledger_schema_rename(*, old_name: str, new_name: str) -> int:
-    """Move a schema's ledger rows, and its entries in rollout results, to its new name; return the rows moved.
+    """Move a schema's ledger rows, and its entry in a resumable rollout, to its new name; return the rows moved.
 
     `ALTER SCHEMA ... RENAME` moves the tables but not the rows elsewhere that
     name the schema: call this in the transaction that renames the schema, so
@@ -167,10 +167,14 @@ def ledger_schema_rename(*, old_name: str, new_name: str) -> int:
     """
     if old_name == new_name:
         return 0
-    with transaction.atomic():
+    # No savepoint: a sign-up runs this in its own transaction, and all of it stands or falls together.
+    with transaction.atomic(savepoint=False):
         MigrationRecord.objects.filter(schema_name=new_name).delete()
         moved = MigrationRecord.objects.filter(schema_name=old_name).update(schema_name=new_name)
-        for rollout in Rollout.objects.select_for_update().filter(results__has_key=old_name):
+        # The rollout `rollout --resume` would pick up; finished ones are history, named as things were then.
+        resumable = selectors.rollout_latest_resumable()
+        if resumable is not None and old_name in resumable.results:
+            rollout = Rollout.objects.select_for_update().get(pk=resumable.pk)
             rollout.results[new_name] = rollout.results.pop(old_name)
             rollout.save(update_fields=["results"])
     return moved
@@ -185,7 +189,7 @@ def ledger_schema_forget(*, schema_name: str) -> int:
     """
     if selectors.existing_schemas([schema_name]):
         raise ValidationError({"schema_name": f"Schema {schema_name!r} exists; its migration history stays."})
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         deleted, _ = MigrationRecord.objects.filter(schema_name=schema_name).delete()
     return deleted
 
