@@ -53,10 +53,6 @@ def spare_prefixes() -> tuple[str, ...]:
     return tuple(spare.prefix for spare in _registry.values())
 
 
-def is_spare(schema_name: str) -> bool:
-    return schema_name.startswith(spare_prefixes()) if _registry else False
-
-
 def spare_counts() -> list[SpareCount]:
     """One count per registered kind of spare schema (today: the tenants' pool)."""
     return [SpareCount(spare.label, *spare.count()) for spare in _registry.values()]
