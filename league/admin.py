@@ -15,8 +15,8 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(Player, site=tenant_site)
 class PlayerAdmin(admin.ModelAdmin):
-    list_display = ("full_name", "team", "is_active", "nba_id")
-    list_filter = ("is_active", "team")
+    list_display = ("full_name", "team", "team_generated", "is_active", "nba_id")
+    list_filter = ("is_active", "team_generated", "team")
     search_fields = ("full_name",)
     list_select_related = ("team",)
 

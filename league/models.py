@@ -34,6 +34,10 @@ class Player(models.Model):
         Team, verbose_name="team", related_name="players", null=True, blank=True,
         on_delete=models.SET_NULL,
     )
+    team_generated = models.BooleanField(
+        "generated team", default=False,
+        help_text="The team is a demo roster place drawn by generate_season, not one the reference data gives.",
+    )
 
     class Meta:
         ordering = ["last_name", "first_name"]

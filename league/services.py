@@ -10,21 +10,35 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 
 from league.models import Game, Player, PlayerGameStat, StatModel, Team
 
 REFERENCE_FILE = Path(__file__).parent / "data" / "nba_reference.json"
 
 
+def reference_files() -> list[Path]:
+    """The files the reference data comes from: a pooled schema built from others is stale."""
+    return [REFERENCE_FILE]
+
+
 def reference_data() -> dict:
-    """The 30 teams and ~5,200 players shipped with the nba_api wheel (see the file's `source`)."""
+    """The 30 teams and ~5,200 players shipped with the nba_api wheel (see the file's `source`).
+
+    A player may carry `team_nba_id`, the NBA id of the team it gives him; the
+    shipped lists give none (nba_api's static players list has no teams).
+    """
     return json.loads(REFERENCE_FILE.read_text())
 
 
 @transaction.atomic
 def reference_load(*, active_only: bool = False) -> dict:
-    """Insert or update teams and players from the shipped reference lists; idempotent."""
+    """Insert or update teams and players from the shipped reference lists; idempotent.
+
+    Every new tenant schema gets this as part of provisioning (a schema seed).
+    A player the data gives a team is put on it (and no longer counts as a
+    generated roster place); the others keep whatever team they have.
+    """
     data = reference_data()
     Team.objects.bulk_create(
         [Team(**team) for team in data["teams"]],
@@ -33,14 +47,33 @@ def reference_load(*, active_only: bool = False) -> dict:
         update_fields=["abbreviation", "full_name", "nickname", "city", "state", "year_founded"],
     )
     players = [p for p in data["players"] if p["is_active"] or not active_only]
-    Player.objects.bulk_create(
-        [Player(**player) for player in players],
-        update_conflicts=True,
-        unique_fields=["nba_id"],
-        update_fields=["first_name", "last_name", "full_name", "is_active"],
-        batch_size=2000,
-    )
-    return {"teams": len(data["teams"]), "players": len(players)}
+    team_ids = {team["nba_id"] for team in data["teams"]}
+    for player in players:
+        if player.get("team_nba_id") is not None and player["team_nba_id"] not in team_ids:
+            raise ValidationError(f"The reference data puts {player['full_name']} (NBA id {player['nba_id']}) on "
+                                  f"team {player['team_nba_id']}, which is not among its teams.")
+    # One set-based statement: every new schema (pooled or made in place) pays this, and the ORM's
+    # bulk_create spent about 1 s building 5,198 model instances and their parameters, this about 0.1 s.
+    player_table, team_table = Player._meta.db_table, Team._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {player_table} AS player
+                (nba_id, first_name, last_name, full_name, is_active, team_id, team_generated)
+            SELECT p.nba_id, coalesce(p.first_name, ''), p.last_name, p.full_name, p.is_active, team.id, false
+            FROM jsonb_to_recordset(%s::jsonb) AS p(nba_id integer, first_name text, last_name text,
+                                                     full_name text, is_active boolean, team_nba_id integer)
+            LEFT JOIN {team_table} AS team ON team.nba_id = p.team_nba_id
+            ON CONFLICT (nba_id) DO UPDATE SET
+                first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
+                full_name = EXCLUDED.full_name, is_active = EXCLUDED.is_active,
+                team_id = coalesce(EXCLUDED.team_id, player.team_id),
+                team_generated = (EXCLUDED.team_id IS NULL AND player.team_generated)
+            """,
+            [json.dumps(players)],
+        )
+    with_team = sum(1 for player in players if player.get("team_nba_id") is not None)
+    return {"teams": len(data["teams"]), "players": len(players), "players_with_team": with_team}
 
 
 def _stat_line(rng: random.Random, minutes: float) -> dict:
@@ -100,15 +133,25 @@ def season_generate(
         raise ValidationError("Load the NBA reference data first (manage.py load_nba_reference).")
     rng = random.Random(seed)
 
-    active = list(Player.objects.filter(is_active=True).order_by("nba_id"))
-    rng.shuffle(active)
-    Player.objects.filter(team__isnull=False).update(team=None)
+    # Rosters: whoever has a team other than a generated one keeps it (the reference data's, or one set by
+    # hand); the places left up to `roster_size` are drawn from the active players without a team and
+    # marked as generated, so the data says which teams are made up. A second run re-draws only those.
+    Player.objects.filter(team_generated=True).update(team=None, team_generated=False)
     rosters: dict[int, list[Player]] = {team.pk: [] for team in teams}
-    for index, player in enumerate(active[: roster_size * len(teams)]):
-        team = teams[index % len(teams)]
-        player.team = team
-        rosters[team.pk].append(player)
-    Player.objects.bulk_update(active, ["team"], batch_size=2000)
+    for player in Player.objects.filter(team__isnull=False).order_by("nba_id"):
+        rosters[player.team_id].append(player)
+    kept = sum(map(len, rosters.values()))
+    free = list(Player.objects.filter(is_active=True, team__isnull=True).order_by("nba_id"))
+    rng.shuffle(free)
+    drawn: list[Player] = []
+    for index in range(roster_size):
+        for team in teams:
+            if len(rosters[team.pk]) <= index and free:
+                player = free.pop()
+                player.team, player.team_generated = team, True
+                rosters[team.pk].append(player)
+                drawn.append(player)
+    Player.objects.bulk_update(drawn, ["team", "team_generated"], batch_size=2000)
 
     Game.objects.filter(season=season).delete()
     start_year = int(season[:4])
@@ -146,7 +189,8 @@ def season_generate(
             progress(number)
     Game.objects.bulk_update(made_games, ["home_score", "away_score"], batch_size=2000)
     PlayerGameStat.objects.bulk_create(lines, batch_size=5000)
-    return {"games": len(made_games), "stat_lines": len(lines), "players_on_rosters": sum(map(len, rosters.values()))}
+    return {"games": len(made_games), "stat_lines": len(lines), "players_on_rosters": sum(map(len, rosters.values())),
+            "players_on_reference_team": kept, "players_on_generated_team": len(drawn)}
 
 
 def stat_model_create(*, name: str, target: str = "points", window_games: int = 10) -> StatModel:

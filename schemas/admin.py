@@ -1,6 +1,10 @@
 """Operator admin: the ledger (each schema's history), rollouts, and the schemas × apps matrix."""
 
+from functools import reduce
+from operator import or_
+
 from django.contrib import admin
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -8,6 +12,54 @@ from django.utils.html import format_html
 from backoffice.admin_sites import operator_site
 from schemas.models import MigrationRecord, Rollout
 from schemas.services import drift_report
+from schemas.spares import spare_counts, spare_prefixes
+
+
+def _spare_q() -> Q | None:
+    prefixes = spare_prefixes()
+    return reduce(or_, (Q(schema_name__startswith=prefix) for prefix in prefixes)) if prefixes else None
+
+
+class SchemaFilter(admin.SimpleListFilter):
+    """One schema's history (`?schema_name=`, as the matrix links it); spare schemas are not offered."""
+
+    title = "schema"
+    parameter_name = "schema_name"
+
+    def lookups(self, request, model_admin):
+        names = MigrationRecord.objects.order_by("schema_name").values_list("schema_name", flat=True).distinct()
+        spare = _spare_q()
+        if spare is not None:
+            names = names.exclude(spare)
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(schema_name=self.value()) if self.value() else queryset
+
+
+class SpareSchemaFilter(admin.SimpleListFilter):
+    """Spare schemas (the sign-up pool) stay out of the list unless asked for, by name or all at once."""
+
+    title = "spare schemas"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [("spare", "Only spare schemas"), ("all", "Tenants, public and spare")]
+
+    def choices(self, changelist):
+        choices = list(super().choices(changelist))
+        choices[0]["display"] = "Tenants and public"
+        return choices
+
+    def queryset(self, request, queryset):
+        spare = _spare_q()
+        if spare is None or self.value() == "all":
+            return queryset
+        if self.value() == "spare":
+            return queryset.filter(spare)
+        if request.GET.get(SchemaFilter.parameter_name):
+            return queryset  # a schema asked for by name is shown, spare or not
+        return queryset.exclude(spare)
 
 
 @admin.register(MigrationRecord, site=operator_site)
@@ -16,7 +68,7 @@ class MigrationRecordAdmin(admin.ModelAdmin):
 
     list_display = ("schema_name", "app_label", "name", "outcome", "applied_at", "applied_by", "duration_ms",
                     "undone_at", "short_checksum")
-    list_filter = ("outcome", "app_label", "schema_name")
+    list_filter = ("outcome", "app_label", SchemaFilter, SpareSchemaFilter)
     search_fields = ("schema_name", "app_label", "name")
     date_hierarchy = "applied_at"
     change_list_template = "admin/schemas/migrationrecord/change_list.html"
@@ -40,6 +92,9 @@ class MigrationRecordAdmin(admin.ModelAdmin):
             path("matrix/", self.admin_site.admin_view(self.matrix_view), name="schemas_migration_matrix"),
             *super().get_urls(),
         ]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "spare_counts": spare_counts()})
 
     matrix_page_size = 100
 
@@ -92,6 +147,7 @@ class MigrationRecordAdmin(admin.ModelAdmin):
             "changed_files": report.changed_files,
             "gone_files": report.gone_files,
             "seconds": report.seconds,
+            "spare_counts": report.spares,
         }
         return TemplateResponse(request, "admin/schemas/matrix.html", context)
 

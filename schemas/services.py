@@ -20,6 +20,7 @@ from backoffice.errors import DomainError
 from schemas import selectors
 from schemas.graph import Graph, Key, apps_for, load_graph
 from schemas.models import MigrationRecord, Rollout
+from schemas.spares import SpareCount, spare_counts
 
 # One key for every rollout, on every machine: pg_try_advisory_lock is per database.
 ROLLOUT_LOCK_KEY = 0x0C0_5C4E  # "courtside schemas"
@@ -154,6 +155,45 @@ def ledger_record_stock_plan(*, plan, started_at=None) -> None:
         pass
 
 
+def ledger_schema_rename(*, old_name: str, new_name: str) -> int:
+    """Move a schema's ledger rows, and its entry in a resumable rollout, to its new name; return the rows moved.
+
+    `ALTER SCHEMA ... RENAME` moves the tables but not the rows elsewhere that
+    name the schema: call this in the transaction that renames the schema, so
+    its history, its drift check and a resumable rollout follow it. Rows already
+    under `new_name` belong to a dropped schema of that name (PostgreSQL cannot
+    rename onto an existing schema): they are forgotten first, so they neither
+    block the move (schemas_record_applied_once) nor pose as the new schema's.
+    """
+    if old_name == new_name:
+        return 0
+    # No savepoint: a sign-up runs this in its own transaction, and all of it stands or falls together.
+    with transaction.atomic(savepoint=False):
+        MigrationRecord.objects.filter(schema_name=new_name).delete()
+        moved = MigrationRecord.objects.filter(schema_name=old_name).update(schema_name=new_name)
+        # The rollout `rollout --resume` would pick up; finished ones are history, named as things were then.
+        resumable = selectors.rollout_latest_resumable()
+        if resumable is not None and old_name in resumable.results:
+            rollout = Rollout.objects.select_for_update().get(pk=resumable.pk)
+            rollout.results[new_name] = rollout.results.pop(old_name)
+            rollout.save(update_fields=["results"])
+    return moved
+
+
+def ledger_schema_forget(*, schema_name: str) -> int:
+    """Delete the ledger rows of a schema that no longer exists; return how many.
+
+    For a spare schema dropped unused, and for the leftovers of a dropped
+    schema whose name a new tenant takes: a new schema's history starts empty.
+    Refused for a schema that exists, whose history this would erase.
+    """
+    if selectors.existing_schemas([schema_name]):
+        raise ValidationError({"schema_name": f"Schema {schema_name!r} exists; its migration history stays."})
+    with transaction.atomic(savepoint=False):
+        deleted, _ = MigrationRecord.objects.filter(schema_name=schema_name).delete()
+    return deleted
+
+
 # -- drift --------------------------------------------------------------------------------
 
 
@@ -196,6 +236,7 @@ class DriftReport:
     changed_files: list[dict] = field(default_factory=list)
     gone_files: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    spares: list[SpareCount] = field(default_factory=list)  # spare schemas, counted, not reported
 
     @property
     def problem_schemas(self) -> list[SchemaReport]:
@@ -205,7 +246,7 @@ class DriftReport:
         def keys(items):
             return [f"{a}.{n}" for a, n in items]
 
-        return {
+        report = {
             "schemas": [
                 {"schema": s.schema, "exists": s.exists, "pending": keys(s.pending), "file_gone": keys(s.gone),
                  "changed": keys(s.changed), "missing_tables": s.missing_tables,
@@ -217,6 +258,9 @@ class DriftReport:
             "gone_files": self.gone_files,
             "seconds": round(self.seconds, 3),
         }
+        for count in self.spares:  # e.g. "pool": {"ready": 2, "stale": 0, "summary": "pool: 2 ready, 0 stale"}
+            report.setdefault(count.label, count.as_dict())
+        return report
 
 
 def _expected_tables(app_labels: list[str]) -> dict[str, list[tuple[str, str, list[str]]]]:
@@ -238,7 +282,11 @@ def _expected_tables(app_labels: list[str]) -> dict[str, list[tuple[str, str, li
 
 def drift_report(*, schemas: list[str] | None = None, include_public: bool = True,
                  check_tables: bool = True) -> DriftReport:
-    """Pending, changed, gone and missing-table problems of every schema, read in a few SQL statements."""
+    """Pending, changed, gone and missing-table problems of every schema, read in a few SQL statements.
+
+    Every schema means public and every tenant's; spare schemas (the sign-up
+    pool) are only counted, in `spares`, unless asked for by name.
+    """
     started = time.monotonic()
     graph = load_graph()
     public = settings.PUBLIC_SCHEMA_NAME
@@ -297,6 +345,7 @@ def drift_report(*, schemas: list[str] | None = None, include_public: bool = Tru
         changed_files=sorted(changed_files.values(), key=lambda e: (e["app"], e["name"])),
         gone_files=[{"app": a, "name": n, "schemas": sorted(s)} for (a, n), s in sorted(gone_files.items())],
         seconds=time.monotonic() - started,
+        spares=spare_counts(),
     )
 
 

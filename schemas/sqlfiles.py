@@ -1,4 +1,9 @@
-"""SQL-file migrations: parse the seed's format, check it on PostgreSQL, write a Django migration."""
+"""SQL-file migrations: parse the seed's format, check it on PostgreSQL, write a Django migration.
+
+Statements are split and read by sqlparse (the SQL lexer Django itself uses
+for `sqlmigrate`), so a keyword inside a string literal, a comment or a
+dollar-quoted function body is text, not a statement.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+import sqlparse
 from django.apps import apps as django_apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 from django.utils import timezone
+from psycopg import sql as pgsql
+from psycopg.pq import TransactionStatus
+from sqlparse import tokens as T
 
 from schemas.graph import load_graph
 
@@ -25,6 +35,7 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,80}$")
 class SqlSection:
     sql: str
     first_line: int  # 1-based line in the file where the SQL starts
+    path: str = ""  # its own file, when up and down come from two files
 
 
 @dataclass
@@ -42,8 +53,13 @@ def _error(path: str, line: int, message: str) -> ValidationError:
     return ValidationError(f"{path}, line {line}: {message}", code="sql_file")
 
 
-def parse(text: str, *, path: str = "<sql>") -> SqlFile:
-    """Parse the seed's format; any defect raises ValidationError naming the file and line."""
+def parse(text: str, *, path: str = "<sql>", check_statements: bool = True) -> SqlFile:
+    """Parse the seed's format; any defect raises ValidationError naming the file and line.
+
+    Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...) is refused
+    here, trial run or not, unless `check_statements` is off for the caller to
+    check each section against its own file.
+    """
     lines = text.splitlines()
     headers: dict[str, tuple[str, int]] = {}
     sections: dict[str, list] = {}
@@ -94,64 +110,66 @@ def parse(text: str, *, path: str = "<sql>") -> SqlFile:
 
     def section(key):
         first, body = sections[key]
-        return SqlSection(sql="\n".join(body).strip("\n") + "\n", first_line=first)
+        joined = "\n".join(body)
+        sql = joined.lstrip("\n")
+        # Leading empty lines are dropped: count them, so line numbers still point into the file.
+        return SqlSection(sql=sql.rstrip("\n") + "\n", first_line=first + len(joined) - len(sql))
 
-    return SqlFile(path=path, version=version, name=name, type=type_,
-                   description=headers.get("description", ("", 0))[0], up=section("up"), down=section("down"))
-
-
-def split_statements(sql: str) -> list[tuple[int, str]]:
-    """[(offset, statement)] split on top-level semicolons; quotes, comments and $$ bodies respected."""
-    statements, start, i, n = [], 0, 0, len(sql)
-    while i < n:
-        char = sql[i]
-        if char in ("'", '"'):
-            end = sql.find(char, i + 1)
-            while end != -1 and end + 1 < n and sql[end + 1] == char:  # doubled quote inside
-                end = sql.find(char, end + 2)
-            i = n if end == -1 else end + 1
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end == -1 else end + 1
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end == -1 else end + 2
-        elif char == "$" and (tag := re.match(r"\$[A-Za-z_]*\$", sql[i:])):
-            end = sql.find(tag.group(0), i + len(tag.group(0)))
-            i = n if end == -1 else end + len(tag.group(0))
-        elif char == ";":
-            statements.append((start, sql[start:i + 1]))
-            start = i = i + 1
-        else:
-            i += 1
-    if sql[start:].strip():
-        statements.append((start, sql[start:]))
-    return [(offset + len(text) - len(text.lstrip()), text) for offset, text in statements if text.strip()]
+    parsed = SqlFile(path=path, version=version, name=name, type=type_,
+                     description=headers.get("description", ("", 0))[0], up=section("up"), down=section("down"))
+    if check_statements:
+        for part in (parsed.up, parsed.down):
+            refuse_transaction_control(part, path=path)
+    return parsed
 
 
-def _position(error: DatabaseError) -> int | None:
-    position = getattr(getattr(getattr(error, "__cause__", None), "diag", None), "statement_position", None)
-    return int(position) if position else None
+@dataclass(frozen=True)
+class SqlStatement:
+    sql: str  # one statement, as sqlparse delimits it (comments around it included)
+    offset: int  # where it starts in its section
+    line: int  # line of the file where its first keyword is
+    words: tuple[str, ...]  # its first two words, upper-cased: ("CREATE", "TABLE")
 
 
-def _failing_line(cursor, section: SqlSection, error: DatabaseError) -> int:
-    """Line of the file where PostgreSQL's error is: its cursor position, else the failing statement's start."""
-    position = _position(error)
-    if position:
-        return section.first_line + section.sql[: position - 1].count("\n")
-    # Errors such as "table does not exist" carry no position: replay statement by statement.
-    for offset, statement in split_statements(section.sql):
-        sid = transaction.savepoint()
-        try:
-            cursor.execute(statement)
-        except DatabaseError as inner:
-            transaction.savepoint_rollback(sid)
-            inner_position = _position(inner)
-            if inner_position:
-                offset += inner_position - 1
-            return section.first_line + section.sql[:offset].count("\n")
-        transaction.savepoint_commit(sid)
-    return section.first_line
+def statements(section: SqlSection) -> list[SqlStatement]:
+    """The section's statements; comments and blank text between them are not statements."""
+    result, offset = [], 0
+    for statement in sqlparse.parse(section.sql):
+        text = str(statement)
+        words, start = [], None
+        position = offset
+        for token in statement.flatten():
+            if token.is_whitespace or token.ttype in T.Comment or token.ttype is T.Punctuation and not words:
+                position += len(token.value)
+                continue
+            if start is None:
+                start = position
+            if len(words) < 2 and token.ttype not in T.Punctuation:
+                words.append(token.value.upper())
+            if len(words) == 2:
+                break
+            position += len(token.value)
+        if start is not None:
+            line = section.first_line + section.sql[:start].count("\n")
+            result.append(SqlStatement(sql=text, offset=offset, line=line, words=tuple(words)))
+        offset += len(text)
+    return result
+
+
+# Statements that begin, end or nest a transaction. Django runs each migration in a transaction of its own;
+# one of these would end it half-way (COMMIT) or let the rest run outside it.
+_TRANSACTION_CONTROL = {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE"}
+
+
+def refuse_transaction_control(section: SqlSection, *, path: str) -> None:
+    for statement in statements(section):
+        first = statement.words[0] if statement.words else ""
+        second = statement.words[1] if len(statement.words) > 1 else ""
+        if first in _TRANSACTION_CONTROL or (first == "PREPARE" and second == "TRANSACTION"):
+            shown = f"{first} {second}" if first in ("START", "PREPARE") else first
+            raise _error(path, statement.line,
+                         f"{shown} controls the transaction, which is not the SQL file's to control: Django runs "
+                         f"each migration in a transaction of its own. Remove the statement.")
 
 
 def _probe_schema(app_label: str) -> str:
@@ -166,32 +184,78 @@ def _probe_schema(app_label: str) -> str:
     return settings.PUBLIC_SCHEMA_NAME
 
 
+TRIAL_LOCK_TIMEOUT = "10s"  # a trial waiting on a tenant's busy table gives up instead of queueing its traffic
+_TRIAL_CANNOT_COMMIT = "CT001"
+
+# A transaction that cannot commit: at COMMIT (or PREPARE TRANSACTION) PostgreSQL fires deferred
+# constraint triggers, and this one refuses. Temporary objects: they go with the trial's connection.
+_TRIAL_GUARD = [
+    "CREATE FUNCTION pg_temp.courtside_trial_cannot_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "RAISE EXCEPTION 'the trial run of a SQL migration cannot commit' USING ERRCODE = 'CT001'; END $$",
+    "CREATE TEMPORARY TABLE courtside_trial_guard (armed boolean)",
+    "CREATE CONSTRAINT TRIGGER courtside_trial_guard AFTER INSERT ON pg_temp.courtside_trial_guard "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.courtside_trial_cannot_commit()",
+    "INSERT INTO pg_temp.courtside_trial_guard VALUES (true)",
+]
+
+
+def _trial_connection() -> psycopg.Connection:
+    """A connection of the trial's own to the project's database, in a transaction from its first statement."""
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    return psycopg.connect(**params, autocommit=False, application_name="courtside sqlmigration trial")
+
+
 def verify(sql_file: SqlFile, *, app_label: str, schema_name: str | None = None) -> str:
-    """Run up, then down, then up again in a real schema inside a transaction that is rolled back.
+    """Run up, then down, then up again in a real schema, where nothing the SQL does can outlive the trial.
 
     PostgreSQL's DDL is transactional, so this proves both directions against
-    the real tables and leaves nothing behind. Returns the schema used.
+    the real tables. The trial runs on a connection of its own, closed at the
+    end, so session state (advisory locks, SET, PREPARE) dies with it; one
+    statement at a time through the extended protocol, which takes exactly one,
+    so no statement hides behind another; in a transaction that is always
+    rolled back and cannot commit (a deferred trigger refuses any COMMIT), and
+    that stops at once if a statement ends it another way (ROLLBACK). Returns
+    the schema used.
     """
-    from django_tenants.utils import schema_context
-
     schema_name = schema_name or _probe_schema(app_label)
-    # schema_context, not SET LOCAL: django-tenants resets search_path on every new cursor (savepoints too).
-    with schema_context(schema_name), transaction.atomic():
-        sid = transaction.savepoint()
+    trial = _trial_connection()
+    try:
+        with trial.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema_name])
+            if cursor.fetchone() is None:
+                raise ValidationError(f"No schema {schema_name!r} to try the SQL on.", code="sql_file")
+            cursor.execute(pgsql.SQL("SET LOCAL search_path TO {}, public").format(pgsql.Identifier(schema_name)))
+            cursor.execute(pgsql.SQL("SET LOCAL lock_timeout = {}").format(pgsql.Literal(TRIAL_LOCK_TIMEOUT)))
+            for statement in _TRIAL_GUARD:
+                cursor.execute(statement)
+            for label, section in (("up", sql_file.up), ("down", sql_file.down), ("up", sql_file.up)):
+                for statement in statements(section):
+                    _trial_execute(trial, cursor, sql_file.path, label, section, statement)
+    finally:
         try:
-            with connection.cursor() as cursor:
-                for label, section in (("up", sql_file.up), ("down", sql_file.down), ("up", sql_file.up)):
-                    section_sid = transaction.savepoint()
-                    try:
-                        cursor.execute(section.sql)
-                    except DatabaseError as error:
-                        transaction.savepoint_rollback(section_sid)
-                        raise _error(sql_file.path, _failing_line(cursor, section, error),
-                                     f"PostgreSQL refused the {label} SQL: {str(error).strip().splitlines()[0]}"
-                                     ) from error
+            trial.rollback()
         finally:
-            transaction.savepoint_rollback(sid)
+            trial.close()
     return schema_name
+
+
+def _trial_execute(trial, cursor, path: str, label: str, section: SqlSection, statement: SqlStatement) -> None:
+    path = section.path or path
+    try:
+        with trial.pipeline():  # the extended protocol: one statement per call, never a hidden second
+            cursor.execute(statement.sql)
+    except psycopg.Error as error:
+        if error.sqlstate == _TRIAL_CANNOT_COMMIT:
+            raise _error(path, statement.line, f"the {label} SQL commits; the trial refused it and kept nothing."
+                         ) from error
+        position = getattr(error.diag, "statement_position", None)
+        line = (section.first_line + section.sql[: statement.offset + int(position) - 1].count("\n")
+                if position else statement.line)
+        message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise _error(path, line, f"PostgreSQL refused the {label} SQL: {message}") from error
+    if trial.info.transaction_status != TransactionStatus.INTRANS:
+        raise _error(path, statement.line, f"the {label} SQL ends the transaction; the trial stopped there and "
+                     f"kept nothing.")
 
 
 def _literal(sql: str) -> str:
@@ -259,27 +323,49 @@ def migration_write(*, app_label: str, sql_file: SqlFile, source: str, verify_sc
     return target
 
 
+MAX_SQL_FILE_BYTES = 1024 * 1024  # a migration, not a data dump (and sqlparse reads it whole)
+
+
+def read_sql_text(path: str) -> str:
+    """A SQL file's text: UTF-8 (a byte-order mark is allowed), no NUL bytes, at most MAX_SQL_FILE_BYTES."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SQL_FILE_BYTES + 1)
+    except OSError as error:
+        raise ValidationError(f"{path}: {error.strerror}.") from error
+    if len(data) > MAX_SQL_FILE_BYTES:
+        raise ValidationError(f"{path}: larger than {MAX_SQL_FILE_BYTES // (1024 * 1024)} MB; a migration should "
+                              f"not carry data in bulk.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValidationError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x}); save the "
+                              f"file as UTF-8.", code="sql_file") from error
+    if "\x00" in text:
+        raise ValidationError(f"{path}, line {text[: text.index(chr(0))].count(chr(10)) + 1}: a NUL byte; "
+                              f"PostgreSQL cannot take it in SQL.", code="sql_file")
+    return text
+
+
 def sql_file_load(*, path: str | None = None, name: str | None = None, up: str | None = None,
                   down: str | None = None, type_: str = "schema", description: str = "") -> SqlFile:
     """Either one file in the seed's format, or a name with separate up and down files."""
     if path:
-        try:
-            text = Path(path).read_text()
-        except OSError as error:
-            raise ValidationError(f"{path}: {error.strerror}.") from error
-        return parse(text, path=path)
+        return parse(read_sql_text(path), path=path)
     if not (name and up and down):
         raise ValidationError("Give --from FILE, or --name with both --up FILE and --down FILE.")
-    try:
-        up_text, down_text = Path(up).read_text(), Path(down).read_text()
-    except OSError as error:
-        raise ValidationError(f"{error.filename}: {error.strerror}.") from error
+    up_text, down_text = read_sql_text(up), read_sql_text(down)
     header = (f"-- version: {timezone.now():%Y%m%d%H%M%S}\n-- name: {name}\n-- type: {type_}\n"
-              f"-- description: {description}\n")
-    # Reassembled in the seed's format so one parser checks both ways; line numbers refer to the up file.
-    parsed = parse(f"{header}-- up:\n{up_text}\n-- down:\n{down_text}\n", path=up)
-    parsed.up.first_line = 1
-    parsed.down.first_line = 1
-    parsed.down = SqlSection(sql=parsed.down.sql, first_line=1)
+              f"-- description: {description}\n-- up:\n")
+    middle = f"{up_text}\n-- down:\n"
+    # Reassembled in the seed's format so one parser checks both ways; then each section's line numbers
+    # and errors refer to its own file.
+    parsed = parse(f"{header}{middle}{down_text}\n", path=up, check_statements=False)
+    parsed.up = SqlSection(sql=parsed.up.sql, first_line=parsed.up.first_line - header.count("\n"), path=up)
+    parsed.down = SqlSection(sql=parsed.down.sql, path=down,
+                             first_line=parsed.down.first_line - (header + middle).count("\n"))
+    for section in (parsed.up, parsed.down):
+        refuse_transaction_control(section, path=section.path)
     parsed.path = up
     return parsed

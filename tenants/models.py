@@ -234,7 +234,7 @@ class ApiKey(models.Model):
 
 
 class PooledSchema(models.Model):
-    """A migrated, empty schema waiting to become a new tenant's schema by a rename."""
+    """A migrated schema holding the schema seeds (the NBA reference data), to become a tenant's by a rename."""
 
     schema_name = models.CharField("schema", max_length=63, unique=True)
     fingerprint = models.CharField(

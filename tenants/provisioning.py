@@ -1,13 +1,19 @@
-"""Fast tenant provisioning from a pool of pre-migrated schemas.
+"""Tenant schemas: made ready ahead of need in a pool, renamed on sign-up, seeded with the NBA reference data.
 
-Creating a tenant the stock way runs every tenant migration (hundreds of ms).
-Instead a few empty schemas are kept ready, migrated by the very same
-migrations, and a sign-up renames one (`ALTER SCHEMA ... RENAME`, a catalog
-update of a few ms). Each pooled schema records a fingerprint of the tenant
-migrations on disk when it was built; a sign-up only takes a schema whose
-fingerprint matches the current one, so after a new migration no tenant can
-get a stale schema: stale pool entries are dropped and rebuilt by
-`pool_refill`, which the cluster runs after each sign-up and on a schedule.
+Creating a tenant the stock way runs every tenant migration (about a second).
+Instead a few schemas are kept ready, migrated by the very same migrations and
+loaded with the schema seeds (the tenant apps' starting data: the 30 NBA teams
+and the players list), and a sign-up renames one (`ALTER SCHEMA ... RENAME`, a
+catalog update of a few ms). Each pooled schema records a fingerprint of the
+tenant migrations and the seeds' files on disk when it was built; a sign-up
+only takes a schema whose fingerprint matches the current one, so after a new
+migration or new reference data no tenant can get a stale schema: stale pool
+entries are dropped and rebuilt by `pool_refill`, which the cluster runs after
+each sign-up and on a schedule. With no fresh pooled schema, the sign-up
+migrates and seeds a new schema itself: slower, the same result.
+
+Every rename of a schema goes through `schema_rename`, which moves the
+migration ledger's rows with it in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,17 +21,48 @@ from __future__ import annotations
 import hashlib
 import importlib
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.migrations.loader import MigrationLoader
+from django_tenants.utils import schema_context
 
+from schemas.services import ledger_schema_forget, ledger_schema_rename
 from tenants.models import PooledSchema
 
 POOL_PREFIX = "_pool_"
+DUPLICATE_SCHEMA = "42P06"  # PostgreSQL's SQLSTATE for "schema already exists"
+
+
+# -- schema seeds: what every new tenant schema starts with besides its tables ---------------------------
+
+
+@dataclass(frozen=True)
+class SchemaSeed:
+    name: str
+    load: Callable[[], object]  # runs inside the new schema, in the provisioning transaction
+    files: Callable[[], list[Path]]  # what the data is built from: part of the pool fingerprint
+
+
+_seeds: dict[str, SchemaSeed] = {}
+
+
+def schema_seed_register(*, name: str, load: Callable[[], object], files: Callable[[], list[Path]]) -> None:
+    """Add starting data for every new tenant schema (a tenant app calls this from its AppConfig.ready())."""
+    _seeds[name] = SchemaSeed(name=name, load=load, files=files)
+
+
+def schema_seeds_load(*, schema_name: str) -> None:
+    """Load every registered seed into a new schema (a pooled one, or one a sign-up migrated in place)."""
+    with schema_context(schema_name):
+        for seed in _seeds.values():
+            seed.load()
 
 
 def tenant_apps_migration_dirs() -> list[Path]:
@@ -45,21 +82,31 @@ def tenant_apps_migration_dirs() -> list[Path]:
 _fingerprints: dict[tuple, str] = {}
 
 
-def migrations_fingerprint() -> str:
-    """SHA-256 over the tenant apps' migration files (names and contents).
+def pool_fingerprint() -> str:
+    """SHA-256 over what a pooled schema is built from: the tenant apps' migration files and the seeds' files.
 
     Cached by the files' names, sizes and modification times, so a sign-up
     stats the files instead of reading them all.
     """
-    files = [path for folder in tenant_apps_migration_dirs() for path in sorted(folder.glob("[0-9]*.py"))]
-    key = tuple((str(path), stat.st_size, stat.st_mtime_ns) for path in files for stat in [path.stat()])
+    files = [(f"{path.parent.parent.name}/{path.name}", path)
+             for folder in tenant_apps_migration_dirs() for path in sorted(folder.glob("[0-9]*.py"))]
+    files += [(f"seed {seed.name}/{path.name}", Path(path)) for seed in _seeds.values() for path in seed.files()]
+    key = tuple((label, str(path), stat.st_size, stat.st_mtime_ns) for label, path in files for stat in [path.stat()])
     if key not in _fingerprints:
         digest = hashlib.sha256()
-        for path in files:
-            digest.update(f"{path.parent.parent.name}/{path.name}\0".encode())
+        for label, path in files:
+            digest.update(f"{label}\0".encode())
             digest.update(path.read_bytes())
         _fingerprints[key] = digest.hexdigest()
     return _fingerprints[key]
+
+
+def pool_counts() -> tuple[int, int]:
+    """(ready, stale): pooled schemas a sign-up can take now, and those built from other files, awaiting a refill."""
+    fingerprint = pool_fingerprint()
+    total = PooledSchema.objects.count()
+    ready = PooledSchema.objects.filter(fingerprint=fingerprint).count()
+    return ready, total - ready
 
 
 def _migrate_new_schema(schema_name: str) -> None:
@@ -70,17 +117,18 @@ def _migrate_new_schema(schema_name: str) -> None:
 
 
 def pool_add(*, fingerprint: str | None = None) -> PooledSchema:
-    """Build one pooled schema by running the tenant migrations into it."""
-    fingerprint = fingerprint or migrations_fingerprint()
+    """Build one pooled schema: run the tenant migrations into it, then load the schema seeds."""
+    fingerprint = fingerprint or pool_fingerprint()
     schema_name = f"{POOL_PREFIX}{secrets.token_hex(6)}"
     with transaction.atomic():
         _migrate_new_schema(schema_name)
+        schema_seeds_load(schema_name=schema_name)
         return PooledSchema.objects.create(schema_name=schema_name, fingerprint=fingerprint)
 
 
 def pool_drop_stale(*, fingerprint: str | None = None) -> int:
-    """Drop pooled schemas built with other migrations than those on disk now."""
-    fingerprint = fingerprint or migrations_fingerprint()
+    """Drop pooled schemas built from other migrations or seed files than those on disk now, ledger rows too."""
+    fingerprint = fingerprint or pool_fingerprint()
     dropped = 0
     for pooled in PooledSchema.objects.exclude(fingerprint=fingerprint):
         with transaction.atomic():
@@ -91,6 +139,7 @@ def pool_drop_stale(*, fingerprint: str | None = None) -> int:
                 # Fire deferred foreign-key checks first: DROP refuses tables with pending trigger events.
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f'DROP SCHEMA IF EXISTS "{locked.schema_name}" CASCADE')
+            ledger_schema_forget(schema_name=locked.schema_name)
             locked.delete()
             dropped += 1
     return dropped
@@ -111,7 +160,7 @@ def pool_refill(*, size: int | None = None, progress=None) -> dict:
         if not cursor.fetchone()[0]:
             return {"dropped": 0, "added": 0, "size": PooledSchema.objects.count(), "skipped": True}
     try:
-        fingerprint = migrations_fingerprint()
+        fingerprint = pool_fingerprint()
         dropped = pool_drop_stale(fingerprint=fingerprint)
         added = 0
         while PooledSchema.objects.filter(fingerprint=fingerprint).count() < size:
@@ -125,21 +174,57 @@ def pool_refill(*, size: int | None = None, progress=None) -> dict:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [POOL_REFILL_LOCK])
 
 
+def schema_rename(*, old_name: str, new_name: str) -> None:
+    """`ALTER SCHEMA ... RENAME`, and the migration ledger's rows with it; every schema rename goes through here.
+
+    Must run inside the caller's transaction, which also changes whatever else
+    names the schema (the pool row, the tenant row).
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("schema_rename() must run inside the transaction that renames the schema's owner too.")
+    quote = connection.ops.quote_name
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER SCHEMA {quote(old_name)} RENAME TO {quote(new_name)}")
+    except DatabaseError as error:
+        if getattr(error.__cause__, "sqlstate", None) == DUPLICATE_SCHEMA:  # taken meanwhile by a concurrent rename
+            raise ValidationError({"schema_name": f"A schema named {new_name!r} already exists."}) from error
+        raise
+    ledger_schema_rename(old_name=old_name, new_name=new_name)
+
+
 def pool_claim(*, schema_name: str) -> bool:
-    """Rename a fresh pooled schema to `schema_name`; False when none is ready.
+    """Rename a fresh pooled schema (migrated and seeded) to `schema_name`; False when none is ready.
 
     Must run inside the caller's transaction: if the sign-up fails later, the
-    rename and the pool row's deletion roll back with it.
+    rename, its ledger rows and the pool row's deletion roll back with it.
     """
     pooled = (
         PooledSchema.objects.select_for_update(skip_locked=True)
-        .filter(fingerprint=migrations_fingerprint())
+        .filter(fingerprint=pool_fingerprint())
         .order_by("created_at")
         .first()
     )
     if pooled is None:
         return False
-    with connection.cursor() as cursor:
-        cursor.execute(f'ALTER SCHEMA "{pooled.schema_name}" RENAME TO "{schema_name}"')
+    schema_rename(old_name=pooled.schema_name, new_name=schema_name)
     pooled.delete()
     return True
+
+
+def tenant_schema_provide(*, tenant) -> bool:
+    """Save a new tenant with its schema ready: a pooled one renamed, else one migrated and seeded here.
+
+    Either way the schema has every tenant migration, the seeds and its own
+    ledger history. Returns True when the schema came from the pool. Runs
+    inside the caller's transaction (tenants.services.tenant_create).
+    """
+    if pool_claim(schema_name=tenant.schema_name):
+        tenant.auto_create_schema = False  # the renamed pooled schema is migrated and seeded already
+        tenant.save(verbosity=0)
+        return True
+    # Rows a dropped schema of the same name left must not pose as this one's history.
+    ledger_schema_forget(schema_name=tenant.schema_name)
+    tenant.save(verbosity=0)  # django-tenants creates the schema and runs every tenant migration
+    schema_seeds_load(schema_name=tenant.schema_name)
+    return False

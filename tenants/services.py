@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 import secrets
 from pathlib import Path
@@ -30,6 +31,8 @@ from tenants.models import (
     schema_name_validator,
 )
 
+logger = logging.getLogger(__name__)
+
 _HOSTNAME_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 QUOTA_SQLSTATE = "CQ001"  # raised by public.courtside_enforce_row_quota()
 
@@ -55,6 +58,11 @@ def validate_schema_name(schema_name: str) -> str:
         raise ValidationError({"schema_name": error.messages}) from error
     if Tenant.objects.filter(schema_name=schema_name).exists():
         raise ValidationError({"schema_name": f"A tenant with schema {schema_name!r} already exists."})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema_name])
+        if cursor.fetchone():
+            raise ValidationError({"schema_name": f"A schema named {schema_name!r} exists without a tenant; "
+                                                  f"drop it or give the tenant another name."})
     return schema_name
 
 
@@ -107,8 +115,10 @@ def tenant_create(
     """Create a tenant with its schema, plan, primary domain and optionally its first admin user.
 
     The schema comes from the pool when a fresh one is ready (a rename), else
-    from running the migrations. All in one transaction: PostgreSQL DDL is
-    transactional, so a failure leaves neither a row nor a schema behind.
+    from running the migrations; either way it holds the NBA reference data
+    (the schema seeds). All in one transaction: PostgreSQL DDL is
+    transactional, so a failure (a plan whose users quota has no room for the
+    first admin included) leaves neither a row nor a schema behind.
     """
     name = (name or "").strip()
     if not name:
@@ -127,16 +137,20 @@ def tenant_create(
     with transaction.atomic():
         tenant = Tenant(name=name, schema_name=schema_name, plan=plan)
         tenant.full_clean(validate_unique=False, exclude=["logo"])
-        if provisioning.pool_claim(schema_name=schema_name):
-            tenant.auto_create_schema = False  # the renamed pooled schema is already migrated
-        tenant.save(verbosity=0)
+        provisioning.tenant_schema_provide(tenant=tenant)
         Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
         PlanChange.objects.create(tenant=tenant, from_plan=None, to_plan=plan, changed_by=created_by)
         if admin_password:
             with schema_context(schema_name):
-                get_user_model().objects.create_superuser(
-                    username=admin_username, email=admin_email or "", password=admin_password
-                )
+                try:
+                    get_user_model().objects.create_superuser(
+                        username=admin_username, email=admin_email or "", password=admin_password
+                    )
+                except DatabaseError as error:
+                    refusal = quota_error_from(error)  # the plan's users quota leaves no room for the first admin
+                    if refusal is None:
+                        raise
+                    raise refusal from error
         if settings.TENANT_POOL_SIZE:
             transaction.on_commit(_enqueue_pool_refill)
     return tenant
@@ -180,6 +194,38 @@ def tenant_suspend(*, tenant: Tenant) -> Tenant:
 
 def tenant_reactivate(*, tenant: Tenant) -> Tenant:
     return _set_status(tenant, Tenant.Status.ACTIVE)
+
+
+def tenant_schema_rename(*, tenant: Tenant, new_schema_name: str) -> Tenant:
+    """Give a tenant's schema a new name: the schema, the tenant row and its migration ledger in one transaction.
+
+    Its domains stay as they are (they are names on the web, not the schema's);
+    its uploaded files follow it to MEDIA_ROOT/<new name>/ once the rename has
+    committed. Task runs queued before the rename still name the old schema
+    and fail by that name rather than run anywhere else.
+    """
+    if tenant.is_public:
+        raise ValidationError("The operator's public schema cannot be renamed.")
+    new_schema_name = validate_schema_name(new_schema_name)
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        old_schema_name = tenant.schema_name
+        provisioning.schema_rename(old_name=old_schema_name, new_name=new_schema_name)
+        tenant.schema_name = new_schema_name
+        tenant.save(update_fields=["schema_name"])
+        transaction.on_commit(lambda: _tenant_media_move(old_schema_name, new_schema_name))
+    return tenant
+
+
+def _tenant_media_move(old_schema_name: str, new_schema_name: str) -> None:
+    # Tenant files live under MEDIA_ROOT/<schema>/ (MULTITENANT_RELATIVE_MEDIA_ROOT).
+    old, new = Path(settings.MEDIA_ROOT) / old_schema_name, Path(settings.MEDIA_ROOT) / new_schema_name
+    try:
+        if old.is_dir() and not new.exists():
+            old.rename(new)
+    except OSError as error:  # the rename has committed: say what is left to do rather than fail it
+        logger.warning("Schema %s is now %s, but its files could not follow: move %s to %s (%s).",
+                       old_schema_name, new_schema_name, old, new, error)
 
 
 TENANT_EXPORT_APPS = ["auth", "league"]

@@ -53,9 +53,11 @@ ALLOWED_HOSTS = env.list(
 )
 
 SHARED_APPS = [
+    # Before django_tenants: its commands that wrap others (tenant_command, ...) and rename_schema are
+    # replaced by the tenants app's own, which report quota refusals and keep the migration ledger.
+    "tenants",
     "django_tenants",
     "backoffice",
-    "tenants",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",

@@ -15,7 +15,7 @@ class PlayerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Player
-        fields = ["id", "nba_id", "first_name", "last_name", "full_name", "is_active", "team"]
+        fields = ["id", "nba_id", "first_name", "last_name", "full_name", "is_active", "team", "team_generated"]
 
 
 class GameSerializer(serializers.ModelSerializer):

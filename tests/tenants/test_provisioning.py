@@ -59,7 +59,7 @@ def test_a_tenant_created_after_a_new_migration_has_it(public_tenant, tmp_path, 
     sys.path.insert(0, str(tmp_path))
     try:
         settings.MIGRATION_MODULES = {"league": "probe_league_migrations"}
-        assert provisioning.migrations_fingerprint() != stale.fingerprint
+        assert provisioning.pool_fingerprint() != stale.fingerprint
 
         services.tenant_create(name="Chicago Bulls", schema_name="bulls")
         assert "arena" in _columns("bulls", "league_team")

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
 from backoffice.settings.base import env
-from league.models import Game
+from league.models import Game, Team
 from tenants import services
 from tenants.models import Tenant
 
@@ -38,8 +38,10 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(self.style.SUCCESS(f"Created tenant {schema_name}: admin / {shown}"))
             with schema_context(schema_name):
-                if not Game.objects.exists():
+                # The reference data comes with the tenant (provisioning); only a tenant made before that lacks it.
+                if not Team.objects.exists():
                     call_command("load_nba_reference", verbosity=verbosity)
+                if not Game.objects.exists():  # the demo season stays a demo step
                     call_command("generate_season", games=games, seed=seed, verbosity=verbosity)
 
     def _operator_superuser(self):

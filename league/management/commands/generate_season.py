@@ -7,7 +7,8 @@ from league import services
 
 
 class Command(BaseCommand):
-    help = "Generate a plausible, seed-deterministic season of games and stat lines for demos."
+    help = ("Generate a plausible, seed-deterministic season of games and stat lines for demos. Players keep "
+            "the team the reference data gives them; the other roster places are drawn and marked generated.")
 
     def add_arguments(self, parser):
         parser.add_argument("--season", default="2025-26")
@@ -29,3 +30,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(
                 f"{counts['games']} games, {counts['stat_lines']} stat lines in {connection.schema_name}."
             ))
+            self.stdout.write(
+                f"Rosters: {counts['players_on_reference_team']} players on the team the reference data gives "
+                f"them; {counts['players_on_generated_team']} players on a generated team (the reference data "
+                f"gives them none), marked as generated in the admin and the API."
+            )

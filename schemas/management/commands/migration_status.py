@@ -10,7 +10,7 @@ from schemas.services import drift_report
 class Command(BaseCommand):
     help = ("Report migration drift across the public schema and every tenant schema: pending migrations, "
             "applied migrations whose file changed (checksum) or is gone, and tables or columns a schema "
-            "claims but lacks.")
+            "claims but lacks. Spare schemas (the sign-up pool) are counted on one line, not checked.")
 
     def add_arguments(self, parser):
         parser.add_argument("--schema", action="append", dest="schemas", metavar="SCHEMA",
@@ -64,3 +64,5 @@ class Command(BaseCommand):
                    f"{problems} with problems, {len(report.changed_files)} changed file(s), "
                    f"{len(report.gone_files)} deleted file(s).")
         self.stdout.write(style.WARNING(summary) if problems else style.SUCCESS(summary))
+        for spare in report.spares:  # spare schemas are capacity, not schemas to check: one line
+            self.stdout.write(spare.summary)

@@ -6,7 +6,7 @@ from tenants import provisioning, services
 from tenants.models import Tenant
 
 
-def _messages(error: ValidationError) -> str:
+def validation_messages(error: ValidationError) -> str:
     if hasattr(error, "error_dict"):
         return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
     return "; ".join(error.messages)
@@ -40,7 +40,7 @@ class Command(BaseCommand):
         try:
             getattr(self, f"_{action}")(verbosity=verbosity, **options)
         except ValidationError as error:
-            raise CommandError(_messages(error)) from error
+            raise CommandError(validation_messages(error)) from error
 
     def _tenant(self, schema_name) -> Tenant:
         try:
