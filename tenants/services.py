@@ -228,7 +228,8 @@ def _tenant_media_move(old_schema_name: str, new_schema_name: str) -> None:
                        old_schema_name, new_schema_name, old, new, error)
 
 
-TENANT_EXPORT_APPS = ["auth", "league"]
+# The audit log and login history live in the tenant schema too: a deletion keeps them in the export.
+TENANT_EXPORT_APPS = ["auth", "league", "auditlog", "axes"]
 
 
 BRANDING_FIELDS = ("display_name", "primary_color", "support_email", "logo")

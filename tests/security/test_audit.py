@@ -175,3 +175,22 @@ def test_the_prune_keeps_the_retention_in_every_schema_and_is_a_registered_sched
         audit.audit_prune(days=0)
 
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deleted_tenants_audit_log_is_kept_in_its_export(tenant_lakers, settings, tmp_path):
+    """Retention outlives the tenant: its schema (and the audit entries in it) is dropped, the export keeps them."""
+    import json
+
+    settings.TENANT_EXPORT_DIR = tmp_path
+    make_user("lakers", username="coach", superuser=True)
+    client = TenantClient(tenant_host("lakers"))
+    response = client.post("/api/v1/config/overrides/", {"key": "reports.max_rows", "value": 500},
+                           content_type="application/json", **_basic("coach"))
+    assert response.status_code in (200, 201), response.content.decode()
+
+    export = tenant_services.tenant_delete(tenant=Tenant.objects.get(schema_name="lakers"), confirm="lakers")
+
+    rows = json.loads(export.read_text())
+    logged = [row for row in rows if row["model"] == "auditlog.logentry"]
+    assert any((row["fields"]["changes"] or {}).get("value", [None, None])[1] == "500" for row in logged), logged

@@ -12,7 +12,7 @@ def mark_existing_rosters_generated(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("league", "0003_quota_triggers"),
+        ("league", "0004_data_generation"),
     ]
 
     operations = [
