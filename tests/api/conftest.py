@@ -29,8 +29,8 @@ def seed_api_rows(*, lakers) -> dict:
         factories.player("Free Agent", None)
         game = factories.game(lal, bos)
         factories.stat_line(game, star, fgm=10, fga=20, defensive_rebounds=8, assists=7)
-    config_services.entry_set(key="branding.welcome_message", value="Welcome to the Lakers", tenant=lakers, changed_by="seed",
-                              tenant_admin=True)
+    config_services.entry_set(key="branding.welcome_message", value="Welcome to the Lakers", tenant=lakers,
+                              changed_by="seed", tenant_admin=True)
     return {"player": star.pk, "team": lal.pk, "game": game.pk}
 
 
