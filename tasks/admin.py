@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from backoffice.admin_sites import operator_site, tenant_site
 from tasks import registry, selectors, services
-from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule
+from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, public_status
 from tenants import charts
 
 
@@ -32,7 +32,7 @@ class TaskAttemptInline(admin.TabularInline):
 
 
 class TaskRunAdmin(admin.ModelAdmin):
-    list_display = ["name", "tenant_label", "priority_label", "status", "progress_bar", "attempts", "created_at",
+    list_display = ["name", "tenant_label", "priority_label", "shown_status", "progress_bar", "attempts", "created_at",
                     "finished_at"]
     list_filter = ["status", "priority", "name"]
     search_fields = ["name", "args_summary", "submitted_by", "id"]
@@ -41,7 +41,7 @@ class TaskRunAdmin(admin.ModelAdmin):
     change_list_template = "admin/tasks/taskrun/change_list.html"
     change_form_template = "admin/tasks/taskrun/change_form.html"
     readonly_fields = [
-        "id", "name", "arguments", "tenant", "schema_name", "priority", "status", "attempts", "lost_attempts",
+        "id", "name", "arguments", "tenant", "schema_name", "priority", "status_detail", "attempts", "lost_attempts",
         "max_retries", "timeout", "progress_bar", "progress_message", "cancel_requested", "run_at",
         "next_attempt_at", "result", "error", "traceback", "submitted_by", "schedule", "retry_of", "created_at",
         "started_at", "finished_at", "worker_pid",
@@ -73,12 +73,23 @@ class TaskRunAdmin(admin.ModelAdmin):
     def priority_label(self, run):
         return Priority(run.priority).label
 
+    @admin.display(description="status", ordering="status")
+    def shown_status(self, run):
+        # A run delivered to a worker whose task has not started is queued (the detail page says more).
+        return run.get_public_status_display()
+
+    @admin.display(description="status")
+    def status_detail(self, run):
+        return run.get_status_display()
+
     @admin.display(description="progress", ordering="progress")
     def progress_bar(self, run):
+        # The label reads as the page's poller writes it (progress_poll.html): "<percent>% <status>".
         return format_html(
             '<progress class="task-progress" data-run="{}" max="100" value="{}" title="{}"></progress> '
-            '<span class="task-progress-label" data-run="{}">{}%</span>',
+            '<span class="task-progress-label" data-run="{}">{}% {}</span>',
             run.pk, round(run.progress * 100), run.progress_message, run.pk, round(run.progress * 100),
+            run.public_status,
         )
 
     @admin.action(description="Cancel the selected runs")
@@ -115,7 +126,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         try:
             runs = self.get_queryset(request).filter(pk__in=ids).values("pk", "progress", "status",
                                                                        "progress_message")
-            data = {str(r["pk"]): {"progress": r["progress"], "status": r["status"],
+            data = {str(r["pk"]): {"progress": r["progress"], "status": public_status(r["status"]),
                                    "message": r["progress_message"]} for r in runs}
         except ValidationError:
             raise Http404("Bad run id.") from None

@@ -21,6 +21,9 @@ class Priority(models.IntegerChoices):
 class Status(models.TextChoices):
     WAITING = "waiting", "Waiting for dependencies"
     QUEUED = "queued", "Queued"
+    # The ORM broker's dequeue claimed the run (attempt counted, lease set) and its package waits in a
+    # worker's prefetch: still queued for anyone reading it; it becomes RUNNING when its function starts.
+    CLAIMED = "claimed", "Queued (delivered to a worker)"
     RUNNING = "running", "Running"
     RETRYING = "retrying", "Retrying"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -29,6 +32,19 @@ class Status(models.TextChoices):
 
 
 TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+# Holding an attempt: a lease that, once run out, means the worker died and the attempt was lost.
+LEASED = (Status.CLAIMED, Status.RUNNING)
+# What the admin, the API and the commands show: a claimed run has not started, it reads as queued.
+PUBLIC_STATUSES = [value for value in Status.values if value != Status.CLAIMED]
+
+
+def public_status(status: str) -> str:
+    return Status.QUEUED.value if status == Status.CLAIMED else status
+
+
+def statuses_shown_as(status: str) -> list[str]:
+    """The stored statuses a filter on a shown status means (queued includes the claimed runs)."""
+    return [Status.QUEUED, Status.CLAIMED] if status == Status.QUEUED else [status]
 
 
 class TaskRunQuerySet(models.QuerySet):
@@ -145,6 +161,13 @@ class TaskRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def public_status(self) -> str:
+        return public_status(self.status)
+
+    def get_public_status_display(self) -> str:
+        return Status(self.public_status).label
 
     @property
     def idempotency_key(self) -> str:

@@ -29,7 +29,7 @@ from django_tenants.utils import tenant_context
 
 from backoffice.logging import mask_text
 from tasks import conf, registry
-from tasks.models import TERMINAL, Priority, Status, TaskAttempt, TaskEffect, TaskRun, TaskSchedule
+from tasks.models import LEASED, TERMINAL, Priority, Status, TaskAttempt, TaskEffect, TaskRun, TaskSchedule
 from tasks.watchdog import watchdog
 
 logger = logging.getLogger("tasks")
@@ -359,7 +359,7 @@ def _claim(run_id) -> tuple[TaskRun | None, TaskAttempt | None, str]:
             return None, None, "missing"
         if run.status in TERMINAL or run.status == Status.WAITING:
             return run, None, "not runnable"
-        if run.status == Status.RUNNING:
+        if run.status in LEASED:
             if run.lease_until and run.lease_until > now:
                 # Another worker holds it (a redelivery raced a slow start): look again when its lease ends.
                 transaction.on_commit(lambda: _enqueue(run.pk, eta=run.lease_until + dt.timedelta(seconds=1),
@@ -445,12 +445,15 @@ WHERE id = %(id)s AND status IN ('queued', 'retrying') AND NOT cancel_requested
 RETURNING {claimed_columns}
 """
 # A claim made by the dequeue whose package then waited for a worker: still ours? Renew its lease (and the
-# package's), record this worker, and say whether a cancel came meanwhile.
+# package's), record this worker, and say whether a cancel came meanwhile. Unless one did, the task starts
+# now: the run is running, and its start is written if no earlier attempt wrote it.
 _RENEW_CLAIM = """
 WITH renewed AS (
     UPDATE {run} SET lease_until = now() + make_interval(secs => timeout + %(grace)s), worker_pid = %(pid)s,
-        started_at = CASE WHEN attempts = 1 THEN now() ELSE started_at END, updated_at = now()
-    WHERE id = %(id)s AND status = 'running' AND attempts = %(number)s
+        status = CASE WHEN cancel_requested THEN status ELSE 'running' END,
+        started_at = CASE WHEN cancel_requested THEN started_at ELSE COALESCE(started_at, now()) END,
+        updated_at = now()
+    WHERE id = %(id)s AND status = 'claimed' AND attempts = %(number)s
     RETURNING cancel_requested
 ), package AS (
     UPDATE {queue} SET available_at = now() + make_interval(secs => lease_seconds)
@@ -458,6 +461,14 @@ WITH renewed AS (
 )
 SELECT cancel_requested, now() FROM renewed
 """
+# The task of a run the dequeue claimed has been running a moment (the watchdog thread says so, or its first
+# progress report): the run is running now, started when its function started. Never after its outcome.
+_MARK_STARTED = """
+UPDATE {run} SET status = 'running', started_at = COALESCE(started_at, %(started)s), worker_pid = %(pid)s,
+    updated_at = now()
+WHERE id = %(id)s AND status = 'claimed' AND attempts = %(number)s
+"""
+_MARK_STARTED_TYPES = {"started": "timestamptz", "pid": "integer", "id": "uuid", "number": "integer"}
 # What the worker needs of a claimed run, in the model's field order (TaskRun.from_db takes them so).
 # The dequeue's claim (courtside_claim_run, migration tasks 0004) returns the same names as jsonb keys.
 _CLAIMED = ("id", "name", "arguments", "schema_name", "priority", "status", "attempts", "timeout", "tenant_id")
@@ -467,8 +478,9 @@ _SUCCESS_TYPES = {"now": "timestamptz", "id": "uuid", "number": "integer", "pid"
 _FAST_SUCCESS = """
 WITH finished AS (
     UPDATE {run} SET status = 'succeeded', finished_at = %(now)s, lease_until = NULL, error = '', traceback = '',
-        result = %(result)s, progress = 1, worker_pid = %(pid)s, updated_at = now()
-    WHERE id = %(id)s AND status = 'running' AND attempts = %(number)s
+        result = %(result)s, progress = 1, worker_pid = %(pid)s, started_at = COALESCE(started_at, %(started)s),
+        updated_at = now()
+    WHERE id = %(id)s AND status IN ('claimed', 'running') AND attempts = %(number)s
     RETURNING id
 ), closed AS (
     INSERT INTO {attempt} (run_id, number, outcome, worker_pid, schema_name, started_at, finished_at, error)
@@ -591,7 +603,7 @@ def _take_dequeue_claim(claim: dict) -> tuple[TaskRun | None, TaskAttempt | None
 
     run = _run_from_claim(claim["values"])
     run.worker_pid = os.getpid()
-    started = claim["claimed_at"]
+    started = None  # the run stays `claimed` (queued) until its function starts: run_execute notes when
     if time.time() - claim["delivered_at"] > Delivery.fresh_claim_seconds():
         row = soft_write(_sql(_RENEW_CLAIM), {"grace": conf.lease_grace(), "pid": run.worker_pid, "id": str(run.pk),
                                               "number": run.attempts, "ack_id": Delivery.ack_id},
@@ -603,11 +615,12 @@ def _take_dequeue_claim(claim: dict) -> tuple[TaskRun | None, TaskAttempt | None
         if cancel_requested:
             with transaction.atomic():
                 locked = TaskRun.objects.select_for_update().get(pk=run.pk)
-                if locked.status == Status.RUNNING and locked.attempts == run.attempts:
+                if locked.status == Status.CLAIMED and locked.attempts == run.attempts:
                     locked.attempts -= 1  # this attempt never started
                     _finish(locked, status=Status.CANCELLED, now=timezone.now(), error="Cancelled before it started.",
                             also=["attempts"])
             return run, None, "cancelled"
+        run.status = Status.RUNNING
     attempt = TaskAttempt(run_id=run.pk, number=run.attempts, started_at=started, worker_pid=run.worker_pid,
                           schema_name="public")
     return run, attempt, "claimed"
@@ -660,6 +673,15 @@ def record_success(*, run_id: str, attempt: int, worker_pid: int | None, started
     return recorded
 
 
+def run_mark_started(*, run_id, attempt: int, started_at: dt.datetime, worker_pid: int) -> None:
+    """A claimed run's task has started (the worker's watchdog thread calls this once it has run a moment)."""
+    from backoffice.db import soft_write
+
+    # Relaxed commit: a lost mark only leaves the run reading `queued` until its outcome writes the start.
+    soft_write(_sql(_MARK_STARTED), {"started": started_at, "pid": worker_pid, "id": str(run_id), "number": attempt},
+               prepared=_MARK_STARTED_TYPES)
+
+
 def run_execute(*, run_id) -> str:
     """Run one delivery of a task run in this process; what the cluster worker calls. Returns the outcome."""
     connection.set_schema_to_public()
@@ -679,6 +701,7 @@ def run_execute(*, run_id) -> str:
         tenant = _tenant_for_schema(run.schema_name)
         if tenant is None:
             message = f"Tenant schema {run.schema_name!r} no longer exists: the task was not run (never in public)."
+            attempt.started_at = attempt.started_at or timezone.now()
             with transaction.atomic():
                 _close_attempt(attempt, TaskAttempt.Outcome.FAILED, message)
                 _finish(run, status=Status.FAILED, now=timezone.now(), error=message)
@@ -689,12 +712,17 @@ def run_execute(*, run_id) -> str:
         spec = registry.get_spec(run.name)
     except ValidationError:
         pass
-    context = TaskContext(run=run, attempt=attempt.number, tenant=tenant)
+    # A run the dequeue claimed reads as queued until here: its attempt, and the run, start now. The start
+    # is written once: by the watchdog thread if the task lasts (_MARK_STARTED), by its first progress
+    # report, or else by its outcome, whichever comes first (the others keep it).
+    not_marked = run.status == Status.CLAIMED
+    attempt.started_at = attempt.started_at or timezone.now()
+    context = TaskContext(run=run, attempt=attempt.number, tenant=tenant, started_at=attempt.started_at)
     timed_out_by_watchdog = False
     try:
         if spec is None:
             raise LookupError(f"Task {run.name!r} is not registered in this worker.")
-        watchdog.arm(run=run, attempt=attempt, seconds=run.timeout)
+        watchdog.arm(run=run, attempt=attempt, seconds=run.timeout, mark_started=not_marked)
         try:
             with tenant_context(tenant) if tenant is not None else nullcontext():
                 value = spec.func(context, **run.arguments)
@@ -707,6 +735,7 @@ def run_execute(*, run_id) -> str:
             return "timed out"
         with transaction.atomic():
             _close_attempt(attempt, TaskAttempt.Outcome.CANCELLED, "Cancelled while running.")
+            TaskRun.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=attempt.started_at)
             _finish(run, status=Status.CANCELLED, now=timezone.now(), error="Cancelled while running.")
         return "cancelled"
     except TimeoutException as error:
@@ -752,13 +781,14 @@ def _failed(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str, tb: st
     now = timezone.now()
     with transaction.atomic():
         run = TaskRun.objects.select_for_update().get(pk=run.pk)
-        if run.status != Status.RUNNING or run.attempts != attempt.number:
+        if run.status not in LEASED or run.attempts != attempt.number:
             # This attempt was closed meanwhile (its watchdog recorded a timeout): that record stands.
             return "superseded"
+        run.started_at = run.started_at or attempt.started_at
         if run.cancel_requested:
             _close_attempt(attempt, outcome, error)
             _finish(run, status=Status.CANCELLED, now=now, error=f"Cancelled; the last attempt failed: {error}",
-                    tb=tb)
+                    tb=tb, also=["started_at"])
             return "cancelled"
         retries_used = run.attempts - run.lost_attempts - 1
         if retries_used < run.max_retries:
@@ -770,13 +800,13 @@ def _failed(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str, tb: st
             run.error, run.traceback = mask_text(error)[:10000], mask_text(tb)[:20000]
             run.worker_pid = attempt.worker_pid
             run.save(update_fields=["status", "next_attempt_at", "lease_until", "error", "traceback", "worker_pid",
-                                    "updated_at"])
+                                    "started_at", "updated_at"])
             eta, run_id, priority, timeout = run.next_attempt_at, run.pk, run.priority, run.timeout
             transaction.on_commit(lambda: _enqueue(run_id, eta=eta, priority=priority, timeout=timeout))
             return "retrying"
         _close_attempt(attempt, outcome, error)
         run.worker_pid = attempt.worker_pid
-        _finish(run, status=Status.FAILED, now=now, error=error, tb=tb, also=["worker_pid"])
+        _finish(run, status=Status.FAILED, now=now, error=error, tb=tb, also=["worker_pid", "started_at"])
     return "failed"
 
 
@@ -825,7 +855,9 @@ def task_cancel(*, run: TaskRun, cancelled_by: str = "") -> TaskRun:
                                   code="already_finished")
         run.cancel_requested = True
         note = f"Cancelled by {cancelled_by}." if cancelled_by else "Cancelled."
-        if run.status == Status.RUNNING:
+        if run.status in LEASED:
+            # A claimed run's package may already be with a worker that starts it without asking (see
+            # Delivery.fresh_claim_seconds): like a running one it stops at its first progress report.
             run.progress_message = f"Cancel requested{' by ' + cancelled_by if cancelled_by else ''}."[:200]
             run.save(update_fields=["cancel_requested", "progress_message", "updated_at"])
         else:
@@ -854,7 +886,7 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
     now = timezone.now()
     cutoff = now - dt.timedelta(seconds=stalled_for)
     recovered = {"running": 0, "queued": 0}
-    for run in TaskRun.objects.filter(status=Status.RUNNING, lease_until__lt=cutoff).only(
+    for run in TaskRun.objects.filter(status__in=LEASED, lease_until__lt=cutoff).only(
             "pk", "priority", "timeout"):
         _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)
         recovered["running"] += 1
@@ -892,8 +924,11 @@ def task_retry(*, run: TaskRun, submitted_by: str = "") -> TaskRun:
     return new
 
 
-def progress_report(*, run_id, fraction: float, message: str = "") -> None:
-    """Store a running task's progress; raise TaskCancelled when a cancel was requested meanwhile."""
+def progress_report(*, run_id, fraction: float, message: str = "", started_at: dt.datetime | None = None) -> None:
+    """Store a running task's progress; raise TaskCancelled when a cancel was requested meanwhile.
+
+    From inside the task (`started_at` given): a run the dequeue claimed is running from then on.
+    """
     if not isinstance(fraction, int | float) or not 0 <= fraction <= 1:
         raise ValueError("Progress must be a fraction between 0 and 1.")
     from backoffice.db import raw_cursor
@@ -903,8 +938,10 @@ def progress_report(*, run_id, fraction: float, message: str = "") -> None:
         cursor.execute(
             # The worker's pid too: a claim made by the dequeue does not know which worker takes it.
             f"UPDATE {public_table(TaskRun)} SET progress = %s, progress_message = %s, worker_pid = %s, "
-            "updated_at = now() WHERE id = %s RETURNING cancel_requested",
-            [float(fraction), (message or "")[:200], os.getpid(), str(run_id)],
+            "status = CASE WHEN status = 'claimed' AND %s::timestamptz IS NOT NULL THEN 'running' ELSE status END, "
+            "started_at = COALESCE(started_at, %s::timestamptz), updated_at = now() "
+            "WHERE id = %s RETURNING cancel_requested",
+            [float(fraction), (message or "")[:200], os.getpid(), started_at, started_at, str(run_id)],
         )
         row = cursor.fetchone()
     if row and row[0]:
@@ -927,15 +964,16 @@ def effect_once(*, key: str, run: TaskRun | None = None, detail: dict | None = N
 class TaskContext:
     """What a task function receives first: its run, its tenant, progress and cancellation."""
 
-    def __init__(self, *, run: TaskRun, attempt: int, tenant=None):
+    def __init__(self, *, run: TaskRun, attempt: int, tenant=None, started_at: dt.datetime | None = None):
         self.run = run
         self.run_id = run.pk
         self.attempt = attempt
         self.tenant = tenant
         self.idempotency_key = run.idempotency_key
+        self.started_at = started_at or timezone.now()
 
     def progress(self, fraction: float, message: str = "") -> None:
-        progress_report(run_id=self.run_id, fraction=fraction, message=message)
+        progress_report(run_id=self.run_id, fraction=fraction, message=message, started_at=self.started_at)
 
     def check_cancelled(self) -> None:
         if TaskRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from backoffice.errors import DomainError
 from tasks import registry, selectors, services
 from tasks.api import serializers
-from tasks.models import Priority, Status, TaskRun
+from tasks.models import PUBLIC_STATUSES, Priority, TaskRun
 
 
 class OperatorOnly(permissions.IsAdminUser):
@@ -54,8 +54,8 @@ class TaskRunListView(_Scoped, generics.ListAPIView):
             elif not priority.isdigit():
                 raise DomainError(f"Unknown priority {priority!r}.", detail={"priority": Priority.names})
         status_ = params.get("status")
-        if status_ and status_ not in Status.values:
-            raise DomainError(f"Unknown status {status_!r}.", detail={"status": Status.values})
+        if status_ and status_ not in PUBLIC_STATUSES:
+            raise DomainError(f"Unknown status {status_!r}.", detail={"status": PUBLIC_STATUSES})
         return selectors.task_run_list(
             tenant=self.scope(self.request), status=status_, priority=priority, name=params.get("name"),
             schema_name=None if self.is_tenant_site else params.get("tenant"),
