@@ -109,7 +109,8 @@ class TaskRunAdmin(admin.ModelAdmin):
         done = 0
         for run in queryset:
             try:
-                services.task_retry(run=run, submitted_by=request.user.get_username())
+                # From a tenant's admin the retry is the tenant's own submission, within its plan.
+                services.task_retry(run=run, submitted_by=request.user.get_username(), by_operator=self.operator)
                 done += 1
             except ValidationError as error:
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)

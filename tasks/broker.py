@@ -271,6 +271,28 @@ def insert_run_row(run, alias: str = "default") -> None:
         cursor.execute(statement, params, prepare=True)
 
 
+def insert_run_rows(runs: list, alias: str = "default") -> None:
+    """Insert many new TaskRuns with one COPY (a batch submission), values prepared as for one.
+
+    A multi-row INSERT of 1,200 runs spent a second being split and parsed (43,000 placeholders); COPY
+    sends the rows as data. Row triggers fire for COPY as for INSERT.
+    """
+    if not runs:
+        return
+    from django.db import connections
+
+    statement, _params = _insert_sql(runs[0], alias)
+    columns = statement[statement.index("(") + 1:statement.index(")")]
+    connection = connections[alias]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        with cursor.copy(f"COPY {public_table(runs[0].__class__)} ({columns}) FROM STDIN") as copy:
+            for run in runs:
+                copy.write_row(_insert_sql(run, alias)[1])
+    for run in runs:
+        run._state.adding = False
+
+
 class RunInsertingBroker:
     """Enqueue through the ORM broker while inserting a new TaskRun row in the same SQL statement.
 

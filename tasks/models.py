@@ -98,6 +98,11 @@ class TaskRun(models.Model):
     depends_on = models.ManyToManyField(
         "self", symmetrical=False, related_name="dependents", blank=True, verbose_name="depends on"
     )
+    depth = models.PositiveIntegerField(
+        "chain length", default=1,
+        help_text="Runs in the longest dependency chain ending here: 1 without dependencies, else one more than "
+                  "its deepest dependency. Capped per plan.",
+    )
     run_if_dependency_fails = models.BooleanField(
         "run if a dependency fails", default=False,
         help_text="Otherwise a failed or cancelled dependency cancels this run.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
 from tasks.models import Priority, Status, TaskRun, TaskSchedule, statuses_shown_as
 
@@ -25,6 +25,14 @@ def task_run_list(*, tenant=None, status: str | None = None, priority=None, name
 def task_run_get(*, tenant, run_id) -> TaskRun:
     """One run the tenant may see; DoesNotExist (a 404) for another tenant's."""
     return task_run_list(tenant=tenant).prefetch_related("depends_on", "attempt_log").get(pk=run_id)
+
+
+def task_runs_in_order(*, run_ids: list) -> list[TaskRun]:
+    """These runs (just written by the caller), in this order, with their dependencies prefetched."""
+    found = TaskRun.objects.filter(pk__in=run_ids).select_related("tenant").prefetch_related(
+        Prefetch("depends_on", queryset=TaskRun.objects.only("pk")))
+    by_id = {run.pk: run for run in found}
+    return [by_id[run_id] for run_id in run_ids]
 
 
 def queue_depth(*, tenant=None) -> dict[str, int]:

@@ -3,13 +3,14 @@
 The flow of one run, readable here top to bottom:
 task_submit -> (on commit) _enqueue -> broker -> cluster worker -> tasks.runner.execute
 -> run_execute: _claim, the task inside its tenant's schema, then _succeed / _fail
-(-> a retry enqueued with a backoff delay) / _cancelled -> _release_dependents.
+(-> a retry enqueued with a backoff delay) / _cancelled -> dependents_settle.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import graphlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from django_tenants.utils import tenant_context
 
 from backoffice.logging import mask_text
 from tasks import conf, registry
+from tasks.limits import SubmitLimits, submit_limits
 from tasks.models import LEASED, TERMINAL, Priority, Status, TaskAttempt, TaskEffect, TaskRun, TaskSchedule
 from tasks.watchdog import watchdog
 
@@ -115,20 +117,37 @@ def _check_tenant_scope(spec: registry.TaskSpec, tenant) -> None:
 
 
 def _validated_dependencies(depends_on: Iterable, tenant) -> list[TaskRun]:
-    ids = [str(d.pk if isinstance(d, TaskRun) else d) for d in depends_on or []]
+    """The runs named, all of them existing and (for a tenant) its own; their depth comes with them."""
+    ids = []
+    for dependency in depends_on or []:
+        if isinstance(dependency, TaskRun):
+            ids.append(str(dependency.pk))
+            continue
+        try:
+            ids.append(str(uuid.UUID(str(dependency)[:64])))
+        except ValueError:
+            raise ValidationError({"depends_on": "Dependencies must be task run ids."}, code="invalid") from None
     if not ids:
         return []
-    try:
-        found = list(TaskRun.objects.filter(pk__in=ids))
-    except ValidationError:
-        raise ValidationError({"depends_on": "Dependencies must be task run ids."}, code="invalid") from None
+    found = list(TaskRun.objects.filter(pk__in=ids).only("pk", "tenant_id", "depth", "status"))
     missing = set(ids) - {str(run.pk) for run in found}
     if tenant is not None:
         # A tenant may only wait on its own runs: another tenant's ids look missing.
         missing |= {str(run.pk) for run in found if run.tenant_id != tenant.pk}
     if missing:
-        raise ValidationError({"depends_on": f"No such task run: {', '.join(sorted(missing))}."}, code="not_found")
+        shown = sorted(missing)
+        more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+        raise ValidationError({"depends_on": f"No such task run: {', '.join(shown[:5])}{more}."}, code="not_found")
     return found
+
+
+def _check_chain(depth: int, limits: SubmitLimits) -> None:
+    if depth > limits.max_chain_length:
+        raise ValidationError(
+            {"depends_on": f"A dependency chain holds at most {limits.max_chain_length} runs ({limits.who}); "
+                           f"this run would be number {depth} of one."},
+            code="chain_too_long",
+        )
 
 
 @functools.cache
@@ -160,11 +179,20 @@ def _new_run(**values) -> TaskRun:
 
 
 def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backoff_base, backoff_cap,
-               run_if_dependency_fails, submitted_by, schedule, eta, retry_of=None) -> TaskRun:
+               run_if_dependency_fails, submitted_by, schedule, eta, retry_of=None,
+               limits: SubmitLimits | None = None) -> TaskRun:
     spec = registry.get_spec(name)
     arguments = spec.validate(arguments)
     _check_tenant_scope(spec, tenant)
     priority = _parse_priority(priority)
+    if limits is not None and limits.tenant_submits:
+        if priority is None:
+            priority = min(spec.priority, limits.max_priority)  # a task's default, not the tenant's choice
+        elif priority > limits.max_priority:
+            raise ValidationError(
+                {"priority": f"{limits.who} allows task priorities up to {Priority(limits.max_priority).name}."},
+                code="priority_not_allowed",
+            )
     timeout = spec.timeout or conf.default_timeout() if timeout is None else timeout
     if not isinstance(timeout, int) or timeout < 1:
         raise ValidationError({"timeout": "The timeout must be a whole number of seconds, at least 1."})
@@ -197,20 +225,34 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
     return run
 
 
+def _tenant_limits(tenant, by_operator: bool) -> SubmitLimits | None:
+    """A tenant's own submission's limits; None for the operator's, whose bounds are read only when needed."""
+    return submit_limits(tenant=tenant, by_operator=False) if tenant is not None and not by_operator else None
+
+
 def task_submit(*, name: str, arguments: dict | None = None, tenant=None, priority=None, run_at=None,
                 countdown: float | None = None, depends_on: Iterable = (), run_if_dependency_fails: bool = False,
                 max_retries: int | None = None, timeout: int | None = None, backoff_base: float | None = None,
                 backoff_cap: float | None = None, submitted_by: str = "", schedule: TaskSchedule | None = None,
-                ) -> TaskRun:
-    """Validate, record and (once the transaction commits) enqueue one task run."""
+                by_operator: bool = False) -> TaskRun:
+    """Validate, record and (once the transaction commits) enqueue one task run.
+
+    A run for a tenant is the tenant's own submission, held to its plan's limits, unless `by_operator`
+    (the operator's API, admin and commands submitting for it).
+    """
     now = timezone.now()
     eta = _when(run_at=run_at, countdown=countdown, now=now)
+    limits = _tenant_limits(tenant, by_operator)
     run = _build_run(
         name=name, arguments=arguments, tenant=tenant, priority=priority, max_retries=max_retries,
         timeout=timeout, backoff_base=backoff_base, backoff_cap=backoff_cap,
         run_if_dependency_fails=run_if_dependency_fails, submitted_by=submitted_by, schedule=schedule, eta=eta,
+        limits=limits,
     )
     dependencies = _validated_dependencies(depends_on, tenant)
+    if dependencies:
+        run.depth = 1 + max(dependency.depth for dependency in dependencies)
+        _check_chain(run.depth, limits or submit_limits(tenant=tenant, by_operator=True))
     if not dependencies and not connection.in_atomic_block:
         run.status = Status.QUEUED
         if _orm_broker():
@@ -230,79 +272,105 @@ def task_submit(*, name: str, arguments: dict | None = None, tenant=None, priori
         run.save(force_insert=True)
         if dependencies:
             run.depends_on.set(dependencies)
-        _after_commit_dispatch(run)
+        _after_commit_dispatch([run], check_waiting=[run.pk] if dependencies else [])
     return run
 
 
-def task_submit_batch(*, items: list[dict], tenant=None, submitted_by: str = "") -> list[TaskRun]:
+def task_submit_batch(*, items: list[dict], tenant=None, submitted_by: str = "", by_operator: bool = False,
+                      ) -> list[TaskRun]:
     """Submit a DAG at once: items name each other by `key` in `depends_on` (or name existing run ids).
 
-    A cycle, an unknown key or any invalid item refuses the whole batch: nothing is queued.
+    A cycle, an unknown key or any invalid item refuses the whole batch: nothing is queued. The runs and
+    their edges go in two statements whatever the batch's shape (no recursion: a 1,200-run chain listed
+    last first is as quick as any), within the batch size and chain length of the submitter's limits.
     """
     if not isinstance(items, list) or not items:
         raise ValidationError({"tasks": "Give a non-empty list of tasks."})
+    limits = task_batch_size_validate(count=len(items), tenant=tenant, by_operator=by_operator)
+    if not all(isinstance(item, dict) for item in items):
+        raise ValidationError({"tasks": "Each task of a batch is a JSON object."})
     keys = [str(item.get("key") or index) for index, item in enumerate(items)]
-    if len(set(keys)) != len(keys):
+    position = {key: index for index, key in enumerate(keys)}
+    if len(position) != len(keys):
         raise ValidationError({"tasks": "Each task of a batch needs a distinct key."})
-    local = {key: [str(d) for d in (item.get("depends_on") or [])] for key, item in zip(keys, items, strict=True)}
-    order = _topological_order(local)
+    named: dict[str, list[str]] = {}
+    for key, item in zip(keys, items, strict=True):
+        depends_on = item.get("depends_on") or []
+        if not isinstance(depends_on, list | tuple):
+            raise ValidationError({f"tasks[{key}]": "depends_on must be a list of keys or run ids."})
+        named[key] = [str(d) for d in depends_on]
+    graph = {key: [d for d in names if d in position] for key, names in named.items()}
+    order = _topological_order(graph)
+    external = {str(run.pk): run for run in _validated_dependencies(
+        sorted({d for names in named.values() for d in names if d not in position}), tenant)}
     now = timezone.now()
     runs: dict[str, TaskRun] = {}
-    with transaction.atomic():
-        for key in order:
-            item = items[keys.index(key)]
+    edges: list[tuple[TaskRun, TaskRun]] = []
+    for key in order:
+        item = items[position[key]]
+        try:
             eta = _when(run_at=item.get("run_at"), countdown=item.get("countdown"), now=now)
-            try:
-                run = _build_run(
-                    name=item.get("name"), arguments=item.get("args", item.get("arguments")), tenant=tenant,
-                    priority=item.get("priority"), max_retries=item.get("max_retries"), timeout=item.get("timeout"),
-                    backoff_base=item.get("backoff_base"), backoff_cap=item.get("backoff_cap"),
-                    run_if_dependency_fails=bool(item.get("run_if_dependency_fails", False)),
-                    submitted_by=submitted_by, schedule=None, eta=eta,
-                )
-            except ValidationError as error:
-                raise ValidationError({f"tasks[{key}]": error.messages}) from error
-            external = _validated_dependencies([d for d in local[key] if d not in local], tenant)
-            inner = [runs[d] for d in local[key] if d in local]
-            run.status = Status.WAITING if (external or inner) else Status.QUEUED
-            run.save()
-            if external or inner:
-                run.depends_on.set([*external, *inner])
-            runs[key] = run
-        for run in runs.values():
-            _after_commit_dispatch(run)
+            run = _build_run(
+                name=item.get("name"), arguments=item.get("args", item.get("arguments")), tenant=tenant,
+                priority=item.get("priority"), max_retries=item.get("max_retries"), timeout=item.get("timeout"),
+                backoff_base=item.get("backoff_base"), backoff_cap=item.get("backoff_cap"),
+                run_if_dependency_fails=bool(item.get("run_if_dependency_fails", False)),
+                submitted_by=submitted_by, schedule=None, eta=eta, limits=limits,
+            )
+            dependencies = list({id(d): d for d in (runs[n] if n in position else external[str(uuid.UUID(n))]
+                                                    for n in named[key])}.values())
+            if dependencies:
+                run.depth = 1 + max(dependency.depth for dependency in dependencies)
+                _check_chain(run.depth, limits)
+        except ValidationError as error:
+            raise ValidationError({f"tasks[{key}]": error.messages}) from error
+        run.status = Status.WAITING if dependencies else Status.QUEUED
+        edges += [(run, dependency) for dependency in dependencies]
+        runs[key] = run
+    from tasks.broker import insert_run_rows
+
+    through = TaskRun.depends_on.through
+    with transaction.atomic():
+        insert_run_rows(list(runs.values()))
+        through.objects.bulk_create([through(from_taskrun_id=run.pk, to_taskrun_id=dependency.pk)
+                                     for run, dependency in edges], batch_size=5000)
+        # A run waiting only on runs of this batch cannot find them ended; one waiting on an existing run may.
+        _after_commit_dispatch(runs.values(), check_waiting=[
+            run.pk for key, run in runs.items() if any(n not in position for n in named[key])])
     return [runs[key] for key in keys]
+
+
+def task_batch_size_validate(*, count: int, tenant=None, by_operator: bool = False) -> SubmitLimits:
+    """Refuse a batch larger than the submitter's limit (before reading its items); return the limits."""
+    limits = submit_limits(tenant=tenant, by_operator=by_operator)
+    if count > limits.max_batch_size:
+        raise ValidationError({"tasks": f"A batch holds at most {limits.max_batch_size} tasks ({limits.who}); "
+                                        f"this one has {count}."}, code="batch_too_large")
+    return limits
 
 
 def _topological_order(graph: dict[str, list[str]]) -> list[str]:
     """Keys so that each comes after the batch keys it depends on; a cycle is a ValidationError."""
-    order: list[str] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(key: str, path: list[str]):
-        if state.get(key) == 2:
-            return
-        if state.get(key) == 1:
-            cycle = path[path.index(key):] + [key]
-            raise ValidationError({"depends_on": f"Dependency cycle: {' -> '.join(cycle)}."}, code="cycle")
-        state[key] = 1
-        for dep in graph[key]:
-            if dep in graph:
-                visit(dep, [*path, key])
-        state[key] = 2
-        order.append(key)
-
-    for key in graph:
-        visit(key, [])
-    return order
+    sorter = graphlib.TopologicalSorter(graph)
+    try:
+        return list(sorter.static_order())
+    except graphlib.CycleError as error:
+        cycle = error.args[1][::-1]  # graphlib lists it dependency first; read it as "a -> depends on b"
+        raise ValidationError({"depends_on": f"Dependency cycle: {' -> '.join(cycle)}."}, code="cycle") from None
 
 
-def _after_commit_dispatch(run: TaskRun) -> None:
-    run_id = run.pk
-    if run.status == Status.WAITING:
-        transaction.on_commit(lambda: _maybe_release(run_id))
-    else:
-        transaction.on_commit(lambda: _enqueue(run_id, eta=run.run_at, priority=run.priority, timeout=run.timeout))
+def _after_commit_dispatch(runs: Iterable[TaskRun], *, check_waiting: list = ()) -> None:
+    """Once committed: enqueue the queued runs, and settle the waiting ones whose dependencies may have ended."""
+    queued = [(run.pk, run.run_at, run.priority, run.timeout) for run in runs if run.status == Status.QUEUED]
+    waiting = list(check_waiting)
+
+    def dispatch():
+        for run_id, eta, priority, timeout in queued:
+            _enqueue(run_id, eta=eta, priority=priority, timeout=timeout)
+        if waiting:
+            dependents_settle(waiting=waiting)
+
+    transaction.on_commit(dispatch)
 
 
 def _orm_broker():
@@ -812,31 +880,97 @@ def _failed(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str, tb: st
 
 # ---------------------------------------------------------------- dependencies
 
+# The waiting runs a failed or cancelled dependency dooms, and everything waiting on them in turn, in one
+# statement (a recursive CTE: a chain of any length, no recursion in Python). Rows are locked in id order,
+# so two cascades that meet cannot deadlock; a run told to go on (run_if_dependency_fails) stops the cascade.
+_CANCEL_DOOMED = """
+WITH RECURSIVE candidates AS (
+    SELECT e.from_taskrun_id AS id FROM {edges} e WHERE e.to_taskrun_id = ANY(%(ended)s::uuid[])
+    UNION SELECT unnest(%(waiting)s::uuid[])
+), doomed(id) AS (
+    SELECT r.id FROM {run} r
+    WHERE r.id IN (SELECT id FROM candidates) AND r.status = 'waiting' AND NOT r.run_if_dependency_fails
+        AND EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                    WHERE e.from_taskrun_id = r.id AND d.status IN ('failed', 'cancelled'))
+    UNION
+    SELECT r.id FROM doomed JOIN {edges} e ON e.to_taskrun_id = doomed.id JOIN {run} r ON r.id = e.from_taskrun_id
+    WHERE r.status = 'waiting' AND NOT r.run_if_dependency_fails
+), locked AS (
+    SELECT id FROM {run} WHERE id IN (SELECT id FROM doomed) AND status = 'waiting' ORDER BY id FOR UPDATE
+)
+UPDATE {run} AS r SET status = 'cancelled', cancel_requested = true, finished_at = now(),
+    error = 'A dependency failed or was cancelled.', updated_at = now()
+FROM locked WHERE r.id = locked.id
+RETURNING r.id
+"""
+# The waiting runs among the dependents of runs that ended (or given) whose dependencies have all ended,
+# none failed or cancelled unless the run goes on regardless: queued, and returned for the broker.
+_QUEUE_READY = """
+WITH candidates AS (
+    SELECT e.from_taskrun_id AS id FROM {edges} e WHERE e.to_taskrun_id = ANY(%(ended)s::uuid[])
+    UNION SELECT unnest(%(waiting)s::uuid[])
+), ready AS (
+    SELECT r.id FROM {run} r
+    WHERE r.id IN (SELECT id FROM candidates) AND r.status = 'waiting'
+        AND NOT EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                        WHERE e.from_taskrun_id = r.id AND d.status NOT IN ('succeeded', 'failed', 'cancelled'))
+        AND (r.run_if_dependency_fails
+             OR NOT EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                            WHERE e.from_taskrun_id = r.id AND d.status IN ('failed', 'cancelled')))
+    ORDER BY r.id FOR UPDATE OF r
+)
+UPDATE {run} AS r SET status = 'queued', updated_at = now()
+FROM ready WHERE r.id = ready.id
+RETURNING r.id, r.run_at, r.priority, r.timeout
+"""
+# Waiting runs a lost release left behind: every dependency ended before the cutoff, or (for a run that
+# does not go on regardless) one failed or was cancelled before it. Oldest first, a bounded sweep.
+_STRANDED = """
+SELECT r.id FROM {run} r
+WHERE r.status = 'waiting' AND (
+    NOT EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                WHERE e.from_taskrun_id = r.id
+                    AND NOT (d.status IN ('succeeded', 'failed', 'cancelled')
+                             AND COALESCE(d.finished_at, d.updated_at) < %(cutoff)s))
+    OR (NOT r.run_if_dependency_fails
+        AND EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                    WHERE e.from_taskrun_id = r.id AND d.status IN ('failed', 'cancelled')
+                        AND COALESCE(d.finished_at, d.updated_at) < %(cutoff)s)))
+ORDER BY r.created_at
+LIMIT %(limit)s
+"""
+
+
+def dependents_settle(*, ended: Iterable = (), waiting: Iterable = ()) -> dict[str, int]:
+    """Move what runs that `ended` (or the `waiting` runs given) leave decided, in one transaction.
+
+    Waiting runs a failed or cancelled dependency dooms are cancelled with all that waits on them; those
+    whose dependencies have all ended are queued and, once committed, enqueued. Two statements, whatever
+    the length of the chains. Safe to repeat and to run twice at once: each row moves once.
+    """
+    ended = [str(run_id) for run_id in ended]
+    waiting = [str(run_id) for run_id in waiting]
+    if not ended and not waiting:
+        return {"cancelled": 0, "queued": 0}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_sql(_CANCEL_DOOMED), {"ended": ended, "waiting": waiting})
+        cancelled = [str(row[0]) for row in cursor.fetchall()]
+        cursor.execute(_sql(_QUEUE_READY), {"ended": ended + cancelled, "waiting": waiting})
+        queued = cursor.fetchall()
+
+        def enqueue():
+            for run_id, run_at, priority, timeout in queued:
+                _enqueue(run_id, eta=run_at, priority=priority, timeout=timeout)
+
+        if queued:
+            transaction.on_commit(enqueue)
+    if cancelled:
+        logger.info("Cancelled %s waiting run(s) whose dependency failed or was cancelled.", len(cancelled))
+    return {"cancelled": len(cancelled), "queued": len(queued)}
+
+
 def _release_dependents(run_id) -> None:
-    for dependent_id in TaskRun.objects.filter(depends_on=run_id, status=Status.WAITING).values_list("pk", flat=True):
-        _maybe_release(dependent_id)
-
-
-def _maybe_release(run_id) -> None:
-    """Queue a waiting run whose dependencies are all done, or cancel it when one failed."""
-    statuses = list(TaskRun.objects.filter(dependents=run_id).values_list("status", flat=True))
-    run = TaskRun.objects.filter(pk=run_id).only("run_if_dependency_fails", "priority", "timeout", "run_at").first()
-    if run is None:
-        return
-    broken = [s for s in statuses if s in (Status.FAILED, Status.CANCELLED)]
-    if broken and not run.run_if_dependency_fails:
-        # One statement decides: two dependencies finishing at once cannot both act.
-        if TaskRun.objects.filter(pk=run_id, status=Status.WAITING).update(
-            status=Status.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
-            error="A dependency failed or was cancelled.", updated_at=timezone.now(),
-        ):
-            _release_dependents(run_id)
-        return
-    if all(s in TERMINAL for s in statuses):
-        if TaskRun.objects.filter(pk=run_id, status=Status.WAITING).update(
-            status=Status.QUEUED, updated_at=timezone.now()
-        ):
-            _enqueue(run_id, eta=run.run_at, priority=run.priority, timeout=run.timeout)
+    dependents_settle(ended=[run_id])
 
 
 # ---------------------------------------------------------------- cancel, retry, progress
@@ -875,6 +1009,9 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
     - `queued` or `retrying`, due for `stalled_for` seconds, while the broker
       holds no package at all: the packages were lost (a Redis restarted
       without persistence, a process that died between commit and enqueue).
+    - `waiting` whose dependencies ended `stalled_for` seconds ago (or one of
+      them failed), its release lost the same ways: cancelled or queued as
+      the release would have (at most 10,000 a sweep; the next takes the rest).
     Duplicate packages are harmless: the run's row lock lets one through.
     Scheduled every minute on the cluster (migration 0003).
     """
@@ -900,18 +1037,29 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
         for run in due:
             _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)
             recovered["queued"] += 1
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(_STRANDED), {"cutoff": cutoff, "limit": 10_000})
+        stranded = [row[0] for row in cursor.fetchall()]
+    if stranded:
+        settled = dependents_settle(waiting=stranded)
+        recovered["waiting"] = settled["cancelled"] + settled["queued"]  # the key only when some were
     if any(recovered.values()):
         logger.warning("Recovered stalled task runs: %s", recovered)
     return recovered
 
 
-def task_retry(*, run: TaskRun, submitted_by: str = "") -> TaskRun:
-    """Submit a failed or cancelled run again, as a new run that points back at it."""
+def task_retry(*, run: TaskRun, submitted_by: str = "", by_operator: bool = False) -> TaskRun:
+    """Submit a failed or cancelled run again, as a new run that points back at it.
+
+    By its tenant (its admin), within its plan: at most the plan's highest priority.
+    """
     if run.status not in (Status.FAILED, Status.CANCELLED):
         raise ValidationError("Only a failed or cancelled run can be retried.", code="not_retryable")
+    limits = _tenant_limits(run.tenant, by_operator)
+    priority = run.priority if limits is None else min(run.priority, limits.max_priority)
     with transaction.atomic():
         new = _build_run(
-            name=run.name, arguments=run.arguments, tenant=run.tenant, priority=run.priority,
+            name=run.name, arguments=run.arguments, tenant=run.tenant, priority=priority, limits=limits,
             max_retries=run.max_retries, timeout=run.timeout, backoff_base=run.backoff_base,
             backoff_cap=run.backoff_cap, run_if_dependency_fails=run.run_if_dependency_fails,
             submitted_by=submitted_by, schedule=run.schedule, eta=None, retry_of=run,
@@ -920,7 +1068,7 @@ def task_retry(*, run: TaskRun, submitted_by: str = "") -> TaskRun:
             raise ValidationError("The tenant of this run no longer exists.", code="tenant_missing")
         new.status = Status.QUEUED
         new.save()
-        _after_commit_dispatch(new)
+        _after_commit_dispatch([new])
     return new
 
 

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from tasks.models import PUBLIC_STATUSES, Priority, TaskAttempt, TaskRun
+from tenants.models import MAX_TASK_BATCH_SIZE
 
 
 class PriorityField(serializers.ChoiceField):
@@ -47,7 +48,9 @@ class BatchItemSerializer(SubmitSerializer):
 
 
 class BatchSerializer(serializers.Serializer):
-    tasks = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+    tasks = serializers.ListField(child=serializers.DictField(), allow_empty=False, max_length=MAX_TASK_BATCH_SIZE,
+                                  help_text="At most the plan's task batch size (the operator's: configuration "
+                                            "tasks.operator_limits).")
 
 
 class AttemptSerializer(serializers.ModelSerializer):
@@ -73,7 +76,9 @@ class TaskRunSerializer(serializers.ModelSerializer):
         ]
 
     def get_depends_on(self, run) -> list[str]:
-        return [str(pk) for pk in run.depends_on.values_list("pk", flat=True)]
+        # .all(): read from prefetch_related("depends_on") when the view fetched the runs so (one query for a
+        # list, not one per run).
+        return sorted(str(dependency.pk) for dependency in run.depends_on.all())
 
 
 class TaskRunDetailSerializer(TaskRunSerializer):

@@ -55,7 +55,7 @@ class Command(BaseCommand):
                 name=options["name"], arguments=arguments, tenant=tenant, priority=options["priority"],
                 countdown=options["countdown"], run_at=run_at, depends_on=options["depends_on"],
                 run_if_dependency_fails=options["run_if_dependency_fails"], max_retries=options["max_retries"],
-                timeout=options["timeout"], submitted_by="command line",
+                timeout=options["timeout"], submitted_by="command line", by_operator=True,
             )
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from error
