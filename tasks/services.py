@@ -13,6 +13,7 @@ import functools
 import graphlib
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -30,6 +31,7 @@ from django_tenants.utils import tenant_context
 
 from backoffice.logging import mask_text
 from tasks import conf, registry
+from tasks import limits as bounds
 from tasks.limits import SubmitLimits, submit_limits
 from tasks.models import LEASED, TERMINAL, Priority, Status, TaskAttempt, TaskEffect, TaskRun, TaskSchedule
 from tasks.watchdog import watchdog
@@ -68,13 +70,48 @@ def current_tenant():
     return _tenant_for_schema(schema)
 
 
-def _summary(arguments: dict) -> str:
+def _bounded_arguments(arguments) -> tuple[dict, str]:
+    """The arguments and their JSON text, once they are known not too deep nor too large to validate.
+
+    The depth is walked without recursion first: a value nested thousands deep would recurse in the JSON
+    encoder and the schema validator.
+    """
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise ValidationError({"args": "Arguments must be a JSON object."}, code="invalid_arguments")
+    stack = [(arguments, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+        if children and depth >= bounds.MAX_ARGUMENTS_DEPTH:
+            raise ValidationError({"args": f"Arguments may be nested at most {bounds.MAX_ARGUMENTS_DEPTH} levels "
+                                           "deep."}, code="arguments_too_deep")
+        stack.extend((child, depth + 1) for child in children)
     try:
         text = json.dumps(arguments, sort_keys=True)
     except (TypeError, ValueError):
         raise ValidationError({"args": "Arguments must be JSON values."}, code="invalid_arguments") from None
+    if len(text) > bounds.MAX_ARGUMENTS_BYTES:  # characters: at least as many bytes
+        raise ValidationError({"args": f"Arguments take at most {bounds.MAX_ARGUMENTS_BYTES} bytes as JSON; these "
+                                       f"take {len(text.encode())}."}, code="arguments_too_large")
+    return arguments, text
+
+
+def _summary(text: str) -> str:
     text = mask_text(text)
     return text if len(text) <= MAX_ARGS_SUMMARY else text[: MAX_ARGS_SUMMARY - 1] + "…"
+
+
+def _seconds(value, field: str, *, most: float, too_long: str) -> float:
+    """A finite, non-negative number of seconds up to `most` (never a bool, a string, inf or NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError({field: "Give a number of seconds."})
+    if value < 0:
+        raise ValidationError({field: "The delay cannot be negative."})
+    if value > most:
+        raise ValidationError({field: too_long})
+    return float(value)
 
 
 def _parse_priority(priority) -> int:
@@ -92,18 +129,25 @@ def _parse_priority(priority) -> int:
 
 
 def _when(*, run_at: dt.datetime | None, countdown: float | None, now: dt.datetime) -> dt.datetime | None:
+    """When a run may start: None for now. At most tasks.limits.MAX_DELAY (365 days) ahead."""
     if run_at is not None and countdown is not None:
         raise ValidationError("Give run_at or countdown, not both.", code="invalid")
+    longest = bounds.MAX_DELAY.total_seconds()
     if countdown is not None:
-        if countdown < 0:
-            raise ValidationError({"countdown": "The delay cannot be negative."}, code="negative_delay")
+        countdown = _seconds(countdown, "countdown", most=longest, too_long=(
+            f"A run may be delayed by at most {bounds.MAX_DELAY.days} days ({longest:.0f} s)."))
         return now + dt.timedelta(seconds=countdown) if countdown else None
     if run_at is not None:
+        if not isinstance(run_at, dt.datetime):
+            raise ValidationError({"run_at": "Give run_at as a date and time (ISO 8601 with offset)."})
         if timezone.is_naive(run_at):
             raise ValidationError({"run_at": "Give run_at with a time zone (ISO 8601 with offset)."})
         if run_at < now - dt.timedelta(seconds=1):
             raise ValidationError({"run_at": "run_at is in the past: the delay cannot be negative."},
                                   code="negative_delay")
+        if run_at > now + bounds.MAX_DELAY:
+            raise ValidationError({"run_at": f"run_at may be at most {bounds.MAX_DELAY.days} days ahead."},
+                                  code="too_long")
         return run_at
     return None
 
@@ -116,10 +160,20 @@ def _check_tenant_scope(spec: registry.TaskSpec, tenant) -> None:
                               code="operator_only")
 
 
-def _validated_dependencies(depends_on: Iterable, tenant) -> list[TaskRun]:
+def _check_dependency_count(count: int) -> None:
+    if count > bounds.MAX_DEPENDS_ON:
+        raise ValidationError({"depends_on": f"A run may wait for at most {bounds.MAX_DEPENDS_ON} runs; this one "
+                                             f"names {count} (wait for an intermediate run instead)."},
+                              code="too_many_dependencies")
+
+
+def _validated_dependencies(depends_on: Iterable, tenant, *, per_run: bool = True) -> list[TaskRun]:
     """The runs named, all of them existing and (for a tenant) its own; their depth comes with them."""
+    depends_on = list(depends_on or [])
+    if per_run:
+        _check_dependency_count(len(depends_on))
     ids = []
-    for dependency in depends_on or []:
+    for dependency in depends_on:
         if isinstance(dependency, TaskRun):
             ids.append(str(dependency.pk))
             continue
@@ -182,6 +236,7 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
                run_if_dependency_fails, submitted_by, schedule, eta, retry_of=None,
                limits: SubmitLimits | None = None) -> TaskRun:
     spec = registry.get_spec(name)
+    arguments, text = _bounded_arguments(arguments)
     arguments = spec.validate(arguments)
     _check_tenant_scope(spec, tenant)
     priority = _parse_priority(priority)
@@ -194,7 +249,7 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
                 code="priority_not_allowed",
             )
     timeout = spec.timeout or conf.default_timeout() if timeout is None else timeout
-    if not isinstance(timeout, int) or timeout < 1:
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ValidationError({"timeout": "The timeout must be a whole number of seconds, at least 1."})
     retry = int(conf.q_cluster().get("retry", 360))
     if timeout + conf.lease_grace() > retry:
@@ -204,10 +259,10 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
                         "(the cluster's retry minus the lease grace)."}
         )
     max_retries = spec.max_retries if max_retries is None else max_retries
-    if not isinstance(max_retries, int) or not 0 <= max_retries <= 20:
-        raise ValidationError({"max_retries": "max_retries must be between 0 and 20."})
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= bounds.MAX_RETRIES:
+        raise ValidationError({"max_retries": f"max_retries must be between 0 and {bounds.MAX_RETRIES}."})
     run = _new_run(
-        name=name, arguments=arguments, args_summary=_summary(arguments), tenant=tenant,
+        name=name, arguments=arguments, args_summary=_summary(text), tenant=tenant,
         schema_name=tenant.schema_name if tenant is not None else "public",
         priority=spec.priority if priority is None else priority, max_retries=max_retries, timeout=timeout,
         run_if_dependency_fails=run_if_dependency_fails, submitted_by=(submitted_by or "")[:150], schedule=schedule,
@@ -216,8 +271,10 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
     for field, value in (("backoff_base", backoff_base), ("backoff_cap", backoff_cap)):
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 86400:
-            raise ValidationError({field: "Give a number of seconds between 0 and 86400."}, code="invalid")
+        most = bounds.MAX_BACKOFF_SECONDS
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
+            raise ValidationError({field: f"Give a number of seconds between 0 and {bounds.MAX_BACKOFF_SECONDS}."},
+                                  code="invalid")
         setattr(run, field, float(value))
     # Every value a caller gives is checked above or by the registry; the rest are ours. Hence no
     # full_clean() here (a tenth of a submission's time); the named constraints are PostgreSQL's.
@@ -298,11 +355,12 @@ def task_submit_batch(*, items: list[dict], tenant=None, submitted_by: str = "",
         depends_on = item.get("depends_on") or []
         if not isinstance(depends_on, list | tuple):
             raise ValidationError({f"tasks[{key}]": "depends_on must be a list of keys or run ids."})
+        _check_dependency_count(len(depends_on))
         named[key] = [str(d) for d in depends_on]
     graph = {key: [d for d in names if d in position] for key, names in named.items()}
     order = _topological_order(graph)
     external = {str(run.pk): run for run in _validated_dependencies(
-        sorted({d for names in named.values() for d in names if d not in position}), tenant)}
+        sorted({d for names in named.values() for d in names if d not in position}), tenant, per_run=False)}
     now = timezone.now()
     runs: dict[str, TaskRun] = {}
     edges: list[tuple[TaskRun, TaskRun]] = []
@@ -323,7 +381,7 @@ def task_submit_batch(*, items: list[dict], tenant=None, submitted_by: str = "",
                 run.depth = 1 + max(dependency.depth for dependency in dependencies)
                 _check_chain(run.depth, limits)
         except ValidationError as error:
-            raise ValidationError({f"tasks[{key}]": error.messages}) from error
+            raise ValidationError({f"tasks[{key}]": _field_messages(error)}) from error
         run.status = Status.WAITING if dependencies else Status.QUEUED
         edges += [(run, dependency) for dependency in dependencies]
         runs[key] = run
@@ -338,6 +396,14 @@ def task_submit_batch(*, items: list[dict], tenant=None, submitted_by: str = "",
         _after_commit_dispatch(runs.values(), check_waiting=[
             run.pk for key, run in runs.items() if any(n not in position for n in named[key])])
     return [runs[key] for key in keys]
+
+
+def _field_messages(error: ValidationError) -> list[str]:
+    """An item's errors as "field: message" lines, so a batch's error still names the field."""
+    if not hasattr(error, "error_dict"):
+        return error.messages
+    return [f"{field}: {message}" if field != "__all__" else message
+            for field, errors in error.error_dict.items() for message in ValidationError(errors).messages]
 
 
 def task_batch_size_validate(*, count: int, tenant=None, by_operator: bool = False) -> SubmitLimits:
@@ -1158,6 +1224,7 @@ def schedule_validate(*, task_name: str, arguments, tenant, cron: str = "") -> d
     from croniter import croniter
 
     spec = registry.get_spec(task_name)
+    arguments, _text = _bounded_arguments(arguments)
     arguments = spec.validate(arguments)
     _check_tenant_scope(spec, tenant)
     cron = (cron or "").strip()
