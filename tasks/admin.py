@@ -184,7 +184,8 @@ class TaskScheduleAdmin(admin.ModelAdmin):
                     # The registry's word (arguments schema, tenant scope, cron) as form errors.
                     try:
                         services.schedule_validate(task_name=data["task_name"], arguments=data.get("arguments"),
-                                                   tenant=tenant, cron=data.get("cron") or "")
+                                                   tenant=tenant, cron=data.get("cron") or "",
+                                                   priority=data.get("priority"), by_operator=operator)
                     except ValidationError as error:
                         raise forms.ValidationError(error.messages) from error
                 return data
@@ -197,7 +198,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
             schedule=obj if change else None, name=data["name"], task_name=data["task_name"],
             arguments=data.get("arguments") or {}, tenant=data.get("tenant") if self.operator else _tenant(request),
             priority=data["priority"], cron=data.get("cron") or "", interval_minutes=data.get("interval_minutes"),
-            enabled=data.get("enabled", True), created_by=request.user.get_username(),
+            enabled=data.get("enabled", True), created_by=request.user.get_username(), by_operator=self.operator,
         )
 
     def delete_model(self, request, obj):

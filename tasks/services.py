@@ -235,7 +235,7 @@ def _new_run(**values) -> TaskRun:
 def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backoff_base, backoff_cap,
                run_if_dependency_fails, submitted_by, schedule, eta, retry_of=None,
                limits: SubmitLimits | None = None) -> TaskRun:
-    spec = registry.get_spec(name)
+    spec = registry.get_spec(name, for_tenant=limits is not None and limits.tenant_submits)
     arguments, text = _bounded_arguments(arguments)
     arguments = spec.validate(arguments)
     _check_tenant_scope(spec, tenant)
@@ -1219,11 +1219,20 @@ def _sync_q_schedule(schedule: TaskSchedule) -> None:
         schedule.save(update_fields=["q_schedule"])
 
 
-def schedule_validate(*, task_name: str, arguments, tenant, cron: str = "") -> dict:
-    """What a schedule must satisfy beyond its model: a registered task, valid arguments, scope, cron."""
+def schedule_validate(*, task_name: str, arguments, tenant, cron: str = "", priority=None,
+                      by_operator: bool = False) -> dict:
+    """What a schedule must satisfy beyond its model: a registered task, valid arguments, scope, cron.
+
+    A tenant's own schedule (its admin) names only tasks it may submit, at most its plan's priority.
+    """
     from croniter import croniter
 
-    spec = registry.get_spec(task_name)
+    limits = _tenant_limits(tenant, by_operator)
+    spec = registry.get_spec(task_name, for_tenant=limits is not None)
+    priority = _parse_priority(priority)
+    if limits is not None and priority is not None and priority > limits.max_priority:
+        raise ValidationError({"priority": f"{limits.who} allows task priorities up to "
+                                           f"{Priority(limits.max_priority).name}."}, code="priority_not_allowed")
     arguments, _text = _bounded_arguments(arguments)
     arguments = spec.validate(arguments)
     _check_tenant_scope(spec, tenant)
@@ -1235,9 +1244,10 @@ def schedule_validate(*, task_name: str, arguments, tenant, cron: str = "") -> d
 
 def schedule_save(*, schedule: TaskSchedule | None = None, name: str, task_name: str, arguments: dict | None = None,
                   tenant=None, priority=Priority.NORMAL, cron: str = "", interval_minutes: int | None = None,
-                  enabled: bool = True, created_by: str = "") -> TaskSchedule:
+                  enabled: bool = True, created_by: str = "", by_operator: bool = False) -> TaskSchedule:
     """Create or change a schedule; the task name and arguments are validated like a submission."""
-    arguments = schedule_validate(task_name=task_name, arguments=arguments, tenant=tenant, cron=cron)
+    arguments = schedule_validate(task_name=task_name, arguments=arguments, tenant=tenant, cron=cron,
+                                  priority=priority, by_operator=by_operator)
     cron = (cron or "").strip()
     with transaction.atomic():
         schedule = schedule or TaskSchedule(created_by=created_by)
@@ -1262,7 +1272,11 @@ def schedule_fire(*, schedule_id: int) -> TaskRun | None:
     schedule = TaskSchedule.objects.select_related("tenant").filter(pk=schedule_id).first()
     if schedule is None or not schedule.enabled:
         return None
+    # Each run of a tenant's schedule is the tenant's (its quota, its caps), at most its plan's priority now
+    # (the operator may have set a higher one, or the plan changed since).
+    limits = _tenant_limits(schedule.tenant, False)
+    priority = schedule.priority if limits is None else min(schedule.priority, limits.max_priority)
     return task_submit(
-        name=schedule.task_name, arguments=schedule.arguments, tenant=schedule.tenant, priority=schedule.priority,
+        name=schedule.task_name, arguments=schedule.arguments, tenant=schedule.tenant, priority=priority,
         submitted_by=f"schedule {schedule.name}", schedule=schedule,
     )

@@ -103,3 +103,33 @@ def test_task_submit_refuses_out_of_bounds_input_with_a_command_error(args):
     with pytest.raises(CommandError):
         call_command("task_submit", *args)
     assert nothing_queued()
+
+
+# ---------------------------------------------------------------- issue 14.11: task names a tenant may see
+
+OPERATOR_ONLY = ("system.fire_schedules", "schemas.rollout")
+
+
+@pytest.mark.parametrize("name", ["no.such.task", "system.fire_schedules"])
+def test_a_tenant_sending_an_unknown_or_operator_task_name_is_shown_only_names_it_may_submit(
+        lakers_client, name, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        single = lakers_client.post(RUNS, {"name": name}, content_type="application/json")
+        batch = lakers_client.post(f"{RUNS}batch/", {"tasks": [{"key": "a", "name": name}]},
+                                   content_type="application/json")
+    for response in (single, batch):
+        text = assert_error(response)
+        assert "unknown task" in text and "league.train_points_model" in text
+        # Its own input may be echoed; no other operator task's name is.
+        assert not any(hidden in text for hidden in OPERATOR_ONLY if hidden != name), text
+    assert nothing_queued()
+
+
+def test_the_service_names_only_the_tasks_the_tenant_may_submit(tenant_lakers):
+    with pytest.raises(ValidationError) as refused:
+        services.task_submit(name="no.such.task", tenant=tenant_lakers)
+    text = " ".join(refused.value.messages)
+    assert "league.train_points_model" in text and not any(hidden in text for hidden in OPERATOR_ONLY)
+    with pytest.raises(ValidationError) as operator_sees:
+        services.task_submit(name="no.such.task")
+    assert all(name in " ".join(operator_sees.value.messages) for name in OPERATOR_ONLY)
