@@ -10,6 +10,7 @@ from django.urls import path
 from django.utils.html import format_html
 
 from backoffice.admin_sites import operator_site, tenant_site
+from backoffice.errors import DomainError
 from tasks import registry, selectors, services
 from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, public_status
 from tenants import charts
@@ -114,6 +115,9 @@ class TaskRunAdmin(admin.ModelAdmin):
                 done += 1
             except ValidationError as error:
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
+            except DomainError as error:  # the tenant's quota or its cap on unfinished runs
+                self.message_user(request, f"{run}: {error.message}", messages.WARNING)
+                break
         if done:
             self.message_user(request, f"Resubmitted {done} run(s).", messages.SUCCESS)
 

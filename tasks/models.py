@@ -180,6 +180,31 @@ class TaskRun(models.Model):
         return f"taskrun:{self.pk}"
 
 
+class TenantRunCount(models.Model):
+    """Task runs of a tenant ever submitted, and ever finished: the unfinished ones are the difference.
+
+    Kept by triggers on the run table (migration tasks 0007), which also refuse a new run past the plan's
+    `max_active_task_runs`, whatever path inserts it. Two rows per tenant, so submissions (which lock the
+    `submitted` row until they commit) and the cluster recording outcomes (the `finished` row) never wait
+    on each other.
+    """
+
+    class Side(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        FINISHED = "finished", "Finished"
+
+    tenant = models.ForeignKey("tenants.Tenant", verbose_name="tenant", related_name="+", on_delete=models.CASCADE,
+                               db_index=False)  # the unique constraint's index serves it
+    side = models.CharField("side", max_length=16, choices=Side.choices)
+    runs = models.BigIntegerField("runs", default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "side"], name="tenantruncount_unique_side")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.side}: {self.runs}"
+
+
 class TaskAttempt(models.Model):
     """One attempt at a run, kept so retries, timeouts and lost workers can be read afterwards."""
 
@@ -272,7 +297,11 @@ class TaskSchedule(models.Model):
 
 
 class QueueMessage(models.Model):
-    """A package on the priority ORM broker: dispatched by priority, then age; `available_at` doubles as lock."""
+    """A package on the priority ORM broker: by priority, then by turns of tenant, then by age.
+
+    `available_at` doubles as the delivery's lock. Within the highest priority that has due packages,
+    the dequeue takes the oldest package of the tenant after the one it served last (tasks.broker).
+    """
 
     queue = models.CharField("queue", max_length=100)
     priority = models.PositiveSmallIntegerField("priority", choices=Priority.choices, default=Priority.NORMAL)
@@ -285,12 +314,16 @@ class QueueMessage(models.Model):
     # The TaskRun a `tasks.runner.execute` package runs: the dequeue claims it in the same statement.
     # No foreign key: a package may outlive its run (deleted by the operator), and the claim skips it then.
     run_id = models.UUIDField("task run", null=True, blank=True)
+    # Whose turn it is: the tenant's id, 0 for operator work and plain django-q2 packages. No foreign key:
+    # only the dispatch order reads it.
+    tenant_key = models.BigIntegerField("tenant", default=0)
     created_at = models.DateTimeField("created", auto_now_add=True)
 
     class Meta:
         ordering = ["-priority", "id"]
         indexes = [
-            models.Index("queue", models.F("priority").desc(), "id", name="queuemessage_dispatch"),
+            # The top priority (read backwards), then each tenant's packages oldest first.
+            models.Index(fields=["queue", "priority", "tenant_key", "id"], name="queuemessage_fair_dispatch"),
         ]
 
     def __str__(self) -> str:

@@ -21,26 +21,40 @@ import time
 import traceback as traceback_module
 import uuid
 from collections.abc import Iterable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 from django_tenants.utils import tenant_context
 
+from backoffice.errors import DomainError
 from backoffice.logging import mask_text
 from tasks import conf, registry
 from tasks import limits as bounds
 from tasks.limits import SubmitLimits, submit_limits
-from tasks.models import LEASED, TERMINAL, Priority, Status, TaskAttempt, TaskEffect, TaskRun, TaskSchedule
+from tasks.models import (
+    LEASED,
+    TERMINAL,
+    Priority,
+    Status,
+    TaskAttempt,
+    TaskEffect,
+    TaskRun,
+    TaskSchedule,
+    TenantRunCount,
+)
 from tasks.watchdog import watchdog
+from tenants import metering
 
 logger = logging.getLogger("tasks")
 
 MAX_ARGS_SUMMARY = 200
 # A retry's package may arrive this much before its backoff ends (the broker's clock against ours).
 EARLY_TOLERANCE = dt.timedelta(seconds=1)
+RUN_LIMIT_SQLSTATE = "CQ002"  # raised by courtside_count_task_runs() (migration tasks 0007)
 
 
 class TaskCancelled(Exception):
@@ -282,6 +296,56 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
     return run
 
 
+def _unfinished_runs(tenant) -> int:
+    """The tenant's runs waiting, queued or running, as the run table's triggers count them."""
+    counts = dict(TenantRunCount.objects.filter(tenant_id=tenant.pk).values_list("side", "runs"))
+    return counts.get(TenantRunCount.Side.SUBMITTED, 0) - counts.get(TenantRunCount.Side.FINISHED, 0)
+
+
+def _run_limit_error(tenant, unfinished: int | None) -> DomainError:
+    plan = tenant.plan
+    return DomainError(
+        f"The {plan.name} plan allows {plan.max_active_task_runs} unfinished task runs at once (waiting, queued or "
+        f"running); {tenant.schema_name} has {'them' if unfinished is None else unfinished}. Wait for runs to "
+        "finish or cancel some.",
+        code="task_run_limit_exceeded", status=429,
+        detail={"limit": plan.max_active_task_runs, "unfinished": unfinished},
+    )
+
+
+@contextmanager
+def _within_run_limit(tenant):
+    """The run table's refusal of a run past the tenant's cap (SQLSTATE CQ002, migration 0007) as a 429."""
+    try:
+        yield
+    except DatabaseError as error:
+        cause = error.__cause__
+        if tenant is None or getattr(cause, "sqlstate", None) != RUN_LIMIT_SQLSTATE:
+            raise
+        detail = getattr(getattr(cause, "diag", None), "message_detail", None) or ""
+        raise _run_limit_error(tenant, int(detail) if detail.isdigit() else None) from None
+
+
+def _admit_runs(*, tenant, count: int, limits: SubmitLimits | None) -> None:
+    """A tenant's own submission of `count` runs: within its cap of unfinished runs, then counted as calls.
+
+    The cap is checked here first so a refused submission spends no quota; the run table's trigger
+    checks it again, exactly, as the rows go in (two submissions at once cannot both take the last
+    place). Each run then counts as one API call against the tenant's daily quota, all or none
+    (tenants.metering.calls_admit, the same admission as a request's). The operator's submissions for a
+    tenant spend none of its calls; the cap holds for them too (the trigger).
+    """
+    if limits is None or not limits.tenant_submits:
+        return
+    cap = tenant.plan.max_active_task_runs if tenant.plan is not None else None
+    if cap is not None:
+        unfinished = _unfinished_runs(tenant)
+        if unfinished + count > cap:
+            raise _run_limit_error(tenant, unfinished)
+    if settings.TENANT_METERING_ENABLED:
+        metering.calls_admit(tenant=tenant, calls=count)
+
+
 def _tenant_limits(tenant, by_operator: bool) -> SubmitLimits | None:
     """A tenant's own submission's limits; None for the operator's, whose bounds are read only when needed."""
     return submit_limits(tenant=tenant, by_operator=False) if tenant is not None and not by_operator else None
@@ -310,21 +374,25 @@ def task_submit(*, name: str, arguments: dict | None = None, tenant=None, priori
     if dependencies:
         run.depth = 1 + max(dependency.depth for dependency in dependencies)
         _check_chain(run.depth, limits or submit_limits(tenant=tenant, by_operator=True))
+    _admit_runs(tenant=tenant, count=1, limits=limits)
     if not dependencies and not connection.in_atomic_block:
         run.status = Status.QUEUED
-        if _orm_broker():
-            # No transaction around us: the run row and its broker package go in one statement,
-            # committed together, so a worker can never see one without the other.
-            _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout, insert_run=run)
-        else:
-            from tasks.broker import insert_run_row
+        with _within_run_limit(tenant):
+            if _orm_broker():
+                # No transaction around us: the run row and its broker package go in one statement,
+                # committed together, so a worker can never see one without the other.
+                _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout,
+                         tenant_id=run.tenant_id, insert_run=run)
+            else:
+                from tasks.broker import insert_run_row
 
-            insert_run_row(run)  # committed (autocommit) before the package can reach a worker
-            _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout)
+                insert_run_row(run)  # committed (autocommit) before the package can reach a worker
+                _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout,
+                         tenant_id=run.tenant_id)
         run._state.adding = False
         return run
     # A run with dependencies is written with its edges atomically; the enqueue waits for the commit.
-    with transaction.atomic() if dependencies else nullcontext():
+    with _within_run_limit(tenant), transaction.atomic() if dependencies else nullcontext():
         run.status = Status.WAITING if dependencies else Status.QUEUED
         run.save(force_insert=True)
         if dependencies:
@@ -387,8 +455,9 @@ def task_submit_batch(*, items: list[dict], tenant=None, submitted_by: str = "",
         runs[key] = run
     from tasks.broker import insert_run_rows
 
+    _admit_runs(tenant=tenant, count=len(runs), limits=limits)
     through = TaskRun.depends_on.through
-    with transaction.atomic():
+    with _within_run_limit(tenant), transaction.atomic():
         insert_run_rows(list(runs.values()))
         through.objects.bulk_create([through(from_taskrun_id=run.pk, to_taskrun_id=dependency.pk)
                                      for run, dependency in edges], batch_size=5000)
@@ -427,12 +496,13 @@ def _topological_order(graph: dict[str, list[str]]) -> list[str]:
 
 def _after_commit_dispatch(runs: Iterable[TaskRun], *, check_waiting: list = ()) -> None:
     """Once committed: enqueue the queued runs, and settle the waiting ones whose dependencies may have ended."""
-    queued = [(run.pk, run.run_at, run.priority, run.timeout) for run in runs if run.status == Status.QUEUED]
+    queued = [(run.pk, run.run_at, run.priority, run.timeout, run.tenant_id) for run in runs
+              if run.status == Status.QUEUED]
     waiting = list(check_waiting)
 
     def dispatch():
-        for run_id, eta, priority, timeout in queued:
-            _enqueue(run_id, eta=eta, priority=priority, timeout=timeout)
+        for run_id, eta, priority, timeout, tenant_id in queued:
+            _enqueue(run_id, eta=eta, priority=priority, timeout=timeout, tenant_id=tenant_id)
         if waiting:
             dependents_settle(waiting=waiting)
 
@@ -446,8 +516,8 @@ def _orm_broker():
     return broker if isinstance(broker, PriorityORMBroker) else None
 
 
-def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, insert_run: TaskRun | None = None,
-             ) -> None:
+def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, tenant_id: int | None = None,
+             insert_run: TaskRun | None = None) -> None:
     """Hand a run to the broker. Only after commit, so a worker never reads an uncommitted row.
 
     With `insert_run` (ORM broker, no open transaction) the run row is inserted by the same statement.
@@ -455,7 +525,7 @@ def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, in
     from django_q.signals import pre_enqueue
     from django_q.signing import SignedPackage
 
-    from tasks.broker import RUN_FUNC, RunInsertingBroker, get_task_broker
+    from tasks.broker import RUN_FUNC, TENANT_KEY, RunInsertingBroker, get_task_broker
 
     kwargs = {"_priority": int(priority), "_lease": int(timeout) + conf.lease_grace()}
     if eta is not None and eta > timezone.now():
@@ -469,7 +539,7 @@ def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, in
     task = {
         "id": uuid.uuid4().hex, "name": f"run {run_id}", "func": RUN_FUNC, "args": (str(run_id),),
         "timeout": int(timeout), "ack_failure": True, "save": False, "sync": False, "kwargs": kwargs,
-        "started": timezone.now(),
+        "started": timezone.now(), TENANT_KEY: int(tenant_id or 0),  # whose turn it is, for the broker
     }
     pre_enqueue.send(sender="django_q", task=task)
     broker.enqueue(SignedPackage.dumps(task))
@@ -497,7 +567,8 @@ def _claim(run_id) -> tuple[TaskRun | None, TaskAttempt | None, str]:
             if run.lease_until and run.lease_until > now:
                 # Another worker holds it (a redelivery raced a slow start): look again when its lease ends.
                 transaction.on_commit(lambda: _enqueue(run.pk, eta=run.lease_until + dt.timedelta(seconds=1),
-                                                       priority=run.priority, timeout=run.timeout))
+                                                       priority=run.priority, timeout=run.timeout,
+                                                       tenant_id=run.tenant_id))
                 return run, None, "deferred"
             # The previous attempt's worker died (SIGKILL, OOM, the guard's kill of a task stuck in C code).
             _record_lost_attempt(run, now=now)
@@ -513,7 +584,8 @@ def _claim(run_id) -> tuple[TaskRun | None, TaskAttempt | None, str]:
             # An older package of this run (redelivered after a hard timeout) came before the retry's own
             # package is due: look again when it is due, never start the retry before its backoff.
             due = run.next_attempt_at
-            transaction.on_commit(lambda: _enqueue(run.pk, eta=due, priority=run.priority, timeout=run.timeout))
+            transaction.on_commit(lambda: _enqueue(run.pk, eta=due, priority=run.priority, timeout=run.timeout,
+                                                   tenant_id=run.tenant_id))
             return run, None, "not due"
         run.attempts += 1
         run.status = Status.RUNNING
@@ -935,8 +1007,10 @@ def _failed(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str, tb: st
             run.worker_pid = attempt.worker_pid
             run.save(update_fields=["status", "next_attempt_at", "lease_until", "error", "traceback", "worker_pid",
                                     "started_at", "updated_at"])
-            eta, run_id, priority, timeout = run.next_attempt_at, run.pk, run.priority, run.timeout
-            transaction.on_commit(lambda: _enqueue(run_id, eta=eta, priority=priority, timeout=timeout))
+            eta, run_id, priority, timeout, tenant_id = (run.next_attempt_at, run.pk, run.priority, run.timeout,
+                                                         run.tenant_id)
+            transaction.on_commit(lambda: _enqueue(run_id, eta=eta, priority=priority, timeout=timeout,
+                                                   tenant_id=tenant_id))
             return "retrying"
         _close_attempt(attempt, outcome, error)
         run.worker_pid = attempt.worker_pid
@@ -987,7 +1061,7 @@ WITH candidates AS (
 )
 UPDATE {run} AS r SET status = 'queued', updated_at = now()
 FROM ready WHERE r.id = ready.id
-RETURNING r.id, r.run_at, r.priority, r.timeout
+RETURNING r.id, r.run_at, r.priority, r.timeout, r.tenant_id
 """
 # Waiting runs a lost release left behind: every dependency ended before the cutoff, or (for a run that
 # does not go on regardless) one failed or was cancelled before it. Oldest first, a bounded sweep.
@@ -1025,8 +1099,8 @@ def dependents_settle(*, ended: Iterable = (), waiting: Iterable = ()) -> dict[s
         queued = cursor.fetchall()
 
         def enqueue():
-            for run_id, run_at, priority, timeout in queued:
-                _enqueue(run_id, eta=run_at, priority=priority, timeout=timeout)
+            for run_id, run_at, priority, timeout, tenant_id in queued:
+                _enqueue(run_id, eta=run_at, priority=priority, timeout=timeout, tenant_id=tenant_id)
 
         if queued:
             transaction.on_commit(enqueue)
@@ -1090,8 +1164,8 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
     cutoff = now - dt.timedelta(seconds=stalled_for)
     recovered = {"running": 0, "queued": 0}
     for run in TaskRun.objects.filter(status__in=LEASED, lease_until__lt=cutoff).only(
-            "pk", "priority", "timeout"):
-        _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)
+            "pk", "priority", "timeout", "tenant_id"):
+        _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout, tenant_id=run.tenant_id)
         recovered["running"] += 1
     broker = get_task_broker()
     waiting = sum(getattr(broker, size)() for size in ("queue_size", "delayed_size", "lock_size")
@@ -1099,9 +1173,9 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
     if waiting == 0:
         due = (TaskRun.objects.filter(status__in=[Status.QUEUED, Status.RETRYING])
                .annotate(due_at=Coalesce(F("next_attempt_at"), F("run_at"), F("created_at")))
-               .filter(Q(due_at__lt=cutoff)).only("pk", "priority", "timeout"))
+               .filter(Q(due_at__lt=cutoff)).only("pk", "priority", "timeout", "tenant_id"))
         for run in due:
-            _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)
+            _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout, tenant_id=run.tenant_id)
             recovered["queued"] += 1
     with connection.cursor() as cursor:
         cursor.execute(_sql(_STRANDED), {"cutoff": cutoff, "limit": 10_000})
@@ -1123,17 +1197,18 @@ def task_retry(*, run: TaskRun, submitted_by: str = "", by_operator: bool = Fals
         raise ValidationError("Only a failed or cancelled run can be retried.", code="not_retryable")
     limits = _tenant_limits(run.tenant, by_operator)
     priority = run.priority if limits is None else min(run.priority, limits.max_priority)
-    with transaction.atomic():
-        new = _build_run(
-            name=run.name, arguments=run.arguments, tenant=run.tenant, priority=priority, limits=limits,
-            max_retries=run.max_retries, timeout=run.timeout, backoff_base=run.backoff_base,
-            backoff_cap=run.backoff_cap, run_if_dependency_fails=run.run_if_dependency_fails,
-            submitted_by=submitted_by, schedule=run.schedule, eta=None, retry_of=run,
-        )
-        if run.schema_name != "public" and run.tenant is None:
-            raise ValidationError("The tenant of this run no longer exists.", code="tenant_missing")
+    if run.schema_name != "public" and run.tenant is None:
+        raise ValidationError("The tenant of this run no longer exists.", code="tenant_missing")
+    new = _build_run(
+        name=run.name, arguments=run.arguments, tenant=run.tenant, priority=priority, limits=limits,
+        max_retries=run.max_retries, timeout=run.timeout, backoff_base=run.backoff_base,
+        backoff_cap=run.backoff_cap, run_if_dependency_fails=run.run_if_dependency_fails,
+        submitted_by=submitted_by, schedule=run.schedule, eta=None, retry_of=run,
+    )
+    _admit_runs(tenant=run.tenant, count=1, limits=limits)
+    with _within_run_limit(run.tenant), transaction.atomic():
         new.status = Status.QUEUED
-        new.save()
+        new.save(force_insert=True)
         _after_commit_dispatch([new])
     return new
 
