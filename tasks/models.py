@@ -36,6 +36,7 @@ TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 LEASED = (Status.CLAIMED, Status.RUNNING)
 # What the admin, the API and the commands show: a claimed run has not started, it reads as queued.
 PUBLIC_STATUSES = [value for value in Status.values if value != Status.CLAIMED]
+PUBLIC_STATUS_CHOICES = [(value, label) for value, label in Status.choices if value != Status.CLAIMED]
 
 
 def public_status(status: str) -> str:

@@ -59,16 +59,19 @@ class Plan(models.Model):
     monthly_price_cents = models.PositiveIntegerField("monthly price (cents)", default=0)
 
     # What the plan's tenants may ask of the shared task cluster (enforced by tasks.limits and tasks.services).
+    # blank=True with a default: a form that does not send these fields keeps the plan's values; one that
+    # sends them empty is refused by clean().
     max_task_priority = models.PositiveSmallIntegerField(
-        "highest task priority", choices=TASK_PRIORITY_CHOICES, default=1,
+        "highest task priority", choices=TASK_PRIORITY_CHOICES, default=1, blank=True,
         help_text="The most urgent priority its tenants may submit at; Critical is the operator's unless granted.",
     )
     max_task_batch_size = models.PositiveIntegerField(
-        "task batch size", default=100, validators=[MinValueValidator(1), MaxValueValidator(MAX_TASK_BATCH_SIZE)],
+        "task batch size", default=100, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TASK_BATCH_SIZE)],
         help_text="Task runs in one batch submission.",
     )
     max_task_chain_length = models.PositiveIntegerField(
-        "task chain length", default=20,
+        "task chain length", default=20, blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_TASK_CHAIN_LENGTH)],
         help_text="Task runs in the longest dependency chain (a run without dependencies is a chain of 1).",
     )
@@ -86,6 +89,12 @@ class Plan(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        missing = {name: "Give a value." for name in ("max_task_priority", "max_task_batch_size",
+                                                       "max_task_chain_length") if getattr(self, name) is None}
+        if missing:
+            raise ValidationError(missing)
 
     QUOTA_FIELDS = ("api_calls_per_day", "storage_bytes", "max_users", "max_models", "max_concurrent_requests")
 

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from tasks.models import PUBLIC_STATUSES, Priority, TaskAttempt, TaskRun
+from tasks.models import PUBLIC_STATUS_CHOICES, Priority, TaskAttempt, TaskRun
 from tenants.models import MAX_TASK_BATCH_SIZE
 
 
@@ -61,7 +61,7 @@ class AttemptSerializer(serializers.ModelSerializer):
 
 class TaskRunSerializer(serializers.ModelSerializer):
     priority = PriorityField(read_only=True)
-    status = serializers.ChoiceField(source="public_status", choices=PUBLIC_STATUSES, read_only=True,
+    status = serializers.ChoiceField(source="public_status", choices=PUBLIC_STATUS_CHOICES, read_only=True,
                                      help_text="A run delivered to a worker whose task has not started is queued.")
     tenant = serializers.CharField(source="schema_name", read_only=True)
     depends_on = serializers.SerializerMethodField()

@@ -38,17 +38,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='plan',
             name='max_task_batch_size',
-            field=models.PositiveIntegerField(default=100, help_text='Task runs in one batch submission.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10000)], verbose_name='task batch size'),
+            field=models.PositiveIntegerField(blank=True, default=100, help_text='Task runs in one batch submission.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10000)], verbose_name='task batch size'),
         ),
         migrations.AddField(
             model_name='plan',
             name='max_task_chain_length',
-            field=models.PositiveIntegerField(default=20, help_text='Task runs in the longest dependency chain (a run without dependencies is a chain of 1).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10000)], verbose_name='task chain length'),
+            field=models.PositiveIntegerField(blank=True, default=20, help_text='Task runs in the longest dependency chain (a run without dependencies is a chain of 1).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10000)], verbose_name='task chain length'),
         ),
         migrations.AddField(
             model_name='plan',
             name='max_task_priority',
-            field=models.PositiveSmallIntegerField(choices=[(0, 'Low'), (1, 'Normal'), (2, 'High'), (3, 'Critical')], default=1, help_text="The most urgent priority its tenants may submit at; Critical is the operator's unless granted.", verbose_name='highest task priority'),
+            field=models.PositiveSmallIntegerField(blank=True, choices=[(0, 'Low'), (1, 'Normal'), (2, 'High'), (3, 'Critical')], default=1, help_text="The most urgent priority its tenants may submit at; Critical is the operator's unless granted.", verbose_name='highest task priority'),
         ),
         migrations.AddConstraint(
             model_name='plan',

@@ -151,3 +151,20 @@ def test_the_operators_own_bound_is_configurable(operator_client, django_capture
     assert response.status_code == 400 and "at most 3" in response.json()["error"]["message"] + str(
         response.json()["error"]["detail"])
     assert not TaskRun.objects.exists()
+
+
+def test_the_plan_admin_edits_the_task_limits_and_refuses_a_blank_one(operator_client):
+    from tenants.models import Plan
+
+    free = Plan.objects.get(code="FREE")
+    form = {"code": "FREE", "name": "Free", "api_calls_per_day": "100", "storage_bytes": str(free.storage_bytes),
+            "max_users": "1", "max_models": "1", "max_concurrent_requests": "2", "monthly_price_cents": "0",
+            "max_task_priority": "1", "max_task_batch_size": "30", "max_task_chain_length": "6",
+            "max_active_task_runs": ""}
+    assert operator_client.post(f"/admin/tenants/plan/{free.pk}/change/", form).status_code == 302
+    free.refresh_from_db()
+    assert (free.max_task_batch_size, free.max_task_chain_length, free.max_active_task_runs) == (30, 6, None)
+    blank = operator_client.post(f"/admin/tenants/plan/{free.pk}/change/", {**form, "max_task_batch_size": ""})
+    assert blank.status_code == 200 and "Give a value." in blank.content.decode()
+    free.refresh_from_db()
+    assert free.max_task_batch_size == 30
