@@ -94,6 +94,16 @@ def security_require_mfa(*, tenant=None) -> bool:
     return bool(config.get("security.require_mfa", default=False, tenant=tenant))
 
 
+def tasks_operator_max_batch_size() -> int:
+    """Runs one operator batch may hold (a tenant's batches are bounded by its plan)."""
+    return int(config.get("tasks.operator_limits.max_batch_size", tenant="public"))
+
+
+def tasks_operator_max_chain_length() -> int:
+    """The longest dependency chain an operator's run may end (a tenant's: its plan)."""
+    return int(config.get("tasks.operator_limits.max_chain_length", tenant="public"))
+
+
 def _schema_bound(schemas: dict, key: str, keyword: str, pick) -> int | None:
     """The tightest `keyword` (minimum/maximum) any schema at or above `key` sets for it."""
     parts = key.split(".")
@@ -121,4 +131,6 @@ READERS = {
     "reports.max_rows": reports_max_rows,
     "flags.new_scoring": new_scoring_enabled,
     "security.require_mfa": security_require_mfa,
+    "tasks.operator_limits.max_batch_size": tasks_operator_max_batch_size,
+    "tasks.operator_limits.max_chain_length": tasks_operator_max_chain_length,
 }

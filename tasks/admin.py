@@ -11,8 +11,9 @@ from django.utils.html import format_html
 
 from backoffice import media
 from backoffice.admin_sites import operator_site, tenant_site
+from backoffice.errors import DomainError
 from tasks import registry, selectors, services
-from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule
+from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, public_status
 from tenants import charts
 
 
@@ -33,7 +34,7 @@ class TaskAttemptInline(admin.TabularInline):
 
 
 class TaskRunAdmin(admin.ModelAdmin):
-    list_display = ["name", "tenant_label", "priority_label", "status", "progress_bar", "attempts", "created_at",
+    list_display = ["name", "tenant_label", "priority_label", "shown_status", "progress_bar", "attempts", "created_at",
                     "finished_at"]
     list_filter = ["status", "priority", "name"]
     search_fields = ["name", "args_summary", "submitted_by", "id"]
@@ -42,7 +43,7 @@ class TaskRunAdmin(admin.ModelAdmin):
     change_list_template = "admin/tasks/taskrun/change_list.html"
     change_form_template = "admin/tasks/taskrun/change_form.html"
     readonly_fields = [
-        "id", "name", "arguments", "tenant", "schema_name", "priority", "status", "attempts", "lost_attempts",
+        "id", "name", "arguments", "tenant", "schema_name", "priority", "status_detail", "attempts", "lost_attempts",
         "max_retries", "timeout", "progress_bar", "progress_message", "cancel_requested", "run_at",
         "next_attempt_at", "result", "error", "traceback", "submitted_by", "schedule", "retry_of", "created_at",
         "started_at", "finished_at", "worker_pid",
@@ -74,12 +75,23 @@ class TaskRunAdmin(admin.ModelAdmin):
     def priority_label(self, run):
         return Priority(run.priority).label
 
+    @admin.display(description="status", ordering="status")
+    def shown_status(self, run):
+        # A run delivered to a worker whose task has not started is queued (the detail page says more).
+        return run.get_public_status_display()
+
+    @admin.display(description="status")
+    def status_detail(self, run):
+        return run.get_status_display()
+
     @admin.display(description="progress", ordering="progress")
     def progress_bar(self, run):
+        # The label reads as the page's poller writes it (progress_poll.html): "<percent>% <status>".
         return format_html(
             '<progress class="task-progress" data-run="{}" max="100" value="{}" title="{}"></progress> '
-            '<span class="task-progress-label" data-run="{}">{}%</span>',
+            '<span class="task-progress-label" data-run="{}">{}% {}</span>',
             run.pk, round(run.progress * 100), run.progress_message, run.pk, round(run.progress * 100),
+            run.public_status,
         )
 
     @admin.action(description="Cancel the selected runs")
@@ -99,10 +111,14 @@ class TaskRunAdmin(admin.ModelAdmin):
         done = 0
         for run in queryset:
             try:
-                services.task_retry(run=run, submitted_by=request.user.get_username())
+                # From a tenant's admin the retry is the tenant's own submission, within its plan.
+                services.task_retry(run=run, submitted_by=request.user.get_username(), by_operator=self.operator)
                 done += 1
             except ValidationError as error:
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
+            except DomainError as error:  # the tenant's quota or its cap on unfinished runs
+                self.message_user(request, f"{run}: {error.message}", messages.WARNING)
+                break
         if done:
             self.message_user(request, f"Resubmitted {done} run(s).", messages.SUCCESS)
 
@@ -121,7 +137,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         try:
             runs = self.get_queryset(request).filter(pk__in=ids).values("pk", "progress", "status",
                                                                        "progress_message")
-            data = {str(r["pk"]): {"progress": r["progress"], "status": r["status"],
+            data = {str(r["pk"]): {"progress": r["progress"], "status": public_status(r["status"]),
                                    "message": r["progress_message"]} for r in runs}
         except ValidationError:
             raise Http404("Bad run id.") from None
@@ -178,7 +194,8 @@ class TaskScheduleAdmin(admin.ModelAdmin):
                     # The registry's word (arguments schema, tenant scope, cron) as form errors.
                     try:
                         services.schedule_validate(task_name=data["task_name"], arguments=data.get("arguments"),
-                                                   tenant=tenant, cron=data.get("cron") or "")
+                                                   tenant=tenant, cron=data.get("cron") or "",
+                                                   priority=data.get("priority"), by_operator=operator)
                     except ValidationError as error:
                         raise forms.ValidationError(error.messages) from error
                 return data
@@ -191,7 +208,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
             schedule=obj if change else None, name=data["name"], task_name=data["task_name"],
             arguments=data.get("arguments") or {}, tenant=data.get("tenant") if self.operator else _tenant(request),
             priority=data["priority"], cron=data.get("cron") or "", interval_minutes=data.get("interval_minutes"),
-            enabled=data.get("enabled", True), created_by=request.user.get_username(),
+            enabled=data.get("enabled", True), created_by=request.user.get_username(), by_operator=self.operator,
         )
 
     def delete_model(self, request, obj):

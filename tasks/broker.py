@@ -1,4 +1,4 @@
-"""Priority brokers for django-q2: strict CRITICAL > HIGH > NORMAL > LOW dispatch, delays, leases.
+"""Priority brokers for django-q2: strict CRITICAL > HIGH > NORMAL > LOW dispatch, fair by tenant, delays, leases.
 
 django-q2 1.11's ORM broker dequeues in no order and its Redis broker keeps one
 FIFO list. Ours read the priority, the not-before time and the lease from the
@@ -6,9 +6,17 @@ signed package itself (the `_priority`, `_eta` and `_lease` keyword arguments
 our services add), so a plain `async_task` through them still works: NORMAL,
 now, the cluster's retry time.
 
-Starvation: dispatch is strict. Under a constant CRITICAL stream that keeps
-every worker busy, LOW work waits for as long as the stream lasts; nothing ages
-it upwards. Use priorities for urgency, not for volume.
+The package's `courtside_tenant` (the tenant's id, 0 for the operator's work
+and plain packages) says whose it is.
+
+Fairness: within the highest priority that has work, tenants take turns
+(round-robin, as Hatchet's concurrency groups do): each dequeue takes the
+oldest package of the next tenant that has one, so a tenant flooding 10,000
+runs delays another tenant's next run by one turn, not by 10,000 runs.
+
+Starvation: dispatch is strict between priorities. Under a constant CRITICAL
+stream that keeps every worker busy, LOW work waits for as long as the stream
+lasts; nothing ages it upwards. Use priorities for urgency, not for volume.
 """
 
 from __future__ import annotations
@@ -40,14 +48,16 @@ def public_table(model) -> str:
 
 
 RUN_FUNC = "tasks.runner.execute"
+# The key of a package (the task dict django-q2 signs) naming whose turn it is: a tenant's id, or 0.
+TENANT_KEY = "courtside_tenant"
 
 
-def package_hints(payload: str) -> tuple[int, float | None, int | None, str | None]:
-    """(priority, eta as a unix time or None, lease seconds or None, the TaskRun id or None) of a signed package."""
+def package_hints(payload: str) -> tuple[int, float | None, int | None, str | None, int]:
+    """(priority, eta as a unix time or None, lease seconds or None, the TaskRun id or None, tenant key)."""
     try:
         task = SignedPackage.loads(payload)
     except (BadSignature, TypeError, ValueError):
-        return Priority.NORMAL, None, None, None
+        return Priority.NORMAL, None, None, None, 0
     kwargs = task.get("kwargs") or {}
     priority = kwargs.get("_priority", Priority.NORMAL)
     if priority not in Priority.values:
@@ -57,7 +67,8 @@ def package_hints(payload: str) -> tuple[int, float | None, int | None, str | No
         lease = int(task["timeout"]) + conf.lease_grace()
     args = task.get("args") or ()
     run_id = str(args[0]) if task.get("func") == RUN_FUNC and args else None
-    return priority, kwargs.get("_eta"), lease, run_id
+    tenant_key = task.get(TENANT_KEY) or 0
+    return priority, kwargs.get("_eta"), lease, run_id, tenant_key if isinstance(tenant_key, int) else 0
 
 
 class ClaimedMessage(int):
@@ -81,10 +92,15 @@ class ClaimedMessage(int):
 
 
 class PriorityORMBroker(Broker):
-    """PostgreSQL queue: one UPDATE ... FOR UPDATE SKIP LOCKED takes the most urgent, oldest packages."""
+    """PostgreSQL queue: one UPDATE ... FOR UPDATE SKIP LOCKED takes the most urgent packages, tenants in turn.
+
+    The turn is this process's (the cluster's pusher): per priority, the tenant served last. Two clusters on
+    one queue each keep their own; each still serves every tenant in turn.
+    """
 
     def __init__(self, list_key: str | None = None):
         super().__init__(list_key=list_key or conf.queue_name())
+        self._served_last = [-1] * len(Priority.values)  # per priority: the tenant key served last
 
     @staticmethod
     def get_connection(list_key: str | None = None):
@@ -99,16 +115,16 @@ class PriorityORMBroker(Broker):
             db.close_old_connections()
 
     def enqueue(self, task: str):
-        priority, eta, lease, run_id = package_hints(task)
+        priority, eta, lease, run_id, tenant_key = package_hints(task)
         now = timezone.now()
         available = now if eta is None else max(now, datetime.fromtimestamp(eta, tz=UTC))
         with raw_cursor(self._alias()) as cursor:
             cursor.execute(
                 f"INSERT INTO {public_table(QueueMessage)} "
-                "(queue, priority, payload, available_at, lease_seconds, deliveries, run_id, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, 0, %s, %s) RETURNING id",
+                "(queue, priority, payload, available_at, lease_seconds, deliveries, run_id, tenant_key, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s) RETURNING id",
                 [self.list_key, priority, task, available, lease or int(conf.q_cluster().get("retry", 360)), run_id,
-                 now],
+                 tenant_key, now],
             )
             return cursor.fetchone()[0]
 
@@ -116,14 +132,18 @@ class PriorityORMBroker(Broker):
         self._fresh()
         # Relaxed commit: a delivery lost in a server crash loses its claim with it (one WAL stream, and
         # everything the worker writes later comes after it), so the package is simply delivered again.
-        rows = soft_write(_dequeue_sql(), {"queue": self.list_key, "bulk": conf.bulk(), "grace": conf.lease_grace()},
+        rows = soft_write(_dequeue_sql(), {"queue": self.list_key, "bulk": conf.bulk(), "grace": conf.lease_grace(),
+                                           "served_last": self._served_last},
                           alias=self._alias(), all_rows=True)
         if not rows:
             time.sleep(conf.poll())
             return None
-        rows.sort(key=lambda row: (-row[1], row[0]))
+        # The turn's order (by tenant after the one served last, then by age) matters little once delivered;
+        # the turn moves on to the last tenant served.
+        rows.sort(key=lambda row: (-row[1], row[3] <= self._served_last[row[1]], row[3], row[0]))
+        self._served_last[rows[-1][1]] = rows[-1][3]
         delivered_at, packages = time.time(), []
-        for message_id, _priority, payload, claimed in rows:
+        for message_id, _priority, payload, _tenant_key, claimed in rows:
             if claimed is None:  # a plain package, or a run that could not be claimed: the worker decides
                 packages.append((message_id, payload))
                 continue
@@ -174,21 +194,44 @@ class PriorityORMBroker(Broker):
         return self._info
 
 
-# Takes the most urgent, oldest due packages and claims the queued runs they carry (courtside_claim_run,
-# migration tasks 0004: the UPDATE services._FAST_CLAIM makes in a worker): the run becomes `running`, its
-# attempt counted, its lease set. For a package without a run (a plain async_task) the function is not called.
+# Takes due packages of the most urgent priority that has any, the next tenants' in turn: the oldest
+# packages of the tenants after the one served last at that priority (%(served_last)s, per priority), then
+# from the first tenant again, `bulk` at most (with bulk 1: one package, the next tenant's oldest). Each
+# branch walks queuemessage_fair_dispatch (queue, priority, tenant_key, id) from where it starts and stops
+# at `bulk` rows; the second is read only when the first ran short. It claims the queued runs the packages
+# carry (courtside_claim_run, migrations tasks 0004/0005: the UPDATE services._FAST_CLAIM makes in a
+# worker): the run becomes `claimed`, its attempt counted, its lease set. Not called for a plain package.
 _DEQUEUE = """
+WITH top AS (
+    SELECT priority FROM {queue}
+    WHERE queue = %(queue)s AND available_at <= now()
+    ORDER BY priority DESC
+    LIMIT 1
+), later_tenants AS (
+    SELECT m.id FROM {queue} m, top
+    WHERE m.queue = %(queue)s AND m.priority = top.priority AND m.available_at <= now()
+        AND m.tenant_key > (%(served_last)s::bigint[])[top.priority + 1]
+    ORDER BY m.tenant_key, m.id
+    LIMIT %(bulk)s
+    FOR UPDATE OF m SKIP LOCKED
+), first_tenants AS (
+    SELECT m.id FROM {queue} m, top
+    WHERE m.queue = %(queue)s AND m.priority = top.priority AND m.available_at <= now()
+        AND m.tenant_key <= (%(served_last)s::bigint[])[top.priority + 1]
+    ORDER BY m.tenant_key, m.id
+    LIMIT %(bulk)s
+    FOR UPDATE OF m SKIP LOCKED
+), picked AS (
+    SELECT id FROM later_tenants
+    UNION ALL
+    SELECT id FROM first_tenants
+    LIMIT %(bulk)s
+)
 UPDATE {queue} AS m
 SET available_at = now() + make_interval(secs => m.lease_seconds), deliveries = m.deliveries + 1
-FROM (
-    SELECT id FROM {queue}
-    WHERE queue = %(queue)s AND available_at <= now()
-    ORDER BY priority DESC, id
-    LIMIT %(bulk)s
-    FOR UPDATE SKIP LOCKED
-) AS picked
+FROM picked
 WHERE m.id = picked.id
-RETURNING m.id, m.priority, m.payload, {schema}.courtside_claim_run(m.run_id, %(grace)s)
+RETURNING m.id, m.priority, m.payload, m.tenant_key, {schema}.courtside_claim_run(m.run_id, %(grace)s)
 """
 
 
@@ -271,6 +314,28 @@ def insert_run_row(run, alias: str = "default") -> None:
         cursor.execute(statement, params, prepare=True)
 
 
+def insert_run_rows(runs: list, alias: str = "default") -> None:
+    """Insert many new TaskRuns with one COPY (a batch submission), values prepared as for one.
+
+    A multi-row INSERT of 1,200 runs spent a second being split and parsed (43,000 placeholders); COPY
+    sends the rows as data. Row triggers fire for COPY as for INSERT.
+    """
+    if not runs:
+        return
+    from django.db import connections
+
+    statement, _params = _insert_sql(runs[0], alias)
+    columns = statement[statement.index("(") + 1:statement.index(")")]
+    connection = connections[alias]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        with cursor.copy(f"COPY {public_table(runs[0].__class__)} ({columns}) FROM STDIN") as copy:
+            for run in runs:
+                copy.write_row(_insert_sql(run, alias)[1])
+    for run in runs:
+        run._state.adding = False
+
+
 class RunInsertingBroker:
     """Enqueue through the ORM broker while inserting a new TaskRun row in the same SQL statement.
 
@@ -294,45 +359,104 @@ class RunInsertingBroker:
             cursor.execute(
                 f"WITH inserted_run AS ({insert_run} RETURNING id) "
                 f"INSERT INTO {table} "
-                "(queue, priority, payload, available_at, lease_seconds, deliveries, run_id, created_at) "
-                "SELECT %s, %s, %s, %s, %s, 0, id, %s FROM inserted_run RETURNING id",
+                "(queue, priority, payload, available_at, lease_seconds, deliveries, run_id, tenant_key, created_at) "
+                "SELECT %s, %s, %s, %s, %s, 0, id, %s, %s FROM inserted_run RETURNING id",
                 [*run_params, self.list_key, priority, task, available,
-                 lease or int(conf.q_cluster().get("retry", 360)), now],
+                 lease or int(conf.q_cluster().get("retry", 360)), self.run.tenant_id or 0, now],
                 prepare=True,
             )
             return cursor.fetchone()[0]
 
 
-# Moves due delayed packages onto their priority lists, oldest first, at most ARGV[2] at a time.
+# The Redis layout under {base} = {prefix}:{queue}: per priority p, a list per tenant t ({base}:p{p}:t{t})
+# and the tenants that have packages there, in turn order ({base}:p{p}:turns: a tenant is in it exactly
+# when its list is not empty); {base}:delayed, a sorted set of "p|t|package" by due time; {base}:wake, at
+# most one token, pushed by each enqueue, on which an idle pusher blocks. Each script keeps the
+# invariant whole; they name their keys from {base} (a single Redis, not a Redis Cluster).
+
+# KEYS: the tenant's list, the priority's turns, wake. ARGV: tenant key, package.
+_PUSH = """
+if redis.call('RPUSH', KEYS[1], ARGV[2]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[1]) end
+redis.call('LPUSH', KEYS[3], '1')
+redis.call('LTRIM', KEYS[3], 0, 0)
+return 1
+"""
+
+# Moves due delayed packages onto their tenant's list, oldest first, at most ARGV[2] at a time.
+# KEYS: delayed. ARGV: now, limit, base. A member written before tenants took turns ("p|package") counts as
+# the operator's (tenant 0); signed packages hold no "|".
 _PROMOTE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
-    local sep = string.find(member, '|', 1, true)
-    local priority = string.sub(member, 1, sep - 1)
-    redis.call('RPUSH', ARGV[3] .. priority, string.sub(member, sep + 1))
+    local first = string.find(member, '|', 1, true)
+    local priority = string.sub(member, 1, first - 1)
+    local rest = string.sub(member, first + 1)
+    local second = string.find(rest, '|', 1, true)
+    local tenant, package = '0', rest
+    if second then tenant, package = string.sub(rest, 1, second - 1), string.sub(rest, second + 1) end
+    local head = ARGV[3] .. ':p' .. priority
+    if redis.call('RPUSH', head .. ':t' .. tenant, package) == 1 then redis.call('RPUSH', head .. ':turns', tenant) end
     redis.call('ZREM', KEYS[1], member)
 end
 return #due
 """
 
+# The next package: the most urgent priority first; within it the tenant whose turn it is, which goes to the
+# back of the turns while it has more. Lists of the single-list layout ({base}:p{p}) are drained too.
+# ARGV: base. Returns the package or false.
+_TAKE = """
+for priority = 3, 0, -1 do
+    local head = ARGV[1] .. ':p' .. priority
+    while true do
+        local tenant = redis.call('LPOP', head .. ':turns')
+        if not tenant then break end
+        local list = head .. ':t' .. tenant
+        local package = redis.call('LPOP', list)
+        if package then
+            if redis.call('LLEN', list) > 0 then redis.call('RPUSH', head .. ':turns', tenant) end
+            return package
+        end
+    end
+    local legacy = redis.call('LPOP', head)
+    if legacy then return legacy end
+end
+return false
+"""
+
+# Packages waiting on the lists (not the delayed ones). ARGV: base.
+_SIZE = """
+local total = 0
+for priority = 0, 3 do
+    local head = ARGV[1] .. ':p' .. priority
+    for _, tenant in ipairs(redis.call('LRANGE', head .. ':turns', 0, -1)) do
+        total = total + redis.call('LLEN', head .. ':t' .. tenant)
+    end
+    total = total + redis.call('LLEN', head)
+end
+return total
+"""
+
 
 class PriorityRedisBroker(Broker):
-    """Redis: one list per priority, BLPOP in priority order (strict), a sorted set for delayed packages.
+    """Redis: a list per priority and tenant, taken in priority order (strict) and by tenants in turn.
 
-    Like django-q2's own Redis broker there are no delivery receipts: a package
-    taken by a cluster that dies is gone from Redis. Its TaskRun stays
-    `running` until its lease is long past; then the scheduled
-    services.recover_stalled_runs hands it back and it runs again.
+    Delayed packages wait in a sorted set until due. Like django-q2's own Redis
+    broker there are no delivery receipts: a package taken by a cluster that
+    dies is gone from Redis. Its TaskRun stays `running` until its lease is
+    long past; then the scheduled services.recover_stalled_runs hands it back
+    and it runs again.
     """
 
     def __init__(self, list_key: str | None = None):
         list_key = list_key or conf.queue_name()
         super().__init__(list_key=list_key)
-        base = f"{conf.redis_prefix()}:{list_key}"
-        self.list_prefix = f"{base}:p"
-        self.delayed_key = f"{base}:delayed"
-        self.priority_keys = [f"{self.list_prefix}{p}" for p in sorted(Priority.values, reverse=True)]
+        self.base = f"{conf.redis_prefix()}:{list_key}"
+        self.delayed_key = f"{self.base}:delayed"
+        self.wake_key = f"{self.base}:wake"
+        self._push = self.connection.register_script(_PUSH)
         self._promote = self.connection.register_script(_PROMOTE)
+        self._take = self.connection.register_script(_TAKE)
+        self._size = self.connection.register_script(_SIZE)
 
     @staticmethod
     def get_connection(list_key: str | None = None):
@@ -344,25 +468,25 @@ class PriorityRedisBroker(Broker):
         return redis.Redis.from_url(url)
 
     def enqueue(self, task: str):
-        priority, eta, _lease, _run_id = package_hints(task)
+        priority, eta, _lease, _run_id, tenant_key = package_hints(task)
         if eta is not None and eta > time.time():
-            self.connection.zadd(self.delayed_key, {f"{priority}|{task}": eta})
+            self.connection.zadd(self.delayed_key, {f"{priority}|{tenant_key}|{task}": eta})
         else:
-            self.connection.rpush(f"{self.list_prefix}{priority}", task)
+            head = f"{self.base}:p{priority}"
+            self._push(keys=[f"{head}:t{tenant_key}", f"{head}:turns", self.wake_key], args=[tenant_key, task])
         return None
 
     def dequeue(self):
-        self._promote(keys=[self.delayed_key], args=[time.time(), 100, self.list_prefix])
-        popped = self.connection.blpop(self.priority_keys, timeout=max(conf.poll(), 0.01))
-        if popped:
-            return [(None, popped[1].decode() if isinstance(popped[1], bytes) else popped[1])]
+        self._promote(keys=[self.delayed_key], args=[time.time(), 100, self.base])
+        package = self._take(args=[self.base])
+        if not package and self.connection.blpop([self.wake_key], timeout=max(conf.poll(), 0.01)):
+            package = self._take(args=[self.base])  # woken by an enqueue
+        if package:
+            return [(None, package.decode() if isinstance(package, bytes) else package)]
         return None
 
     def queue_size(self) -> int:
-        pipe = self.connection.pipeline()
-        for key in self.priority_keys:
-            pipe.llen(key)
-        return sum(pipe.execute())
+        return int(self._size(args=[self.base]))
 
     def delayed_size(self) -> int:
         return self.connection.zcard(self.delayed_key)
@@ -371,7 +495,8 @@ class PriorityRedisBroker(Broker):
         return 0
 
     def purge_queue(self):
-        return self.connection.delete(*self.priority_keys, self.delayed_key)
+        keys = list(self.connection.scan_iter(match=f"{self.base}:*", count=1000))
+        return self.connection.delete(*keys) if keys else 0
 
     def delete_queue(self):
         return self.purge_queue()

@@ -21,6 +21,9 @@ class Priority(models.IntegerChoices):
 class Status(models.TextChoices):
     WAITING = "waiting", "Waiting for dependencies"
     QUEUED = "queued", "Queued"
+    # The ORM broker's dequeue claimed the run (attempt counted, lease set) and its package waits in a
+    # worker's prefetch: still queued for anyone reading it; it becomes RUNNING when its function starts.
+    CLAIMED = "claimed", "Queued (delivered to a worker)"
     RUNNING = "running", "Running"
     RETRYING = "retrying", "Retrying"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -29,6 +32,20 @@ class Status(models.TextChoices):
 
 
 TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+# Holding an attempt: a lease that, once run out, means the worker died and the attempt was lost.
+LEASED = (Status.CLAIMED, Status.RUNNING)
+# What the admin, the API and the commands show: a claimed run has not started, it reads as queued.
+PUBLIC_STATUSES = [value for value in Status.values if value != Status.CLAIMED]
+PUBLIC_STATUS_CHOICES = [(value, label) for value, label in Status.choices if value != Status.CLAIMED]
+
+
+def public_status(status: str) -> str:
+    return Status.QUEUED.value if status == Status.CLAIMED else status
+
+
+def statuses_shown_as(status: str) -> list[str]:
+    """The stored statuses a filter on a shown status means (queued includes the claimed runs)."""
+    return [Status.QUEUED, Status.CLAIMED] if status == Status.QUEUED else [status]
 
 
 class TaskRunQuerySet(models.QuerySet):
@@ -81,6 +98,11 @@ class TaskRun(models.Model):
     )
     depends_on = models.ManyToManyField(
         "self", symmetrical=False, related_name="dependents", blank=True, verbose_name="depends on"
+    )
+    depth = models.PositiveIntegerField(
+        "chain length", default=1,
+        help_text="Runs in the longest dependency chain ending here: 1 without dependencies, else one more than "
+                  "its deepest dependency. Capped per plan.",
     )
     run_if_dependency_fails = models.BooleanField(
         "run if a dependency fails", default=False,
@@ -147,9 +169,41 @@ class TaskRun(models.Model):
         return self.status in TERMINAL
 
     @property
+    def public_status(self) -> str:
+        return public_status(self.status)
+
+    def get_public_status_display(self) -> str:
+        return Status(self.public_status).label
+
+    @property
     def idempotency_key(self) -> str:
         """Same for every attempt of this run: side effects keyed by it happen once."""
         return f"taskrun:{self.pk}"
+
+
+class TenantRunCount(models.Model):
+    """Task runs of a tenant ever submitted, and ever finished: the unfinished ones are the difference.
+
+    Kept by triggers on the run table (migration tasks 0007), which also refuse a new run past the plan's
+    `max_active_task_runs`, whatever path inserts it. Two rows per tenant, so submissions (which lock the
+    `submitted` row until they commit) and the cluster recording outcomes (the `finished` row) never wait
+    on each other.
+    """
+
+    class Side(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        FINISHED = "finished", "Finished"
+
+    tenant = models.ForeignKey("tenants.Tenant", verbose_name="tenant", related_name="+", on_delete=models.CASCADE,
+                               db_index=False)  # the unique constraint's index serves it
+    side = models.CharField("side", max_length=16, choices=Side.choices)
+    runs = models.BigIntegerField("runs", default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "side"], name="tenantruncount_unique_side")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.side}: {self.runs}"
 
 
 class TaskAttempt(models.Model):
@@ -244,7 +298,11 @@ class TaskSchedule(models.Model):
 
 
 class QueueMessage(models.Model):
-    """A package on the priority ORM broker: dispatched by priority, then age; `available_at` doubles as lock."""
+    """A package on the priority ORM broker: by priority, then by turns of tenant, then by age.
+
+    `available_at` doubles as the delivery's lock. Within the highest priority that has due packages,
+    the dequeue takes the oldest package of the tenant after the one it served last (tasks.broker).
+    """
 
     queue = models.CharField("queue", max_length=100)
     priority = models.PositiveSmallIntegerField("priority", choices=Priority.choices, default=Priority.NORMAL)
@@ -257,12 +315,16 @@ class QueueMessage(models.Model):
     # The TaskRun a `tasks.runner.execute` package runs: the dequeue claims it in the same statement.
     # No foreign key: a package may outlive its run (deleted by the operator), and the claim skips it then.
     run_id = models.UUIDField("task run", null=True, blank=True)
+    # Whose turn it is: the tenant's id, 0 for operator work and plain django-q2 packages. No foreign key:
+    # only the dispatch order reads it.
+    tenant_key = models.BigIntegerField("tenant", default=0)
     created_at = models.DateTimeField("created", auto_now_add=True)
 
     class Meta:
         ordering = ["-priority", "id"]
         indexes = [
-            models.Index("queue", models.F("priority").desc(), "id", name="queuemessage_dispatch"),
+            # The top priority (read backwards), then each tenant's packages oldest first.
+            models.Index(fields=["queue", "priority", "tenant_key", "id"], name="queuemessage_fair_dispatch"),
         ]
 
     def __str__(self) -> str:

@@ -79,13 +79,18 @@ def register_task(name: str, *, schema: dict | None = None, scope: str = ANY, pr
     return decorator
 
 
-def get_spec(name: str) -> TaskSpec:
-    try:
-        return _registry[name]
-    except KeyError:
-        raise ValidationError(
-            {"name": f"Unknown task {name!r}. Known tasks: {', '.join(sorted(_registry))}."}, code="unknown_task"
-        ) from None
+def get_spec(name: str, *, for_tenant: bool = False) -> TaskSpec:
+    """The task registered under `name`; for a tenant, only a task it may submit.
+
+    An unknown name (and, for a tenant, an operator task's) is a ValidationError listing the names the
+    asker may submit: a tenant never learns the operator's task names from it.
+    """
+    spec = _registry.get(name) if isinstance(name, str) else None
+    if spec is None or (for_tenant and spec.scope == OPERATOR):
+        known = ", ".join(s.name for s in specs(for_tenant=True if for_tenant else None))
+        shown = repr(name)[:100]
+        raise ValidationError({"name": f"Unknown task {shown}. Known tasks: {known}."}, code="unknown_task")
+    return spec
 
 
 def specs(*, for_tenant: bool | None = None) -> list[TaskSpec]:

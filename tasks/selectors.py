@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
-from tasks.models import Priority, Status, TaskRun, TaskSchedule
+from tasks.models import Priority, Status, TaskRun, TaskSchedule, statuses_shown_as
 
 
 def task_run_list(*, tenant=None, status: str | None = None, priority=None, name: str | None = None,
@@ -12,7 +12,7 @@ def task_run_list(*, tenant=None, status: str | None = None, priority=None, name
     """Runs the tenant may see (all for the operator), newest first, optionally filtered."""
     runs = TaskRun.objects.for_tenant(tenant).select_related("tenant")
     if status:
-        runs = runs.filter(status=status)
+        runs = runs.filter(status__in=statuses_shown_as(status))
     if priority is not None and priority != "":
         runs = runs.filter(priority=priority)
     if name:
@@ -27,9 +27,17 @@ def task_run_get(*, tenant, run_id) -> TaskRun:
     return task_run_list(tenant=tenant).prefetch_related("depends_on", "attempt_log").get(pk=run_id)
 
 
+def task_runs_in_order(*, run_ids: list) -> list[TaskRun]:
+    """These runs (just written by the caller), in this order, with their dependencies prefetched."""
+    found = TaskRun.objects.filter(pk__in=run_ids).select_related("tenant").prefetch_related(
+        Prefetch("depends_on", queryset=TaskRun.objects.only("pk")))
+    by_id = {run.pk: run for run in found}
+    return [by_id[run_id] for run_id in run_ids]
+
+
 def queue_depth(*, tenant=None) -> dict[str, int]:
-    """Runs waiting to start (queued or retrying), per priority label, most urgent first."""
-    rows = (TaskRun.objects.for_tenant(tenant).filter(status__in=[Status.QUEUED, Status.RETRYING])
+    """Runs waiting to start (queued, delivered to a worker or retrying), per priority label, most urgent first."""
+    rows = (TaskRun.objects.for_tenant(tenant).filter(status__in=[Status.QUEUED, Status.CLAIMED, Status.RETRYING])
             .values("priority").annotate(n=Count("pk")))
     counts = {row["priority"]: row["n"] for row in rows}
     return {Priority(p).label: counts.get(p, 0) for p in sorted(Priority.values, reverse=True)}

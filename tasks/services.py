@@ -3,15 +3,17 @@
 The flow of one run, readable here top to bottom:
 task_submit -> (on commit) _enqueue -> broker -> cluster worker -> tasks.runner.execute
 -> run_execute: _claim, the task inside its tenant's schema, then _succeed / _fail
-(-> a retry enqueued with a backoff delay) / _cancelled -> _release_dependents.
+(-> a retry enqueued with a backoff delay) / _cancelled -> dependents_settle.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import graphlib
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -19,24 +21,40 @@ import time
 import traceback as traceback_module
 import uuid
 from collections.abc import Iterable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 from django_tenants.utils import tenant_context
 
+from backoffice.errors import DomainError
 from backoffice.logging import mask_text
 from tasks import conf, registry
-from tasks.models import TERMINAL, Priority, Status, TaskAttempt, TaskEffect, TaskRun, TaskSchedule
+from tasks import limits as bounds
+from tasks.limits import SubmitLimits, submit_limits
+from tasks.models import (
+    LEASED,
+    TERMINAL,
+    Priority,
+    Status,
+    TaskAttempt,
+    TaskEffect,
+    TaskRun,
+    TaskSchedule,
+    TenantRunCount,
+)
 from tasks.watchdog import watchdog
+from tenants import metering
 
 logger = logging.getLogger("tasks")
 
 MAX_ARGS_SUMMARY = 200
 # A retry's package may arrive this much before its backoff ends (the broker's clock against ours).
 EARLY_TOLERANCE = dt.timedelta(seconds=1)
+RUN_LIMIT_SQLSTATE = "CQ002"  # raised by courtside_count_task_runs() (migration tasks 0007)
 
 
 class TaskCancelled(Exception):
@@ -66,13 +84,48 @@ def current_tenant():
     return _tenant_for_schema(schema)
 
 
-def _summary(arguments: dict) -> str:
+def _bounded_arguments(arguments) -> tuple[dict, str]:
+    """The arguments and their JSON text, once they are known not too deep nor too large to validate.
+
+    The depth is walked without recursion first: a value nested thousands deep would recurse in the JSON
+    encoder and the schema validator.
+    """
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise ValidationError({"args": "Arguments must be a JSON object."}, code="invalid_arguments")
+    stack = [(arguments, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+        if children and depth >= bounds.MAX_ARGUMENTS_DEPTH:
+            raise ValidationError({"args": f"Arguments may be nested at most {bounds.MAX_ARGUMENTS_DEPTH} levels "
+                                           "deep."}, code="arguments_too_deep")
+        stack.extend((child, depth + 1) for child in children)
     try:
         text = json.dumps(arguments, sort_keys=True)
     except (TypeError, ValueError):
         raise ValidationError({"args": "Arguments must be JSON values."}, code="invalid_arguments") from None
+    if len(text) > bounds.MAX_ARGUMENTS_BYTES:  # characters: at least as many bytes
+        raise ValidationError({"args": f"Arguments take at most {bounds.MAX_ARGUMENTS_BYTES} bytes as JSON; these "
+                                       f"take {len(text.encode())}."}, code="arguments_too_large")
+    return arguments, text
+
+
+def _summary(text: str) -> str:
     text = mask_text(text)
     return text if len(text) <= MAX_ARGS_SUMMARY else text[: MAX_ARGS_SUMMARY - 1] + "…"
+
+
+def _seconds(value, field: str, *, most: float, too_long: str) -> float:
+    """A finite, non-negative number of seconds up to `most` (never a bool, a string, inf or NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError({field: "Give a number of seconds."})
+    if value < 0:
+        raise ValidationError({field: "The delay cannot be negative."})
+    if value > most:
+        raise ValidationError({field: too_long})
+    return float(value)
 
 
 def _parse_priority(priority) -> int:
@@ -90,18 +143,25 @@ def _parse_priority(priority) -> int:
 
 
 def _when(*, run_at: dt.datetime | None, countdown: float | None, now: dt.datetime) -> dt.datetime | None:
+    """When a run may start: None for now. At most tasks.limits.MAX_DELAY (365 days) ahead."""
     if run_at is not None and countdown is not None:
         raise ValidationError("Give run_at or countdown, not both.", code="invalid")
+    longest = bounds.MAX_DELAY.total_seconds()
     if countdown is not None:
-        if countdown < 0:
-            raise ValidationError({"countdown": "The delay cannot be negative."}, code="negative_delay")
+        countdown = _seconds(countdown, "countdown", most=longest, too_long=(
+            f"A run may be delayed by at most {bounds.MAX_DELAY.days} days ({longest:.0f} s)."))
         return now + dt.timedelta(seconds=countdown) if countdown else None
     if run_at is not None:
+        if not isinstance(run_at, dt.datetime):
+            raise ValidationError({"run_at": "Give run_at as a date and time (ISO 8601 with offset)."})
         if timezone.is_naive(run_at):
             raise ValidationError({"run_at": "Give run_at with a time zone (ISO 8601 with offset)."})
         if run_at < now - dt.timedelta(seconds=1):
             raise ValidationError({"run_at": "run_at is in the past: the delay cannot be negative."},
                                   code="negative_delay")
+        if run_at > now + bounds.MAX_DELAY:
+            raise ValidationError({"run_at": f"run_at may be at most {bounds.MAX_DELAY.days} days ahead."},
+                                  code="too_long")
         return run_at
     return None
 
@@ -114,21 +174,48 @@ def _check_tenant_scope(spec: registry.TaskSpec, tenant) -> None:
                               code="operator_only")
 
 
-def _validated_dependencies(depends_on: Iterable, tenant) -> list[TaskRun]:
-    ids = [str(d.pk if isinstance(d, TaskRun) else d) for d in depends_on or []]
+def _check_dependency_count(count: int) -> None:
+    if count > bounds.MAX_DEPENDS_ON:
+        raise ValidationError({"depends_on": f"A run may wait for at most {bounds.MAX_DEPENDS_ON} runs; this one "
+                                             f"names {count} (wait for an intermediate run instead)."},
+                              code="too_many_dependencies")
+
+
+def _validated_dependencies(depends_on: Iterable, tenant, *, per_run: bool = True) -> list[TaskRun]:
+    """The runs named, all of them existing and (for a tenant) its own; their depth comes with them."""
+    depends_on = list(depends_on or [])
+    if per_run:
+        _check_dependency_count(len(depends_on))
+    ids = []
+    for dependency in depends_on:
+        if isinstance(dependency, TaskRun):
+            ids.append(str(dependency.pk))
+            continue
+        try:
+            ids.append(str(uuid.UUID(str(dependency)[:64])))
+        except ValueError:
+            raise ValidationError({"depends_on": "Dependencies must be task run ids."}, code="invalid") from None
     if not ids:
         return []
-    try:
-        found = list(TaskRun.objects.filter(pk__in=ids))
-    except ValidationError:
-        raise ValidationError({"depends_on": "Dependencies must be task run ids."}, code="invalid") from None
+    found = list(TaskRun.objects.filter(pk__in=ids).only("pk", "tenant_id", "depth", "status"))
     missing = set(ids) - {str(run.pk) for run in found}
     if tenant is not None:
         # A tenant may only wait on its own runs: another tenant's ids look missing.
         missing |= {str(run.pk) for run in found if run.tenant_id != tenant.pk}
     if missing:
-        raise ValidationError({"depends_on": f"No such task run: {', '.join(sorted(missing))}."}, code="not_found")
+        shown = sorted(missing)
+        more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+        raise ValidationError({"depends_on": f"No such task run: {', '.join(shown[:5])}{more}."}, code="not_found")
     return found
+
+
+def _check_chain(depth: int, limits: SubmitLimits) -> None:
+    if depth > limits.max_chain_length:
+        raise ValidationError(
+            {"depends_on": f"A dependency chain holds at most {limits.max_chain_length} runs ({limits.who}); "
+                           f"this run would be number {depth} of one."},
+            code="chain_too_long",
+        )
 
 
 @functools.cache
@@ -160,13 +247,23 @@ def _new_run(**values) -> TaskRun:
 
 
 def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backoff_base, backoff_cap,
-               run_if_dependency_fails, submitted_by, schedule, eta, retry_of=None) -> TaskRun:
-    spec = registry.get_spec(name)
+               run_if_dependency_fails, submitted_by, schedule, eta, retry_of=None,
+               limits: SubmitLimits | None = None) -> TaskRun:
+    spec = registry.get_spec(name, for_tenant=limits is not None and limits.tenant_submits)
+    arguments, text = _bounded_arguments(arguments)
     arguments = spec.validate(arguments)
     _check_tenant_scope(spec, tenant)
     priority = _parse_priority(priority)
+    if limits is not None and limits.tenant_submits:
+        if priority is None:
+            priority = min(spec.priority, limits.max_priority)  # a task's default, not the tenant's choice
+        elif priority > limits.max_priority:
+            raise ValidationError(
+                {"priority": f"{limits.who} allows task priorities up to {Priority(limits.max_priority).name}."},
+                code="priority_not_allowed",
+            )
     timeout = spec.timeout or conf.default_timeout() if timeout is None else timeout
-    if not isinstance(timeout, int) or timeout < 1:
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ValidationError({"timeout": "The timeout must be a whole number of seconds, at least 1."})
     retry = int(conf.q_cluster().get("retry", 360))
     if timeout + conf.lease_grace() > retry:
@@ -176,10 +273,10 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
                         "(the cluster's retry minus the lease grace)."}
         )
     max_retries = spec.max_retries if max_retries is None else max_retries
-    if not isinstance(max_retries, int) or not 0 <= max_retries <= 20:
-        raise ValidationError({"max_retries": "max_retries must be between 0 and 20."})
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= bounds.MAX_RETRIES:
+        raise ValidationError({"max_retries": f"max_retries must be between 0 and {bounds.MAX_RETRIES}."})
     run = _new_run(
-        name=name, arguments=arguments, args_summary=_summary(arguments), tenant=tenant,
+        name=name, arguments=arguments, args_summary=_summary(text), tenant=tenant,
         schema_name=tenant.schema_name if tenant is not None else "public",
         priority=spec.priority if priority is None else priority, max_retries=max_retries, timeout=timeout,
         run_if_dependency_fails=run_if_dependency_fails, submitted_by=(submitted_by or "")[:150], schedule=schedule,
@@ -188,8 +285,10 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
     for field, value in (("backoff_base", backoff_base), ("backoff_cap", backoff_cap)):
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 86400:
-            raise ValidationError({field: "Give a number of seconds between 0 and 86400."}, code="invalid")
+        most = bounds.MAX_BACKOFF_SECONDS
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
+            raise ValidationError({field: f"Give a number of seconds between 0 and {bounds.MAX_BACKOFF_SECONDS}."},
+                                  code="invalid")
         setattr(run, field, float(value))
     # Every value a caller gives is checked above or by the registry; the rest are ours. Hence no
     # full_clean() here (a tenth of a submission's time); the named constraints are PostgreSQL's.
@@ -197,112 +296,217 @@ def _build_run(*, name, arguments, tenant, priority, max_retries, timeout, backo
     return run
 
 
+def _unfinished_runs(tenant) -> int:
+    """The tenant's runs waiting, queued or running, as the run table's triggers count them."""
+    counts = dict(TenantRunCount.objects.filter(tenant_id=tenant.pk).values_list("side", "runs"))
+    return counts.get(TenantRunCount.Side.SUBMITTED, 0) - counts.get(TenantRunCount.Side.FINISHED, 0)
+
+
+def _run_limit_error(tenant, unfinished: int | None) -> DomainError:
+    plan = tenant.plan
+    return DomainError(
+        f"The {plan.name} plan allows {plan.max_active_task_runs} unfinished task runs at once (waiting, queued or "
+        f"running); {tenant.schema_name} has {'them' if unfinished is None else unfinished}. Wait for runs to "
+        "finish or cancel some.",
+        code="task_run_limit_exceeded", status=429,
+        detail={"limit": plan.max_active_task_runs, "unfinished": unfinished},
+    )
+
+
+@contextmanager
+def _within_run_limit(tenant):
+    """The run table's refusal of a run past the tenant's cap (SQLSTATE CQ002, migration 0007) as a 429."""
+    try:
+        yield
+    except DatabaseError as error:
+        cause = error.__cause__
+        if tenant is None or getattr(cause, "sqlstate", None) != RUN_LIMIT_SQLSTATE:
+            raise
+        detail = getattr(getattr(cause, "diag", None), "message_detail", None) or ""
+        raise _run_limit_error(tenant, int(detail) if detail.isdigit() else None) from None
+
+
+def _admit_runs(*, tenant, count: int, limits: SubmitLimits | None) -> None:
+    """A tenant's own submission of `count` runs: within its cap of unfinished runs, then counted as calls.
+
+    The cap is checked here first so a refused submission spends no quota; the run table's trigger
+    checks it again, exactly, as the rows go in (two submissions at once cannot both take the last
+    place). Each run then counts as one API call against the tenant's daily quota, all or none
+    (tenants.metering.calls_admit, the same admission as a request's). The operator's submissions for a
+    tenant spend none of its calls; the cap holds for them too (the trigger).
+    """
+    if limits is None or not limits.tenant_submits:
+        return
+    cap = tenant.plan.max_active_task_runs if tenant.plan is not None else None
+    if cap is not None:
+        unfinished = _unfinished_runs(tenant)
+        if unfinished + count > cap:
+            raise _run_limit_error(tenant, unfinished)
+    if settings.TENANT_METERING_ENABLED:
+        metering.calls_admit(tenant=tenant, calls=count)
+
+
+def _tenant_limits(tenant, by_operator: bool) -> SubmitLimits | None:
+    """A tenant's own submission's limits; None for the operator's, whose bounds are read only when needed."""
+    return submit_limits(tenant=tenant, by_operator=False) if tenant is not None and not by_operator else None
+
+
 def task_submit(*, name: str, arguments: dict | None = None, tenant=None, priority=None, run_at=None,
                 countdown: float | None = None, depends_on: Iterable = (), run_if_dependency_fails: bool = False,
                 max_retries: int | None = None, timeout: int | None = None, backoff_base: float | None = None,
                 backoff_cap: float | None = None, submitted_by: str = "", schedule: TaskSchedule | None = None,
-                ) -> TaskRun:
-    """Validate, record and (once the transaction commits) enqueue one task run."""
+                by_operator: bool = False) -> TaskRun:
+    """Validate, record and (once the transaction commits) enqueue one task run.
+
+    A run for a tenant is the tenant's own submission, held to its plan's limits, unless `by_operator`
+    (the operator's API, admin and commands submitting for it).
+    """
     now = timezone.now()
     eta = _when(run_at=run_at, countdown=countdown, now=now)
+    limits = _tenant_limits(tenant, by_operator)
     run = _build_run(
         name=name, arguments=arguments, tenant=tenant, priority=priority, max_retries=max_retries,
         timeout=timeout, backoff_base=backoff_base, backoff_cap=backoff_cap,
         run_if_dependency_fails=run_if_dependency_fails, submitted_by=submitted_by, schedule=schedule, eta=eta,
+        limits=limits,
     )
     dependencies = _validated_dependencies(depends_on, tenant)
+    if dependencies:
+        run.depth = 1 + max(dependency.depth for dependency in dependencies)
+        _check_chain(run.depth, limits or submit_limits(tenant=tenant, by_operator=True))
+    _admit_runs(tenant=tenant, count=1, limits=limits)
     if not dependencies and not connection.in_atomic_block:
         run.status = Status.QUEUED
-        if _orm_broker():
-            # No transaction around us: the run row and its broker package go in one statement,
-            # committed together, so a worker can never see one without the other.
-            _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout, insert_run=run)
-        else:
-            from tasks.broker import insert_run_row
+        with _within_run_limit(tenant):
+            if _orm_broker():
+                # No transaction around us: the run row and its broker package go in one statement,
+                # committed together, so a worker can never see one without the other.
+                _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout,
+                         tenant_id=run.tenant_id, insert_run=run)
+            else:
+                from tasks.broker import insert_run_row
 
-            insert_run_row(run)  # committed (autocommit) before the package can reach a worker
-            _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout)
+                insert_run_row(run)  # committed (autocommit) before the package can reach a worker
+                _enqueue(run.pk, eta=run.run_at, priority=run.priority, timeout=run.timeout,
+                         tenant_id=run.tenant_id)
         run._state.adding = False
         return run
     # A run with dependencies is written with its edges atomically; the enqueue waits for the commit.
-    with transaction.atomic() if dependencies else nullcontext():
+    with _within_run_limit(tenant), transaction.atomic() if dependencies else nullcontext():
         run.status = Status.WAITING if dependencies else Status.QUEUED
         run.save(force_insert=True)
         if dependencies:
             run.depends_on.set(dependencies)
-        _after_commit_dispatch(run)
+        _after_commit_dispatch([run], check_waiting=[run.pk] if dependencies else [])
     return run
 
 
-def task_submit_batch(*, items: list[dict], tenant=None, submitted_by: str = "") -> list[TaskRun]:
+def task_submit_batch(*, items: list[dict], tenant=None, submitted_by: str = "", by_operator: bool = False,
+                      ) -> list[TaskRun]:
     """Submit a DAG at once: items name each other by `key` in `depends_on` (or name existing run ids).
 
-    A cycle, an unknown key or any invalid item refuses the whole batch: nothing is queued.
+    A cycle, an unknown key or any invalid item refuses the whole batch: nothing is queued. The runs and
+    their edges go in two statements whatever the batch's shape (no recursion: a 1,200-run chain listed
+    last first is as quick as any), within the batch size and chain length of the submitter's limits.
     """
     if not isinstance(items, list) or not items:
         raise ValidationError({"tasks": "Give a non-empty list of tasks."})
+    limits = task_batch_size_validate(count=len(items), tenant=tenant, by_operator=by_operator)
+    if not all(isinstance(item, dict) for item in items):
+        raise ValidationError({"tasks": "Each task of a batch is a JSON object."})
     keys = [str(item.get("key") or index) for index, item in enumerate(items)]
-    if len(set(keys)) != len(keys):
+    position = {key: index for index, key in enumerate(keys)}
+    if len(position) != len(keys):
         raise ValidationError({"tasks": "Each task of a batch needs a distinct key."})
-    local = {key: [str(d) for d in (item.get("depends_on") or [])] for key, item in zip(keys, items, strict=True)}
-    order = _topological_order(local)
+    named: dict[str, list[str]] = {}
+    for key, item in zip(keys, items, strict=True):
+        depends_on = item.get("depends_on") or []
+        if not isinstance(depends_on, list | tuple):
+            raise ValidationError({f"tasks[{key}]": "depends_on must be a list of keys or run ids."})
+        _check_dependency_count(len(depends_on))
+        named[key] = [str(d) for d in depends_on]
+    graph = {key: [d for d in names if d in position] for key, names in named.items()}
+    order = _topological_order(graph)
+    external = {str(run.pk): run for run in _validated_dependencies(
+        sorted({d for names in named.values() for d in names if d not in position}), tenant, per_run=False)}
     now = timezone.now()
     runs: dict[str, TaskRun] = {}
-    with transaction.atomic():
-        for key in order:
-            item = items[keys.index(key)]
+    edges: list[tuple[TaskRun, TaskRun]] = []
+    for key in order:
+        item = items[position[key]]
+        try:
             eta = _when(run_at=item.get("run_at"), countdown=item.get("countdown"), now=now)
-            try:
-                run = _build_run(
-                    name=item.get("name"), arguments=item.get("args", item.get("arguments")), tenant=tenant,
-                    priority=item.get("priority"), max_retries=item.get("max_retries"), timeout=item.get("timeout"),
-                    backoff_base=item.get("backoff_base"), backoff_cap=item.get("backoff_cap"),
-                    run_if_dependency_fails=bool(item.get("run_if_dependency_fails", False)),
-                    submitted_by=submitted_by, schedule=None, eta=eta,
-                )
-            except ValidationError as error:
-                raise ValidationError({f"tasks[{key}]": error.messages}) from error
-            external = _validated_dependencies([d for d in local[key] if d not in local], tenant)
-            inner = [runs[d] for d in local[key] if d in local]
-            run.status = Status.WAITING if (external or inner) else Status.QUEUED
-            run.save()
-            if external or inner:
-                run.depends_on.set([*external, *inner])
-            runs[key] = run
-        for run in runs.values():
-            _after_commit_dispatch(run)
+            run = _build_run(
+                name=item.get("name"), arguments=item.get("args", item.get("arguments")), tenant=tenant,
+                priority=item.get("priority"), max_retries=item.get("max_retries"), timeout=item.get("timeout"),
+                backoff_base=item.get("backoff_base"), backoff_cap=item.get("backoff_cap"),
+                run_if_dependency_fails=bool(item.get("run_if_dependency_fails", False)),
+                submitted_by=submitted_by, schedule=None, eta=eta, limits=limits,
+            )
+            dependencies = list({id(d): d for d in (runs[n] if n in position else external[str(uuid.UUID(n))]
+                                                    for n in named[key])}.values())
+            if dependencies:
+                run.depth = 1 + max(dependency.depth for dependency in dependencies)
+                _check_chain(run.depth, limits)
+        except ValidationError as error:
+            raise ValidationError({f"tasks[{key}]": _field_messages(error)}) from error
+        run.status = Status.WAITING if dependencies else Status.QUEUED
+        edges += [(run, dependency) for dependency in dependencies]
+        runs[key] = run
+    from tasks.broker import insert_run_rows
+
+    _admit_runs(tenant=tenant, count=len(runs), limits=limits)
+    through = TaskRun.depends_on.through
+    with _within_run_limit(tenant), transaction.atomic():
+        insert_run_rows(list(runs.values()))
+        through.objects.bulk_create([through(from_taskrun_id=run.pk, to_taskrun_id=dependency.pk)
+                                     for run, dependency in edges], batch_size=5000)
+        # A run waiting only on runs of this batch cannot find them ended; one waiting on an existing run may.
+        _after_commit_dispatch(runs.values(), check_waiting=[
+            run.pk for key, run in runs.items() if any(n not in position for n in named[key])])
     return [runs[key] for key in keys]
+
+
+def _field_messages(error: ValidationError) -> list[str]:
+    """An item's errors as "field: message" lines, so a batch's error still names the field."""
+    if not hasattr(error, "error_dict"):
+        return error.messages
+    return [f"{field}: {message}" if field != "__all__" else message
+            for field, errors in error.error_dict.items() for message in ValidationError(errors).messages]
+
+
+def task_batch_size_validate(*, count: int, tenant=None, by_operator: bool = False) -> SubmitLimits:
+    """Refuse a batch larger than the submitter's limit (before reading its items); return the limits."""
+    limits = submit_limits(tenant=tenant, by_operator=by_operator)
+    if count > limits.max_batch_size:
+        raise ValidationError({"tasks": f"A batch holds at most {limits.max_batch_size} tasks ({limits.who}); "
+                                        f"this one has {count}."}, code="batch_too_large")
+    return limits
 
 
 def _topological_order(graph: dict[str, list[str]]) -> list[str]:
     """Keys so that each comes after the batch keys it depends on; a cycle is a ValidationError."""
-    order: list[str] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(key: str, path: list[str]):
-        if state.get(key) == 2:
-            return
-        if state.get(key) == 1:
-            cycle = path[path.index(key):] + [key]
-            raise ValidationError({"depends_on": f"Dependency cycle: {' -> '.join(cycle)}."}, code="cycle")
-        state[key] = 1
-        for dep in graph[key]:
-            if dep in graph:
-                visit(dep, [*path, key])
-        state[key] = 2
-        order.append(key)
-
-    for key in graph:
-        visit(key, [])
-    return order
+    sorter = graphlib.TopologicalSorter(graph)
+    try:
+        return list(sorter.static_order())
+    except graphlib.CycleError as error:
+        cycle = error.args[1][::-1]  # graphlib lists it dependency first; read it as "a -> depends on b"
+        raise ValidationError({"depends_on": f"Dependency cycle: {' -> '.join(cycle)}."}, code="cycle") from None
 
 
-def _after_commit_dispatch(run: TaskRun) -> None:
-    run_id = run.pk
-    if run.status == Status.WAITING:
-        transaction.on_commit(lambda: _maybe_release(run_id))
-    else:
-        transaction.on_commit(lambda: _enqueue(run_id, eta=run.run_at, priority=run.priority, timeout=run.timeout))
+def _after_commit_dispatch(runs: Iterable[TaskRun], *, check_waiting: list = ()) -> None:
+    """Once committed: enqueue the queued runs, and settle the waiting ones whose dependencies may have ended."""
+    queued = [(run.pk, run.run_at, run.priority, run.timeout, run.tenant_id) for run in runs
+              if run.status == Status.QUEUED]
+    waiting = list(check_waiting)
+
+    def dispatch():
+        for run_id, eta, priority, timeout, tenant_id in queued:
+            _enqueue(run_id, eta=eta, priority=priority, timeout=timeout, tenant_id=tenant_id)
+        if waiting:
+            dependents_settle(waiting=waiting)
+
+    transaction.on_commit(dispatch)
 
 
 def _orm_broker():
@@ -312,8 +516,8 @@ def _orm_broker():
     return broker if isinstance(broker, PriorityORMBroker) else None
 
 
-def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, insert_run: TaskRun | None = None,
-             ) -> None:
+def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, tenant_id: int | None = None,
+             insert_run: TaskRun | None = None) -> None:
     """Hand a run to the broker. Only after commit, so a worker never reads an uncommitted row.
 
     With `insert_run` (ORM broker, no open transaction) the run row is inserted by the same statement.
@@ -321,7 +525,7 @@ def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, in
     from django_q.signals import pre_enqueue
     from django_q.signing import SignedPackage
 
-    from tasks.broker import RUN_FUNC, RunInsertingBroker, get_task_broker
+    from tasks.broker import RUN_FUNC, TENANT_KEY, RunInsertingBroker, get_task_broker
 
     kwargs = {"_priority": int(priority), "_lease": int(timeout) + conf.lease_grace()}
     if eta is not None and eta > timezone.now():
@@ -335,7 +539,7 @@ def _enqueue(run_id, *, eta: dt.datetime | None, priority: int, timeout: int, in
     task = {
         "id": uuid.uuid4().hex, "name": f"run {run_id}", "func": RUN_FUNC, "args": (str(run_id),),
         "timeout": int(timeout), "ack_failure": True, "save": False, "sync": False, "kwargs": kwargs,
-        "started": timezone.now(),
+        "started": timezone.now(), TENANT_KEY: int(tenant_id or 0),  # whose turn it is, for the broker
     }
     pre_enqueue.send(sender="django_q", task=task)
     broker.enqueue(SignedPackage.dumps(task))
@@ -359,11 +563,12 @@ def _claim(run_id) -> tuple[TaskRun | None, TaskAttempt | None, str]:
             return None, None, "missing"
         if run.status in TERMINAL or run.status == Status.WAITING:
             return run, None, "not runnable"
-        if run.status == Status.RUNNING:
+        if run.status in LEASED:
             if run.lease_until and run.lease_until > now:
                 # Another worker holds it (a redelivery raced a slow start): look again when its lease ends.
                 transaction.on_commit(lambda: _enqueue(run.pk, eta=run.lease_until + dt.timedelta(seconds=1),
-                                                       priority=run.priority, timeout=run.timeout))
+                                                       priority=run.priority, timeout=run.timeout,
+                                                       tenant_id=run.tenant_id))
                 return run, None, "deferred"
             # The previous attempt's worker died (SIGKILL, OOM, the guard's kill of a task stuck in C code).
             _record_lost_attempt(run, now=now)
@@ -379,7 +584,8 @@ def _claim(run_id) -> tuple[TaskRun | None, TaskAttempt | None, str]:
             # An older package of this run (redelivered after a hard timeout) came before the retry's own
             # package is due: look again when it is due, never start the retry before its backoff.
             due = run.next_attempt_at
-            transaction.on_commit(lambda: _enqueue(run.pk, eta=due, priority=run.priority, timeout=run.timeout))
+            transaction.on_commit(lambda: _enqueue(run.pk, eta=due, priority=run.priority, timeout=run.timeout,
+                                                   tenant_id=run.tenant_id))
             return run, None, "not due"
         run.attempts += 1
         run.status = Status.RUNNING
@@ -445,12 +651,15 @@ WHERE id = %(id)s AND status IN ('queued', 'retrying') AND NOT cancel_requested
 RETURNING {claimed_columns}
 """
 # A claim made by the dequeue whose package then waited for a worker: still ours? Renew its lease (and the
-# package's), record this worker, and say whether a cancel came meanwhile.
+# package's), record this worker, and say whether a cancel came meanwhile. Unless one did, the task starts
+# now: the run is running, and its start is written if no earlier attempt wrote it.
 _RENEW_CLAIM = """
 WITH renewed AS (
     UPDATE {run} SET lease_until = now() + make_interval(secs => timeout + %(grace)s), worker_pid = %(pid)s,
-        started_at = CASE WHEN attempts = 1 THEN now() ELSE started_at END, updated_at = now()
-    WHERE id = %(id)s AND status = 'running' AND attempts = %(number)s
+        status = CASE WHEN cancel_requested THEN status ELSE 'running' END,
+        started_at = CASE WHEN cancel_requested THEN started_at ELSE COALESCE(started_at, now()) END,
+        updated_at = now()
+    WHERE id = %(id)s AND status = 'claimed' AND attempts = %(number)s
     RETURNING cancel_requested
 ), package AS (
     UPDATE {queue} SET available_at = now() + make_interval(secs => lease_seconds)
@@ -458,6 +667,14 @@ WITH renewed AS (
 )
 SELECT cancel_requested, now() FROM renewed
 """
+# The task of a run the dequeue claimed has been running a moment (the watchdog thread says so, or its first
+# progress report): the run is running now, started when its function started. Never after its outcome.
+_MARK_STARTED = """
+UPDATE {run} SET status = 'running', started_at = COALESCE(started_at, %(started)s), worker_pid = %(pid)s,
+    updated_at = now()
+WHERE id = %(id)s AND status = 'claimed' AND attempts = %(number)s
+"""
+_MARK_STARTED_TYPES = {"started": "timestamptz", "pid": "integer", "id": "uuid", "number": "integer"}
 # What the worker needs of a claimed run, in the model's field order (TaskRun.from_db takes them so).
 # The dequeue's claim (courtside_claim_run, migration tasks 0004) returns the same names as jsonb keys.
 _CLAIMED = ("id", "name", "arguments", "schema_name", "priority", "status", "attempts", "timeout", "tenant_id")
@@ -467,8 +684,9 @@ _SUCCESS_TYPES = {"now": "timestamptz", "id": "uuid", "number": "integer", "pid"
 _FAST_SUCCESS = """
 WITH finished AS (
     UPDATE {run} SET status = 'succeeded', finished_at = %(now)s, lease_until = NULL, error = '', traceback = '',
-        result = %(result)s, progress = 1, worker_pid = %(pid)s, updated_at = now()
-    WHERE id = %(id)s AND status = 'running' AND attempts = %(number)s
+        result = %(result)s, progress = 1, worker_pid = %(pid)s, started_at = COALESCE(started_at, %(started)s),
+        updated_at = now()
+    WHERE id = %(id)s AND status IN ('claimed', 'running') AND attempts = %(number)s
     RETURNING id
 ), closed AS (
     INSERT INTO {attempt} (run_id, number, outcome, worker_pid, schema_name, started_at, finished_at, error)
@@ -591,7 +809,7 @@ def _take_dequeue_claim(claim: dict) -> tuple[TaskRun | None, TaskAttempt | None
 
     run = _run_from_claim(claim["values"])
     run.worker_pid = os.getpid()
-    started = claim["claimed_at"]
+    started = None  # the run stays `claimed` (queued) until its function starts: run_execute notes when
     if time.time() - claim["delivered_at"] > Delivery.fresh_claim_seconds():
         row = soft_write(_sql(_RENEW_CLAIM), {"grace": conf.lease_grace(), "pid": run.worker_pid, "id": str(run.pk),
                                               "number": run.attempts, "ack_id": Delivery.ack_id},
@@ -603,11 +821,12 @@ def _take_dequeue_claim(claim: dict) -> tuple[TaskRun | None, TaskAttempt | None
         if cancel_requested:
             with transaction.atomic():
                 locked = TaskRun.objects.select_for_update().get(pk=run.pk)
-                if locked.status == Status.RUNNING and locked.attempts == run.attempts:
+                if locked.status == Status.CLAIMED and locked.attempts == run.attempts:
                     locked.attempts -= 1  # this attempt never started
                     _finish(locked, status=Status.CANCELLED, now=timezone.now(), error="Cancelled before it started.",
                             also=["attempts"])
             return run, None, "cancelled"
+        run.status = Status.RUNNING
     attempt = TaskAttempt(run_id=run.pk, number=run.attempts, started_at=started, worker_pid=run.worker_pid,
                           schema_name="public")
     return run, attempt, "claimed"
@@ -660,6 +879,15 @@ def record_success(*, run_id: str, attempt: int, worker_pid: int | None, started
     return recorded
 
 
+def run_mark_started(*, run_id, attempt: int, started_at: dt.datetime, worker_pid: int) -> None:
+    """A claimed run's task has started (the worker's watchdog thread calls this once it has run a moment)."""
+    from backoffice.db import soft_write
+
+    # Relaxed commit: a lost mark only leaves the run reading `queued` until its outcome writes the start.
+    soft_write(_sql(_MARK_STARTED), {"started": started_at, "pid": worker_pid, "id": str(run_id), "number": attempt},
+               prepared=_MARK_STARTED_TYPES)
+
+
 def run_execute(*, run_id) -> str:
     """Run one delivery of a task run in this process; what the cluster worker calls. Returns the outcome."""
     connection.set_schema_to_public()
@@ -679,6 +907,7 @@ def run_execute(*, run_id) -> str:
         tenant = _tenant_for_schema(run.schema_name)
         if tenant is None:
             message = f"Tenant schema {run.schema_name!r} no longer exists: the task was not run (never in public)."
+            attempt.started_at = attempt.started_at or timezone.now()
             with transaction.atomic():
                 _close_attempt(attempt, TaskAttempt.Outcome.FAILED, message)
                 _finish(run, status=Status.FAILED, now=timezone.now(), error=message)
@@ -689,12 +918,17 @@ def run_execute(*, run_id) -> str:
         spec = registry.get_spec(run.name)
     except ValidationError:
         pass
-    context = TaskContext(run=run, attempt=attempt.number, tenant=tenant)
+    # A run the dequeue claimed reads as queued until here: its attempt, and the run, start now. The start
+    # is written once: by the watchdog thread if the task lasts (_MARK_STARTED), by its first progress
+    # report, or else by its outcome, whichever comes first (the others keep it).
+    not_marked = run.status == Status.CLAIMED
+    attempt.started_at = attempt.started_at or timezone.now()
+    context = TaskContext(run=run, attempt=attempt.number, tenant=tenant, started_at=attempt.started_at)
     timed_out_by_watchdog = False
     try:
         if spec is None:
             raise LookupError(f"Task {run.name!r} is not registered in this worker.")
-        watchdog.arm(run=run, attempt=attempt, seconds=run.timeout)
+        watchdog.arm(run=run, attempt=attempt, seconds=run.timeout, mark_started=not_marked)
         try:
             with tenant_context(tenant) if tenant is not None else nullcontext():
                 value = spec.func(context, **run.arguments)
@@ -707,6 +941,7 @@ def run_execute(*, run_id) -> str:
             return "timed out"
         with transaction.atomic():
             _close_attempt(attempt, TaskAttempt.Outcome.CANCELLED, "Cancelled while running.")
+            TaskRun.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=attempt.started_at)
             _finish(run, status=Status.CANCELLED, now=timezone.now(), error="Cancelled while running.")
         return "cancelled"
     except TimeoutException as error:
@@ -752,13 +987,14 @@ def _failed(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str, tb: st
     now = timezone.now()
     with transaction.atomic():
         run = TaskRun.objects.select_for_update().get(pk=run.pk)
-        if run.status != Status.RUNNING or run.attempts != attempt.number:
+        if run.status not in LEASED or run.attempts != attempt.number:
             # This attempt was closed meanwhile (its watchdog recorded a timeout): that record stands.
             return "superseded"
+        run.started_at = run.started_at or attempt.started_at
         if run.cancel_requested:
             _close_attempt(attempt, outcome, error)
             _finish(run, status=Status.CANCELLED, now=now, error=f"Cancelled; the last attempt failed: {error}",
-                    tb=tb)
+                    tb=tb, also=["started_at"])
             return "cancelled"
         retries_used = run.attempts - run.lost_attempts - 1
         if retries_used < run.max_retries:
@@ -770,43 +1006,111 @@ def _failed(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str, tb: st
             run.error, run.traceback = mask_text(error)[:10000], mask_text(tb)[:20000]
             run.worker_pid = attempt.worker_pid
             run.save(update_fields=["status", "next_attempt_at", "lease_until", "error", "traceback", "worker_pid",
-                                    "updated_at"])
-            eta, run_id, priority, timeout = run.next_attempt_at, run.pk, run.priority, run.timeout
-            transaction.on_commit(lambda: _enqueue(run_id, eta=eta, priority=priority, timeout=timeout))
+                                    "started_at", "updated_at"])
+            eta, run_id, priority, timeout, tenant_id = (run.next_attempt_at, run.pk, run.priority, run.timeout,
+                                                         run.tenant_id)
+            transaction.on_commit(lambda: _enqueue(run_id, eta=eta, priority=priority, timeout=timeout,
+                                                   tenant_id=tenant_id))
             return "retrying"
         _close_attempt(attempt, outcome, error)
         run.worker_pid = attempt.worker_pid
-        _finish(run, status=Status.FAILED, now=now, error=error, tb=tb, also=["worker_pid"])
+        _finish(run, status=Status.FAILED, now=now, error=error, tb=tb, also=["worker_pid", "started_at"])
     return "failed"
 
 
 # ---------------------------------------------------------------- dependencies
 
+# The waiting runs a failed or cancelled dependency dooms, and everything waiting on them in turn, in one
+# statement (a recursive CTE: a chain of any length, no recursion in Python). Rows are locked in id order,
+# so two cascades that meet cannot deadlock; a run told to go on (run_if_dependency_fails) stops the cascade.
+_CANCEL_DOOMED = """
+WITH RECURSIVE candidates AS (
+    SELECT e.from_taskrun_id AS id FROM {edges} e WHERE e.to_taskrun_id = ANY(%(ended)s::uuid[])
+    UNION SELECT unnest(%(waiting)s::uuid[])
+), doomed(id) AS (
+    SELECT r.id FROM {run} r
+    WHERE r.id IN (SELECT id FROM candidates) AND r.status = 'waiting' AND NOT r.run_if_dependency_fails
+        AND EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                    WHERE e.from_taskrun_id = r.id AND d.status IN ('failed', 'cancelled'))
+    UNION
+    SELECT r.id FROM doomed JOIN {edges} e ON e.to_taskrun_id = doomed.id JOIN {run} r ON r.id = e.from_taskrun_id
+    WHERE r.status = 'waiting' AND NOT r.run_if_dependency_fails
+), locked AS (
+    SELECT id FROM {run} WHERE id IN (SELECT id FROM doomed) AND status = 'waiting' ORDER BY id FOR UPDATE
+)
+UPDATE {run} AS r SET status = 'cancelled', cancel_requested = true, finished_at = now(),
+    error = 'A dependency failed or was cancelled.', updated_at = now()
+FROM locked WHERE r.id = locked.id
+RETURNING r.id
+"""
+# The waiting runs among the dependents of runs that ended (or given) whose dependencies have all ended,
+# none failed or cancelled unless the run goes on regardless: queued, and returned for the broker.
+_QUEUE_READY = """
+WITH candidates AS (
+    SELECT e.from_taskrun_id AS id FROM {edges} e WHERE e.to_taskrun_id = ANY(%(ended)s::uuid[])
+    UNION SELECT unnest(%(waiting)s::uuid[])
+), ready AS (
+    SELECT r.id FROM {run} r
+    WHERE r.id IN (SELECT id FROM candidates) AND r.status = 'waiting'
+        AND NOT EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                        WHERE e.from_taskrun_id = r.id AND d.status NOT IN ('succeeded', 'failed', 'cancelled'))
+        AND (r.run_if_dependency_fails
+             OR NOT EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                            WHERE e.from_taskrun_id = r.id AND d.status IN ('failed', 'cancelled')))
+    ORDER BY r.id FOR UPDATE OF r
+)
+UPDATE {run} AS r SET status = 'queued', updated_at = now()
+FROM ready WHERE r.id = ready.id
+RETURNING r.id, r.run_at, r.priority, r.timeout, r.tenant_id
+"""
+# Waiting runs a lost release left behind: every dependency ended before the cutoff, or (for a run that
+# does not go on regardless) one failed or was cancelled before it. Oldest first, a bounded sweep.
+_STRANDED = """
+SELECT r.id FROM {run} r
+WHERE r.status = 'waiting' AND (
+    NOT EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                WHERE e.from_taskrun_id = r.id
+                    AND NOT (d.status IN ('succeeded', 'failed', 'cancelled')
+                             AND COALESCE(d.finished_at, d.updated_at) < %(cutoff)s))
+    OR (NOT r.run_if_dependency_fails
+        AND EXISTS (SELECT 1 FROM {edges} e JOIN {run} d ON d.id = e.to_taskrun_id
+                    WHERE e.from_taskrun_id = r.id AND d.status IN ('failed', 'cancelled')
+                        AND COALESCE(d.finished_at, d.updated_at) < %(cutoff)s)))
+ORDER BY r.created_at
+LIMIT %(limit)s
+"""
+
+
+def dependents_settle(*, ended: Iterable = (), waiting: Iterable = ()) -> dict[str, int]:
+    """Move what runs that `ended` (or the `waiting` runs given) leave decided, in one transaction.
+
+    Waiting runs a failed or cancelled dependency dooms are cancelled with all that waits on them; those
+    whose dependencies have all ended are queued and, once committed, enqueued. Two statements, whatever
+    the length of the chains. Safe to repeat and to run twice at once: each row moves once.
+    """
+    ended = [str(run_id) for run_id in ended]
+    waiting = [str(run_id) for run_id in waiting]
+    if not ended and not waiting:
+        return {"cancelled": 0, "queued": 0}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_sql(_CANCEL_DOOMED), {"ended": ended, "waiting": waiting})
+        cancelled = [str(row[0]) for row in cursor.fetchall()]
+        cursor.execute(_sql(_QUEUE_READY), {"ended": ended + cancelled, "waiting": waiting})
+        queued = cursor.fetchall()
+
+        def enqueue():
+            for run_id, run_at, priority, timeout, tenant_id in queued:
+                _enqueue(run_id, eta=run_at, priority=priority, timeout=timeout, tenant_id=tenant_id)
+
+        if queued:
+            transaction.on_commit(enqueue)
+    if cancelled:
+        logger.info("Cancelled %s waiting run(s) whose dependency failed or was cancelled.", len(cancelled))
+    return {"cancelled": len(cancelled), "queued": len(queued)}
+
+
 def _release_dependents(run_id) -> None:
-    for dependent_id in TaskRun.objects.filter(depends_on=run_id, status=Status.WAITING).values_list("pk", flat=True):
-        _maybe_release(dependent_id)
-
-
-def _maybe_release(run_id) -> None:
-    """Queue a waiting run whose dependencies are all done, or cancel it when one failed."""
-    statuses = list(TaskRun.objects.filter(dependents=run_id).values_list("status", flat=True))
-    run = TaskRun.objects.filter(pk=run_id).only("run_if_dependency_fails", "priority", "timeout", "run_at").first()
-    if run is None:
-        return
-    broken = [s for s in statuses if s in (Status.FAILED, Status.CANCELLED)]
-    if broken and not run.run_if_dependency_fails:
-        # One statement decides: two dependencies finishing at once cannot both act.
-        if TaskRun.objects.filter(pk=run_id, status=Status.WAITING).update(
-            status=Status.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
-            error="A dependency failed or was cancelled.", updated_at=timezone.now(),
-        ):
-            _release_dependents(run_id)
-        return
-    if all(s in TERMINAL for s in statuses):
-        if TaskRun.objects.filter(pk=run_id, status=Status.WAITING).update(
-            status=Status.QUEUED, updated_at=timezone.now()
-        ):
-            _enqueue(run_id, eta=run.run_at, priority=run.priority, timeout=run.timeout)
+    dependents_settle(ended=[run_id])
 
 
 # ---------------------------------------------------------------- cancel, retry, progress
@@ -825,7 +1129,9 @@ def task_cancel(*, run: TaskRun, cancelled_by: str = "") -> TaskRun:
                                   code="already_finished")
         run.cancel_requested = True
         note = f"Cancelled by {cancelled_by}." if cancelled_by else "Cancelled."
-        if run.status == Status.RUNNING:
+        if run.status in LEASED:
+            # A claimed run's package may already be with a worker that starts it without asking (see
+            # Delivery.fresh_claim_seconds): like a running one it stops at its first progress report.
             run.progress_message = f"Cancel requested{' by ' + cancelled_by if cancelled_by else ''}."[:200]
             run.save(update_fields=["cancel_requested", "progress_message", "updated_at"])
         else:
@@ -843,6 +1149,9 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
     - `queued` or `retrying`, due for `stalled_for` seconds, while the broker
       holds no package at all: the packages were lost (a Redis restarted
       without persistence, a process that died between commit and enqueue).
+    - `waiting` whose dependencies ended `stalled_for` seconds ago (or one of
+      them failed), its release lost the same ways: cancelled or queued as
+      the release would have (at most 10,000 a sweep; the next takes the rest).
     Duplicate packages are harmless: the run's row lock lets one through.
     Scheduled every minute on the cluster (migration 0003).
     """
@@ -854,9 +1163,9 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
     now = timezone.now()
     cutoff = now - dt.timedelta(seconds=stalled_for)
     recovered = {"running": 0, "queued": 0}
-    for run in TaskRun.objects.filter(status=Status.RUNNING, lease_until__lt=cutoff).only(
-            "pk", "priority", "timeout"):
-        _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)
+    for run in TaskRun.objects.filter(status__in=LEASED, lease_until__lt=cutoff).only(
+            "pk", "priority", "timeout", "tenant_id"):
+        _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout, tenant_id=run.tenant_id)
         recovered["running"] += 1
     broker = get_task_broker()
     waiting = sum(getattr(broker, size)() for size in ("queue_size", "delayed_size", "lock_size")
@@ -864,36 +1173,51 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
     if waiting == 0:
         due = (TaskRun.objects.filter(status__in=[Status.QUEUED, Status.RETRYING])
                .annotate(due_at=Coalesce(F("next_attempt_at"), F("run_at"), F("created_at")))
-               .filter(Q(due_at__lt=cutoff)).only("pk", "priority", "timeout"))
+               .filter(Q(due_at__lt=cutoff)).only("pk", "priority", "timeout", "tenant_id"))
         for run in due:
-            _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)
+            _enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout, tenant_id=run.tenant_id)
             recovered["queued"] += 1
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(_STRANDED), {"cutoff": cutoff, "limit": 10_000})
+        stranded = [row[0] for row in cursor.fetchall()]
+    if stranded:
+        settled = dependents_settle(waiting=stranded)
+        recovered["waiting"] = settled["cancelled"] + settled["queued"]  # the key only when some were
     if any(recovered.values()):
         logger.warning("Recovered stalled task runs: %s", recovered)
     return recovered
 
 
-def task_retry(*, run: TaskRun, submitted_by: str = "") -> TaskRun:
-    """Submit a failed or cancelled run again, as a new run that points back at it."""
+def task_retry(*, run: TaskRun, submitted_by: str = "", by_operator: bool = False) -> TaskRun:
+    """Submit a failed or cancelled run again, as a new run that points back at it.
+
+    By its tenant (its admin), within its plan: at most the plan's highest priority.
+    """
     if run.status not in (Status.FAILED, Status.CANCELLED):
         raise ValidationError("Only a failed or cancelled run can be retried.", code="not_retryable")
-    with transaction.atomic():
-        new = _build_run(
-            name=run.name, arguments=run.arguments, tenant=run.tenant, priority=run.priority,
-            max_retries=run.max_retries, timeout=run.timeout, backoff_base=run.backoff_base,
-            backoff_cap=run.backoff_cap, run_if_dependency_fails=run.run_if_dependency_fails,
-            submitted_by=submitted_by, schedule=run.schedule, eta=None, retry_of=run,
-        )
-        if run.schema_name != "public" and run.tenant is None:
-            raise ValidationError("The tenant of this run no longer exists.", code="tenant_missing")
+    limits = _tenant_limits(run.tenant, by_operator)
+    priority = run.priority if limits is None else min(run.priority, limits.max_priority)
+    if run.schema_name != "public" and run.tenant is None:
+        raise ValidationError("The tenant of this run no longer exists.", code="tenant_missing")
+    new = _build_run(
+        name=run.name, arguments=run.arguments, tenant=run.tenant, priority=priority, limits=limits,
+        max_retries=run.max_retries, timeout=run.timeout, backoff_base=run.backoff_base,
+        backoff_cap=run.backoff_cap, run_if_dependency_fails=run.run_if_dependency_fails,
+        submitted_by=submitted_by, schedule=run.schedule, eta=None, retry_of=run,
+    )
+    _admit_runs(tenant=run.tenant, count=1, limits=limits)
+    with _within_run_limit(run.tenant), transaction.atomic():
         new.status = Status.QUEUED
-        new.save()
-        _after_commit_dispatch(new)
+        new.save(force_insert=True)
+        _after_commit_dispatch([new])
     return new
 
 
-def progress_report(*, run_id, fraction: float, message: str = "") -> None:
-    """Store a running task's progress; raise TaskCancelled when a cancel was requested meanwhile."""
+def progress_report(*, run_id, fraction: float, message: str = "", started_at: dt.datetime | None = None) -> None:
+    """Store a running task's progress; raise TaskCancelled when a cancel was requested meanwhile.
+
+    From inside the task (`started_at` given): a run the dequeue claimed is running from then on.
+    """
     if not isinstance(fraction, int | float) or not 0 <= fraction <= 1:
         raise ValueError("Progress must be a fraction between 0 and 1.")
     from backoffice.db import raw_cursor
@@ -903,8 +1227,10 @@ def progress_report(*, run_id, fraction: float, message: str = "") -> None:
         cursor.execute(
             # The worker's pid too: a claim made by the dequeue does not know which worker takes it.
             f"UPDATE {public_table(TaskRun)} SET progress = %s, progress_message = %s, worker_pid = %s, "
-            "updated_at = now() WHERE id = %s RETURNING cancel_requested",
-            [float(fraction), (message or "")[:200], os.getpid(), str(run_id)],
+            "status = CASE WHEN status = 'claimed' AND %s::timestamptz IS NOT NULL THEN 'running' ELSE status END, "
+            "started_at = COALESCE(started_at, %s::timestamptz), updated_at = now() "
+            "WHERE id = %s RETURNING cancel_requested",
+            [float(fraction), (message or "")[:200], os.getpid(), started_at, started_at, str(run_id)],
         )
         row = cursor.fetchone()
     if row and row[0]:
@@ -927,15 +1253,16 @@ def effect_once(*, key: str, run: TaskRun | None = None, detail: dict | None = N
 class TaskContext:
     """What a task function receives first: its run, its tenant, progress and cancellation."""
 
-    def __init__(self, *, run: TaskRun, attempt: int, tenant=None):
+    def __init__(self, *, run: TaskRun, attempt: int, tenant=None, started_at: dt.datetime | None = None):
         self.run = run
         self.run_id = run.pk
         self.attempt = attempt
         self.tenant = tenant
         self.idempotency_key = run.idempotency_key
+        self.started_at = started_at or timezone.now()
 
     def progress(self, fraction: float, message: str = "") -> None:
-        progress_report(run_id=self.run_id, fraction=fraction, message=message)
+        progress_report(run_id=self.run_id, fraction=fraction, message=message, started_at=self.started_at)
 
     def check_cancelled(self) -> None:
         if TaskRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
@@ -967,11 +1294,21 @@ def _sync_q_schedule(schedule: TaskSchedule) -> None:
         schedule.save(update_fields=["q_schedule"])
 
 
-def schedule_validate(*, task_name: str, arguments, tenant, cron: str = "") -> dict:
-    """What a schedule must satisfy beyond its model: a registered task, valid arguments, scope, cron."""
+def schedule_validate(*, task_name: str, arguments, tenant, cron: str = "", priority=None,
+                      by_operator: bool = False) -> dict:
+    """What a schedule must satisfy beyond its model: a registered task, valid arguments, scope, cron.
+
+    A tenant's own schedule (its admin) names only tasks it may submit, at most its plan's priority.
+    """
     from croniter import croniter
 
-    spec = registry.get_spec(task_name)
+    limits = _tenant_limits(tenant, by_operator)
+    spec = registry.get_spec(task_name, for_tenant=limits is not None)
+    priority = _parse_priority(priority)
+    if limits is not None and priority is not None and priority > limits.max_priority:
+        raise ValidationError({"priority": f"{limits.who} allows task priorities up to "
+                                           f"{Priority(limits.max_priority).name}."}, code="priority_not_allowed")
+    arguments, _text = _bounded_arguments(arguments)
     arguments = spec.validate(arguments)
     _check_tenant_scope(spec, tenant)
     cron = (cron or "").strip()
@@ -982,9 +1319,10 @@ def schedule_validate(*, task_name: str, arguments, tenant, cron: str = "") -> d
 
 def schedule_save(*, schedule: TaskSchedule | None = None, name: str, task_name: str, arguments: dict | None = None,
                   tenant=None, priority=Priority.NORMAL, cron: str = "", interval_minutes: int | None = None,
-                  enabled: bool = True, created_by: str = "") -> TaskSchedule:
+                  enabled: bool = True, created_by: str = "", by_operator: bool = False) -> TaskSchedule:
     """Create or change a schedule; the task name and arguments are validated like a submission."""
-    arguments = schedule_validate(task_name=task_name, arguments=arguments, tenant=tenant, cron=cron)
+    arguments = schedule_validate(task_name=task_name, arguments=arguments, tenant=tenant, cron=cron,
+                                  priority=priority, by_operator=by_operator)
     cron = (cron or "").strip()
     with transaction.atomic():
         schedule = schedule or TaskSchedule(created_by=created_by)
@@ -1009,7 +1347,11 @@ def schedule_fire(*, schedule_id: int) -> TaskRun | None:
     schedule = TaskSchedule.objects.select_related("tenant").filter(pk=schedule_id).first()
     if schedule is None or not schedule.enabled:
         return None
+    # Each run of a tenant's schedule is the tenant's (its quota, its caps), at most its plan's priority now
+    # (the operator may have set a higher one, or the plan changed since).
+    limits = _tenant_limits(schedule.tenant, False)
+    priority = schedule.priority if limits is None else min(schedule.priority, limits.max_priority)
     return task_submit(
-        name=schedule.task_name, arguments=schedule.arguments, tenant=schedule.tenant, priority=schedule.priority,
+        name=schedule.task_name, arguments=schedule.arguments, tenant=schedule.tenant, priority=priority,
         submitted_by=f"schedule {schedule.name}", schedule=schedule,
     )

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.dispatch import receiver
 from django_q.signals import post_execute, post_execute_in_worker, pre_enqueue, pre_execute
 
-from tasks.broker import RUN_FUNC
+from tasks.broker import RUN_FUNC, TENANT_KEY
 
 logger = logging.getLogger("tasks")
 
@@ -39,6 +39,10 @@ def carry_tenant(sender, task, **kwargs):
     task["schema_name"] = schema
     if schema == "public" or _func_path(task["func"]) in OUR_FUNCS:
         return
+    # Its tenant's turn in the broker's dispatch, like the tenant's runs (tasks.broker).
+    tenant = getattr(connection, "tenant", None)
+    if getattr(tenant, "schema_name", None) == schema and isinstance(getattr(tenant, "pk", None), int):
+        task.setdefault(TENANT_KEY, tenant.pk)
     task["args"] = (schema, task["func"], *task.get("args", ()))
     task["func"] = "tasks.runner.run_in_schema"
 

@@ -376,7 +376,8 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
 @admin.register(Plan, site=operator_site)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ("name", "code", "calls_display", "storage_display", "users_display", "models_display",
-                    "concurrency_display", "monthly_price_cents")
+                    "concurrency_display", "task_priority_display", "max_task_batch_size", "max_task_chain_length",
+                    "active_task_runs_display", "monthly_price_cents")
     change_list_template = "admin/tenants/plan/change_list.html"
 
     @admin.display(description="API calls per day", ordering="api_calls_per_day")
@@ -398,6 +399,14 @@ class PlanAdmin(admin.ModelAdmin):
     @admin.display(description="concurrent requests", ordering="max_concurrent_requests")
     def concurrency_display(self, plan):
         return _quota(plan.max_concurrent_requests)
+
+    @admin.display(description="highest task priority", ordering="max_task_priority")
+    def task_priority_display(self, plan):
+        return plan.get_max_task_priority_display()
+
+    @admin.display(description="unfinished task runs", ordering="max_active_task_runs")
+    def active_task_runs_display(self, plan):
+        return _quota(plan.max_active_task_runs)
 
     def changelist_view(self, request, extra_context=None):
         totals = selectors.plan_totals()

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from backoffice.db import raw_cursor
@@ -137,3 +138,44 @@ def request_release(*, token: uuid.UUID | None) -> None:
 def calls_today(*, tenant: Tenant) -> int:
     day = timezone.now().astimezone(dt.UTC).date()
     return UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", flat=True).first() or 0
+
+
+def calls_admit(*, tenant: Tenant, calls: int) -> Admission:
+    """Count `calls` API calls at once against the tenant's daily quota: all of them, or none and a 429.
+
+    For work a tenant asks for in bulk through one request: each task run it submits is one call
+    (tasks.services), so a batch of 700 runs costs 700 calls, not one. The same atomic admission as a
+    request's (public.courtside_admit_request), without a concurrency lease: these calls hold no request
+    slot. Until that function takes a count, it is called once per call inside one transaction, rolled
+    back whole when the quota runs out part way.
+    """
+    if calls < 1:
+        raise ValueError("Admit at least one call.")
+    plan = tenant.plan
+    call_limit = plan.api_calls_per_day if plan else None
+    now = timezone.now()
+    inside = connection.in_atomic_block
+    with transaction.atomic(), raw_cursor() as cursor:
+        if inside:  # the function relaxes its transaction's commit: not the caller's, which we are part of
+            cursor.execute("SELECT current_setting('synchronous_commit')")
+            (commit_setting,) = cursor.fetchone()
+        # One call of the function per call admitted, in order. `n.i - n.i` ties the function to each row:
+        # with arguments independent of the row PostgreSQL would call it once and reuse its answer.
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE a.outcome = 'ok'), max(a.calls) FROM generate_series(1, %s) AS n(i), "
+            "LATERAL public.courtside_admit_request(%s, %s::date + (n.i - n.i), %s, NULL, NULL, %s) AS a",
+            [calls, tenant.pk, now.astimezone(dt.UTC).date(), call_limit, settings.TENANT_REQUEST_LEASE_SECONDS],
+        )
+        admitted, counted = cursor.fetchone()
+        if admitted < calls:
+            retry_after = seconds_until_utc_midnight(now)
+            raise DomainError(  # leaving the atomic block rolls back the calls counted so far
+                f"The {plan.name} plan allows {call_limit} API calls per UTC day, and each task run counts as one; "
+                f"{calls} more do not fit today. The quota resets at midnight UTC.",
+                code="daily_quota_exceeded", status=429,
+                detail={"limit": call_limit, "calls": calls, "retry_after_seconds": retry_after},
+                headers={"Retry-After": str(retry_after)},
+            )
+        if inside:
+            cursor.execute("SELECT set_config('synchronous_commit', %s, true)", [commit_setting])
+    return Admission(token=None, limit=call_limit, calls=counted)

@@ -3,7 +3,7 @@
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -17,6 +17,25 @@ schema_name_validator = RegexValidator(
 color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour like #552583.")
 
 GIB = 1024**3
+
+# The values of tasks.models.Priority (LOW..CRITICAL), kept here so tenants does not import the task app's
+# models; tests/tasks/test_dependencies.py checks they agree.
+TASK_PRIORITY_CHOICES = [(0, "Low"), (1, "Normal"), (2, "High"), (3, "Critical")]
+# Hard ceilings of any plan's task limits: past these a submission costs more than it is worth checking.
+MAX_TASK_BATCH_SIZE = 10_000
+MAX_TASK_CHAIN_LENGTH = 10_000
+# The task limits of the seeded plans (tenants migration 0007_task_limits writes these values; the test
+# fixtures re-apply them after a flush re-seeds the plans): priority, batch size, chain length, unfinished runs.
+TASK_LIMITS_BY_PLAN = {
+    "FREE": {"max_task_priority": 1, "max_task_batch_size": 20, "max_task_chain_length": 5,
+             "max_active_task_runs": 20},
+    "STARTER": {"max_task_priority": 2, "max_task_batch_size": 100, "max_task_chain_length": 20,
+                "max_active_task_runs": 500},
+    "PROFESSIONAL": {"max_task_priority": 2, "max_task_batch_size": 500, "max_task_chain_length": 100,
+                     "max_active_task_runs": 5_000},
+    "ENTERPRISE": {"max_task_priority": 2, "max_task_batch_size": 1_000, "max_task_chain_length": 500,
+                   "max_active_task_runs": 20_000},
+}
 
 
 class Plan(models.Model):
@@ -39,11 +58,43 @@ class Plan(models.Model):
     )
     monthly_price_cents = models.PositiveIntegerField("monthly price (cents)", default=0)
 
+    # What the plan's tenants may ask of the shared task cluster (enforced by tasks.limits and tasks.services).
+    # blank=True with a default: a form that does not send these fields keeps the plan's values; one that
+    # sends them empty is refused by clean().
+    max_task_priority = models.PositiveSmallIntegerField(
+        "highest task priority", choices=TASK_PRIORITY_CHOICES, default=1, blank=True,
+        help_text="The most urgent priority its tenants may submit at; Critical is the operator's unless granted.",
+    )
+    max_task_batch_size = models.PositiveIntegerField(
+        "task batch size", default=100, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TASK_BATCH_SIZE)],
+        help_text="Task runs in one batch submission.",
+    )
+    max_task_chain_length = models.PositiveIntegerField(
+        "task chain length", default=20, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TASK_CHAIN_LENGTH)],
+        help_text="Task runs in the longest dependency chain (a run without dependencies is a chain of 1).",
+    )
+    max_active_task_runs = models.PositiveIntegerField(
+        "unfinished task runs", null=True, blank=True, default=1000,
+        help_text="Task runs waiting, queued or running at once. Empty means unlimited.",
+    )
+
     class Meta:
         ordering = ["monthly_price_cents", "code"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(max_task_priority__lte=3), name="plan_max_task_priority_range",
+                                   violation_error_message="Choose a task priority from Low to Critical."),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        missing = {name: "Give a value." for name in ("max_task_priority", "max_task_batch_size",
+                                                       "max_task_chain_length") if getattr(self, name) is None}
+        if missing:
+            raise ValidationError(missing)
 
     QUOTA_FIELDS = ("api_calls_per_day", "storage_bytes", "max_users", "max_models", "max_concurrent_requests")
 

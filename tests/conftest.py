@@ -81,6 +81,10 @@ def ensure_test_tenants() -> None:
         from django.apps import apps
 
         importlib.import_module("tenants.migrations.0002_plans_and_quota_functions").seed_plans(apps, None)
+        from tenants.models import TASK_LIMITS_BY_PLAN  # what tenants 0007_task_limits wrote, re-applied
+
+        for code, limits in TASK_LIMITS_BY_PLAN.items():
+            Plan.objects.filter(code=code).update(**limits)
     services.public_tenant_ensure(domains=[PUBLIC_HOST, "testserver", "127.0.0.1"])
     for schema_name, name in TEST_TENANTS.items():
         if not Tenant.objects.filter(schema_name=schema_name).exists():

@@ -250,7 +250,7 @@ SPECTACULAR_SETTINGS = {
                              "backoffice.api.schema.document_error_responses"],
     # Several models have a `status` field with their own choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
-        "TaskRunStatusEnum": "tasks.models.Status",
+        "TaskRunStatusEnum": "tasks.models.PUBLIC_STATUS_CHOICES",  # a claimed run shows as queued
         "ServiceInstanceStatusEnum": "services.models.Status",
     },
 }

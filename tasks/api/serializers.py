@@ -3,7 +3,8 @@
 from rest_framework import serializers
 
 from backoffice import media
-from tasks.models import Priority, TaskAttempt, TaskRun
+from tasks.models import PUBLIC_STATUS_CHOICES, Priority, TaskAttempt, TaskRun
+from tenants.models import MAX_TASK_BATCH_SIZE
 
 
 class PriorityField(serializers.ChoiceField):
@@ -48,7 +49,9 @@ class BatchItemSerializer(SubmitSerializer):
 
 
 class BatchSerializer(serializers.Serializer):
-    tasks = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+    tasks = serializers.ListField(child=serializers.DictField(), allow_empty=False, max_length=MAX_TASK_BATCH_SIZE,
+                                  help_text="At most the plan's task batch size (the operator's: configuration "
+                                            "tasks.operator_limits).")
 
 
 class AttemptSerializer(serializers.ModelSerializer):
@@ -59,6 +62,8 @@ class AttemptSerializer(serializers.ModelSerializer):
 
 class TaskRunSerializer(serializers.ModelSerializer):
     priority = PriorityField(read_only=True)
+    status = serializers.ChoiceField(source="public_status", choices=PUBLIC_STATUS_CHOICES, read_only=True,
+                                     help_text="A run delivered to a worker whose task has not started is queued.")
     tenant = serializers.CharField(source="schema_name", read_only=True)
     depends_on = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField(
@@ -74,7 +79,9 @@ class TaskRunSerializer(serializers.ModelSerializer):
         ]
 
     def get_depends_on(self, run) -> list[str]:
-        return [str(pk) for pk in run.depends_on.values_list("pk", flat=True)]
+        # .all(): read from prefetch_related("depends_on") when the view fetched the runs so (one query for a
+        # list, not one per run).
+        return sorted(str(dependency.pk) for dependency in run.depends_on.all())
 
     def get_download_url(self, run) -> str | None:
         return media.result_link(run.result, schema_name=run.schema_name, request=self.context.get("request"))

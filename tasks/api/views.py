@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from backoffice.errors import DomainError
 from tasks import registry, selectors, services
 from tasks.api import serializers
-from tasks.models import Priority, Status, TaskRun
+from tasks.models import PUBLIC_STATUSES, Priority, TaskRun
 
 
 class OperatorOnly(permissions.IsAdminUser):
@@ -54,8 +54,8 @@ class TaskRunListView(_Scoped, generics.ListAPIView):
             elif not priority.isdigit():
                 raise DomainError(f"Unknown priority {priority!r}.", detail={"priority": Priority.names})
         status_ = params.get("status")
-        if status_ and status_ not in Status.values:
-            raise DomainError(f"Unknown status {status_!r}.", detail={"status": Status.values})
+        if status_ and status_ not in PUBLIC_STATUSES:
+            raise DomainError(f"Unknown status {status_!r}.", detail={"status": PUBLIC_STATUSES})
         return selectors.task_run_list(
             tenant=self.scope(self.request), status=status_, priority=priority, name=params.get("name"),
             schema_name=None if self.is_tenant_site else params.get("tenant"),
@@ -77,15 +77,14 @@ class TaskRunListView(_Scoped, generics.ListAPIView):
             _tenant_may_submit(data["name"])
         else:
             tenant = _tenant_by_schema(data.pop("tenant", ""))
-        run = services.task_submit(**data, tenant=tenant, submitted_by=self.submitter(request))
+        run = services.task_submit(**data, tenant=tenant, submitted_by=self.submitter(request),
+                                   by_operator=not self.is_tenant_site)
         return Response(serializers.TaskRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
 def _tenant_may_submit(name: str) -> None:
-    spec = registry.get_spec(name)
-    if spec.scope == registry.OPERATOR:
-        # Indistinguishable from an unknown name: a tenant learns nothing of operator tasks.
-        raise ValidationError({"name": f"Unknown task {name!r}."}, code="unknown_task")
+    # An operator task is indistinguishable from an unknown name, and the names listed are the tenant's.
+    registry.get_spec(name, for_tenant=True)
 
 
 def _tenant_by_schema(schema_name: str):
@@ -106,17 +105,23 @@ class TaskRunBatchView(_Scoped, APIView):
     def post(self, request):
         payload = serializers.BatchSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        items = []
-        for index, raw in enumerate(payload.validated_data["tasks"]):
-            item = serializers.BatchItemSerializer(data=raw)
-            if not item.is_valid():
-                raise ValidationError({f"tasks[{index}]": [str(e) for e in item.errors.values()]})
-            data = dict(item.validated_data)
-            if self.is_tenant_site:
-                _tenant_may_submit(data["name"])
-            items.append(data)
         tenant = self.scope(request) if self.is_tenant_site else _tenant_by_schema(request.data.get("tenant", ""))
-        runs = services.task_submit_batch(items=items, tenant=tenant, submitted_by=self.submitter(request))
+        # Refused by size before any item is read.
+        services.task_batch_size_validate(count=len(payload.validated_data["tasks"]), tenant=tenant,
+                                          by_operator=not self.is_tenant_site)
+        # One serializer for all items: DRF builds its fields once, not once per item.
+        parsed = serializers.BatchItemSerializer(data=payload.validated_data["tasks"], many=True)
+        if not parsed.is_valid():
+            index, errors = next((i, e) for i, e in enumerate(parsed.errors) if e)
+            raise ValidationError({f"tasks[{index}]": [f"{field}: {' '.join(map(str, messages))}"
+                                                       for field, messages in errors.items()]})
+        items = [dict(data) for data in parsed.validated_data]
+        if self.is_tenant_site:
+            for data in items:
+                _tenant_may_submit(data["name"])
+        runs = services.task_submit_batch(items=items, tenant=tenant, submitted_by=self.submitter(request),
+                                          by_operator=not self.is_tenant_site)
+        runs = selectors.task_runs_in_order(run_ids=[run.pk for run in runs])
         return Response(serializers.TaskRunSerializer(runs, many=True).data, status=status.HTTP_201_CREATED)
 
 

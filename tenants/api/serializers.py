@@ -4,10 +4,16 @@ from tenants.models import Plan, PlanChange, Tenant, UsageDay
 
 
 class PlanSerializer(serializers.ModelSerializer):
+    max_task_priority = serializers.SerializerMethodField(help_text="LOW, NORMAL, HIGH or CRITICAL.")
+
     class Meta:
         model = Plan
         fields = ["code", "name", "api_calls_per_day", "storage_bytes", "max_users", "max_models",
-                  "max_concurrent_requests", "monthly_price_cents"]
+                  "max_concurrent_requests", "max_task_priority", "max_task_batch_size", "max_task_chain_length",
+                  "max_active_task_runs", "monthly_price_cents"]
+
+    def get_max_task_priority(self, plan) -> str:
+        return plan.get_max_task_priority_display().upper()
 
 
 class TenantSerializer(serializers.ModelSerializer):

@@ -398,7 +398,9 @@ def test_the_dequeue_claims_the_run_its_package_carries_and_the_worker_starts_it
     assert isinstance(ours, ClaimedMessage) and ours.claim["values"]["id"] == str(run.pk)
     assert not isinstance(plain, ClaimedMessage)  # a plain package's id, nothing claimed
     claimed = TaskRun.objects.get(pk=run.pk)
-    assert claimed.status == Status.RUNNING and claimed.attempts == 1 and claimed.lease_until > timezone.now()
+    # Claimed, not started: it reads as queued until a worker starts its task (issue 13.6).
+    assert claimed.status == Status.CLAIMED and claimed.attempts == 1 and claimed.lease_until > timezone.now()
+    assert claimed.started_at is None
     assert claimed.worker_pid is None  # which worker takes the package is not known at the dequeue
 
     # Had the worker claimed again it would find the run running under a live lease and defer it.
@@ -437,7 +439,8 @@ def test_a_claimed_package_that_waited_for_a_worker_renews_its_claim_and_honours
     never_started = TaskRun.objects.get(pk=cancelled.pk)
     assert never_started.status == Status.CANCELLED and never_started.attempts == 0
     assert not never_started.attempt_log.exists()
-    assert TaskRun.objects.get(pk=taken_over.pk).status == Status.RUNNING  # left to the attempt that has it
+    # Left to the delivery that has it, which has not started it (issue 13.6: claimed, not running).
+    assert TaskRun.objects.get(pk=taken_over.pk).status == Status.CLAIMED
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks import selectors
-from tasks.models import Priority, Status, TaskRun
+from tasks.models import PUBLIC_STATUSES, Priority, Status, TaskRun
 
 
 class Command(BaseCommand):
@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("run_id", nargs="?", help="A task run id.")
-        parser.add_argument("--status", choices=Status.values)
+        parser.add_argument("--status", choices=PUBLIC_STATUSES)
         parser.add_argument("--tenant", default="", help="Only this schema's runs.")
         parser.add_argument("--limit", type=int, default=20)
 
@@ -39,4 +39,4 @@ class Command(BaseCommand):
         runs = selectors.task_run_list(status=options["status"], schema_name=options["tenant"] or None)
         for run in runs[: options["limit"]]:
             self.stdout.write(f"{run.pk} {run.name:36} {run.schema_name:12} {Priority(run.priority).name:8} "
-                              f"{run.status:10} {run.progress:4.0%}")
+                              f"{run.public_status:10} {run.progress:4.0%}")

@@ -6,7 +6,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
+from backoffice.errors import DomainError
 from tasks import registry, services
+from tasks.limits import MAX_ARGUMENTS_BYTES
 from tasks.models import Priority
 
 
@@ -34,13 +36,20 @@ class Command(BaseCommand):
             return
         if not options["name"]:
             raise CommandError("Give a task name (or --list).")
+        if len(options["task_args"]) > MAX_ARGUMENTS_BYTES:
+            raise CommandError(f"--args takes at most {MAX_ARGUMENTS_BYTES} bytes of JSON.")
         try:
             arguments = json.loads(options["task_args"])
         except json.JSONDecodeError as error:
             raise CommandError(f"--args is not valid JSON: {error}") from error
+        except RecursionError:
+            raise CommandError("--args is nested too deep.") from None
         run_at = None
         if options["run_at"]:
-            run_at = parse_datetime(options["run_at"])
+            try:
+                run_at = parse_datetime(options["run_at"])
+            except ValueError as error:  # well formed, but no such date or time (month 13, hour 99)
+                raise CommandError(f"--run-at is not a valid date and time: {error}.") from None
             if run_at is None:
                 raise CommandError("--run-at must be an ISO 8601 date and time.")
         tenant = None
@@ -55,10 +64,12 @@ class Command(BaseCommand):
                 name=options["name"], arguments=arguments, tenant=tenant, priority=options["priority"],
                 countdown=options["countdown"], run_at=run_at, depends_on=options["depends_on"],
                 run_if_dependency_fails=options["run_if_dependency_fails"], max_retries=options["max_retries"],
-                timeout=options["timeout"], submitted_by="command line",
+                timeout=options["timeout"], submitted_by="command line", by_operator=True,
             )
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from error
+        except DomainError as error:  # a quota or limit of the tenant
+            raise CommandError(error.message) from error
         self.stdout.write(self.style.SUCCESS(f"Submitted {run.name} as {run.pk} ({run.get_status_display()})."))
         if options["verbosity"] > 1:
             self.stdout.write(f"priority {Priority(run.priority).name}, schema {run.schema_name}, "
