@@ -85,7 +85,7 @@ def serve(port: int, *, fast: bool) -> None:
 
     server = ReusePortServer(("127.0.0.1", port), QuietHandler, ipv6=False)
     if fast:
-        from services.fastpath import HeartbeatFastPath
+        from registry.fastpath import HeartbeatFastPath
 
         server.set_app(HeartbeatFastPath(WSGIHandler()))
     else:
@@ -174,9 +174,9 @@ def main() -> None:
 
 
 def run(connection) -> None:
-    from services import selectors
-    from services import services as registry
-    from services.models import HealthCheck, ServiceInstance
+    from registry import selectors
+    from registry import services as registry
+    from registry.models import HealthCheck, ServiceInstance
     from tenants.services import public_tenant_ensure
 
     public_tenant_ensure(domains=["localhost", "127.0.0.1"])
@@ -256,7 +256,7 @@ def run(connection) -> None:
     print(f"heartbeats over HTTP, {CLIENTS} concurrent keep-alive clients, {SERVER_PROCESSES} server processes, "
           f"{HEARTBEAT_SECONDS:g} s each (target >= 1,000/s):")
     print(f"  through Django's full stack (the API view):          {figures['django']:,.0f}/s")
-    print(f"  through services.fastpath.HeartbeatFastPath (WSGI):  {figures['fast']:,.0f}/s")
+    print(f"  through registry.fastpath.HeartbeatFastPath (WSGI):  {figures['fast']:,.0f}/s")
     print(f"  baseline, the same Django servers answering a JSON 404 ({sorted(floor_statuses)}): "
           f"{figures['floor']:,.0f}/s")
     print(f"  ratios to the baseline: full stack {figures['django'] / figures['floor']:.2f}, "

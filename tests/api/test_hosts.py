@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 
-from services import services as registry
-from services.fastpath import HeartbeatFastPath
+from registry import services as registry
+from registry.fastpath import HeartbeatFastPath
 from tests.conftest import TenantClient
-from tests.services.conftest import register
-from tests.services.test_fastpath import call
+from tests.registry.conftest import register
+from tests.registry.test_fastpath import call
 
 
 @pytest.mark.parametrize("host", ["LOCALHOST", "LocalHost", "localhost."])
