@@ -174,8 +174,7 @@ def main() -> None:
 
 
 def run(connection) -> None:
-    from registry import selectors
-    from registry import services as registry
+    from registry import balancing, registration, selectors, tokens
     from registry.models import HealthCheck, ServiceInstance
     from tenants.services import public_tenant_ensure
 
@@ -206,7 +205,7 @@ def run(connection) -> None:
         return list(ServiceInstance.objects.filter(name=rng.choice(names), tags__contains=["api"]))
 
     def next_one():
-        return registry.next_instance(rng.choice(names))
+        return balancing.next_instance(rng.choice(names))
 
     for fn in (discover, naive, next_one):
         timed(fn, 200)  # warm-up
@@ -220,11 +219,11 @@ def run(connection) -> None:
           f"p99 {percentile(rr, 99):.3f} ms")
 
     # Heartbeats over HTTP: 16 instances of one service, each with its own client connection.
-    _, token = registry.token_create(service_name="bench-web")
+    _, token = tokens.token_create(service_name="bench-web")
     for n in range(CLIENTS):
-        registry.service_register(service_id=f"bench-web-{n}", name="bench-web", host="127.0.0.1", port=9000 + n,
+        registration.service_register(service_id=f"bench-web-{n}", name="bench-web", host="127.0.0.1", port=9000 + n,
                                   checks=[{"kind": "ttl", "ttl": "30s"}])
-        registry.service_heartbeat(service_id=f"bench-web-{n}")
+        registration.service_heartbeat(service_id=f"bench-web-{n}")
     connection.close()
 
     env = {**os.environ, "DATABASE_URL": _database_url(connection.settings_dict), "LOG_LEVEL": "ERROR",

@@ -1,4 +1,4 @@
-"""Operator admin of the registry: thin, every write through services.services."""
+"""Operator admin of the registry: thin, every write through registry.registration and registry.tokens."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -11,7 +11,7 @@ from django.utils.timesince import timesince
 from backoffice.admin_sites import operator_site
 from backoffice.errors import DomainError
 from backoffice.logging import mask_value
-from registry import selectors, services
+from registry import kinds, registration, selectors, tokens
 from registry.models import CheckResult, HealthCheck, RegistryEvent, ServiceInstance, ServiceToken
 
 
@@ -28,11 +28,8 @@ class HealthCheckInline(admin.TabularInline):
 
     @admin.display(description="target")
     def target(self, check):
-        if check.kind == HealthCheck.Kind.HTTP:
-            return check.http_url
-        if check.kind == HealthCheck.Kind.TCP:
-            return f"{check.tcp_host}:{check.tcp_port}"
-        return "heartbeat"
+        kind = kinds.get(check.kind)
+        return kind.target(check) if kind is not None else "—"
 
     @admin.display(description="recent results (newest first)")
     def history(self, check):
@@ -84,7 +81,7 @@ class InstanceForm(forms.ModelForm):
 
 
 def _register(data: dict, *, instance_pk) -> ServiceInstance:
-    return services.service_register(
+    return registration.service_register(
         service_id=data["service_id"], name=data["name"], host=data["host"], port=data["port"], tags=data["tags"],
         metadata=data["metadata"], weight=data["weight"],
         checks=None if instance_pk is None else [
@@ -162,7 +159,7 @@ class ServiceInstanceAdmin(admin.ModelAdmin):
         pass  # checks are written by service_register
 
     def delete_model(self, request, obj):
-        services.service_deregister(service_id=obj.service_id, reason=f"admin: {request.user}")
+        registration.service_deregister(service_id=obj.service_id, reason=f"admin: {request.user}")
 
     def delete_queryset(self, request, queryset):
         self.deregister(request, queryset)
@@ -179,7 +176,7 @@ class ServiceInstanceAdmin(admin.ModelAdmin):
         done, refused = 0, []
         for service_id in queryset.values_list("service_id", flat=True):
             try:
-                services.maintenance_set(service_id=service_id, on=on, reason=f"admin: {request.user}")
+                registration.maintenance_set(service_id=service_id, on=on, reason=f"admin: {request.user}")
                 done += 1
             except DomainError as error:  # mirrored from Consul (set it there), or gone meanwhile
                 refused.append(f"{service_id}: {error}")
@@ -192,7 +189,7 @@ class ServiceInstanceAdmin(admin.ModelAdmin):
         ids = list(queryset.values_list("service_id", flat=True))
         for service_id in ids:
             try:
-                services.service_deregister(service_id=service_id, reason=f"admin: {request.user}")
+                registration.service_deregister(service_id=service_id, reason=f"admin: {request.user}")
             except DomainError:
                 continue  # gone meanwhile
         self.message_user(request, f"{len(ids)} instance(s) deregistered.")
@@ -203,12 +200,13 @@ class _AdminRefusal(Exception):
 
 
 def _check_spec(check: HealthCheck) -> dict:
+    kind = kinds.get(check.kind)
     return {
         "name": check.name, "kind": check.kind, "interval": check.interval, "timeout": check.timeout,
-        "url": check.http_url, "expected_status": check.http_expected_status, "tcp_host": check.tcp_host,
-        "tcp_port": check.tcp_port, "failures_before_critical": check.failures_before_critical,
+        "failures_before_critical": check.failures_before_critical,
         "successes_before_passing": check.successes_before_passing,
         "deregister_critical_after": check.deregister_critical_after,
+        **(kind.spec_from_check(check) if kind is not None else {}),
     }
 
 
@@ -226,7 +224,7 @@ class TokenForm(forms.ModelForm):
         super()._post_clean()
         if not self.errors:
             name = self.cleaned_data.get("service_name") or self.instance.service_name  # read-only on change
-            refusals_as_form_errors(self, lambda: services.token_create(
+            refusals_as_form_errors(self, lambda: tokens.token_create(
                 service_name=name, rotate=self.cleaned_data.get("rotate", False)))
 
 
@@ -246,7 +244,7 @@ class ServiceTokenAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         try:
-            token, plaintext = services.token_create(service_name=obj.service_name, rotate=form.cleaned_data["rotate"])
+            token, plaintext = tokens.token_create(service_name=obj.service_name, rotate=form.cleaned_data["rotate"])
         except ValidationError as error:
             raise _AdminRefusal(" ".join(error.messages)) from error
         obj.pk = token.pk

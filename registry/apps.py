@@ -15,7 +15,9 @@ class ServicesConfig(AppConfig):
         from django.db.models.signals import post_migrate
         from django_q.signals import post_spawn
 
-        from registry import checks, selfreg  # noqa: F401 - importing checks registers them
+        from registry import checks, conf, kinds, selfreg  # noqa: F401 - importing checks registers them
+
+        kinds.load(conf.check_kind_modules())  # the project's own check kinds register themselves
 
         request_started.connect(selfreg.web_request_started, dispatch_uid="services.selfreg.web")
         post_spawn.connect(selfreg.cluster_worker_spawned, dispatch_uid="services.selfreg.cluster")
@@ -26,8 +28,8 @@ def _ensure_schedules(sender, using="default", **kwargs):
     """After migrate: the health-sweep schedule exists (off under the test settings)."""
     from django_tenants.utils import schema_context
 
-    from registry import conf, services
+    from registry import conf, sweeps
 
     if conf.auto_schedule_enabled():
         with schema_context("public"):
-            services.health_schedule_ensure()
+            sweeps.health_schedule_ensure()

@@ -50,6 +50,9 @@ DEFAULTS = {
     # and is removed after the second; the next sync that finds it in Consul brings it back.
     "CONSUL_MIRROR_TTL": 180.0,
     "CONSUL_MIRROR_DEREGISTER_AFTER": 3600.0,
+    # The project's own health-check kinds: modules (a list, or comma-separated in the env var) imported when
+    # the app is ready; each registers its kinds with @registry.kinds.register. See registry/README.md.
+    "CHECK_KINDS": "",
 }
 
 _ENV_CASTS = {bool: lambda v: v.strip().lower() in ("1", "true", "yes", "on"), float: float, int: int, str: str}
@@ -81,6 +84,13 @@ def _on_except_under_tests(name: str) -> bool:
     # pytest, so other apps' tests never pay for it nor find the registry's rows and schedules in their database.
     module = getattr(settings, "SETTINGS_MODULE", "") or ""
     return not (module.endswith(".test") or module.startswith("tests.") or "pytest" in sys.modules)
+
+
+def check_kind_modules() -> list[str]:
+    value = get("CHECK_KINDS") or ()
+    if isinstance(value, str):
+        value = value.split(",")
+    return [module.strip() for module in value if module.strip()]
 
 
 def self_register_enabled() -> bool:

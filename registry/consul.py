@@ -30,7 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backoffice.logging import mask_text
-from registry import services
+from registry import events, kinds
 from registry.models import (
     SERVICE_ID_PATTERN,
     STATUS_SEVERITY,
@@ -136,13 +136,10 @@ def service_definition(instance: ServiceInstance) -> dict:
             "FailuresBeforeCritical": check.failures_before_critical,
             "SuccessBeforePassing": check.successes_before_passing,
         }
-        if check.kind == HealthCheck.Kind.TTL:
-            definition["TTL"] = _duration(check.interval)
-        elif check.kind == HealthCheck.Kind.HTTP:
-            definition.update(HTTP=check.http_url, Interval=_duration(check.interval), Timeout=_duration(check.timeout))
-        else:
-            definition.update(TCP=f"{check.tcp_host}:{check.tcp_port}", Interval=_duration(check.interval),
-                              Timeout=_duration(check.timeout))
+        kind = kinds.get(check.kind)
+        if kind is None:  # a kind no longer registered in this process: Consul hears its status by TTL
+            kind = kinds.CheckKind()
+        definition.update(kind.consul_definition(check))
         if check.deregister_critical_after is not None:
             definition["DeregisterCriticalServiceAfter"] = _duration(check.deregister_critical_after)
         checks.append(definition)
@@ -182,10 +179,11 @@ def consul_push(*, client: ConsulClient, report: SyncReport) -> None:
     for instance in local:
         local_ids.add(instance.service_id)  # refused below or not, it is ours: never deregistered for that
         try:
-            client.service_register(service_definition(instance))
-            for check in instance.checks.all():
-                if check.kind == HealthCheck.Kind.TTL and check.status in (Status.PASSING, Status.WARNING,
-                                                                            Status.CRITICAL):
+            body = service_definition(instance)
+            client.service_register(body)
+            for check, definition in zip(instance.checks.all(), body["Checks"], strict=True):
+                # A TTL check in Consul (heartbeats here, or a kind Consul cannot run): its status is ours.
+                if "TTL" in definition and check.status in (Status.PASSING, Status.WARNING, Status.CRITICAL):
                     client.check_set(consul_check_id(check), check.status, note=f"{check.status} in Courtside")
         except ConsulError as error:
             if error.status is None:
@@ -235,25 +233,25 @@ def _mirror(instance: ServiceInstance, *, entry: dict, fallback_name: str) -> No
 def _record_changes(instance: ServiceInstance, before: tuple | None) -> None:
     """A registry event for each change Consul made, and the service's index bumped (old name too)."""
     if before is None:
-        services._event(RegistryEvent.Kind.REGISTERED, instance=instance, message="listed by Consul",
+        events.event(RegistryEvent.Kind.REGISTERED, instance=instance, message="listed by Consul",
                         detail={"host": instance.host, "port": instance.port, "tags": instance.tags,
                                 "status": instance.status, "source": Source.CONSUL})
-        services._bump_index(instance.name)
+        events.bump_index(instance.name)
         return
     old_name, *_, old_status, old_maintenance = before
     if old_status != instance.status:
-        services._event(RegistryEvent.Kind.STATUS, instance=instance, message=f"{old_status} → {instance.status}",
+        events.event(RegistryEvent.Kind.STATUS, instance=instance, message=f"{old_status} → {instance.status}",
                         detail={"from": old_status, "to": instance.status, "source": Source.CONSUL})
     if old_maintenance != instance.maintenance:
-        services._event(RegistryEvent.Kind.MAINTENANCE, instance=instance, message="set in Consul",
+        events.event(RegistryEvent.Kind.MAINTENANCE, instance=instance, message="set in Consul",
                         detail={"maintenance": instance.maintenance, "source": Source.CONSUL})
     if before[:-2] != _visible(instance)[:-2]:
-        services._event(RegistryEvent.Kind.UPDATED, instance=instance, message="changed in Consul",
+        events.event(RegistryEvent.Kind.UPDATED, instance=instance, message="changed in Consul",
                         detail={"host": instance.host, "port": instance.port, "tags": instance.tags,
                                 "source": Source.CONSUL})
-    services._bump_index(instance.name)
+    events.bump_index(instance.name)
     if old_name != instance.name:
-        services._bump_index(old_name)
+        events.bump_index(old_name)
 
 
 @transaction.atomic
@@ -307,9 +305,9 @@ def consul_pull(*, client: ConsulClient, report: SyncReport) -> None:
             .exclude(name__in=unanswered))
     for service_id, name in gone.values_list("service_id", "name"):
         report.removed_here.append(service_id)
-        services._event(RegistryEvent.Kind.DEREGISTERED, service_name=name, service_id=service_id,
+        events.event(RegistryEvent.Kind.DEREGISTERED, service_name=name, service_id=service_id,
                         message="no longer listed by Consul", detail={"source": Source.CONSUL})
-        services._bump_index(name)
+        events.bump_index(name)
     gone.delete()
 
 

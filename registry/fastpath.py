@@ -81,7 +81,7 @@ class HeartbeatFastPath:
                                              "detail": {}}})
 
     def _heartbeat(self, service_id: str, token: str, start_response):
-        from registry import selectors, services
+        from registry import registration, selectors
 
         with schema_context("public"):
             service_name = selectors.token_service_name(token)
@@ -90,7 +90,7 @@ class HeartbeatFastPath:
                                       {"error": {"code": "authentication_failed", "message": "Unknown service token.",
                                                  "detail": {}}}, [("WWW-Authenticate", "Bearer")])
             try:
-                status = services.service_heartbeat(service_id=service_id, token_service=service_name)
+                status = registration.service_heartbeat(service_id=service_id, token_service=service_name)
             except DomainError as error:
                 return _json_response(start_response, f"{error.status} {HTTPStatus(error.status).phrase}",
                                       {"error": {"code": error.code, "message": error.message,

@@ -18,6 +18,9 @@ from django.core.validators import (
 )
 from django.db import models
 
+from registry import conf, kinds
+from registry.status import STATUS_SEVERITY, Status  # noqa: F401 - re-exported: the models' statuses
+
 # \Z, not $: a RegexValidator's $ would let a trailing newline through.
 SERVICE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 SERVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")
@@ -106,17 +109,6 @@ def metadata_problem(value) -> str | None:
 RESERVED_SERVICE_NAMES = frozenset(
     {"register", "heartbeat", "deregister", "maintenance", "tokens", "events", "instances"}
 )
-
-
-class Status(models.TextChoices):
-    PASSING = "passing", "Passing"
-    WARNING = "warning", "Warning"
-    CRITICAL = "critical", "Critical"
-    MAINTENANCE = "maintenance", "Maintenance"
-
-
-# Worst wins when an instance's checks disagree (Consul's aggregation).
-STATUS_SEVERITY = {Status.PASSING: 0, Status.WARNING: 1, Status.CRITICAL: 2}
 
 
 class Source(models.TextChoices):
@@ -228,18 +220,14 @@ class ServiceInstance(models.Model):
 
 
 class HealthCheck(models.Model):
-    """A check of one instance: TTL (heartbeats), HTTP or TCP, with Consul's flap damping."""
-
-    class Kind(models.TextChoices):
-        TTL = "ttl", "TTL (heartbeat)"
-        HTTP = "http", "HTTP"
-        TCP = "tcp", "TCP"
+    """A check of one instance, of a registered kind (registry.kinds: ttl, http, tcp, …), with flap damping."""
 
     instance = models.ForeignKey(
         ServiceInstance, on_delete=models.CASCADE, related_name="checks", verbose_name="instance"
     )
     name = models.CharField("name", max_length=64, validators=[no_nul], help_text="Unique within the instance.")
-    kind = models.CharField("kind", max_length=8, choices=Kind.choices)
+    # The kinds are code (registry.kinds), not schema: registering one needs no migration.
+    kind = models.CharField("kind", max_length=32, choices=kinds.choices)
     interval = models.FloatField(
         "interval (s)", default=10.0,
         validators=[finite_validator, MaxValueValidator(MAX_CHECK_INTERVAL, "At most 86400 s (a day).")],
@@ -260,6 +248,10 @@ class HealthCheck(models.Model):
                                 help_text="TCP checks: host to connect to.")
     tcp_port = models.PositiveIntegerField(
         "TCP port", null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    params = models.JSONField(
+        "parameters", default=dict, blank=True,
+        help_text="What a check kind without columns of its own needs (registry.kinds); never a secret.",
     )
     failures_before_critical = models.PositiveIntegerField(
         "failures before critical", default=1,
@@ -291,7 +283,6 @@ class HealthCheck(models.Model):
         ordering = ["instance_id", "name"]
         constraints = [
             models.UniqueConstraint(fields=["instance", "name"], name="services_check_unique_name"),
-            models.CheckConstraint(condition=models.Q(kind__in=["ttl", "http", "tcp"]), name="services_check_kind"),
             models.CheckConstraint(
                 condition=~models.Q(kind="http") | ~models.Q(http_url=""), name="services_check_http_has_url"
             ),
@@ -316,18 +307,17 @@ class HealthCheck(models.Model):
         return f"{self.instance_id}:{self.name} ({self.kind})"
 
     def clean(self):
-        from registry.conf import get
-
         errors = {}
-        floor = get("MIN_CHECK_INTERVAL")
+        floor = conf.get("MIN_CHECK_INTERVAL")
         if self.interval is None or not self.interval >= floor:  # "not >=": NaN fails too
             errors["interval"] = f"The interval must be at least {floor:g} s."
         if self.timeout is None or not self.timeout > 0:
             errors["timeout"] = "The timeout must be positive."
-        if self.kind == self.Kind.HTTP and not self.http_url:
-            errors["http_url"] = "An HTTP check needs a URL."
-        if self.kind == self.Kind.TCP and not self.tcp_port:
-            errors["tcp_port"] = "A TCP check needs a port."
+        kind = kinds.get(self.kind)
+        if kind is None:
+            errors["kind"] = kinds.unknown_kind_message(self.kind)
+        else:
+            errors.update(kind.clean(self))
         if self.deregister_critical_after is not None and not self.deregister_critical_after >= 0:
             errors["deregister_critical_after"] = "The grace period cannot be negative."
         if errors:

@@ -57,18 +57,18 @@ def _checks() -> list[dict]:
 
 
 def _register(register_kwargs: dict) -> str:
-    from registry import services
+    from registry import registration, sweeps
 
-    services.service_register(**register_kwargs, checks=_checks())
+    registration.service_register(**register_kwargs, checks=_checks())
     if conf.auto_schedule_enabled():
-        services.health_schedule_ensure()
+        sweeps.health_schedule_ensure()
     return register_kwargs["service_id"]
 
 
 def _beat(service_id: str) -> None:
-    from registry import services
+    from registry import registration
 
-    services.service_heartbeat(service_id=service_id)
+    registration.service_heartbeat(service_id=service_id)
 
 
 class ProcessHeartbeat:
@@ -263,7 +263,7 @@ def cluster_heartbeat() -> None:
 
 
 def _deregister(key: str) -> None:
-    from registry import services
+    from registry import registration
 
     service_id = _state.get(key)
     if not service_id:
@@ -273,6 +273,6 @@ def _deregister(key: str) -> None:
         heartbeat.stop()
     try:
         with schema_context("public"):
-            services.service_deregister(service_id=service_id, reason="process exit")
+            registration.service_deregister(service_id=service_id, reason="process exit")
     except Exception:  # noqa: BLE001 - the TTL and the grace period clean up after us anyway
         pass

@@ -28,14 +28,14 @@ def _unlock() -> None:
 
 
 def _seconds_to_next_event() -> float | None:
-    """Until the next HTTP/TCP check is due or the next passing TTL can expire; None when nothing is pending."""
+    """Until the next probed check is due or the next passing TTL can expire; None when nothing is pending."""
     from django.db.models import Min
 
-    from registry import services
+    from registry import kinds, sweeps
     from registry.models import HealthCheck, Status
 
-    due = HealthCheck.objects.filter(kind__in=["http", "tcp"]).aggregate(at=Min("next_check_at"))["at"]
-    expiry = services._ttl_checks().exclude(status=Status.CRITICAL).aggregate(at=Min("expiry"))["at"]
+    due = HealthCheck.objects.filter(kind__in=kinds.probed()).aggregate(at=Min("next_check_at"))["at"]
+    expiry = sweeps.ttl_checks().exclude(status=Status.CRITICAL).aggregate(at=Min("expiry"))["at"]
     upcoming = [at for at in (due, expiry) if at is not None]
     if not upcoming:
         return None
@@ -52,7 +52,7 @@ def health_sweep_task(budget: float | None = None) -> dict:
     of slow checks holds a worker for one sweep only. Another sweeper already
     running (a second cluster, an overlapping schedule) makes this run return.
     """
-    from registry import selfreg, services
+    from registry import selfreg, sweeps
 
     budget = conf.get("SWEEP_BUDGET_SECONDS") if budget is None else budget
     if not _try_lock():
@@ -62,7 +62,7 @@ def health_sweep_task(budget: float | None = None) -> dict:
     try:
         while True:
             selfreg.cluster_heartbeat()
-            report = services.health_sweep()
+            report = sweeps.health_sweep()
             totals["sweeps"] += 1
             totals["probed"] += report.probed
             totals["ttl_expired"] += report.ttl_expired
@@ -72,7 +72,7 @@ def health_sweep_task(budget: float | None = None) -> dict:
             if wait is None or wait >= remaining:
                 break
             time.sleep(max(0.05, wait))
-        services.events_prune()
+        sweeps.events_prune()
     finally:
         _unlock()
     return totals

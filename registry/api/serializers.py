@@ -5,7 +5,7 @@ CharField would store 5 as "5"), a JSON integer where a number of things is
 (DRF's IntegerField would take "80" and 80.0), true or false where a switch
 is, an object or a list where one is, and no field the API does not know. NUL
 bytes are refused (DRF's ProhibitNullCharactersValidator). Ranges and
-patterns are the models' and services' own (services.services, run by every
+patterns are the models' and services' own (registry.registration, run by every
 caller), so the API, the commands and the admin refuse the same values with
 the same messages.
 """
@@ -16,7 +16,10 @@ import math
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils.serializer_helpers import BindingDict
 
+from registry import kinds
+from registry.inputs import DURATION_PATTERN
 from registry.models import (
     MAX_CHECKS,
     MAX_TAG_LENGTH,
@@ -25,7 +28,6 @@ from registry.models import (
     ServiceInstance,
     Status,
 )
-from registry.services import DURATION_PATTERN
 
 MAX_INDEX = 2**63 - 1
 
@@ -102,23 +104,45 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+def _spec_field(what) -> serializers.Field:
+    """A request field for a kind's own spec key (registry.kinds: TEXT, (TEXT, max length), INTEGER, SECRET)."""
+    what, max_length = what if isinstance(what, tuple) else (what, 500)
+    if what == kinds.INTEGER:
+        return StrictIntegerField(required=False, allow_null=True)
+    if what == kinds.SECRET:  # written, never read back
+        return StrictCharField(max_length=2000, required=False, allow_blank=True, write_only=True)
+    return StrictCharField(max_length=max_length, required=False, allow_blank=True)
+
+
 class CheckRequestSerializer(StrictSerializer):
+    """The fields every check has, and each registered kind's own (read from registry.kinds when used)."""
+
     name = StrictCharField(max_length=64, required=False)
-    kind = StrictCharField(max_length=8, required=False)
-    type = StrictCharField(max_length=8, required=False)
+    kind = StrictCharField(max_length=32, required=False)
+    type = StrictCharField(max_length=32, required=False)
     ttl = ConsulDurationField(required=False, allow_null=True)
     interval = ConsulDurationField(required=False, allow_null=True)
     timeout = ConsulDurationField(required=False, allow_null=True)
     deregister_critical_after = ConsulDurationField(required=False, allow_null=True)
-    url = StrictCharField(max_length=500, required=False, allow_blank=True)
-    http_url = StrictCharField(max_length=500, required=False, allow_blank=True)
-    expected_status = StrictIntegerField(required=False, allow_null=True)
-    http_expected_status = StrictIntegerField(required=False, allow_null=True)
-    tcp = StrictCharField(max_length=260, required=False, allow_blank=True)
-    tcp_host = StrictCharField(max_length=253, required=False, allow_blank=True)
-    tcp_port = StrictIntegerField(required=False, allow_null=True)
     failures_before_critical = StrictIntegerField(required=False)
     successes_before_passing = StrictIntegerField(required=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for key, what in kinds.spec_fields().items():
+            fields.setdefault(key, _spec_field(what))
+        return fields
+
+    @property
+    def fields(self):
+        """DRF caches a serializer's fields for its life; these are rebuilt once a kind is (un)registered."""
+        cached = self.__dict__.get("_kind_fields")
+        if cached is None or cached[0] != kinds.generation():
+            bound = BindingDict(self)
+            for key, value in self.get_fields().items():
+                bound[key] = value
+            cached = self.__dict__["_kind_fields"] = (kinds.generation(), bound)
+        return cached[1]
 
 
 class RegisterRequestSerializer(StrictSerializer):

@@ -10,7 +10,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry import conf, selectors, services
+from registry import balancing, conf, inputs, registration, selectors, tokens
 from registry.api.auth import IsOperator, IsOperatorOrService, ServiceTokenAuthentication, token_service
 from registry.api.serializers import (
     DiscoverySerializer,
@@ -47,7 +47,7 @@ class RegisterView(RegistryView):
         data = _valid(RegisterRequestSerializer, request.data)
         existed = ServiceInstance.objects.filter(service_id=data["service_id"]).exists()
         checks = data.get("checks")
-        instance = services.service_register(
+        instance = registration.service_register(
             service_id=data["service_id"], name=data["name"], host=data["host"], port=data.get("port"),
             tags=data.get("tags"), metadata=data.get("metadata"), weight=data.get("weight", 1),
             checks=None if checks is None else [dict(check) for check in checks], token_service=token_service(request),
@@ -63,7 +63,7 @@ class HeartbeatView(RegistryView):
 
     @extend_schema(request=None, responses={200: dict})
     def put(self, request, service_id):
-        current = services.service_heartbeat(service_id=service_id, token_service=token_service(request))
+        current = registration.service_heartbeat(service_id=service_id, token_service=token_service(request))
         return Response({"service_id": service_id, "status": current})
 
     post = put
@@ -72,7 +72,7 @@ class HeartbeatView(RegistryView):
 class DeregisterView(RegistryView):
     @extend_schema(request=None, responses={204: None})
     def put(self, request, service_id):
-        services.service_deregister(service_id=service_id, token_service=token_service(request),
+        registration.service_deregister(service_id=service_id, token_service=token_service(request),
                                     reason=f"by {request.user}")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -85,7 +85,7 @@ class MaintenanceView(RegistryView):
     @extend_schema(request=MaintenanceRequestSerializer, responses={200: InstanceSerializer})
     def put(self, request, service_id):
         data = _valid(MaintenanceRequestSerializer, request.data)
-        instance = services.maintenance_set(service_id=service_id, on=data["enable"], reason=data.get("reason", ""))
+        instance = registration.maintenance_set(service_id=service_id, on=data["enable"], reason=data.get("reason", ""))
         return Response(InstanceSerializer(instance).data)
 
 
@@ -97,7 +97,7 @@ class TokenCreateView(RegistryView):
     @extend_schema(request=TokenRequestSerializer, responses={201: dict})
     def post(self, request):
         data = _valid(TokenRequestSerializer, request.data)
-        token, plaintext = services.token_create(service_name=data["service_name"], rotate=data["rotate"])
+        token, plaintext = tokens.token_create(service_name=data["service_name"], rotate=data["rotate"])
         return Response({"service_name": token.service_name, "token": plaintext}, status=status.HTTP_201_CREATED)
 
 
@@ -115,7 +115,7 @@ def _wait_for_change(name: str, index: int | None, wait: str | None) -> int:
     current = selectors.service_index(name)
     if index is None:
         return current
-    seconds = services.parse_duration(wait or "30s", field_name="wait")
+    seconds = inputs.parse_duration(wait or "30s", field_name="wait")
     deadline = time.monotonic() + min(seconds, conf.get("MAX_BLOCKING_WAIT"))
     while current <= index and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -151,5 +151,5 @@ class NextInstanceView(RegistryView):
         503: OpenApiResponse(description="No healthy instance of the service (code no_healthy_instance)."),
     })
     def get(self, request, name):
-        endpoint = services.next_instance(name, tags=request.query_params.getlist("tag"))
+        endpoint = balancing.next_instance(name, tags=request.query_params.getlist("tag"))
         return Response(endpoint.as_dict())

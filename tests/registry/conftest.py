@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from registry import selfreg, services
+from registry import registration, selfreg, tokens
 from tests.conftest import PUBLIC_HOST, TenantClient
 
 
@@ -31,7 +31,7 @@ def _fresh_self_registration_state():
 @pytest.fixture
 def make_token(db):
     def make(service_name: str) -> str:
-        return services.token_create(service_name=service_name)[1]
+        return tokens.token_create(service_name=service_name)[1]
 
     return make
 
@@ -47,8 +47,8 @@ def service_client(public_tenant, make_token):
 
 
 def register(service_id: str, name: str = "stats-api", *, port: int = 8080, checks=None, **kwargs):
-    return services.service_register(service_id=service_id, name=name, host="10.0.0.1", port=port, checks=checks,
-                                     **kwargs)
+    return registration.service_register(service_id=service_id, name=name, host="10.0.0.1", port=port,
+                                         checks=checks, **kwargs)
 
 
 class ProbeTarget:

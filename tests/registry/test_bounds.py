@@ -15,7 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from registry import services, tasks
+from registry import health, registration, sweeps, tasks
 from registry.models import HealthCheck, RegistryEvent, ServiceInstance
 from tests.registry.conftest import register
 from tests.registry.test_api import REGISTRATION, assert_error, post_json
@@ -120,7 +120,7 @@ def _lapsed_fleet():
     """Two instances that stopped heartbeating (one with a grace of 20 s), beside a healthy one."""
     for service_id in ("dead-1", "dead-2", "alive"):
         register(service_id, checks=[{"kind": "ttl", "ttl": "10s", "deregister_critical_after": "20s"}])
-        services.service_heartbeat(service_id=service_id)
+        registration.service_heartbeat(service_id=service_id)
     return ServiceInstance.objects.get(service_id="alive").last_heartbeat
 
 
@@ -143,17 +143,17 @@ def test_one_bad_stored_row_cannot_stop_the_sweep_for_everyone(db, probe_target,
         register("bad", checks=[{"kind": "http", "url": probe_target.url, "interval": "10s", "timeout": "1s"}])
     else:
         register("bad", checks=[{"kind": "ttl", "ttl": "10s", "deregister_critical_after": "20s"}])
-        services.service_heartbeat(service_id="bad")
+        registration.service_heartbeat(service_id="bad")
     _store_as_an_old_row(HealthCheck.objects.get(instance__service_id="bad"), **values)
     ServiceInstance.objects.filter(service_id__in=["dead-1", "dead-2"]).update(last_heartbeat=start - timedelta(
         seconds=70))
     ServiceInstance.objects.filter(service_id__in=["alive", "bad"]).update(last_heartbeat=start + timedelta(seconds=10))
 
     with caplog.at_level(logging.WARNING, logger="registry.services"):
-        first = services.health_sweep(now=start + timedelta(seconds=12))
+        first = sweeps.health_sweep(now=start + timedelta(seconds=12))
         ServiceInstance.objects.filter(service_id__in=["alive", "bad"]).update(
             last_heartbeat=start + timedelta(seconds=30))
-        second = services.health_sweep(now=start + timedelta(seconds=12 + 21))
+        second = sweeps.health_sweep(now=start + timedelta(seconds=12 + 21))
 
     # Everyone else is judged as usual: the lapsed ones expire, then leave after their grace.
     assert first.ttl_expired == 2 and sorted(second.evicted) == ["dead-1", "dead-2"]
@@ -172,14 +172,14 @@ def test_a_bad_row_cannot_stop_self_preservation_either(db):
     start = _lapsed_fleet()
     for n in range(3):
         register(f"extra-{n}", checks=[{"kind": "ttl", "ttl": "10s"}])
-        services.service_heartbeat(service_id=f"extra-{n}")
+        registration.service_heartbeat(service_id=f"extra-{n}")
     _store_as_an_old_row(HealthCheck.objects.get(instance__service_id="extra-0"), interval=1e300)
     ServiceInstance.objects.filter(service_id__in=["dead-1", "dead-2"]).update(
         last_heartbeat=start - timedelta(seconds=70))
     ServiceInstance.objects.exclude(service_id__in=["dead-1", "dead-2"]).update(
         last_heartbeat=start + timedelta(seconds=10))
 
-    report = services.health_sweep(now=start + timedelta(seconds=12), probe=False)
+    report = sweeps.health_sweep(now=start + timedelta(seconds=12), probe=False)
 
     # Judged: alive, extra-1, extra-2 (the dead lapsed before the window; extra-0 cannot be judged): none missed.
     assert report.self_preservation == {"stats-api": False}
@@ -220,9 +220,9 @@ def test_the_migration_clamps_old_rows_into_range_and_records_each(db):
     events = RegistryEvent.objects.filter(kind="invalid")
     assert sorted(events.values_list("service_id", flat=True)) == ["dead-1", "dead-2", "http-1"]
     assert "interval 1e+30 s out of range, now 86400 s" in events.get(service_id="dead-1").message
-    assert not HealthCheck.objects.filter(services.out_of_range_q()).exists()
+    assert not HealthCheck.objects.filter(health.out_of_range_q()).exists()
     # The instance whose TTL was 1e30 s expires once a day has passed without a heartbeat.
-    report = services.health_sweep(now=start + timedelta(days=1, seconds=1), probe=False)
+    report = sweeps.health_sweep(now=start + timedelta(days=1, seconds=1), probe=False)
     assert ServiceInstance.objects.get(service_id="dead-1").status == "critical" and report.ttl_expired >= 1
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from registry import services, tasks
+from registry import sweeps, tasks
 from registry.models import ServiceInstance
 from tests.conftest import PUBLIC_HOST, TenantClient, database_url
 from tests.registry.conftest import register
@@ -73,7 +73,7 @@ def test_the_scheduled_sweep_runs_http_checks_on_a_real_cluster(public_tenant, p
     from django_q.models import Schedule, Success
 
     register("stats-1", checks=[{"kind": "http", "url": probe_target.url, "interval": "1s", "timeout": "1s"}])
-    schedule = services.health_schedule_ensure()
+    schedule = sweeps.health_schedule_ensure()
     assert (schedule.func, schedule.cron) == ("registry.tasks.health_sweep_task", "* * * * * */30")
     Schedule.objects.filter(pk=schedule.pk).update(next_run=schedule.next_run.replace(year=2000))
     env = _env("tests.registry.cluster_settings")

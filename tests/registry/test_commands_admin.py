@@ -5,7 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from registry import services
+from registry import registration
 from registry.models import RegistryEvent, ServiceInstance, ServiceToken
 from tests.registry.conftest import register
 
@@ -22,7 +22,7 @@ def test_register_list_and_deregister_from_the_command_line(db):
     output = run("service_register", "stats-api", "--id", "stats-1", "--host", "10.0.0.1", "--port", "8080",
                  "--tag", "api", "--tag", "production", "--ttl", "30s", "--deregister-after", "10m")
     assert "Registered stats-api/stats-1 at 10.0.0.1:8080 (critical)" in output
-    services.service_heartbeat(service_id="stats-1")
+    registration.service_heartbeat(service_id="stats-1")
 
     listing = run("service_list", "--tag", "api")
     assert "stats-1" in listing and "passing" in listing and "api,production" in listing
@@ -85,7 +85,7 @@ def test_admin_actions_maintenance_and_deregister(operator_client):
 
 def test_the_admin_shows_check_history_on_an_instance(operator_client):
     register("a", checks=[{"kind": "ttl", "ttl": "30s"}])
-    services.service_heartbeat(service_id="a")
+    registration.service_heartbeat(service_id="a")
     page = operator_client.get(f"{ADMIN}{ServiceInstance.objects.get().pk}/change/").content.decode()
     assert "recent results" in page.lower() and "✔ · passing" in page
 

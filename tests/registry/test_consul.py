@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from backoffice.errors import DomainError
-from registry import services
+from registry import balancing, registration, sweeps
 from registry.consul import ConsulClient, consul_sync
 from registry.models import RegistryEvent, ServiceInstance
 from tests.registry.conftest import register
@@ -24,7 +24,7 @@ def test_push_registers_our_instances_with_their_checks_and_passes_ttls(db, cons
     register("stats-1", tags=["api"], weight=3, metadata={"version": "2"},
              checks=[{"kind": "ttl", "ttl": "15s", "deregister_critical_after": "10m"},
                      {"kind": "http", "name": "http", "url": probe_target.url, "interval": "10s", "timeout": "2s"}])
-    services.service_heartbeat(service_id="stats-1")
+    registration.service_heartbeat(service_id="stats-1")
     register("stats-2")  # TTL never passed here: stays critical there too
 
     with ConsulClient(consul.url) as client:
@@ -66,7 +66,7 @@ def test_pull_copies_consuls_catalog_tagged_by_source_and_never_copies_ours_back
     assert pulled["billing-2"].status == "critical"
     assert pulled["billing-2"].host == "10.9.0.1"  # no service address: the node's, as Consul clients do
     assert ServiceInstance.objects.get(service_id="stats-1").source == "courtside"
-    assert services.next_instance("billing").service_id == "billing-1"
+    assert balancing.next_instance("billing").service_id == "billing-1"
     assert RegistryEvent.objects.filter(kind="consul_sync").count() == 1
 
     # A second sync is idempotent; ours was pushed, not pulled back as a Consul instance.
@@ -83,7 +83,7 @@ def test_removals_travel_both_ways(db, consul):
     assert "stats-1" in consul.services and ServiceInstance.objects.filter(service_id="billing-1").exists()
 
     del consul.services["billing-1"]
-    services.service_deregister(service_id="stats-1")
+    registration.service_deregister(service_id="stats-1")
     with ConsulClient(consul.url) as client:
         report = consul_sync(client=client)
 
@@ -142,7 +142,7 @@ def test_each_sync_mirrors_consuls_current_health_with_an_event_for_each_change(
     sync(consul)
     assert status("billing-1") == "critical"
     assert events("billing-1")[-1] == ("status", "passing → critical")
-    assert services.discover("billing", status="passing") == []
+    assert balancing.discover("billing", status="passing") == []
 
     consul.handle("PUT", "/v1/agent/check/warn/billing-1:ttl", {}, None)
     sync(consul)
@@ -215,15 +215,15 @@ def test_mirrored_instances_expire_when_consul_stops_confirming_them(db, consul,
     assert status("billing-1") == "passing" and confirmed is not None
     consul.close()  # Consul is gone, or the sync stopped running: nothing confirms billing-1 any more
 
-    services.health_sweep(now=confirmed + timedelta(seconds=179), probe=False)
+    sweeps.health_sweep(now=confirmed + timedelta(seconds=179), probe=False)
     assert status("billing-1") == "passing"
-    services.health_sweep(now=confirmed + timedelta(seconds=181), probe=False)
+    sweeps.health_sweep(now=confirmed + timedelta(seconds=181), probe=False)
     assert status("billing-1") == "critical"
     kind, message = events("billing-1")[-1]
     assert kind == "status" and "not confirmed by Consul" in message
-    assert services.discover("billing", status=["passing", "warning"]) == []
+    assert balancing.discover("billing", status=["passing", "warning"]) == []
 
-    services.health_sweep(now=confirmed + timedelta(seconds=3601), probe=False)
+    sweeps.health_sweep(now=confirmed + timedelta(seconds=3601), probe=False)
     assert not ServiceInstance.objects.exists()
     assert events("billing-1")[-1][0] == "evicted"
 
@@ -234,7 +234,7 @@ def test_our_writes_cannot_overwrite_what_consul_says_of_its_instances(db, consu
     assert status("billing-1") == "critical"
 
     with pytest.raises(DomainError) as refused:
-        services.service_heartbeat(service_id="billing-1")
+        registration.service_heartbeat(service_id="billing-1")
     assert refused.value.code == "managed_by_consul"
     response = operator_client.put("/api/v1/services/maintenance/billing-1", data='{"enable": true}',
                                    content_type="application/json")

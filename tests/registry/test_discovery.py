@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from registry import selectors, services
+from backoffice.errors import DomainError
+from registry import balancing, events, registration, selectors
 from registry.models import ServiceInstance
 from tests.conftest import database_url
 from tests.registry.conftest import register
@@ -31,7 +32,7 @@ def test_discover_filters_on_every_tag(db):
     assert [e.service_id for e in selectors.discover("stats-api", tags=["api", "production"])] == ["a", "c"]
     assert [e.service_id for e in selectors.discover("stats-api", tags=["eu"])] == ["c"]
     assert [e.service_id for e in selectors.discover("stats-api")] == ["a", "b", "c"]
-    assert selectors.discover("nobody") == [] == services.discover("nobody")
+    assert selectors.discover("nobody") == [] == balancing.discover("nobody")
     first = selectors.discover("stats-api")[0]
     assert (first.metadata, first.address, first.status) == ({"version": "1.4", "zone": {"az": 2}}, "10.0.0.1:8080",
                                                               "passing")
@@ -43,7 +44,7 @@ def test_weights_are_honoured_and_interleaved(db):
     passing("light", weight=1)
     passing("middle", weight=2)
 
-    picks = [services.next_instance("stats-api").service_id for _ in range(60)]
+    picks = [balancing.next_instance("stats-api").service_id for _ in range(60)]
 
     assert Counter(picks) == {"heavy": 30, "middle": 20, "light": 10}
     assert picks[:6] == ["heavy", "light", "middle", "heavy", "middle", "heavy"]
@@ -54,7 +55,7 @@ def test_round_robin_respects_tags(db):
     passing("b", tags=["api"])
     passing("c", tags=["batch"])
 
-    picks = Counter(services.next_instance("stats-api", tags=["api"]).service_id for _ in range(10))
+    picks = Counter(balancing.next_instance("stats-api", tags=["api"]).service_id for _ in range(10))
 
     assert picks == {"a": 5, "b": 5}
 
@@ -63,8 +64,8 @@ ROUND_ROBIN_SCRIPT = """
 import json, os, sys
 import django
 django.setup()
-from registry import services
-print(json.dumps([services.next_instance("stats-api").service_id for _ in range(int(sys.argv[1]))]))
+from registry import balancing, events, registration
+print(json.dumps([balancing.next_instance("stats-api").service_id for _ in range(int(sys.argv[1]))]))
 """
 
 
@@ -91,17 +92,17 @@ def test_round_robin_from_two_processes_is_fair_and_skips_a_critical_instance(pu
 def test_heartbeats_and_round_robin_steps_outside_a_transaction_commit_and_leave_the_connection_clean(
         public_tenant):
     register("a")
-    assert services.service_heartbeat(service_id="a") == "passing"  # slow path: damping, then passing
+    assert registration.service_heartbeat(service_id="a") == "passing"  # slow path: damping, then passing
     first = ServiceInstance.objects.get().last_heartbeat
-    assert services.service_heartbeat(service_id="a") == "passing"  # the one-message fast path
+    assert registration.service_heartbeat(service_id="a") == "passing"  # the one-message fast path
     assert ServiceInstance.objects.get().last_heartbeat > first
-    assert [services.next_instance("stats-api").service_id for _ in range(3)] == ["a", "a", "a"]
-    assert services.counter_next("rr:stats-api|") == 4
+    assert [balancing.next_instance("stats-api").service_id for _ in range(3)] == ["a", "a", "a"]
+    assert events.counter_next("rr:stats-api|") == 4
 
-    with pytest.raises(services.DomainError):
-        services.service_heartbeat(service_id="ghost")
+    with pytest.raises(DomainError):
+        registration.service_heartbeat(service_id="ghost")
     with pytest.raises(Exception):  # noqa: B017 - a failing statement (NULL key) inside the one-message write
-        services.counter_next(None)
+        events.counter_next(None)
     assert not connection.in_atomic_block
     with connection.cursor() as cursor:  # no transaction was left open or aborted on the connection
         cursor.execute("SELECT 1")

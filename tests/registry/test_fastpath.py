@@ -8,7 +8,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections, connection
 from django.test import RequestFactory
 
-from registry import services
+from registry import registration
 from registry.fastpath import HeartbeatFastPath
 from registry.models import ServiceInstance
 from tests.registry.conftest import register
@@ -78,6 +78,6 @@ def test_tenant_hosts_and_other_requests_go_to_django_untouched(app, token, tena
 
     status, body = call(app, "GET", "/api/v1/services/heartbeat/stats-1", token=token)
     assert status == 405  # Django's API view answered
-    services.service_heartbeat(service_id="stats-1")
+    registration.service_heartbeat(service_id="stats-1")
     status, body = call(app, "GET", "/api/v1/services/stats-api/instances", token=token)
     assert status == 200 and body["results"][0]["status"] == "passing"

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from registry import services
+from registry import registration, sweeps
 from registry.models import CheckResult, HealthCheck, RegistryEvent, SelfPreservation, ServiceInstance
 from tests.registry.conftest import register
 
@@ -20,20 +20,20 @@ def status_of(service_id: str) -> str:
 
 def test_ttl_expiry_turns_critical_then_deregisters_after_the_grace(db):
     register("stats-1", checks=[{"kind": "ttl", "ttl": "10s", "deregister_critical_after": "60s"}])
-    services.service_heartbeat(service_id="stats-1")
+    registration.service_heartbeat(service_id="stats-1")
     assert status_of("stats-1") == "passing"
     beat = ServiceInstance.objects.get().last_heartbeat
 
-    services.health_sweep(now=beat + timedelta(seconds=9), probe=False)
+    sweeps.health_sweep(now=beat + timedelta(seconds=9), probe=False)
     assert status_of("stats-1") == "passing"
 
-    report = services.health_sweep(now=beat + timedelta(seconds=11), probe=False)
+    report = sweeps.health_sweep(now=beat + timedelta(seconds=11), probe=False)
     assert report.ttl_expired == 1 and status_of("stats-1") == "critical"
 
-    services.health_sweep(now=beat + timedelta(seconds=11 + 59), probe=False)  # still within the grace
+    sweeps.health_sweep(now=beat + timedelta(seconds=11 + 59), probe=False)  # still within the grace
     assert ServiceInstance.objects.filter(service_id="stats-1").exists()
 
-    report = services.health_sweep(now=beat + timedelta(seconds=11 + 61), probe=False)
+    report = sweeps.health_sweep(now=beat + timedelta(seconds=11 + 61), probe=False)
     assert report.evicted == ["stats-1"]
     assert not ServiceInstance.objects.exists()
     event = RegistryEvent.objects.get(kind="evicted")
@@ -42,14 +42,14 @@ def test_ttl_expiry_turns_critical_then_deregisters_after_the_grace(db):
 
 def test_a_heartbeat_after_expiry_brings_the_instance_back(db):
     register("stats-1", checks=[{"kind": "ttl", "ttl": "10s", "successes_before_passing": 2}])
-    services.service_heartbeat(service_id="stats-1")
-    services.service_heartbeat(service_id="stats-1")
+    registration.service_heartbeat(service_id="stats-1")
+    registration.service_heartbeat(service_id="stats-1")
     beat = ServiceInstance.objects.get().last_heartbeat
-    services.health_sweep(now=beat + timedelta(seconds=30), probe=False)
+    sweeps.health_sweep(now=beat + timedelta(seconds=30), probe=False)
     assert status_of("stats-1") == "critical"
 
-    assert services.service_heartbeat(service_id="stats-1") == "critical"  # damped: one success is not enough
-    assert services.service_heartbeat(service_id="stats-1") == "passing"
+    assert registration.service_heartbeat(service_id="stats-1") == "critical"  # damped: one success is not enough
+    assert registration.service_heartbeat(service_id="stats-1") == "passing"
 
 
 def test_an_http_check_follows_200_500_and_a_hang_with_flap_damping(db, probe_target):
@@ -60,7 +60,7 @@ def test_an_http_check_follows_200_500_and_a_hang_with_flap_damping(db, probe_ta
     def sweep():
         nonlocal clock
         clock += timedelta(seconds=10)
-        services.health_sweep(now=clock)
+        sweeps.health_sweep(now=clock)
         return status_of("stats-1")
 
     assert status_of("stats-1") == "critical"  # new instances start critical
@@ -87,7 +87,7 @@ def test_http_checks_of_many_instances_run_concurrently(db, probe_target):
     for n in range(12):
         register(f"stats-{n}", checks=[{"kind": "http", "url": probe_target.url, "interval": "10s", "timeout": "5s"}])
 
-    report = services.health_sweep()
+    report = sweeps.health_sweep()
 
     assert report.probed == 12
     assert probe_target.max_in_flight > 1  # one after the other would never overlap
@@ -101,7 +101,7 @@ def test_a_tcp_check_passes_on_an_open_port_and_fails_on_a_closed_one(db, open_p
     ServiceInstance.objects.filter(service_id="closed").update(status="passing")
     HealthCheck.objects.filter(instance__service_id="closed").update(status="passing")
 
-    services.health_sweep()
+    sweeps.health_sweep()
 
     assert status_of("open") == "passing"
     assert status_of("closed") == "critical"
@@ -112,7 +112,7 @@ def test_a_tcp_check_passes_on_an_open_port_and_fails_on_a_closed_one(db, open_p
 def _fleet(count: int, *, ttl: str = "10s", grace: str = "20s"):
     for n in range(count):
         register(f"stats-{n}", checks=[{"kind": "ttl", "ttl": ttl, "deregister_critical_after": grace}])
-        services.service_heartbeat(service_id=f"stats-{n}")
+        registration.service_heartbeat(service_id=f"stats-{n}")
     return ServiceInstance.objects.order_by("last_heartbeat").last().last_heartbeat
 
 
@@ -126,7 +126,7 @@ def test_self_preservation_starts_under_mass_heartbeat_loss_and_ends_on_recovery
 
     # Half the fleet stops heartbeating at once (a partition between them and us).
     _beat_at(survivors, start + timedelta(seconds=10))
-    report = services.health_sweep(now=start + timedelta(seconds=12), probe=False)
+    report = sweeps.health_sweep(now=start + timedelta(seconds=12), probe=False)
     assert report.self_preservation == {"stats-api": True}
     assert report.ttl_expired == 0  # nobody is marked down while the registry preserves itself
     state = SelfPreservation.objects.get(service_name="stats-api")
@@ -135,12 +135,12 @@ def test_self_preservation_starts_under_mass_heartbeat_loss_and_ends_on_recovery
     assert "Self-preservation" in page and "5 of 10 instances" in page
 
     # Past every grace period: still nobody evicted.
-    report = services.health_sweep(now=start + timedelta(seconds=45), probe=False)
+    report = sweeps.health_sweep(now=start + timedelta(seconds=45), probe=False)
     assert report.evicted == [] and ServiceInstance.objects.count() == 10
 
     # Heartbeats come back: self-preservation ends.
     _beat_at([f"stats-{n}" for n in range(10)], start + timedelta(seconds=46))
-    report = services.health_sweep(now=start + timedelta(seconds=47), probe=False)
+    report = sweeps.health_sweep(now=start + timedelta(seconds=47), probe=False)
     assert report.self_preservation == {"stats-api": False}
     assert set(ServiceInstance.objects.values_list("status", flat=True)) == {"passing"}
     kinds = list(RegistryEvent.objects.filter(kind__startswith="self_").order_by("at").values_list("kind", flat=True))
@@ -152,22 +152,22 @@ def test_a_single_missed_heartbeat_is_not_a_partition(db):
     start = _fleet(10)
     _beat_at([f"stats-{n}" for n in range(1, 10)], start + timedelta(seconds=10))  # 1 of 10 = 10% < 15%
 
-    report = services.health_sweep(now=start + timedelta(seconds=12), probe=False)
+    report = sweeps.health_sweep(now=start + timedelta(seconds=12), probe=False)
 
     assert report.self_preservation == {"stats-api": False}
     assert status_of("stats-0") == "critical"
     _beat_at([f"stats-{n}" for n in range(1, 10)], start + timedelta(seconds=30))
-    report = services.health_sweep(now=start + timedelta(seconds=12 + 21), probe=False)
+    report = sweeps.health_sweep(now=start + timedelta(seconds=12 + 21), probe=False)
     assert "stats-0" in report.evicted
 
 
 def test_self_preservation_is_per_service(db):
     start = _fleet(4)
     register("billing-1", name="billing", checks=[{"kind": "ttl", "ttl": "10s"}])
-    services.service_heartbeat(service_id="billing-1")
+    registration.service_heartbeat(service_id="billing-1")
     ServiceInstance.objects.filter(name="billing").update(last_heartbeat=start + timedelta(seconds=10))
 
-    report = services.health_sweep(now=start + timedelta(seconds=12), probe=False)
+    report = sweeps.health_sweep(now=start + timedelta(seconds=12), probe=False)
 
     assert report.self_preservation == {"stats-api": True, "billing": False}
     assert status_of("billing-1") == "passing"
@@ -203,7 +203,7 @@ def test_old_registry_events_are_pruned(db):
     RegistryEvent.objects.update(at=timezone.now() - timedelta(days=31))
     register("stats-2")
 
-    assert services.events_prune() == 1
+    assert sweeps.events_prune() == 1
     assert list(RegistryEvent.objects.values_list("service_id", flat=True)) == ["stats-2"]
 
 

@@ -19,7 +19,7 @@ import time
 import httpx
 import pytest
 
-from registry import services
+from registry import registration, sweeps
 from registry.models import ServiceInstance
 from tests.registry.test_cluster_and_dogfood import ROOT, SCHEDULER_ONCE, _env
 
@@ -49,7 +49,7 @@ def _instances(pids) -> dict[int, ServiceInstance]:
 def _wait_until_passing(pids, *, what: str) -> dict[int, ServiceInstance]:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
-        services.health_sweep(probe=False)
+        sweeps.health_sweep(probe=False)
         found = _instances(pids)
         if len(found) == len(pids) and all(i.status == "passing" for i in found.values()):
             return found
@@ -61,7 +61,7 @@ def _stays_passing_while_idle(pids, *, seconds: float) -> None:
     """Sweep for `seconds` with no traffic at all: every instance of `pids` is passing at every sweep."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        services.health_sweep(probe=False)
+        sweeps.health_sweep(probe=False)
         statuses = {pid: instance.status for pid, instance in _instances(pids).items()}
         assert statuses == dict.fromkeys(pids, "passing"), statuses
         time.sleep(0.2)
@@ -69,7 +69,7 @@ def _stays_passing_while_idle(pids, *, seconds: float) -> None:
 
 def _turns_critical_within_ttl(pid: int, killed_at: float) -> float:
     while time.monotonic() - killed_at < STARTUP_SECONDS:
-        services.health_sweep(probe=False)
+        sweeps.health_sweep(probe=False)
         if _instances({pid})[pid].status == "critical":
             return time.monotonic() - killed_at
         time.sleep(0.2)
@@ -110,7 +110,7 @@ def test_an_idle_web_server_stays_passing_and_a_killed_one_turns_critical_within
 
         _stays_passing_while_idle({server.pid}, seconds=2 * TTL)
         # Removed by an operator (or evicted after a long outage) while it lives: it registers itself again.
-        services.service_deregister(service_id=web.service_id)
+        registration.service_deregister(service_id=web.service_id)
         assert _wait_until_passing({server.pid}, what="the re-registered web server")[server.pid].service_id == \
             web.service_id
 
@@ -166,7 +166,7 @@ def test_an_idle_cluster_stays_passing_and_a_killed_one_turns_critical_within_it
         # One scheduled health sweep (what the cluster's guard does every 30 s), then nothing to do at all.
         from django_q.models import Schedule
 
-        schedule = services.health_schedule_ensure()
+        schedule = sweeps.health_schedule_ensure()
         Schedule.objects.filter(pk=schedule.pk).update(next_run=schedule.next_run.replace(year=2000))
         subprocess.run([sys.executable, "-c", SCHEDULER_ONCE], cwd=ROOT, env=env, check=True, timeout=60,
                        capture_output=True)
@@ -206,7 +206,7 @@ def test_two_processes_registering_the_same_new_id_at_once_both_succeed(public_t
     def register_once(service_id):
         try:
             barrier.wait(timeout=10)
-            services.service_register(service_id=service_id, name="stats-api", host="10.0.0.1", port=8080)
+            registration.service_register(service_id=service_id, name="stats-api", host="10.0.0.1", port=8080)
         except Exception as error:  # noqa: BLE001 - collected for the assertion
             failures.append(repr(error))
         finally:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from registry import services
+from registry import sweeps
 
 
 class Command(BaseCommand):
@@ -11,10 +11,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["schedule"]:
-            schedule = services.health_schedule_ensure()
+            schedule = sweeps.health_schedule_ensure()
             self.stdout.write(self.style.SUCCESS(f"Schedule {schedule.name!r}: {schedule.func} ({schedule.cron})."))
             return
-        report = services.health_sweep()
+        report = sweeps.health_sweep()
         self.stdout.write(self.style.SUCCESS(
             f"Probed {report.probed} check(s), {report.ttl_expired} TTL(s) expired, evicted {len(report.evicted)}, "
             f"{report.consul_expired} Consul mirror(s) unconfirmed."))

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from backoffice.errors import DomainError
-from registry import services
+from registry import registration
 
 
 class Command(BaseCommand):
@@ -14,7 +14,7 @@ class Command(BaseCommand):
         missing = []
         for service_id in options["service_ids"]:
             try:
-                services.service_deregister(service_id=service_id, reason="service_deregister command")
+                registration.service_deregister(service_id=service_id, reason="service_deregister command")
             except DomainError:
                 missing.append(service_id)
                 continue

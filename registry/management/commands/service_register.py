@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from backoffice.errors import DomainError
-from registry import services
+from registry import registration
 
 
 class Command(BaseCommand):
@@ -41,7 +41,7 @@ class Command(BaseCommand):
             checks.append({"kind": "tcp", "tcp": options["tcp"], "interval": options["interval"],
                            "timeout": options["timeout"], **common})
         try:
-            instance = services.service_register(
+            instance = registration.service_register(
                 service_id=options["service_id"], name=options["name"], host=options["host"], port=options["port"],
                 tags=options["tags"], metadata=metadata, weight=options["weight"], checks=checks or None,
             )

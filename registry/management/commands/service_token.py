@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from registry import services
+from registry import tokens
 
 
 class Command(BaseCommand):
@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            token, plaintext = services.token_create(service_name=options["service_name"], rotate=options["rotate"])
+            token, plaintext = tokens.token_create(service_name=options["service_name"], rotate=options["rotate"])
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from error
         self.stdout.write(self.style.SUCCESS(f"Token for {token.service_name} (shown once):"))
