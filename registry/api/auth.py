@@ -64,7 +64,7 @@ def token_service(request) -> str | None:
 class ServiceTokenScheme(OpenApiAuthenticationExtension):
     """OpenAPI: the service token is a bearer token."""
 
-    target_class = "services.api.auth.ServiceTokenAuthentication"
+    target_class = "registry.api.auth.ServiceTokenAuthentication"
     name = "ServiceToken"
 
     def get_security_definition(self, auto_schema):
