@@ -12,7 +12,9 @@ from tests.deploy import stack
 def production_env(tmp_path_factory, django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         url = database_url()
-    env = stack.production_env(url, tmp_path_factory.mktemp("static"))
+    # The cluster heartbeats every half second; /readyz wants a beat within 4 s.
+    env = stack.production_env(url, tmp_path_factory.mktemp("static"), HEALTH_CLUSTER_MAX_AGE="4",
+                               COURTSIDE_SERVICES_SELF_HEARTBEAT_EVERY="0.5")
     stack.collectstatic(env)
     return env
 
