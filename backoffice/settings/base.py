@@ -70,7 +70,7 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "tasks",
-    "services",
+    "registry",  # the service registry; its app label stays "services" (tables, admin URLs, migrations)
     "schemas",
     "configuration",
     # Security (login throttling, MFA, audit log): also tenant apps, as their rows follow the per-schema users.
@@ -251,7 +251,7 @@ SPECTACULAR_SETTINGS = {
     # Several models have a `status` field with their own choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
         "TaskRunStatusEnum": "tasks.models.PUBLIC_STATUS_CHOICES",  # a claimed run shows as queued
-        "ServiceInstanceStatusEnum": "services.models.Status",
+        "ServiceInstanceStatusEnum": "registry.models.Status",
     },
 }
 
