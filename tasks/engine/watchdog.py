@@ -9,7 +9,7 @@ time its function started, on this thread's own database connection. So the
 run reads as running within a fraction of a second of its start, and the
 worker's own path to the task gains no round trip.
 
-Timeouts: django-q2 stops a task at its timeout with SIGALRM (our run_execute
+Timeouts: django-q2 stops a task at its timeout with SIGALRM (tasks.engine.execution
 records that as "timed out"). A task that swallows the exception (a bare
 `except`) or waits in C code that releases the GIL keeps running; django-q2's
 guard then kills the worker about 3 s later and the attempt would only show up,
@@ -28,6 +28,9 @@ import threading
 import time
 
 from django.db import connections
+
+from tasks.engine.claim import run_mark_started
+from tasks.engine.outcome import record_hard_timeout
 
 logger = logging.getLogger("tasks")
 
@@ -83,10 +86,8 @@ class TimeoutWatchdog:
     @staticmethod
     def _mark(run, attempt) -> None:
         try:
-            from tasks import services
-
-            services.run_mark_started(run_id=run.pk, attempt=attempt.number, started_at=attempt.started_at,
-                                      worker_pid=attempt.worker_pid or os.getpid())
+            run_mark_started(run_id=run.pk, attempt=attempt.number, started_at=attempt.started_at,
+                             worker_pid=attempt.worker_pid or os.getpid())
         except Exception:
             logger.exception("Could not mark task run %s running", run.pk)
             connections.close_all()  # this thread's own connections; the next mark opens a fresh one
@@ -94,9 +95,7 @@ class TimeoutWatchdog:
     @staticmethod
     def _record_timeout(run, attempt) -> None:
         try:
-            from tasks import services
-
-            services.record_hard_timeout(run=run, attempt=attempt)
+            record_hard_timeout(run=run, attempt=attempt)
         except Exception:
             logger.exception("Could not record the timeout of task run %s", run.pk)
         finally:
