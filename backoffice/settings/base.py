@@ -37,6 +37,13 @@ def database_config(*, allow_embedded: bool) -> dict:
     return config
 
 
+# The embedded PostgreSQL is the database (development and tests without DATABASE_URL): /readyz checks it runs.
+COURTSIDE_EMBEDDED_DATABASE = not env.str("DATABASE_URL", default="")
+
+# /readyz: the task cluster must have heartbeated into the registry within this many seconds (ops/health.py).
+HEALTH_CHECK_CLUSTER = env.bool("HEALTH_CHECK_CLUSTER", default=True)
+HEALTH_CLUSTER_MAX_AGE = env.float("HEALTH_CLUSTER_MAX_AGE", default=45.0)
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -76,6 +83,7 @@ SHARED_APPS = [
     # Security (login throttling, MFA, audit log): also tenant apps, as their rows follow the per-schema users.
     "axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "auditlog",
     "security",
+    "ops",
 ]
 
 # auth and sessions live in every tenant schema too, so a session or a user of
@@ -111,9 +119,13 @@ TENANT_EXPORT_DIR = env.path("TENANT_EXPORT_DIR", default=BASE_DIR / "var" / "ex
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
+    # /healthz and /readyz on any host, before the tenant lookup and the HTTPS redirect (ops/health.py).
+    "ops.health.HealthMiddleware",
     "backoffice.middleware.JsonTenantMainMiddleware",
     "backoffice.middleware.ApiTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin CSS, vendored Swagger UI) straight from STATIC_ROOT, compressed, before any tenant work.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -207,6 +219,9 @@ STORAGES = {
     "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# WhiteNoise: hashed names are cached for ever by browsers and proxies; the rest for a minute.
+WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=60)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
