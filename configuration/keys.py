@@ -110,8 +110,8 @@ def mcp_max_results(*, tenant=None) -> int:
 
 
 def mcp_plan_tools(*, plan: str | None, tenant=None) -> frozenset[str] | None:
-    """The MCP tools a plan may use (mcp.plan_tools.<PLAN>); None: every tool (a plan not named, or "*")."""
-    named = (config.get("mcp.plan_tools", tenant=tenant) or {}).get(plan or "")
+    """The MCP tools a plan may use (mcp.plan_tools.<plan code in lowercase>); None: every tool (not named, "*")."""
+    named = (config.get("mcp.plan_tools", tenant=tenant) or {}).get((plan or "").lower())
     if named is None or "*" in named:
         return None
     return frozenset(named)
@@ -147,5 +147,5 @@ READERS = {
     "tasks.operator_limits.max_batch_size": tasks_operator_max_batch_size,
     "tasks.operator_limits.max_chain_length": tasks_operator_max_chain_length,
     "mcp.max_results": mcp_max_results,
-    "mcp.plan_tools.FREE": mcp_plan_tools,
+    "mcp.plan_tools.free": mcp_plan_tools,
 }
