@@ -1,4 +1,4 @@
-"""Each MCP tools/call is one API call through the REST API's admission: one quota, one ledger, refusals as tool errors."""
+"""Each MCP tools/call is one API call through the REST admission: one quota, one ledger, refusals as tool errors."""
 
 from __future__ import annotations
 
