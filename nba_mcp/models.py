@@ -32,3 +32,12 @@ class ToolCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} on {self.tenant_id} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.outcome})"
+
+
+class TenantMcpUsage(ToolCall):
+    """The tenant admin's view of its own MCP calls, with how to connect (a proxy: no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "MCP connection and usage"
+        verbose_name_plural = "MCP connection and usage"

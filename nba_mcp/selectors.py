@@ -53,3 +53,20 @@ def tool_figures(*, since: dt.datetime | None = None, tenant: Tenant | None = No
                       refused=Count("id", filter=Q(outcome=ToolCall.Outcome.REFUSED)),
                       p50_ms=Percentile("duration_ms", percentile=0.5))
             .order_by("-calls", "tenant__schema_name", "tool"))
+
+
+def instances() -> list:
+    """The registered nba-mcp-server instances, passing or not (the registry's discovery)."""
+    from services import selectors as registry
+
+    return registry.discover("nba-mcp-server")
+
+
+def connection_url(*, tenant: Tenant) -> str:
+    """Where the tenant's MCP clients connect: its primary host on a registered instance's port."""
+    import os
+
+    domain = tenant.get_primary_domain()
+    ports = sorted({i.port for i in instances() if i.port and i.status == "passing"})
+    port = ports[0] if ports else int(os.environ.get("COURTSIDE_MCP_PORT", "8100"))
+    return f"http://{domain.domain if domain else tenant.schema_name}:{port}/mcp"
