@@ -80,6 +80,7 @@ SHARED_APPS = [
     "registry",  # the service registry; its app label stays "services" (tables, admin URLs, migrations)
     "schemas",
     "configuration",
+    "nba_mcp",  # the NBA MCP service (issue 20): its tool-call ledger lives in public
     # Security (login throttling, MFA, audit log): also tenant apps, as their rows follow the per-schema users.
     "axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "auditlog",
     "security",
