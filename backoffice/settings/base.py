@@ -81,9 +81,10 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "tasks",
-    "services",
+    "registry",  # the service registry; its app label stays "services" (tables, admin URLs, migrations)
     "schemas",
     "configuration",
+    "nba_mcp",  # the NBA MCP service (issue 20): its tool-call ledger lives in public
     # Security (login throttling, MFA, audit log): also tenant apps, as their rows follow the per-schema users.
     "axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "auditlog",
     "security",
@@ -272,7 +273,7 @@ SPECTACULAR_SETTINGS = {
     # Several models have a `status` field with their own choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
         "TaskRunStatusEnum": "tasks.models.PUBLIC_STATUS_CHOICES",  # a claimed run shows as queued
-        "ServiceInstanceStatusEnum": "services.models.Status",
+        "ServiceInstanceStatusEnum": "registry.models.Status",
     },
 }
 
