@@ -57,3 +57,7 @@ def change_list(*, key: str | None = None, tenant=None) -> QuerySet[ConfigChange
         changes = changes.filter(tenant=tenant)
     return changes
 
+
+def changes_since(*, since) -> int:
+    """Configuration changes (every layer, every tenant) recorded since `since`."""
+    return ConfigChange.objects.filter(changed_at__gte=since).count()

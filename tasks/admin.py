@@ -36,7 +36,7 @@ class TaskAttemptInline(admin.TabularInline):
 class TaskRunAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant_label", "priority_label", "shown_status", "progress_bar", "attempts", "created_at",
                     "finished_at"]
-    list_filter = ["status", "priority", "name"]
+    list_filter = ["status", "priority", "name", ("finished_at", admin.DateFieldListFilter)]
     search_fields = ["name", "args_summary", "submitted_by", "id"]
     actions = ["cancel_runs", "retry_runs"]
     inlines = [TaskAttemptInline]
