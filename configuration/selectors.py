@@ -58,5 +58,6 @@ def change_list(*, key: str | None = None, tenant=None) -> QuerySet[ConfigChange
     return changes
 
 
-def entry_history(*, key: str, tenant=None) -> QuerySet[ConfigChange]:
-    return ConfigChange.objects.filter(key=key, tenant=tenant)
+def changes_since(*, since) -> int:
+    """Configuration changes (every layer, every tenant) recorded since `since`."""
+    return ConfigChange.objects.filter(changed_at__gte=since).count()
