@@ -260,7 +260,8 @@ def _diff(change: ConfigChange) -> str:
 class ConfigChangeAdmin(admin.ModelAdmin):
     list_display = ("changed_at", "key", "layer_name", "version", "action", "shown_old", "shown_new", "source",
                     "changed_by")
-    list_filter = ("action", "source", ("tenant", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("action", "source", ("tenant", admin.RelatedOnlyFieldListFilter),
+                   ("changed_at", admin.DateFieldListFilter))
     search_fields = ("key", "changed_by")
     fields = ("key", "tenant", "version", "action", "source", "changed_by", "changed_at", "diff")
     readonly_fields = fields

@@ -58,7 +58,6 @@ def change_list(*, key: str | None = None, tenant=None) -> QuerySet[ConfigChange
     return changes
 
 
-
 def exposure_counts(*, experiment: str | None = None) -> dict[str, dict[str, int]]:
     """{experiment: {variant: exposures}} over every tenant and day written so far."""
     rows = ExperimentExposure.objects.all()
@@ -98,3 +97,8 @@ def experiment_summaries(*, specs: dict, name: str | None = None) -> list[dict]:
             "variants": variants,
         })
     return summaries
+
+
+def changes_since(*, since) -> int:
+    """Configuration changes (every layer, every tenant) recorded since `since`."""
+    return ConfigChange.objects.filter(changed_at__gte=since).count()
