@@ -28,7 +28,15 @@ browser:
 	  $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
-test: install browser
+# The PgBouncer tests and CI's pass through a pooler use Debian's pgbouncer (transaction pooling, tests/pgbouncer.py).
+pgbouncer:
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { \
+	  echo "Installing Debian's pgbouncer for the connection-pooler tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -q pgbouncer >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q pgbouncer >/dev/null; }; }
+
+test: install browser pgbouncer
 	$(VENV)/bin/pytest
 
 lint: install

@@ -34,7 +34,19 @@ def database_config(*, allow_embedded: bool) -> dict:
     # with 0 and 2.3 s with 60 on this machine.
     config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
+    if env.str("DATABASE_POOL_MODE", default="") == "transaction":
+        # Behind PgBouncer's transaction pooling: search_path sent with every statement, no server-side cursors,
+        # no prepared statements (ops/pooled_backend, deploy/README.md).
+        config["ENGINE"] = "ops.pooled_backend"
+        config["DISABLE_SERVER_SIDE_CURSORS"] = True
     return config
+
+
+# "transaction" behind PgBouncer in transaction pooling mode (DATABASE_URL then points at PgBouncer).
+DATABASE_POOL_MODE = env.str("DATABASE_POOL_MODE", default="")
+# A direct connection to PostgreSQL, past the pooler, for what needs a session: LISTEN (configuration hot
+# reload). Only its server and credentials are used; the database name is the default connection's.
+DATABASE_DIRECT = env.db("DATABASE_DIRECT_URL") if env.str("DATABASE_DIRECT_URL", default="") else {}
 
 
 # The embedded PostgreSQL is the database (development and tests without DATABASE_URL): /readyz checks it runs.
