@@ -43,7 +43,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # Every script under bench/ except the shared helpers and the reference cluster's settings.
-BENCHES := $(filter-out bench/common.py bench/stock_django_q_settings.py bench/__init__.py,$(wildcard bench/*.py))
+BENCHES := $(filter-out bench/common.py bench/serving.py bench/stock_django_q_settings.py bench/__init__.py,$(wildcard bench/*.py))
 
 bench: install
 	@for script in $(BENCHES); do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -5,8 +5,10 @@
 starts one in front of DATABASE_URL's server (default 127.0.0.1:5432), runs
 the command with DATABASE_URL through it, DATABASE_DIRECT_URL past it and
 DATABASE_POOL_MODE=transaction, then stops it and exits with the command's
-status. Tests use `PgBouncer` directly. A small pool (4 server connections)
-makes interleaving of clients on one server connection the rule, not luck.
+status (a pool of 40 server connections: a test's open transaction holds one
+while its live server's threads take others). Tests use `PgBouncer` directly;
+a pool of one makes interleaving of clients on one server connection the
+rule, not luck (tests/deploy/test_pgbouncer.py).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def _run(command: list[str]) -> int:
     direct = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/courtside_pgbouncer"
     parts = urlsplit(direct)
     bouncer = PgBouncer(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-                        user=parts.username or "postgres").start()
+                        user=parts.username or "postgres", pool_size=40).start()
     try:
         env = {**os.environ, "DATABASE_URL": bouncer.url(parts.path.lstrip("/")),
                "DATABASE_DIRECT_URL": urlunsplit(parts), "DATABASE_POOL_MODE": "transaction"}
