@@ -9,12 +9,12 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Max
 
-from backoffice.logging import MASK
 from configuration import layers, sealing, validation
 from configuration.conf import DELETE, NOTIFY_CHANNEL, PUBLIC, config
 from configuration.masking import NOTHING_STORED, holds_secret, is_secret, mask, unmask
 from configuration.models import ConfigChange, ConfigEntry, ConfigSchema, key_validator
 from configuration.signals import secret_keys_declared
+from core.masking import MASK
 
 # A value bigger than this (as JSON) is refused: entries are settings, not documents.
 MAX_VALUE_BYTES = 256 * 1024

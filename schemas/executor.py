@@ -19,7 +19,8 @@ from django.db.migrations import operations as ops
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
 
-from backoffice.logging import mask_text
+from core.locks import advisory_lock
+from core.masking import mask_text
 from schemas.graph import Graph, Key, load_graph
 
 # Set while our executor records the ledger itself, so the post_migrate
@@ -164,10 +165,7 @@ class SchemaMigrator:
         last migration that succeeded, and `rollout --resume` goes on from there.
         A session advisory lock keeps a second migrator of this schema out.
         """
-        lock_key = f"courtside-migrate:{schema_name}"
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [lock_key])
-        try:
+        with advisory_lock("schema-migration", schema_name):
             recorder = MigrationRecorder(connection)
             recorder.ensure_schema()
             with connection.cursor() as cursor:
@@ -187,9 +185,6 @@ class SchemaMigrator:
             if forwards:
                 self._post_migrate(plan, state)
             return [f"{'-' if b else ''}{m.app_label}.{m.name}" for m, b in plan]
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [lock_key])
 
     def run(self, schema_name: str) -> dict:
         """Migrate one schema in one transaction (or migration by migration when the plan has a

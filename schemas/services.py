@@ -16,14 +16,15 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
+from core.locks import advisory_lock, lock_key
 from schemas import selectors
 from schemas.graph import Graph, Key, apps_for, load_graph
 from schemas.models import MigrationRecord, Rollout
 from schemas.spares import SpareCount, spare_counts
 
-# One key for every rollout, on every machine: pg_try_advisory_lock is per database.
-ROLLOUT_LOCK_KEY = 0x0C0_5C4E  # "courtside schemas"
+# One key for every rollout, on every machine: advisory locks are per database (core.locks).
+ROLLOUT_LOCK_KEY = lock_key("rollout")
 
 
 def now():
@@ -389,16 +390,14 @@ def rollout_lock():
     """
     lock_connection = connections.create_connection(connection.alias)
     try:
-        with lock_connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ROLLOUT_LOCK_KEY])
-            (acquired,) = cursor.fetchone()
-        if not acquired:
-            holder = _lock_holder(lock_connection)
-            raise RolloutRefused(
-                f"Another rollout is already running{holder}; wait for it to finish, then retry (or --resume).",
-                detail={"lock_key": ROLLOUT_LOCK_KEY},
-            )
-        yield
+        with advisory_lock("rollout", wait=False, using=lock_connection) as acquired:
+            if not acquired:
+                holder = _lock_holder(lock_connection)
+                raise RolloutRefused(
+                    f"Another rollout is already running{holder}; wait for it to finish, then retry (or --resume).",
+                    detail={"lock_key": ROLLOUT_LOCK_KEY},
+                )
+            yield
     finally:
         lock_connection.close()  # ends the session: the lock goes with it
 

@@ -27,7 +27,7 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from backoffice.logging import MASK
+from core.masking import MASK
 
 log = logging.getLogger("courtside.security")
 

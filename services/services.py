@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, FloatField, Q, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
-from backoffice.db import soft_write
-from backoffice.errors import DomainError
+from core.db import soft_write
+from core.errors import DomainError
+from core.locks import advisory_lock_until_commit
 from services import conf, selectors
 from services.models import (
     MAX_CHECK_INTERVAL,
@@ -219,9 +220,6 @@ def _event(kind, *, instance=None, service_name="", service_id="", message="", d
     )
 
 
-# pg_advisory_xact_lock(class, key) class of registrations (key: hashtext of the service id). The two-key form
-# never meets a one-key lock such as the sweep's (tasks.SWEEP_LOCK_KEY).
-REGISTER_LOCK_CLASS = 0x5E5
 
 
 def _bump_index(name: str) -> int:
@@ -298,8 +296,7 @@ def service_register(
     if service_id:
         # A row lock cannot hold an id that does not exist yet: two first registrations of one id (two workers
         # of a cluster as they spawn) would both insert. This lock makes the second one an update.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [REGISTER_LOCK_CLASS, service_id])
+        advisory_lock_until_commit("service-registration", service_id)
     existing = ServiceInstance.objects.select_for_update().filter(service_id=service_id).first() if service_id else None
     _authorize(token_service=token_service, name=name, existing=existing)
 

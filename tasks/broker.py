@@ -33,7 +33,7 @@ from django.utils import timezone
 from django_q.brokers import Broker
 from django_q.signing import BadSignature, SignedPackage
 
-from backoffice.db import prepared_cursor, raw_cursor, soft_write
+from core.db import prepared_cursor, raw_cursor, soft_write
 from tasks import conf
 from tasks.models import Priority, QueueMessage
 

@@ -30,8 +30,8 @@ from django.utils import timezone
 from django_q.exceptions import TimeoutException
 from django_tenants.utils import tenant_context
 
-from backoffice.errors import DomainError
-from backoffice.logging import mask_text
+from core.errors import DomainError
+from core.masking import mask_text
 from tasks import conf, registry
 from tasks import limits as bounds
 from tasks.limits import SubmitLimits, submit_limits
@@ -805,7 +805,7 @@ def _run_from_claim(values) -> TaskRun:
 
 def _take_dequeue_claim(claim: dict) -> tuple[TaskRun | None, TaskAttempt | None, str]:
     """Start from the claim the dequeue made; renew it first if its package waited for a worker."""
-    from backoffice.db import soft_write
+    from core.db import soft_write
 
     run = _run_from_claim(claim["values"])
     run.worker_pid = os.getpid()
@@ -834,7 +834,7 @@ def _take_dequeue_claim(claim: dict) -> tuple[TaskRun | None, TaskAttempt | None
 
 def _fast_claim(run_id) -> tuple[TaskRun, TaskAttempt] | None:
     """The common case in one statement: a queued run, not cancelled, becomes running with a new attempt."""
-    from backoffice.db import soft_write
+    from core.db import soft_write
 
     now = timezone.now()
     # Relaxed commit: a server crash that loses this claim loses everything after it too (one WAL
@@ -866,7 +866,7 @@ def record_success(*, run_id: str, attempt: int, worker_pid: int | None, started
     """
     from psycopg.types.json import Jsonb
 
-    from backoffice.db import soft_write
+    from core.db import soft_write
 
     # Relaxed commit: this statement also acknowledges the ORM package, so a crash loses both or
     # neither; otherwise the next synchronous commit on the server flushes it (one WAL stream).
@@ -881,7 +881,7 @@ def record_success(*, run_id: str, attempt: int, worker_pid: int | None, started
 
 def run_mark_started(*, run_id, attempt: int, started_at: dt.datetime, worker_pid: int) -> None:
     """A claimed run's task has started (the worker's watchdog thread calls this once it has run a moment)."""
-    from backoffice.db import soft_write
+    from core.db import soft_write
 
     # Relaxed commit: a lost mark only leaves the run reading `queued` until its outcome writes the start.
     soft_write(_sql(_MARK_STARTED), {"started": started_at, "pid": worker_pid, "id": str(run_id), "number": attempt},
@@ -1220,7 +1220,7 @@ def progress_report(*, run_id, fraction: float, message: str = "", started_at: d
     """
     if not isinstance(fraction, int | float) or not 0 <= fraction <= 1:
         raise ValueError("Progress must be a fraction between 0 and 1.")
-    from backoffice.db import raw_cursor
+    from core.db import raw_cursor
     from tasks.broker import public_table
 
     with raw_cursor() as cursor:

@@ -131,6 +131,7 @@ def export_usage_report(ctx, days: int = 30):
     import tempfile
 
     from configuration import keys
+    from tenants import quotas
     from tenants.models import UsageDay
 
     since = timezone.now().date() - dt.timedelta(days=days)
@@ -152,10 +153,11 @@ def export_usage_report(ctx, days: int = 30):
     try:
         with os.fdopen(handle, "w", newline="") as file:
             writer = csv.writer(file)
-            writer.writerow(["tenant", "date", "storage_bytes", "users", "saved_models"])
+            columns = quotas.measured_usage_fields()  # storage_bytes, then each row-count quota
+            writer.writerow(["tenant", "date", *columns])
             for row in rows[:cap]:
-                writer.writerow([row.tenant.schema_name, row.date.isoformat(), row.storage_bytes,
-                                 getattr(row, "users", ""), getattr(row, "saved_models", "")])
+                writer.writerow([row.tenant.schema_name, row.date.isoformat(),
+                                 *(getattr(row, column, "") for column in columns)])
                 count += 1
         os.replace(temporary, path)
     except BaseException:

@@ -96,6 +96,11 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 PUBLIC_SCHEMA_URLCONF = "backoffice.urls_public"
 ROOT_URLCONF = "backoffice.urls_tenant"
+# The two admin sites, which apps reach lazily through core.admin (no app imports backoffice).
+COURTSIDE_ADMIN_SITES = {
+    "operator": "backoffice.admin_sites.operator_site",
+    "tenant": "backoffice.admin_sites.tenant_site",
+}
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 
 # Plans and provisioning.
@@ -223,13 +228,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only, bounded in size, depth and text before it is parsed.
-    "DEFAULT_PARSER_CLASSES": ["backoffice.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.BoundedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.TenantQuotaThrottle"],
     # The page size is the api.page_size configuration key, read per request (backoffice/pagination.py).
     "DEFAULT_PAGINATION_CLASS": "backoffice.pagination.ConfiguredPageNumberPagination",
     "PAGE_SIZE": 50,  # only DRF's own checks read this; pages follow api.page_size
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "backoffice.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     # No OPTIONS metadata: a view answers exactly the methods its OpenAPI document names (405 otherwise).
     "DEFAULT_METADATA_CLASS": None,
 }
@@ -247,7 +252,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # Every operation documents its 4xx answers with the JSON error shape (backoffice/api/schema.py).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "backoffice.api.schema.document_error_responses"],
+                             "core.api.schema.document_error_responses"],
     # Several models have a `status` field with their own choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
         "TaskRunStatusEnum": "tasks.models.PUBLIC_STATUS_CHOICES",  # a claimed run shows as queued
@@ -260,7 +265,7 @@ from .q_cluster import Q_CLUSTER  # noqa: E402, F401  (owned by the tasks app)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_secrets": {"()": "backoffice.logging.MaskSecretsFilter"}},
+    "filters": {"mask_secrets": {"()": "core.masking.MaskSecretsFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["mask_secrets"]},
     },

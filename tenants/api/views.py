@@ -2,17 +2,14 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, permissions, status
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import OperatorOnly
 from tenants import selectors, services
 from tenants.api import serializers
 from tenants.models import Plan
-
-
-class OperatorOnly(permissions.IsAdminUser):
-    """Staff users of the public schema, i.e. Courtside's operators."""
 
 
 class TenantListCreateView(generics.ListAPIView):

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from tasks import services
 from tasks.broker import PriorityORMBroker, PriorityRedisBroker
 from tasks.models import QueueMessage, Status, TaskRun

@@ -23,7 +23,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
-from backoffice.api import error_body
+from core.api import error_body
 from tenants.api.authentication import ApiKeyAuthentication
 
 PUBLIC_PREFIXES = ("branding/",)  # tenant logos: the login page shows them to anyone
