@@ -16,7 +16,7 @@ urlpatterns = [
     path("admin/", operator_site.urls),
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("tasks.api.urls")),
-    path("api/v1/", include("services.api.urls")),
+    path("api/v1/", include("registry.api.urls")),
     path("api/v1/", include("schemas.api.urls")),
     path("api/v1/", include("configuration.api.urls")),
     # The operator's API document and docs are for operators only (anonymous: 401, or the login page).

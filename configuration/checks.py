@@ -11,11 +11,9 @@ from configuration import layers, sealing, validation
 
 @register("configuration")
 def check_configuration(app_configs=None, **kwargs):
-    from configuration.conf import config
-
     errors = []
     try:
-        files = layers.load_files(config.config_dir(), layers.current_environment())
+        files = layers.load_files(layers.config_dir(), layers.current_environment())
     except (OSError, ValueError) as exc:
         errors.append(Error(str(exc), hint="Fix the file; the previous values stay live until then.",
                             id="configuration.E001"))

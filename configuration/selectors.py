@@ -57,6 +57,3 @@ def change_list(*, key: str | None = None, tenant=None) -> QuerySet[ConfigChange
         changes = changes.filter(tenant=tenant)
     return changes
 
-
-def entry_history(*, key: str, tenant=None) -> QuerySet[ConfigChange]:
-    return ConfigChange.objects.filter(key=key, tenant=tenant)

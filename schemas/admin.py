@@ -180,7 +180,7 @@ class RolloutAdmin(admin.ModelAdmin):
         from django.core.exceptions import PermissionDenied, ValidationError
         from django.shortcuts import redirect
 
-        from tasks.services import task_submit
+        from tasks.actions import task_submit
 
         if not request.user.is_superuser:
             raise PermissionDenied

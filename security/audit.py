@@ -46,8 +46,8 @@ def register_models() -> None:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from configuration.models import ConfigEntry, ConfigSchema, TenantOverride
+    from registry.models import ServiceInstance, ServiceToken
     from schemas.models import Rollout
-    from services.models import ServiceInstance, ServiceToken
     from tasks.models import TaskRun, TaskSchedule
     from tenants.models import ApiKey, Domain, Plan, Tenant
 
@@ -108,7 +108,7 @@ def mask_config_value(value: str) -> str:
 
 def process_actor() -> dict:
     """Who a write outside a request is by: the operator running a command, or a worker."""
-    from schemas.services import operator_name
+    from schemas.ledger import operator_name
 
     argv = sys.argv
     command = argv[1] if len(argv) > 1 and argv[0].endswith("manage.py") else ""

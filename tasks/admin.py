@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from core import charts
 from core.admin import operator_site, tenant_site
 from core.errors import DomainError
-from tasks import registry, selectors, services
+from tasks import actions, registry, selectors
 from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, public_status
 from tenants import media
 
@@ -99,7 +99,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         done = 0
         for run in queryset:
             try:
-                services.task_cancel(run=run, cancelled_by=request.user.get_username())
+                actions.task_cancel(run=run, cancelled_by=request.user.get_username())
                 done += 1
             except ValidationError as error:
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
@@ -112,7 +112,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         for run in queryset:
             try:
                 # From a tenant's admin the retry is the tenant's own submission, within its plan.
-                services.task_retry(run=run, submitted_by=request.user.get_username(), by_operator=self.operator)
+                actions.task_retry(run=run, submitted_by=request.user.get_username(), by_operator=self.operator)
                 done += 1
             except ValidationError as error:
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
@@ -193,7 +193,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
                 if data.get("task_name"):
                     # The registry's word (arguments schema, tenant scope, cron) as form errors.
                     try:
-                        services.schedule_validate(task_name=data["task_name"], arguments=data.get("arguments"),
+                        actions.schedule_validate(task_name=data["task_name"], arguments=data.get("arguments"),
                                                    tenant=tenant, cron=data.get("cron") or "",
                                                    priority=data.get("priority"), by_operator=operator)
                     except ValidationError as error:
@@ -204,7 +204,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        services.schedule_save(
+        actions.schedule_save(
             schedule=obj if change else None, name=data["name"], task_name=data["task_name"],
             arguments=data.get("arguments") or {}, tenant=data.get("tenant") if self.operator else _tenant(request),
             priority=data["priority"], cron=data.get("cron") or "", interval_minutes=data.get("interval_minutes"),
@@ -212,11 +212,11 @@ class TaskScheduleAdmin(admin.ModelAdmin):
         )
 
     def delete_model(self, request, obj):
-        services.schedule_delete(schedule=obj)
+        actions.schedule_delete(schedule=obj)
 
     def delete_queryset(self, request, queryset):
         for schedule in queryset:
-            services.schedule_delete(schedule=schedule)
+            actions.schedule_delete(schedule=schedule)
 
 
 class TenantTaskRunAdmin(TaskRunAdmin):

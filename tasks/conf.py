@@ -48,4 +48,4 @@ def redis_prefix() -> str:
 
 
 def broker_class() -> str:
-    return q_cluster().get("broker_class") or "tasks.broker.PriorityORMBroker"
+    return q_cluster().get("broker_class") or "tasks.engine.orm_broker.PriorityORMBroker"

@@ -18,6 +18,26 @@ class Priority(models.IntegerChoices):
     CRITICAL = 3, "Critical"
 
 
+def parse_priority(value) -> int | None:
+    """The one reading of a priority from outside: a name (any case) or 0-3 (a number or its digits).
+
+    None stays None (the task's default). Anything else raises ValueError naming the choices; the
+    submission services, the API's field and filter, the admin and the brokers' package hints all read
+    priorities through here.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        key = value.strip().upper()
+        if key in Priority.names:
+            return Priority[key].value
+        if key.isdigit():
+            value = int(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value in Priority.values:
+        return int(value)
+    raise ValueError(f"Priority must be one of {', '.join(Priority.names)}.")
+
+
 class Status(models.TextChoices):
     WAITING = "waiting", "Waiting for dependencies"
     QUEUED = "queued", "Queued"

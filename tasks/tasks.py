@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from tasks import services
+from tasks import actions
 from tasks.models import Priority, TaskEffect
 from tasks.registry import ANY, OPERATOR, TENANT, register_task
 
@@ -244,7 +244,7 @@ def tally(ctx, seconds: float = 0.0, label: str = ""):
         time.sleep(seconds / steps)
         ctx.progress((step + 1) / steps)
     with transaction.atomic():
-        created = services.effect_once(key=ctx.idempotency_key, run=ctx.run,
+        created = actions.effect_once(key=ctx.idempotency_key, run=ctx.run,
                                        detail={"label": label, "attempt": ctx.attempt})
     return {"recorded": created, "effects": TaskEffect.objects.filter(key=ctx.idempotency_key).count()}
 
@@ -255,5 +255,5 @@ def tally(ctx, seconds: float = 0.0, label: str = ""):
                        "required": ["schedule_id"]})
 def fire_schedule_now(ctx, schedule_id: int):
     """Fire one schedule now, outside its timetable."""
-    run = services.schedule_fire(schedule_id=schedule_id)
+    run = actions.schedule_fire(schedule_id=schedule_id)
     return {"run": str(run.pk) if run else None}

@@ -34,7 +34,7 @@ from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_context
 
 from core.locks import advisory_lock, lock_key
-from schemas.services import ledger_schema_forget, ledger_schema_rename
+from schemas.ledger import ledger_schema_forget, ledger_schema_rename
 from tenants.models import PooledSchema
 
 POOL_PREFIX = "_pool_"

@@ -17,9 +17,14 @@ def _utc_today() -> dt.date:
     return timezone.now().astimezone(dt.UTC).date()
 
 
-def tenant_list() -> QuerySet[Tenant]:
-    """Customer tenants, without the operator's public tenant."""
-    return Tenant.objects.exclude(schema_name="public").prefetch_related("domains").order_by("name")
+def tenant_list(*, plan: str | None = None, status: str | None = None) -> QuerySet[Tenant]:
+    """Customer tenants, without the operator's public tenant; optionally on one plan (code, any case) or status."""
+    tenants = Tenant.objects.exclude(schema_name="public").prefetch_related("domains").order_by("name")
+    if plan:
+        tenants = tenants.filter(plan__code__iexact=plan)
+    if status:
+        tenants = tenants.filter(status=status)
+    return tenants
 
 
 def tenant_list_with_usage(*, day: dt.date | None = None) -> QuerySet[Tenant]:

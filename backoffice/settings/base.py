@@ -17,7 +17,7 @@ def database_config(*, allow_embedded: bool) -> dict:
     if env.str("DATABASE_URL", default=""):
         config = env.db("DATABASE_URL")
     elif allow_embedded:
-        from backoffice import db as embedded
+        from core import embedded_db as embedded
 
         # `manage.py embedded_db` manages the server itself and must not start it.
         if env.bool("COURTSIDE_EMBEDDED_AUTOSTART", default=True):
@@ -36,6 +36,13 @@ def database_config(*, allow_embedded: bool) -> dict:
     config["CONN_HEALTH_CHECKS"] = True
     return config
 
+
+# The embedded PostgreSQL is the database (development and tests without DATABASE_URL): /readyz checks it runs.
+COURTSIDE_EMBEDDED_DATABASE = not env.str("DATABASE_URL", default="")
+
+# /readyz: the task cluster must have heartbeated into the registry within this many seconds (ops/health.py).
+HEALTH_CHECK_CLUSTER = env.bool("HEALTH_CHECK_CLUSTER", default=True)
+HEALTH_CLUSTER_MAX_AGE = env.float("HEALTH_CLUSTER_MAX_AGE", default=45.0)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
@@ -70,12 +77,14 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "tasks",
-    "services",
+    "registry",  # the service registry; its app label stays "services" (tables, admin URLs, migrations)
     "schemas",
     "configuration",
+    "nba_mcp",  # the NBA MCP service (issue 20): its tool-call ledger lives in public
     # Security (login throttling, MFA, audit log): also tenant apps, as their rows follow the per-schema users.
     "axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "auditlog",
     "security",
+    "ops",
 ]
 
 # auth and sessions live in every tenant schema too, so a session or a user of
@@ -116,9 +125,13 @@ TENANT_EXPORT_DIR = env.path("TENANT_EXPORT_DIR", default=BASE_DIR / "var" / "ex
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
+    # /healthz and /readyz on any host, before the tenant lookup and the HTTPS redirect (ops/health.py).
+    "ops.health.HealthMiddleware",
     "backoffice.middleware.JsonTenantMainMiddleware",
     "backoffice.middleware.ApiTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin CSS, vendored Swagger UI) straight from STATIC_ROOT, compressed, before any tenant work.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -206,16 +219,19 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 # Files land under MEDIA_ROOT/<schema_name>/, so tenants never share a path.
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
-# Reports and uploads are served to the site's own users, or through signed links valid this long (backoffice/media.py).
+# Reports and uploads are served to the site's own users, or through signed links valid this long (tenants/media.py).
 MEDIA_LINK_SECONDS = env.int("MEDIA_LINK_SECONDS", default=600)
 STORAGES = {
     "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# WhiteNoise: hashed names are cached for ever by browsers and proxies; the rest for a minute.
+WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=60)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Bounds of every request body the API reads (backoffice/api/parsers.py), and of Django's own form parsing.
+# Bounds of every request body the API reads (core/api/parsers.py), and of Django's own form parsing.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
@@ -250,13 +266,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No badge from the public validator: the page loads nothing from another origin (CSP img-src 'self').
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
-    # Every operation documents its 4xx answers with the JSON error shape (backoffice/api/schema.py).
+    # Every operation documents its 4xx answers with the JSON error shape (core/api/schema.py).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "core.api.schema.document_error_responses"],
     # Several models have a `status` field with their own choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
         "TaskRunStatusEnum": "tasks.models.PUBLIC_STATUS_CHOICES",  # a claimed run shows as queued
-        "ServiceInstanceStatusEnum": "services.models.Status",
+        "ServiceInstanceStatusEnum": "registry.models.Status",
     },
 }
 

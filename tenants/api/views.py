@@ -1,23 +1,37 @@
 """Operator API over tenants: thin, every write through tenants.services."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import DomainError
 from core.permissions import OperatorOnly
 from tenants import selectors, services
 from tenants.api import serializers
-from tenants.models import Plan
+from tenants.models import Plan, Tenant
 
 
+@extend_schema_view(get=extend_schema(parameters=[
+    OpenApiParameter("plan", str, description="Only tenants on this plan (its code, e.g. FREE; any case)."),
+    OpenApiParameter("status", str, enum=Tenant.Status.values, description="Only tenants with this status."),
+]))
 class TenantListCreateView(generics.ListAPIView):
     permission_classes = [OperatorOnly]
     serializer_class = serializers.TenantSerializer
 
     def get_queryset(self):
-        return selectors.tenant_list()
+        plan = self.request.query_params.get("plan", "").strip()
+        status_ = self.request.query_params.get("status", "").strip()
+        if plan and not Plan.objects.filter(code__iexact=plan).exists():
+            codes = ", ".join(Plan.objects.values_list("code", flat=True))
+            raise DomainError(f"There is no plan {plan!r}; use one of {codes}.", code="invalid_filter",
+                              detail={"plan": plan})
+        if status_ and status_ not in Tenant.Status.values:
+            raise DomainError(f"There is no status {status_!r}; use {' or '.join(Tenant.Status.values)}.",
+                              code="invalid_filter", detail={"status": status_})
+        return selectors.tenant_list(plan=plan or None, status=status_ or None)
 
     @extend_schema(request=serializers.TenantCreateSerializer, responses={201: serializers.TenantSerializer})
     def post(self, request):

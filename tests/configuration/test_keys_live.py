@@ -25,7 +25,7 @@ from django.test import Client
 from django_q.tasks import async_task
 from django_tenants.utils import schema_context
 
-from tasks.broker import get_task_broker
+from tasks.engine.broker import get_task_broker
 from tenants import services as tenant_services
 from tests.configuration.live_processes import WebServerProcess
 from tests.conftest import make_user, tenant_host

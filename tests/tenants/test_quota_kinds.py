@@ -102,3 +102,12 @@ def test_one_request_path_admits_once_and_releases_in_the_scope(tenant_lakers, p
             metering.admit(tenant=tenant_lakers, authenticated=True)
         assert busy.value.code == "concurrency_limit_exceeded"
     assert RequestLease.objects.filter(tenant=tenant_lakers).count() == 0
+
+
+def test_the_shipped_row_quota_triggers_are_the_registrys():
+    """league.0003 (history, checksummed by the ledger) creates exactly what the registry's kinds generate."""
+    import importlib
+
+    shipped = importlib.import_module("league.migrations.0003_quota_triggers").Migration.operations
+    generated = [quotas.row_quota_trigger_sql(kind) for kind in quotas.kinds(quotas.Measure.ROWS)]
+    assert [(operation.sql, operation.reverse_sql) for operation in shipped] == generated
