@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from configuration import keys
+from console.dashboard import dashboard_context
 from core.admin import add_service_error
 from security import mfa
 from security import views as mfa_views
@@ -45,6 +46,12 @@ class OperatorAdminSite(MfaAdminSiteMixin, admin.AdminSite):
     site_header = "Courtside operator"
     site_title = "Courtside operator"
     index_title = "Run the business"
+    index_template = "admin/operator_index.html"
+
+    def index(self, request, extra_context=None):
+        # The dashboard: every figure from console.selectors, each a link to its filtered list.
+        return super().index(request, extra_context={"dashboard": dashboard_context(site=self.name),
+                                                     **(extra_context or {})})
 
     def has_permission(self, request):
         tenant = getattr(request, "tenant", None)

@@ -1,6 +1,6 @@
 """Admission: the one module that lets tenant work in (API calls, leases, anonymous limits) and lets it out.
 
-One SQL call per authenticated tenant API request (public.courtside_admit_request, tenants.0008) takes
+One SQL call per authenticated tenant API request (public.courtside_admit_request, tenants.0009) takes
 a concurrency lease and counts the call against the day and the minute atomically in PostgreSQL; a
 second releases the lease. See that function for why this cannot race. Anonymous requests (the OpenAPI
 schema and the docs page need no key) never touch a tenant's quota: they are counted per client address
@@ -95,6 +95,10 @@ def request_admit(*, tenant: Tenant) -> Admission:
              settings.TENANT_REQUEST_LEASE_SECONDS, burst_limit],
         )
         outcome, calls, active, retry_after = cursor.fetchone()
+    if outcome != "ok":
+        refusal_count(tenant=tenant, day=now.astimezone(dt.UTC).date(),
+                      code={"calls": "daily_quota_exceeded", "burst": "burst_limit_exceeded",
+                            "concurrency": "concurrency_limit_exceeded"}[outcome])
     if outcome == "calls":
         retry_after = seconds_until_utc_midnight(now)
         raise DomainError(
@@ -118,6 +122,18 @@ def request_admit(*, tenant: Tenant) -> Admission:
             headers={"Retry-After": "1"},
         )
     return Admission(token=token, limit=call_limit, calls=calls)
+
+
+def refusal_count(*, tenant: Tenant, day: dt.date, code: str) -> None:
+    """Count one refused call on the tenant's ledger row of `day`, by the limit that refused it (one upsert)."""
+    column = UsageDay.REFUSAL_COLUMNS[code]  # a fixed column name, never input
+    with raw_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO public.tenants_usageday AS u (tenant_id, date, api_calls, peak_concurrency, "
+            f"storage_bytes, users, saved_models, {column}) VALUES (%s, %s, 0, 0, 0, 0, 0, 1) "
+            f"ON CONFLICT (tenant_id, date) DO UPDATE SET {column} = u.{column} + 1",
+            [tenant.pk, day],
+        )
 
 
 def client_address_bucket(address: str) -> str:
@@ -172,7 +188,7 @@ def calls_admit(*, tenant: Tenant, calls: int) -> Admission:
 
     For work a tenant asks for in bulk through one request: each task run it submits is one call
     (tasks.services), so a batch of 700 runs costs 700 calls, not one. One call of the request's
-    admission function with p_calls (tenants.0008): no concurrency lease (these calls hold no request
+    admission function with p_calls (tenants.0009): no concurrency lease (these calls hold no request
     slot) and no burst window (they are not requests).
     """
     if calls < 1:

@@ -116,7 +116,7 @@ def _previous_admit() -> str:
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0007_task_limits'),
+        ('tenants', '0008_usage_refusals'),
     ]
 
     operations = [
