@@ -9,12 +9,12 @@ from django.http import Http404, JsonResponse
 from django.urls import path
 from django.utils.html import format_html
 
-from backoffice import media
-from backoffice.admin_sites import operator_site, tenant_site
-from backoffice.errors import DomainError
+from core import charts
+from core.admin import operator_site, tenant_site
+from core.errors import DomainError
 from tasks import actions, registry, selectors
 from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, public_status
-from tenants import charts
+from tenants import media
 
 
 def _tenant(request):

@@ -35,7 +35,7 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from backoffice.db import soft_write
+from core.db import soft_write
 from tasks import conf
 from tasks.engine.broker import RUN_FUNC, Acknowledgement, get_task_broker
 from tasks.engine.claim import RENEW_CLAIM, run_from_claim
