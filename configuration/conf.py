@@ -4,6 +4,7 @@
     config.get("cache.ttl_seconds", default=300)     # the current tenant's view inside tenant_context
     config.source_of("cache.ttl_seconds")            # the winning layer: "environment", "tenant", "database"...
     config.flag("new_scoring", tenant=tenant)
+    config.variant("score_card", tenant=tenant, user=user)   # an A/B experiment's variant
     config.set("cache.ttl_seconds", 60, changed_by="ops")
     config.watch("cache", lambda key, old, new: ...)
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import copy
 
-from configuration import layers, services
+from configuration import experiments, layers, services
 from configuration.flags import evaluate_flag, flag_bucket  # noqa: F401  (re-exported: the flag functions)
 from configuration.layers import DELETE, PUBLIC  # noqa: F401  (re-exported: the view and change markers)
 from configuration.listener import NOTIFY_CHANNEL  # noqa: F401  (re-exported)
@@ -116,6 +117,21 @@ class Config:
             decision = evaluate_flag(name, snapshot.flat.get(f"flags.{name}", False), scope)
             snapshot.flags[name] = decision
         return decision
+
+    def variant(self, name: str, tenant=None, *, user=None) -> str | None:
+        """The variant of experiment `name` for a tenant (and a user, when given), counted as an exposure.
+
+        None when there is no such experiment; the control when it is off (killed) or in the operator's view.
+        """
+        backing = self._store
+        scope = tenant if type(tenant) is str else backing.scope(tenant)
+        snapshot = backing.snapshots.get(scope) or backing.load(scope)
+        found = snapshot.variants.get((name, user))
+        if found is None:
+            found = experiments.decide(snapshot, name, scope, user)
+        if found[1] is not None:
+            next(found[1])  # the exposure, counted in memory; written in batches
+        return found[0]
 
     def schemas(self) -> dict:
         """{key: {"schema", "secret", "tenant_editable", "description", "origin"}}: code, then database rows."""

@@ -38,6 +38,8 @@ ENV_DENYLIST = frozenset(
         "COURTSIDE_CONFIG_DIR",
         "COURTSIDE_TENANT_ADMIN_PASSWORD",
         "COURTSIDE_SECRET_KEYS",
+        "COURTSIDE_CONFIG_FILES",
+        "COURTSIDE_CONFIG_ENV_PREFIXES",
     }
 )
 # Whole families of COURTSIDE_* variables owned by other apps (services/conf.py reads COURTSIDE_SERVICES_*).
@@ -128,25 +130,6 @@ def load_defaults() -> dict:
 def load_code_schemas() -> dict:
     """{key: {"schema": ..., "secret": bool, "tenant_editable": bool, "description": str}} from the code."""
     return parse_text((DEFAULTS_DIR / "schemas.yaml").read_text(), name="schemas.yaml")
-
-
-def environment_files(directory: Path, environment: str) -> list[Path]:
-    """The files of the file layer, lowest first: base, then the environment's own."""
-    found = []
-    for stem in ("base", environment):
-        for suffix in FILE_SUFFIXES:
-            path = directory / f"{stem}{suffix}"
-            if path.is_file():
-                found.append(path)
-    return found
-
-
-def load_files(directory: Path, environment: str) -> dict:
-    """The merged file layer; raises ValueError naming the file on a syntax error."""
-    tree: dict = {}
-    for path in environment_files(directory, environment):
-        tree = deep_merge(tree, parse_text(read_text(path), name=str(path)))
-    return tree
 
 
 _warned_env_values: set[tuple[str, str]] = set()

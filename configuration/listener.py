@@ -14,6 +14,8 @@ import logging
 import os
 import threading
 
+import psycopg
+from django.core import mail
 from django.db import connections
 
 logger = logging.getLogger("configuration")
@@ -24,8 +26,6 @@ POLL_SECONDS = 0.5
 
 def in_test_environment() -> bool:
     # django.test.utils.setup_test_environment() (Django's runner, pytest-django) installs mail.outbox.
-    from django.core import mail
-
     return hasattr(mail, "outbox")
 
 
@@ -49,8 +49,6 @@ class Listener(threading.Thread):
         }
 
     def run(self) -> None:
-        import psycopg
-
         while not self.stop.is_set():
             try:
                 with psycopg.connect(

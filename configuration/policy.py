@@ -40,6 +40,8 @@ def candidate_errors(trees, schemas: dict, changes: dict) -> list[str]:
         if checked:
             tree = layers.deep_merge(tree, layer_tree)
     errors = list(validation.validate_tree(tree, schemas, keys=set(changes)))
+    if any(validation.related("experiments", [key]) for key in changes):
+        errors.extend(experiment_errors(tree))
     for key, value in changes.items():
         if value is not layers.DELETE:
             try:
@@ -52,6 +54,25 @@ def candidate_errors(trees, schemas: dict, changes: dict) -> list[str]:
 def view_errors(tree: dict, schemas: dict) -> list[str]:
     """Every schema violation of an effective view, then every schema that is itself invalid."""
     errors = list(validation.validate_tree(tree, schemas))
+    errors.extend(experiment_errors(tree))
     for key, spec in sorted(schemas.items()):
         errors.extend(f"{key}: {message}" for message in validation.schema_errors(spec.get("schema", {})))
+    return errors
+
+
+def experiment_errors(tree: dict) -> list[str]:
+    """What JSON Schema cannot say of experiments: the control and every override name one of the variants."""
+    errors = []
+    found = tree.get("experiments")
+    for name, spec in sorted((found if isinstance(found, dict) else {}).items()):
+        if not isinstance(spec, dict) or not isinstance(spec.get("variants"), dict):
+            continue  # the schema reports it
+        variants = spec["variants"]
+        if spec.get("control") not in variants:
+            errors.append(f"experiments.{name}.control: {spec.get('control')!r} is not one of the variants "
+                          f"{sorted(variants)} (rule: control)")
+        for schema_name, variant in sorted((spec.get("overrides") or {}).items()):
+            if variant not in variants:
+                errors.append(f"experiments.{name}.overrides.{schema_name}: {variant!r} is not one of the variants "
+                              f"{sorted(variants)} (rule: overrides)")
     return errors

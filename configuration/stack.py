@@ -11,6 +11,9 @@ replaces). The list below is the only place that says which layer wins:
       400     tenant       ConfigEntry rows of the view's tenant                tenant views
       500     environment  COURTSIDE_<KEY> variables                            every view
 
+plus the file and environment layers an operator adds with COURTSIDE_CONFIG_FILES and
+COURTSIDE_CONFIG_ENV_PREFIXES (below), each at the priority it is given.
+
 Layers of equal priority keep the order they were added in (the later wins),
 so a layer added at a built-in's priority sits just above it. The winning
 layer's name is what `config.source_of()` answers and what the admin's
@@ -27,9 +30,13 @@ and the answer names its source (there: disk, store, default).
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from django.conf import settings
 
 from configuration import layers, selectors, validation
 
@@ -144,9 +151,7 @@ class FilesLayer(Layer):
                 return state
             last_good = state.tree if state is not None and state.signature[:-1] == signature[:-1] else {}
             try:
-                tree: dict = {}
-                for name, *_ in signature[-1]:
-                    tree = layers.deep_merge(tree, layers.parse_text(layers.read_text(Path(name)), name=name))
+                tree = self.read(signature)
                 errors = validation.validate_tree(layers.deep_merge(DEFAULT.tree(view), tree), view.schemas)
             except (OSError, ValueError) as exc:
                 tree, errors = last_good, [str(exc)]
@@ -158,6 +163,17 @@ class FilesLayer(Layer):
                 state = _FilesState(signature, tree, ())
             self._state = state
             return state
+
+    def read(self, signature=None) -> dict:
+        """The merged files as they are now; raises ValueError (or OSError) naming the file it refuses.
+
+        Each file is bounded like every text from outside (layers.read_text, layers.parse_text:
+        CONFIGURATION_MAX_FILE_BYTES, nesting, YAML aliases).
+        """
+        tree: dict = {}
+        for name, *_ in (signature or self.signature())[-1]:
+            tree = layers.deep_merge(tree, layers.parse_text(layers.read_text(Path(name)), name=name))
+        return tree
 
     def tree(self, view: View) -> dict:
         return self._load(view).tree
@@ -207,6 +223,71 @@ BUILT_IN = (
 )
 _registered: list[Layer] = []
 
+# Layers an operator adds by setting, beside the built-in ones:
+#   COURTSIDE_CONFIG_FILES=app.yaml:100,secrets.json:150   (paths relative to the config folder, or absolute)
+#   COURTSIDE_CONFIG_ENV_PREFIXES=NBA_MCP_:200              (NBA_MCP_CACHE__TTL_SECONDS=30 sets cache.ttl_seconds)
+# (or settings.CONFIGURATION_FILES / CONFIGURATION_ENV_PREFIXES, same syntax). A priority left out is the
+# built-in layer's of the same kind (file 100, environment 500): the added layer then sits just above it.
+FILES_SETTING, PREFIXES_SETTING = "COURTSIDE_CONFIG_FILES", "COURTSIDE_CONFIG_ENV_PREFIXES"
+_PREFIX = re.compile(r"^[A-Z][A-Z0-9_]*_$")
+_configured: dict[tuple, tuple[list[Layer], tuple[str, ...]]] = {}
+
+
+def _setting(name: str) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        value = getattr(settings, name.replace("COURTSIDE_CONFIG_", "CONFIGURATION_"), "") or ""
+    return value.strip()
+
+
+def _items(text: str, setting: str, default_priority: int, errors: list) -> list[tuple[str, int]]:
+    items = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        source, _, priority = item.rpartition(":") if ":" in item else (item, "", "")
+        try:
+            number = int(priority) if priority else default_priority
+        except ValueError:
+            errors.append(f"{setting}: {item!r}: the priority after ':' must be a whole number")
+            continue
+        if not 0 <= number <= 1_000_000:
+            errors.append(f"{setting}: {item!r}: the priority must be within 0..1000000")
+            continue
+        items.append((source, number))
+    return items
+
+
+def configured() -> tuple[list[Layer], tuple[str, ...]]:
+    """(layers, errors) of COURTSIDE_CONFIG_FILES and COURTSIDE_CONFIG_ENV_PREFIXES; a refused item is left out."""
+    key = (_setting(FILES_SETTING), _setting(PREFIXES_SETTING))
+    found = _configured.get(key)
+    if found is not None:
+        return found
+    added: list[Layer] = []
+    errors: list[str] = []
+    names = {layer.name for layer in BUILT_IN}
+    for path, priority in _items(key[0], FILES_SETTING, 100, errors):
+        if Path(path).suffix not in layers.FILE_SUFFIXES:
+            errors.append(f"{FILES_SETTING}: {path!r}: a configuration file ends in .yaml, .yml or .json")
+        elif f"file:{path}" in names:
+            errors.append(f"{FILES_SETTING}: {path!r} is listed twice")
+        else:
+            added.append(FilesLayer(f"file:{path}", priority, path=path))
+            names.add(added[-1].name)
+    for prefix, priority in _items(key[1], PREFIXES_SETTING, 500, errors):
+        if not _PREFIX.match(prefix) or prefix.startswith(layers.ENV_PREFIX):
+            errors.append(f"{PREFIXES_SETTING}: {prefix!r}: a prefix is upper case, ends in '_' and is not "
+                          f"{layers.ENV_PREFIX}...")
+        elif f"environment:{prefix}" in names:
+            errors.append(f"{PREFIXES_SETTING}: {prefix!r} is listed twice")
+        else:
+            added.append(EnvironmentLayer(f"environment:{prefix}", priority, prefix=prefix))
+            names.add(added[-1].name)
+    for error in errors:
+        layers.logger.error("configuration: %s (left out)", error)
+    _configured.clear()  # one setting at a time: the layers of an older value are dropped with their state
+    _configured[key] = (added, tuple(errors))
+    return _configured[key]
+
 
 def register(layer: Layer) -> Layer:
     """Add a layer to the precedence list (by its priority); its name must be new."""
@@ -223,7 +304,7 @@ def unregister(layer: Layer) -> None:
 
 def all_layers() -> list[Layer]:
     """Every layer, lowest priority first (equal priorities: the order they were added in)."""
-    return sorted([*BUILT_IN, *_registered], key=lambda layer: layer.priority)
+    return sorted([*BUILT_IN, *configured()[0], *_registered], key=lambda layer: layer.priority)
 
 
 def layers_of(scope: str) -> list[Layer]:
@@ -238,3 +319,4 @@ def signatures() -> tuple:
 def reset() -> None:
     for layer in all_layers():
         layer.reset()
+    _configured.clear()

@@ -23,7 +23,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connections, transaction
 
-from configuration import layers, policy, selectors, stack
+from configuration import experiments, layers, policy, selectors, stack
 from configuration.layers import PUBLIC
 from configuration.listener import Listener, in_test_environment
 from configuration.masking import is_secret
@@ -41,6 +41,7 @@ class Snapshot:
     layer_trees: tuple
     secret_keys: frozenset
     flags: dict = field(default_factory=dict)  # flag decisions of this view, memoised until the next change
+    variants: dict = field(default_factory=dict)  # experiment assignments of this view, memoised likewise
 
 
 class Store:
@@ -56,7 +57,6 @@ class Store:
         self._signatures: tuple | None = None  # the layers' sources when the snapshots were built
         self._listener: Listener | None = None
         self.watchers = Watchers(self.snapshot)
-        self.idle_hooks: list = []  # called by the listener between notifications (exposure flushes)
         if hasattr(os, "register_at_fork"):
             # A forked worker inherits snapshots but not the listener thread: start clean.
             os.register_at_fork(after_in_child=self._after_fork)
@@ -174,9 +174,7 @@ class Store:
     def idle(self) -> bool:
         """The listener's work between notifications; True when it used the database."""
         changed = self.check_files()
-        for hook in list(self.idle_hooks):
-            changed = bool(hook()) or changed
-        return changed
+        return experiments.exposures.maybe_flush() or changed
 
     def note_local_write(self) -> None:
         """Called by the services inside the writing transaction."""

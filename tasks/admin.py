@@ -163,8 +163,9 @@ class TaskRunAdmin(admin.ModelAdmin):
 
 
 class TaskScheduleAdmin(admin.ModelAdmin):
-    list_display = ["name", "task_name", "tenant", "cron", "interval_minutes", "priority", "enabled"]
-    list_filter = ["enabled", "task_name"]
+    list_display = ["name", "task_name", "tenant", "cron", "interval_minutes", "priority", "enabled", "kind",
+                    "last_run", "next_run"]
+    list_filter = ["enabled", "system", "task_name"]
     fields = ["name", "task_name", "arguments", "tenant", "priority", "cron", "interval_minutes", "enabled"]
     operator = True
 
@@ -172,8 +173,27 @@ class TaskScheduleAdmin(admin.ModelAdmin):
         return self.fields if self.operator else [f for f in self.fields if f != "tenant"]
 
     def get_queryset(self, request):
-        return selectors.schedule_list(tenant=_tenant(request)) if not self.operator else super().get_queryset(
-            request)
+        return selectors.schedule_list(tenant=_tenant(request) if not self.operator else None)
+
+    @admin.display(description="kind", ordering="system")
+    def kind(self, schedule):
+        return "System (declared in code)" if schedule.system else "Tenant" if schedule.tenant_id else "Operator"
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run(self, schedule):
+        return schedule.last_run_at or "—"
+
+    @admin.display(description="next run")
+    def next_run(self, schedule):
+        q = schedule.q_schedule
+        return q.next_run if q is not None and schedule.enabled and q.repeats != 0 else "—"
+
+    def has_change_permission(self, request, obj=None):
+        # A system schedule's timing is its declaration in code (tasks.registry.system_job): shown, not edited.
+        return super().has_change_permission(request, obj) and not (obj is not None and obj.system)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.system)
 
     def get_form(self, request, obj=None, **kwargs):
         form_class = super().get_form(request, obj, **kwargs)
@@ -215,7 +235,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
         actions.schedule_delete(schedule=obj)
 
     def delete_queryset(self, request, queryset):
-        for schedule in queryset:
+        for schedule in queryset.filter(system=False):  # a system schedule is the code's to remove
             actions.schedule_delete(schedule=schedule)
 
 
@@ -226,7 +246,7 @@ class TenantTaskRunAdmin(TaskRunAdmin):
 
 class TenantTaskScheduleAdmin(TaskScheduleAdmin):
     operator = False
-    list_display = [c for c in TaskScheduleAdmin.list_display if c != "tenant"]
+    list_display = [c for c in TaskScheduleAdmin.list_display if c not in ("tenant", "kind")]
 
 
 operator_site.register(TaskRun, TaskRunAdmin)

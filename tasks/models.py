@@ -278,7 +278,11 @@ class TaskEffect(models.Model):
 
 
 class TaskSchedule(models.Model):
-    """Recurring work (cron or interval), operator-wide or for one tenant; fired by django-q2's scheduler."""
+    """Recurring work (cron or interval), operator-wide or for one tenant; fired by django-q2's scheduler.
+
+    A system schedule is declared in code (tasks.registry.system_job) and kept in step with it after every
+    migrate; the others are made on the schedules page (the operator's, and each tenant's own).
+    """
 
     name = models.CharField("name", max_length=100, unique=True)
     task_name = models.CharField("task", max_length=100, help_text="Registered task name.")
@@ -291,6 +295,10 @@ class TaskSchedule(models.Model):
     cron = models.CharField("cron", max_length=100, blank=True, help_text="Like '0 4 * * *' (UTC).")
     interval_minutes = models.PositiveIntegerField("every (minutes)", null=True, blank=True)
     enabled = models.BooleanField("enabled", default=True)
+    system = models.BooleanField(
+        "system", default=False, editable=False,
+        help_text="Declared in code beside its task (tasks.registry.system_job): its timing is not edited here.",
+    )
     q_schedule = models.OneToOneField(
         "django_q.Schedule", verbose_name="django-q2 schedule", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="courtside_schedule",

@@ -21,8 +21,7 @@ from tasks.engine.delivery import Delivery
 
 logger = logging.getLogger("tasks")
 
-OUR_FUNCS = {RUN_FUNC, "tasks.runner.run_in_schema", "tasks.runner.fire_schedule",
-             "tasks.runner.recover_stalled_runs"}
+OUR_FUNCS = {RUN_FUNC, "tasks.runner.run_in_schema", "tasks.runner.fire_schedule"}
 
 
 def _func_path(func) -> str:

@@ -44,6 +44,10 @@ COURTSIDE_EMBEDDED_DATABASE = not env.str("DATABASE_URL", default="")
 HEALTH_CHECK_CLUSTER = env.bool("HEALTH_CHECK_CLUSTER", default=True)
 HEALTH_CLUSTER_MAX_AGE = env.float("HEALTH_CLUSTER_MAX_AGE", default=45.0)
 
+# /metrics on the operator host: an operator's session, or this bearer token (Prometheus' scrape job).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_SLOW_SECONDS = env.float("METRICS_SLOW_SECONDS", default=60.0)
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -122,6 +126,8 @@ DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 MIDDLEWARE = [
     # /healthz and /readyz on any host, before the tenant lookup and the HTTPS redirect (ops/health.py).
     "ops.health.HealthMiddleware",
+    # Requests by route and status, latency, tenant API calls by admission outcome (ops/metrics.py).
+    "ops.metrics.MetricsMiddleware",
     "backoffice.middleware.JsonTenantMainMiddleware",
     "backoffice.middleware.ApiTextMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -241,6 +241,27 @@ def test_flags_new_scoring(live):
     )
 
 
+def test_experiment_kill_switch(live):
+    """experiments.<name>: the kill switch sends a tenant pinned to a variant back to the control everywhere."""
+    spec = {"enabled": True, "control": "classic", "variants": {"classic": 50, "wide": 50},
+            "overrides": {"lakers": "wide"}}
+    live.change("experiments.score_card", spec)
+    wait_for(lambda: live.get_b("/api/v1/config/").json()["experiments"].get("score_card") == "wide", timeout=10,
+             message="web B to see the experiment")
+
+    def kill() -> float:
+        response = httpx.post(f"{live.web_a}/api/v1/config/experiments/score_card/switch/", json={"enabled": False},
+                              headers={"Host": "localhost"}, auth=("operator", PASSWORD), timeout=30)
+        assert response.status_code == 200 and response.json()["enabled"] is False, response.text
+        return time.time()
+
+    assert_live(
+        live, change=kill,
+        web=lambda: live.get_b("/api/v1/config/").json()["experiments"].get("score_card"), web_expected="classic",
+        probe="variant", arguments={"name": "score_card"}, probe_expected="classic",
+    )
+
+
 def test_branding_welcome_message(live):
     def heading():
         page = live.get_b("/admin/", auth="session").text
