@@ -65,3 +65,8 @@ def system_schedules_on_migrate() -> bool:
         return bool(value)
     module = getattr(settings, "SETTINGS_MODULE", "") or ""
     return not (module.endswith(".test") or module.startswith("tests.") or "pytest" in sys.modules)
+
+
+def worker_heartbeat() -> float:
+    """Seconds between a worker's heartbeats (tasks.engine.workers); 5 by default."""
+    return float(q_cluster().get("worker_heartbeat", 5.0))
