@@ -10,6 +10,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 
 from configuration import keys
+from console.dashboard import dashboard_context
 from security import mfa
 from security import views as mfa_views
 
@@ -37,6 +38,12 @@ class OperatorAdminSite(MfaAdminSiteMixin, admin.AdminSite):
     site_header = "Courtside operator"
     site_title = "Courtside operator"
     index_title = "Run the business"
+    index_template = "admin/operator_index.html"
+
+    def index(self, request, extra_context=None):
+        # The dashboard: every figure from console.selectors, each a link to its filtered list.
+        return super().index(request, extra_context={"dashboard": dashboard_context(site=self.name),
+                                                     **(extra_context or {})})
 
     def has_permission(self, request):
         tenant = getattr(request, "tenant", None)

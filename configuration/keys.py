@@ -62,6 +62,20 @@ def new_scoring_enabled(*, tenant=None) -> bool:
     return config.flag("new_scoring", tenant=tenant)
 
 
+def experiment_variant(name: str, *, tenant=None, user=None) -> str | None:
+    """experiments.<name>: the variant the tenant (and user) is assigned, counted as an exposure (None: no experiment).
+
+    The operator's experiments are named at runtime like flags, so they are not shipped keys of READERS.
+    """
+    return config.variant(name, tenant=tenant, user=user)
+
+
+def experiment_assignments(*, tenant=None, user=None) -> dict[str, str | None]:
+    """Every experiment of the view with the variant the tenant (and user) gets: the tenant API's `experiments`."""
+    names = sorted((config.get("experiments", default={}, tenant=tenant) or {}).keys())
+    return {name: experiment_variant(name, tenant=tenant, user=user) for name in names}
+
+
 def scoring_model(*, tenant=None) -> str:
     """The player-score model in force: "new" only where asked for and allowed by flags.new_scoring."""
     wanted = config.get("scoring.model", tenant=tenant)

@@ -4,7 +4,7 @@ It registers when it starts listening (tags: transport and version; metadata: po
 pid), heartbeats from a thread of its own every SELF_HEARTBEAT_EVERY seconds whether it serves
 calls or not (a TTL check of SELF_TTL), carries an HTTP check on its own `/health` that the
 cluster's health sweep runs, and deregisters on a clean stop. A killed process stops
-heartbeating and turns critical within its TTL. Registry settings: services/conf.py.
+heartbeating and turns critical within its TTL. Registry settings: registry/conf.py.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from backoffice.errors import DomainError
-from services import conf
-from services import services as registry
-from services.models import MAX_DEREGISTER_AFTER
+from registry import conf
+from registry import registration as registry
+from registry.models import MAX_DEREGISTER_AFTER
 
 logger = logging.getLogger("courtside.mcp")
 

@@ -57,7 +57,7 @@ def tool_figures(*, since: dt.datetime | None = None, tenant: Tenant | None = No
 
 def instances() -> list:
     """The registered nba-mcp-server instances, passing or not (the registry's discovery)."""
-    from services import selectors as registry
+    from registry import selectors as registry
 
     return registry.discover("nba-mcp-server")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from tasks.models import Priority, Status, TaskRun, TaskSchedule, statuses_shown_as
 
@@ -69,7 +69,49 @@ def outcomes_per_hour(*, tenant=None, hours: int = 24, now=None) -> list[dict]:
 
 
 def schedule_list(*, tenant=None) -> QuerySet[TaskSchedule]:
-    schedules = TaskSchedule.objects.select_related("tenant", "q_schedule")
+    """Schedules (a tenant's own, or all for the operator), each with `last_run_at`: when it last fired."""
+    last_run = TaskRun.objects.filter(schedule=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
+    schedules = TaskSchedule.objects.select_related("tenant", "q_schedule").annotate(last_run_at=Subquery(last_run))
     if tenant is not None and tenant.schema_name != "public":
         schedules = schedules.filter(tenant=tenant)
     return schedules
+
+
+def task_figures(*, since, tenant=None) -> dict:
+    """Queue depth by priority (most urgent first), runs running, runs failed since `since`, and the workers
+    busy with a run: one aggregate statement over the runs."""
+    waiting = [Status.QUEUED, Status.CLAIMED, Status.RETRYING]
+    rows = (TaskRun.objects.for_tenant(tenant)
+            .filter(Q(status__in=[*waiting, Status.RUNNING]) | Q(status=Status.FAILED, finished_at__gte=since))
+            .values("priority", "status").annotate(n=Count("pk"), pids=Count("worker_pid", distinct=True)))
+    depth = dict.fromkeys(sorted(Priority.values, reverse=True), 0)
+    running = failed = busy = 0
+    for row in rows:
+        if row["status"] in waiting:
+            depth[row["priority"]] += row["n"]
+        elif row["status"] == Status.RUNNING:
+            running, busy = running + row["n"], busy + row["pids"]
+        else:
+            failed += row["n"]
+    return {"queue_depth": {Priority(p).label: n for p, n in depth.items()}, "running": running,
+            "failed": failed, "busy_workers": busy}
+
+
+def cluster_stats() -> list:
+    """django-q2's own view of the live clusters (what `qinfo` prints): one Stat per cluster, [] when unknown.
+
+    A cluster publishes its Stat to the broker's cache every few seconds: with Redis every process
+    sees every cluster; with the ORM broker and a local-memory cache only the process that runs it.
+    """
+    from django_q.status import Stat
+
+    try:
+        return list(Stat.get_all())
+    except Exception:  # noqa: BLE001 - a broker that cannot be read shows as no cluster, never a 500
+        return []
+
+
+def workers_alive() -> dict:
+    """Clusters and worker processes alive by django-q2's cluster stats (no database read)."""
+    stats = cluster_stats()
+    return {"clusters": len(stats), "workers": sum(len(stat.workers) for stat in stats)}

@@ -432,7 +432,8 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(UsageDay, site=operator_site)
 class UsageDayAdmin(ReadOnlyAdmin):
-    list_display = ("date", "tenant", "api_calls", "peak_concurrency", "storage_display", "users", "saved_models")
+    list_display = ("date", "tenant", "api_calls", "refused_display", "peak_concurrency", "storage_display", "users",
+                    "saved_models")
     list_filter = ("date", ("tenant", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("tenant",)
     search_fields = ("tenant__name", "tenant__schema_name")
@@ -441,6 +442,10 @@ class UsageDayAdmin(ReadOnlyAdmin):
     @admin.display(description="storage", ordering="storage_bytes")
     def storage_display(self, row):
         return filesizeformat(row.storage_bytes)
+
+    @admin.display(description="refused (quota · burst · concurrency)")
+    def refused_display(self, row):
+        return f"{row.refused_daily_quota} · {row.refused_burst} · {row.refused_concurrency}"
 
 
 # ------------------------------------------------------------------ API keys

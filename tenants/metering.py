@@ -68,6 +68,10 @@ def request_admit(*, tenant: Tenant) -> Admission:
              settings.TENANT_REQUEST_LEASE_SECONDS, burst_limit],
         )
         outcome, calls, active, retry_after = cursor.fetchone()
+    if outcome != "ok":
+        refusal_count(tenant=tenant, day=now.astimezone(dt.UTC).date(),
+                      code={"calls": "daily_quota_exceeded", "burst": "burst_limit_exceeded",
+                            "concurrency": "concurrency_limit_exceeded"}[outcome])
     if outcome == "calls":
         retry_after = seconds_until_utc_midnight(now)
         raise DomainError(
@@ -91,6 +95,18 @@ def request_admit(*, tenant: Tenant) -> Admission:
             headers={"Retry-After": "1"},
         )
     return Admission(token=token, limit=call_limit, calls=calls)
+
+
+def refusal_count(*, tenant: Tenant, day: dt.date, code: str) -> None:
+    """Count one refused call on the tenant's ledger row of `day`, by the limit that refused it (one upsert)."""
+    column = UsageDay.REFUSAL_COLUMNS[code]  # a fixed column name, never input
+    with raw_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO public.tenants_usageday AS u (tenant_id, date, api_calls, peak_concurrency, "
+            f"storage_bytes, users, saved_models, {column}) VALUES (%s, %s, 0, 0, 0, 0, 0, 1) "
+            f"ON CONFLICT (tenant_id, date) DO UPDATE SET {column} = u.{column} + 1",
+            [tenant.pk, day],
+        )
 
 
 def client_address_bucket(address: str) -> str:

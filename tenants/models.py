@@ -197,6 +197,10 @@ class PlanChange(models.Model):
 class UsageDay(models.Model):
     """A tenant's usage on one UTC day: the billing ledger and the source of the admin charts."""
 
+    # The error code of each refusal (tenants.metering) and the column that counts it.
+    REFUSAL_COLUMNS = {"daily_quota_exceeded": "refused_daily_quota", "burst_limit_exceeded": "refused_burst",
+                       "concurrency_limit_exceeded": "refused_concurrency"}
+
     tenant = models.ForeignKey(Tenant, related_name="usage_days", on_delete=models.CASCADE)
     date = models.DateField("date (UTC)")
     api_calls = models.PositiveBigIntegerField("API calls", default=0)
@@ -209,6 +213,11 @@ class UsageDay(models.Model):
     burst_window_start = models.DateTimeField("burst window start", null=True, blank=True, editable=False)
     burst_calls = models.PositiveIntegerField("calls in the burst window", default=0, db_default=0,
                                               editable=False)
+    # Calls refused on the day, by which limit refused them (tenants.metering counts them; the dashboard
+    # shows them). A refused call is not one of `api_calls`.
+    refused_daily_quota = models.PositiveIntegerField("refused: daily quota", default=0, db_default=0)
+    refused_burst = models.PositiveIntegerField("refused: burst limit", default=0, db_default=0)
+    refused_concurrency = models.PositiveIntegerField("refused: concurrency", default=0, db_default=0)
 
     class Meta:
         ordering = ["-date"]

@@ -66,6 +66,11 @@ class PlanTotals:
     def label(self) -> str:
         return self.plan.name if self.plan else "No plan"
 
+    @property
+    def mrr_cents(self) -> int:
+        """What the plan's active tenants are billed a month (suspended tenants are not billed)."""
+        return self.active * self.plan.monthly_price_cents if self.plan else 0
+
 
 def plan_totals(*, day: dt.date | None = None) -> list[PlanTotals]:
     """Tenants, active/suspended, API calls on `day` and storage, by plan (customer tenants only)."""
@@ -165,3 +170,33 @@ def usage_month_rows(*, month: str) -> list[dict]:
             "saved_models": day.saved_models,
         })
     return rows
+
+
+# ------------------------------------------------------------- dashboard figures (aggregates only)
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Every customer tenant's ledger rows added up per UTC day: calls, and refused calls by reason."""
+
+    calls_by_day: list[tuple[dt.date, int]]
+    refusals_today: dict[str, int]
+
+
+def usage_totals(*, days: int = 30, end: dt.date | None = None) -> UsageTotals:
+    """API calls on each of the last `days` UTC days up to `end` (0 on a day with none) and the refusals of `end`,
+    in one aggregate statement whatever the number of tenants."""
+    end = end or _utc_today()
+    start = end - dt.timedelta(days=days - 1)
+    columns = UsageDay.REFUSAL_COLUMNS
+    rows = {
+        row["date"]: row
+        for row in UsageDay.objects.filter(date__range=(start, end)).exclude(tenant__schema_name="public")
+        .values("date").annotate(calls=Sum("api_calls"), **{code: Sum(column) for code, column in columns.items()})
+    }
+    today = rows.get(end, {})
+    return UsageTotals(
+        calls_by_day=[(start + dt.timedelta(days=i), (rows.get(start + dt.timedelta(days=i)) or {}).get("calls") or 0)
+                      for i in range(days)],
+        refusals_today={code: today.get(code) or 0 for code in columns},
+    )

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from services import services
+from registry import registration as services
 
 
 def _calls(tenant, tool: str, durations, outcome="ok"):

@@ -9,8 +9,8 @@ import time
 import anyio
 import pytest
 
-from services import services
-from services.models import ServiceInstance
+from registry import sweeps
+from registry.models import ServiceInstance
 from tests.nba_mcp.conftest import host, mcp_session, start_mcp_serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +27,7 @@ def _instance(service_id: str) -> ServiceInstance | None:
 def _wait_until_passing(*service_ids: str) -> dict[str, ServiceInstance]:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
-        services.health_sweep()  # what the cluster runs: TTL expiry and the HTTP checks on /health
+        sweeps.health_sweep()  # what the cluster runs: TTL expiry and the HTTP checks on /health
         found = {sid: _instance(sid) for sid in service_ids}
         if all(i is not None and i.status == "passing" for i in found.values()):
             return found
@@ -49,7 +49,7 @@ def test_a_process_registers_with_tags_metadata_and_checks_stays_passing_idle_an
         assert checks["http"].status == "passing"
         deadline = time.monotonic() + 2 * TTL  # idle: no MCP traffic at all, still passing at every sweep
         while time.monotonic() < deadline:
-            services.health_sweep(probe=False)
+            sweeps.health_sweep(probe=False)
             assert _instance(server.service_id).status == "passing"
             time.sleep(0.3)
     finally:
@@ -81,7 +81,7 @@ def test_two_processes_are_two_passing_instances_round_robin_alternates_and_a_ki
         os.killpg(first.process.pid, signal.SIGKILL)
         killed_at = time.monotonic()
         while time.monotonic() - killed_at < WAIT_SECONDS:
-            services.health_sweep(probe=False)
+            sweeps.health_sweep(probe=False)
             if _instance(first.service_id).status == "critical":
                 break
             time.sleep(0.2)

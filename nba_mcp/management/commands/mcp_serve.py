@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from nba_mcp.calls import call_log
 from nba_mcp.registry import McpRegistration
 from nba_mcp.server import SERVICE_NAME, TOOL_NAMES, VERSION, build_app, instance_id
-from services.models import UNROUTABLE_HOSTS
+from registry.models import UNROUTABLE_HOSTS
 
 
 class Command(BaseCommand):
