@@ -4,8 +4,9 @@
 In a database of its own (courtside_bench_mcp): four tenants on the PROFESSIONAL plan, each with
 the active players and a generated season of 200 games. Two servers on this machine, started by
 this script: `manage.py mcp_serve` (uvicorn, the SDK's stateless Streamable HTTP, SSE answers) and
-`manage.py runserver --noreload` (the REST API, Django's threaded WSGI server; no production server
-ships yet). Both meter every call through the same admission (quota, burst, lease).
+gunicorn with deploy/gunicorn.conf.py (the REST API as deployed: gthread, WEB_THREADS threads), one
+process each (BENCH_WEB_WORKERS for more web workers; BENCH_MCP_ARGS adds mcp_serve options, e.g.
+--json-response). Both meter every call through the same admission (quota, burst, lease).
 
 1. Latency, one client, alternating rounds: MCP `player_averages` through the SDK's ClientSession
    vs `GET /api/v1/players/<id>/averages/` with httpx2, the REST answer computed (a new query
@@ -41,10 +42,10 @@ CLIENTS = 16
 TENANTS = [f"benchmcp{i}" for i in range(1, 5)]
 
 
-def _start(args: list[str], ready) -> subprocess.Popen:
+def _start(args: list[str], ready, *, manage: bool = True) -> subprocess.Popen:
     env = {**os.environ, "DEBUG": "0", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen([sys.executable, "manage.py", *args] if manage else args, cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         line = process.stdout.readline()
@@ -157,12 +158,14 @@ def main() -> None:
         config.set("api.rate_limit_per_minute", 1_000_000, tenant=schema, changed_by="bench/mcp.py")
     UsageDay.objects.filter(tenant__schema_name__in=TENANTS).delete()
 
-    mcp, found = _start(["mcp_serve", "--port", "0", "--no-register"],
+    mcp, found = _start(["mcp_serve", "--port", "0", "--no-register", *os.environ.get("BENCH_MCP_ARGS", "").split()],
                         lambda line: re.search(r"listening on http://[^:]+:(\d+)/mcp", line))
     mcp_port = int(found.group(1))
     rest_port = _free_port()
-    rest, _ = _start(["runserver", f"127.0.0.1:{rest_port}", "--noreload"],
-                     lambda line: "Quit the server" in line)
+    # The REST API as deployed (deploy/gunicorn.conf.py: gthread), one process like the one MCP process.
+    os.environ.update(COURTSIDE_PORT=str(rest_port), WEB_CONCURRENCY=os.environ.get("BENCH_WEB_WORKERS", "1"))
+    rest, _ = _start([str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "deploy/gunicorn.conf.py"],
+                     lambda line: "Booting worker" in line, manage=False)
     mcp_url, rest_url = f"http://127.0.0.1:{mcp_port}/mcp", f"http://127.0.0.1:{rest_port}"
     where = {"mcp": (mcp_url, lambda schema: f"{schema}.localhost:{mcp_port}", keys),
              "rest": (rest_url, lambda schema: f"{schema}.localhost", keys)}
