@@ -149,7 +149,7 @@ def _wait_for_port(port: int, timeout: float = 60) -> None:
 
 
 def _database_url(settings_dict: dict) -> str:
-    from backoffice.db import url_from_settings
+    from core.embedded_db import url_from_settings
 
     return url_from_settings(settings_dict)
 

@@ -94,7 +94,7 @@ def through_the_production_server(raw_key: str) -> None:
     import serving
     from django.db import connection
 
-    from backoffice.db import url_from_settings
+    from core.embedded_db import url_from_settings
 
     connection.close()
     env = {**os.environ, "DATABASE_URL": url_from_settings(connection.settings_dict), "LOG_LEVEL": "WARNING",

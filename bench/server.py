@@ -33,8 +33,8 @@ def main() -> None:
     from django.db import connection
     from django_tenants.utils import schema_context
 
-    from backoffice.db import url_from_settings
     from configuration import config
+    from core.embedded_db import url_from_settings
     from league import services as league_services
     from tenants import services
     from tenants.models import Tenant

@@ -27,7 +27,7 @@ from django.db import connection
 from django.utils.functional import SimpleLazyObject, empty
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
-from backoffice.logging import mask_structure, mask_text
+from core.masking import mask_structure, mask_text
 
 request_logger = logging.getLogger("courtside.request")
 

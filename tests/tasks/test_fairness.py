@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from tasks import actions
 from tasks.engine import execution
 from tasks.engine.orm_broker import PriorityORMBroker

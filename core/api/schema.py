@@ -2,7 +2,7 @@
 
 A drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]): every
 operation answers its client errors with {"error": {"code", "message", "detail"}}
-(backoffice.api.exception_handler), so each gets those statuses with the `Error` component.
+(core.api.exception_handler), so each gets those statuses with the `Error` component.
 """
 
 from __future__ import annotations
