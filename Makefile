@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install browser run test bench lint
+.PHONY: install browser pgbouncer run dev test bench lint
 
 install: $(VENV)/.installed
 
@@ -13,8 +13,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 
+# The production server (gunicorn, WhiteNoise); `make dev` is runserver with autoreload.
 run: install
 	bin/run
+
+dev: install
+	bin/run dev
 
 # The admin's browser tests drive Debian's Chromium through its ChromeDriver (never a downloaded browser).
 browser:

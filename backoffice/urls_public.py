@@ -7,6 +7,7 @@ from rest_framework.permissions import IsAdminUser
 
 from backoffice.admin_sites import operator_site
 from backoffice.media import tenant_media
+from ops.metrics import metrics_view
 
 handler400 = "backoffice.api.json_400"
 handler404 = "backoffice.api.json_404"
@@ -16,7 +17,7 @@ urlpatterns = [
     path("admin/", operator_site.urls),
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("tasks.api.urls")),
-    path("api/v1/", include("services.api.urls")),
+    path("api/v1/", include("registry.api.urls")),
     path("api/v1/", include("schemas.api.urls")),
     path("api/v1/", include("configuration.api.urls")),
     # The operator's API document and docs are for operators only (anonymous: 401, or the login page).
@@ -25,4 +26,6 @@ urlpatterns = [
     path("api/docs/", staff_member_required(SpectacularSwaggerSplitView.as_view(url_name="schema"),
                                             login_url="operator_admin:login"), name="swagger-ui"),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant-media"),
+    # Prometheus: an operator's session (the operator admin's rule) or METRICS_TOKEN (ops/metrics.py).
+    path("metrics", metrics_view, {"operator_check": operator_site.has_permission}, name="metrics"),
 ]

@@ -7,6 +7,6 @@ django_application = get_wsgi_application()
 
 # Service heartbeats (the registry's hottest call) are answered before Django's
 # request stack; everything else goes to Django unchanged. See services/fastpath.py.
-from services.fastpath import HeartbeatFastPath  # noqa: E402  (needs the app registry loaded above)
+from registry.fastpath import HeartbeatFastPath  # noqa: E402  (needs the app registry loaded above)
 
 application = HeartbeatFastPath(django_application)

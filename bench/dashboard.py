@@ -37,9 +37,9 @@ def seed() -> None:
     from django.utils import timezone
 
     from configuration.models import ConfigChange
+    from registry.models import HealthCheck, ServiceInstance
     from schemas.graph import apps_for, load_graph
     from schemas.models import MigrationRecord
-    from services.models import HealthCheck, ServiceInstance
     from tasks.models import Status, TaskRun
     from tenants import services as tenant_services
     from tenants.models import Plan, Tenant, UsageDay

@@ -85,7 +85,7 @@ def serve(port: int, *, fast: bool) -> None:
 
     server = ReusePortServer(("127.0.0.1", port), QuietHandler, ipv6=False)
     if fast:
-        from services.fastpath import HeartbeatFastPath
+        from registry.fastpath import HeartbeatFastPath
 
         server.set_app(HeartbeatFastPath(WSGIHandler()))
     else:
@@ -174,9 +174,8 @@ def main() -> None:
 
 
 def run(connection) -> None:
-    from services import selectors
-    from services import services as registry
-    from services.models import HealthCheck, ServiceInstance
+    from registry import balancing, registration, selectors, tokens
+    from registry.models import HealthCheck, ServiceInstance
     from tenants.services import public_tenant_ensure
 
     public_tenant_ensure(domains=["localhost", "127.0.0.1"])
@@ -206,7 +205,7 @@ def run(connection) -> None:
         return list(ServiceInstance.objects.filter(name=rng.choice(names), tags__contains=["api"]))
 
     def next_one():
-        return registry.next_instance(rng.choice(names))
+        return balancing.next_instance(rng.choice(names))
 
     for fn in (discover, naive, next_one):
         timed(fn, 200)  # warm-up
@@ -220,11 +219,11 @@ def run(connection) -> None:
           f"p99 {percentile(rr, 99):.3f} ms")
 
     # Heartbeats over HTTP: 16 instances of one service, each with its own client connection.
-    _, token = registry.token_create(service_name="bench-web")
+    _, token = tokens.token_create(service_name="bench-web")
     for n in range(CLIENTS):
-        registry.service_register(service_id=f"bench-web-{n}", name="bench-web", host="127.0.0.1", port=9000 + n,
+        registration.service_register(service_id=f"bench-web-{n}", name="bench-web", host="127.0.0.1", port=9000 + n,
                                   checks=[{"kind": "ttl", "ttl": "30s"}])
-        registry.service_heartbeat(service_id=f"bench-web-{n}")
+        registration.service_heartbeat(service_id=f"bench-web-{n}")
     connection.close()
 
     env = {**os.environ, "DATABASE_URL": _database_url(connection.settings_dict), "LOG_LEVEL": "ERROR",
@@ -256,7 +255,7 @@ def run(connection) -> None:
     print(f"heartbeats over HTTP, {CLIENTS} concurrent keep-alive clients, {SERVER_PROCESSES} server processes, "
           f"{HEARTBEAT_SECONDS:g} s each (target >= 1,000/s):")
     print(f"  through Django's full stack (the API view):          {figures['django']:,.0f}/s")
-    print(f"  through services.fastpath.HeartbeatFastPath (WSGI):  {figures['fast']:,.0f}/s")
+    print(f"  through registry.fastpath.HeartbeatFastPath (WSGI):  {figures['fast']:,.0f}/s")
     print(f"  baseline, the same Django servers answering a JSON 404 ({sorted(floor_statuses)}): "
           f"{figures['floor']:,.0f}/s")
     print(f"  ratios to the baseline: full stack {figures['django'] / figures['floor']:.2f}, "

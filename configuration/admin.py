@@ -22,9 +22,10 @@ from django.utils.html import format_html
 
 from backoffice.admin_sites import operator_site, tenant_site
 from backoffice.logging import MASK
-from configuration import services
+from configuration import admin_experiments, services, stack  # noqa: F401  (admin_experiments: registers its page)
 from configuration.conf import PUBLIC, config
 from configuration.models import ConfigChange, ConfigEntry, ConfigSchema, TenantOverride
+from tenants.models import Tenant
 
 KEEP_SECRET_HELP = "Secret: the current value is not shown. Leave empty to keep it."
 
@@ -170,8 +171,6 @@ class ConfigEntryAdmin(EntryAdminBase):
 
     def effective_view(self, request):
         """Every key of a view with its effective value (masked) and the layer that won."""
-        from tenants.models import Tenant
-
         schema = request.GET.get("tenant") or PUBLIC
         tenant = get_object_or_404(Tenant, schema_name=schema) if schema != PUBLIC else None
         context = {
@@ -182,6 +181,7 @@ class ConfigEntryAdmin(EntryAdminBase):
             "tenants": Tenant.objects.exclude(schema_name=PUBLIC).order_by("schema_name"),
             "selected": tenant.schema_name if tenant else PUBLIC,
             "errors": config.validate(tenant=schema),
+            "layers": [(layer.name, layer.priority) for layer in stack.layers_of(schema)],
             "schemas": [
                 {"key": key, "origin": spec.get("origin"), "secret": bool(spec.get("secret")),
                  "tenant_editable": bool(spec.get("tenant_editable")), "schema": _json(spec.get("schema", {}))}

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from configuration import selectors as configuration_selectors
+from registry import selectors as service_selectors
 from schemas import selectors as schema_selectors
-from services import selectors as service_selectors
 from tasks import selectors as task_selectors
 from tenants import selectors as tenant_selectors
 from tenants.provisioning import pool_counts

@@ -296,6 +296,9 @@ def drift_report(*, schemas: list[str] | None = None, include_public: bool = Tru
     existing = selectors.existing_schemas(names)
     applied_by_schema = selectors.applied_migrations_by_schema([n for n in names if n in existing])
     known = graph.known()
+    # Public holds the shared apps' tables only: a tenant app's migration has nothing to apply there (rollouts
+    # migrate tenant schemas), so it is never pending in public, whether or not django_migrations lists it.
+    public_apps = set(apps_for(public))
 
     reports: dict[str, SchemaReport] = {}
     for name in names:
@@ -305,6 +308,8 @@ def drift_report(*, schemas: list[str] | None = None, include_public: bool = Tru
             continue
         applied = applied_by_schema.get(name, set())
         report.pending = graph.pending(applied)
+        if name == public:
+            report.pending = [key for key in report.pending if key[0] in public_apps]
         report.gone = sorted(k for k in applied if k not in known)
         effective = graph.effective_applied(applied)
         for app, name_ in graph.ordered:

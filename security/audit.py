@@ -46,8 +46,8 @@ def register_models() -> None:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from configuration.models import ConfigEntry, ConfigSchema, TenantOverride
+    from registry.models import ServiceInstance, ServiceToken
     from schemas.models import Rollout
-    from services.models import ServiceInstance, ServiceToken
     from tasks.models import TaskRun, TaskSchedule
     from tenants.models import ApiKey, Domain, Plan, Tenant
 

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from backoffice import media
 from backoffice.admin_sites import operator_site, tenant_site
 from backoffice.errors import DomainError
-from tasks import registry, selectors, services
+from tasks import actions, registry, selectors
 from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, public_status
 from tenants import charts
 
@@ -99,7 +99,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         done = 0
         for run in queryset:
             try:
-                services.task_cancel(run=run, cancelled_by=request.user.get_username())
+                actions.task_cancel(run=run, cancelled_by=request.user.get_username())
                 done += 1
             except ValidationError as error:
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
@@ -112,7 +112,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         for run in queryset:
             try:
                 # From a tenant's admin the retry is the tenant's own submission, within its plan.
-                services.task_retry(run=run, submitted_by=request.user.get_username(), by_operator=self.operator)
+                actions.task_retry(run=run, submitted_by=request.user.get_username(), by_operator=self.operator)
                 done += 1
             except ValidationError as error:
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
@@ -163,8 +163,9 @@ class TaskRunAdmin(admin.ModelAdmin):
 
 
 class TaskScheduleAdmin(admin.ModelAdmin):
-    list_display = ["name", "task_name", "tenant", "cron", "interval_minutes", "priority", "enabled"]
-    list_filter = ["enabled", "task_name"]
+    list_display = ["name", "task_name", "tenant", "cron", "interval_minutes", "priority", "enabled", "kind",
+                    "last_run", "next_run"]
+    list_filter = ["enabled", "system", "task_name"]
     fields = ["name", "task_name", "arguments", "tenant", "priority", "cron", "interval_minutes", "enabled"]
     operator = True
 
@@ -172,8 +173,27 @@ class TaskScheduleAdmin(admin.ModelAdmin):
         return self.fields if self.operator else [f for f in self.fields if f != "tenant"]
 
     def get_queryset(self, request):
-        return selectors.schedule_list(tenant=_tenant(request)) if not self.operator else super().get_queryset(
-            request)
+        return selectors.schedule_list(tenant=_tenant(request) if not self.operator else None)
+
+    @admin.display(description="kind", ordering="system")
+    def kind(self, schedule):
+        return "System (declared in code)" if schedule.system else "Tenant" if schedule.tenant_id else "Operator"
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run(self, schedule):
+        return schedule.last_run_at or "—"
+
+    @admin.display(description="next run")
+    def next_run(self, schedule):
+        q = schedule.q_schedule
+        return q.next_run if q is not None and schedule.enabled and q.repeats != 0 else "—"
+
+    def has_change_permission(self, request, obj=None):
+        # A system schedule's timing is its declaration in code (tasks.registry.system_job): shown, not edited.
+        return super().has_change_permission(request, obj) and not (obj is not None and obj.system)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.system)
 
     def get_form(self, request, obj=None, **kwargs):
         form_class = super().get_form(request, obj, **kwargs)
@@ -193,7 +213,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
                 if data.get("task_name"):
                     # The registry's word (arguments schema, tenant scope, cron) as form errors.
                     try:
-                        services.schedule_validate(task_name=data["task_name"], arguments=data.get("arguments"),
+                        actions.schedule_validate(task_name=data["task_name"], arguments=data.get("arguments"),
                                                    tenant=tenant, cron=data.get("cron") or "",
                                                    priority=data.get("priority"), by_operator=operator)
                     except ValidationError as error:
@@ -204,7 +224,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        services.schedule_save(
+        actions.schedule_save(
             schedule=obj if change else None, name=data["name"], task_name=data["task_name"],
             arguments=data.get("arguments") or {}, tenant=data.get("tenant") if self.operator else _tenant(request),
             priority=data["priority"], cron=data.get("cron") or "", interval_minutes=data.get("interval_minutes"),
@@ -212,11 +232,11 @@ class TaskScheduleAdmin(admin.ModelAdmin):
         )
 
     def delete_model(self, request, obj):
-        services.schedule_delete(schedule=obj)
+        actions.schedule_delete(schedule=obj)
 
     def delete_queryset(self, request, queryset):
-        for schedule in queryset:
-            services.schedule_delete(schedule=schedule)
+        for schedule in queryset.filter(system=False):  # a system schedule is the code's to remove
+            actions.schedule_delete(schedule=schedule)
 
 
 class TenantTaskRunAdmin(TaskRunAdmin):
@@ -226,7 +246,7 @@ class TenantTaskRunAdmin(TaskRunAdmin):
 
 class TenantTaskScheduleAdmin(TaskScheduleAdmin):
     operator = False
-    list_display = [c for c in TaskScheduleAdmin.list_display if c != "tenant"]
+    list_display = [c for c in TaskScheduleAdmin.list_display if c not in ("tenant", "kind")]
 
 
 operator_site.register(TaskRun, TaskRunAdmin)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.conf import settings
 
 # A running attempt's lease and an ORM delivery's lock last the task's timeout
@@ -51,4 +53,18 @@ def redis_prefix() -> str:
 
 
 def broker_class() -> str:
-    return q_cluster().get("broker_class") or "tasks.broker.PriorityORMBroker"
+    return q_cluster().get("broker_class") or "tasks.engine.orm_broker.PriorityORMBroker"
+
+
+def system_schedules_on_migrate() -> bool:
+    """Whether migrate reconciles the system schedules declared in code (TASKS_SYSTEM_SCHEDULES).
+
+    Unset: on, except under the test settings and pytest (the registry's AUTO_SCHEDULE does the same), so
+    other tests never find the system schedules in their database; tests/tasks/test_system_jobs.py runs
+    the reconcile itself.
+    """
+    value = getattr(settings, "TASKS_SYSTEM_SCHEDULES", None)
+    if value is not None:
+        return bool(value)
+    module = getattr(settings, "SETTINGS_MODULE", "") or ""
+    return not (module.endswith(".test") or module.startswith("tests.") or "pytest" in sys.modules)

@@ -18,6 +18,26 @@ class Priority(models.IntegerChoices):
     CRITICAL = 3, "Critical"
 
 
+def parse_priority(value) -> int | None:
+    """The one reading of a priority from outside: a name (any case) or 0-3 (a number or its digits).
+
+    None stays None (the task's default). Anything else raises ValueError naming the choices; the
+    submission services, the API's field and filter, the admin and the brokers' package hints all read
+    priorities through here.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        key = value.strip().upper()
+        if key in Priority.names:
+            return Priority[key].value
+        if key.isdigit():
+            value = int(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value in Priority.values:
+        return int(value)
+    raise ValueError(f"Priority must be one of {', '.join(Priority.names)}.")
+
+
 class Status(models.TextChoices):
     WAITING = "waiting", "Waiting for dependencies"
     QUEUED = "queued", "Queued"
@@ -258,7 +278,11 @@ class TaskEffect(models.Model):
 
 
 class TaskSchedule(models.Model):
-    """Recurring work (cron or interval), operator-wide or for one tenant; fired by django-q2's scheduler."""
+    """Recurring work (cron or interval), operator-wide or for one tenant; fired by django-q2's scheduler.
+
+    A system schedule is declared in code (tasks.registry.system_job) and kept in step with it after every
+    migrate; the others are made on the schedules page (the operator's, and each tenant's own).
+    """
 
     name = models.CharField("name", max_length=100, unique=True)
     task_name = models.CharField("task", max_length=100, help_text="Registered task name.")
@@ -271,6 +295,10 @@ class TaskSchedule(models.Model):
     cron = models.CharField("cron", max_length=100, blank=True, help_text="Like '0 4 * * *' (UTC).")
     interval_minutes = models.PositiveIntegerField("every (minutes)", null=True, blank=True)
     enabled = models.BooleanField("enabled", default=True)
+    system = models.BooleanField(
+        "system", default=False, editable=False,
+        help_text="Declared in code beside its task (tasks.registry.system_job): its timing is not edited here.",
+    )
     q_schedule = models.OneToOneField(
         "django_q.Schedule", verbose_name="django-q2 schedule", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="courtside_schedule",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from tasks.models import Priority, Status, TaskRun, TaskSchedule, statuses_shown_as
 
@@ -69,7 +69,9 @@ def outcomes_per_hour(*, tenant=None, hours: int = 24, now=None) -> list[dict]:
 
 
 def schedule_list(*, tenant=None) -> QuerySet[TaskSchedule]:
-    schedules = TaskSchedule.objects.select_related("tenant", "q_schedule")
+    """Schedules (a tenant's own, or all for the operator), each with `last_run_at`: when it last fired."""
+    last_run = TaskRun.objects.filter(schedule=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
+    schedules = TaskSchedule.objects.select_related("tenant", "q_schedule").annotate(last_run_at=Subquery(last_run))
     if tenant is not None and tenant.schema_name != "public":
         schedules = schedules.filter(tenant=tenant)
     return schedules

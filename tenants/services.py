@@ -19,6 +19,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from tasks import actions as task_actions
 from tenants import provisioning
 from tenants.models import (
     RESERVED_SCHEMA_NAMES,
@@ -157,9 +158,8 @@ def tenant_create(
 
 
 def _enqueue_pool_refill() -> None:
-    from django_q.tasks import async_task
-
-    async_task("tenants.tasks.pool_refill", task_name="tenant pool refill", group="tenants")
+    # The registered task (tenants.tasks.pool_refill): a TaskRun the operator sees in the admin.
+    task_actions.task_submit(name="tenants.pool_refill", submitted_by="tenant sign-up")
 
 
 def tenant_change_plan(*, tenant: Tenant, plan: str | Plan, changed_by: str = "") -> Tenant:

@@ -37,6 +37,17 @@ def database_config(*, allow_embedded: bool) -> dict:
     return config
 
 
+# The embedded PostgreSQL is the database (development and tests without DATABASE_URL): /readyz checks it runs.
+COURTSIDE_EMBEDDED_DATABASE = not env.str("DATABASE_URL", default="")
+
+# /readyz: the task cluster must have heartbeated into the registry within this many seconds (ops/health.py).
+HEALTH_CHECK_CLUSTER = env.bool("HEALTH_CHECK_CLUSTER", default=True)
+HEALTH_CLUSTER_MAX_AGE = env.float("HEALTH_CLUSTER_MAX_AGE", default=45.0)
+
+# /metrics on the operator host: an operator's session, or this bearer token (Prometheus' scrape job).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_SLOW_SECONDS = env.float("METRICS_SLOW_SECONDS", default=60.0)
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -70,12 +81,14 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "tasks",
-    "services",
+    "registry",  # the service registry; its app label stays "services" (tables, admin URLs, migrations)
     "schemas",
     "configuration",
+    "nba_mcp",  # the NBA MCP service (issue 20): its tool-call ledger lives in public
     # Security (login throttling, MFA, audit log): also tenant apps, as their rows follow the per-schema users.
     "axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "auditlog",
     "security",
+    "ops",
 ]
 
 # auth and sessions live in every tenant schema too, so a session or a user of
@@ -111,9 +124,15 @@ TENANT_EXPORT_DIR = env.path("TENANT_EXPORT_DIR", default=BASE_DIR / "var" / "ex
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
+    # /healthz and /readyz on any host, before the tenant lookup and the HTTPS redirect (ops/health.py).
+    "ops.health.HealthMiddleware",
+    # Requests by route and status, latency, tenant API calls by admission outcome (ops/metrics.py).
+    "ops.metrics.MetricsMiddleware",
     "backoffice.middleware.JsonTenantMainMiddleware",
     "backoffice.middleware.ApiTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin CSS, vendored Swagger UI) straight from STATIC_ROOT, compressed, before any tenant work.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -208,6 +227,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# WhiteNoise: hashed names are cached for ever by browsers and proxies; the rest for a minute.
+WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=60)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Bounds of every request body the API reads (backoffice/api/parsers.py), and of Django's own form parsing.
@@ -251,7 +273,7 @@ SPECTACULAR_SETTINGS = {
     # Several models have a `status` field with their own choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
         "TaskRunStatusEnum": "tasks.models.PUBLIC_STATUS_CHOICES",  # a claimed run shows as queued
-        "ServiceInstanceStatusEnum": "services.models.Status",
+        "ServiceInstanceStatusEnum": "registry.models.Status",
     },
 }
 

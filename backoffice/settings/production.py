@@ -16,6 +16,9 @@ if not CONFIGURATION_SECRET_KEYS:
     )
 DATABASES = {"default": database_config(allow_embedded=False)}
 
+# Static files with hashed names and gzip variants, served by WhiteNoise (bin/run runs collectstatic first).
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}  # noqa: F405
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 
-from services import services as registry
-from services.fastpath import HeartbeatFastPath
+from registry import tokens
+from registry.fastpath import HeartbeatFastPath
 from tests.conftest import TenantClient
-from tests.services.conftest import register
-from tests.services.test_fastpath import call
+from tests.registry.conftest import register
+from tests.registry.test_fastpath import call
 
 
 @pytest.mark.parametrize("host", ["LOCALHOST", "LocalHost", "localhost."])
@@ -32,7 +32,7 @@ def test_a_tenant_site_answers_its_host_in_any_case(host, lakers_client):
 
 @pytest.mark.parametrize("host", ["LOCALHOST", "localhost.", "LocalHost:8000"])
 def test_a_heartbeat_gets_the_same_answer_with_and_without_the_fast_path(host, public_tenant):
-    token = registry.token_create(service_name="stats-api")[1]
+    token = tokens.token_create(service_name="stats-api")[1]
     register("stats-1")
     path = "/api/v1/services/heartbeat/stats-1"
     fast = call(HeartbeatFastPath(WSGIHandler()), "PUT", path, host=host, token=token)

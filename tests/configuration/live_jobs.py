@@ -25,6 +25,8 @@ def _probe(name: str, arguments: dict):
 
     if name == "reader":
         return getattr(keys, arguments["reader"])()
+    if name == "variant":
+        return keys.experiment_variant(arguments["name"])
     if name == "averages":
         scoring = selectors.scoring_current()
         rows = list(selectors.player_season_averages(player_id=arguments["player"], season=None, scoring=scoring))

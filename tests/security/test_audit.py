@@ -19,8 +19,8 @@ from django_tenants.utils import schema_context
 from backoffice.logging import MASK
 from configuration import config
 from security import audit
+from tasks import actions as task_actions
 from tasks import registry
-from tasks import services as task_services
 from tasks.models import TaskRun
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Plan, Tenant
@@ -119,7 +119,7 @@ def test_a_tenant_admin_never_sees_another_tenants_audit_entries_and_the_operato
 
 def test_a_task_cancel_from_the_tenant_api_is_audited(tenant_lakers):
     make_user("lakers", username="coach", superuser=True)
-    run = task_services.task_submit(name="system.sleep", arguments={"seconds": 5}, tenant=tenant_lakers,
+    run = task_actions.task_submit(name="system.sleep", arguments={"seconds": 5}, tenant=tenant_lakers,
                                     run_at=timezone.now() + dt.timedelta(hours=1))
     client = TenantClient(tenant_host("lakers"))
     response = client.post(f"/api/v1/tasks/runs/{run.pk}/cancel/", **_basic("coach"))

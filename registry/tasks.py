@@ -1,0 +1,89 @@
+"""django-q2 task functions of the registry: thin, they call services."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.db import connection
+from django.utils import timezone
+
+from registry import conf
+
+logger = logging.getLogger(__name__)
+
+# pg_try_advisory_lock key: one sweeper at a time across every cluster and worker.
+SWEEP_LOCK_KEY = 0x5E5_5E5
+
+
+def _try_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
+        return cursor.fetchone()[0]
+
+
+def _unlock() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
+
+
+def _seconds_to_next_event() -> float | None:
+    """Until the next probed check is due or the next passing TTL can expire; None when nothing is pending."""
+    from django.db.models import Min
+
+    from registry import kinds, sweeps
+    from registry.models import HealthCheck, Status
+
+    due = HealthCheck.objects.filter(kind__in=kinds.probed()).aggregate(at=Min("next_check_at"))["at"]
+    expiry = sweeps.ttl_checks().exclude(status=Status.CRITICAL).aggregate(at=Min("expiry"))["at"]
+    upcoming = [at for at in (due, expiry) if at is not None]
+    if not upcoming:
+        return None
+    return max(0.0, (min(upcoming) - timezone.now()).total_seconds())
+
+
+def health_sweep_task(budget: float | None = None) -> dict:
+    """Sweep the registry, and again whenever something falls due within `budget` seconds.
+
+    django-q2's scheduler wakes up about every 30 s, so a check interval of
+    10 s only holds if one scheduled run keeps sweeping in between: it sleeps
+    until the next check is due or the next TTL can expire, and returns as soon
+    as nothing is due within the budget (SWEEP_BUDGET_SECONDS), so a registry
+    of slow checks holds a worker for one sweep only. Another sweeper already
+    running (a second cluster, an overlapping schedule) makes this run return.
+    """
+    from registry import selfreg, sweeps
+
+    budget = conf.get("SWEEP_BUDGET_SECONDS") if budget is None else budget
+    if not _try_lock():
+        return {"skipped": "another sweep is running"}
+    deadline = time.monotonic() + budget
+    totals = {"sweeps": 0, "probed": 0, "ttl_expired": 0, "evicted": []}
+    try:
+        while True:
+            selfreg.cluster_heartbeat()
+            report = sweeps.health_sweep()
+            totals["sweeps"] += 1
+            totals["probed"] += report.probed
+            totals["ttl_expired"] += report.ttl_expired
+            totals["evicted"] += report.evicted
+            remaining = deadline - time.monotonic()
+            wait = _seconds_to_next_event()
+            if wait is None or wait >= remaining:
+                break
+            time.sleep(max(0.05, wait))
+        sweeps.events_prune()
+    finally:
+        _unlock()
+    return totals
+
+
+def consul_sync_task() -> dict:
+    """Two-way sync with the Consul agent at CONSUL_URL (nothing to do when unset)."""
+    from registry import consul
+
+    url = conf.get("CONSUL_URL")
+    if not url:
+        return {"skipped": "CONSUL_URL is not set"}
+    with consul.ConsulClient(url, token=conf.get("CONSUL_TOKEN") or None) as client:
+        return consul.consul_sync(client=client).as_dict()
