@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tenants import selectors
+from tenants import quotas, selectors
 from tenants.models import Plan, PlanChange, Tenant
 from tests.console.conftest import ledger
 
