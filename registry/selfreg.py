@@ -34,7 +34,7 @@ import psutil
 from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from registry import conf
 from registry.models import MAX_DEREGISTER_AFTER, UNROUTABLE_HOSTS, host_validator
 
