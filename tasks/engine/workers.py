@@ -25,7 +25,7 @@ from multiprocessing import util as multiprocessing_util
 from django.db import connection, transaction
 from django.utils import timezone
 
-from backoffice.db import raw_cursor
+from core.db import raw_cursor
 from tasks import conf
 from tasks.engine.sql import public_table
 from tasks.models import WorkerProcess
