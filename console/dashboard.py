@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from django.urls import NoReverseMatch, reverse
 
 from console import selectors
-from tenants import charts
+from core import charts
 from tenants.billing import format_money
 
 REFUSAL_LABELS = {"daily_quota_exceeded": "daily quota", "burst_limit_exceeded": "burst limit",
@@ -43,7 +43,7 @@ def dashboard_context(*, site: str = "operator_admin", now: dt.datetime | None =
                                     status__exact="suspended")}
              for p in board.plans]
     chart = charts.bar_chart([(day.strftime("%d %b"), calls) for day, calls in board.calls_by_day],
-                             title="API calls per UTC day, last 30 days", width=620, height=160, label_every=7)
+                             title="API calls per UTC day, last 30 days", width=620, height=160, label_every=6)
     queue = [{"label": label, "count": count,
               "url": _url(site, runs, status__in="queued,claimed,retrying", priority__exact=value)}
              for (label, count), value in zip(board.queue_depth.items(), (3, 2, 1, 0), strict=False)]

@@ -253,6 +253,10 @@ class HealthCheck(models.Model):
         "parameters", default=dict, blank=True,
         help_text="What a check kind without columns of its own needs (registry.kinds); never a secret.",
     )
+    secret = models.JSONField(
+        "secret", null=True, blank=True, editable=False,
+        help_text="A kind's secret (a DSN with its password), sealed at rest; never shown or returned.",
+    )
     failures_before_critical = models.PositiveIntegerField(
         "failures before critical", default=1,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_FLAP_THRESHOLD)],

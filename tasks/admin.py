@@ -6,15 +6,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from backoffice import media
-from backoffice.admin_sites import operator_site, tenant_site
-from backoffice.errors import DomainError
+from core import charts
+from core.admin import operator_site, tenant_site
+from core.errors import DomainError
 from tasks import actions, registry, selectors
-from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, public_status
-from tenants import charts
+from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, WorkerProcess, public_status
+from tenants import media
 
 
 def _tenant(request):
@@ -163,8 +163,9 @@ class TaskRunAdmin(admin.ModelAdmin):
 
 
 class TaskScheduleAdmin(admin.ModelAdmin):
-    list_display = ["name", "task_name", "tenant", "cron", "interval_minutes", "priority", "enabled"]
-    list_filter = ["enabled", "task_name"]
+    list_display = ["name", "task_name", "tenant", "cron", "interval_minutes", "priority", "enabled", "kind",
+                    "last_run", "next_run"]
+    list_filter = ["enabled", "system", "task_name"]
     fields = ["name", "task_name", "arguments", "tenant", "priority", "cron", "interval_minutes", "enabled"]
     operator = True
 
@@ -172,8 +173,27 @@ class TaskScheduleAdmin(admin.ModelAdmin):
         return self.fields if self.operator else [f for f in self.fields if f != "tenant"]
 
     def get_queryset(self, request):
-        return selectors.schedule_list(tenant=_tenant(request)) if not self.operator else super().get_queryset(
-            request)
+        return selectors.schedule_list(tenant=_tenant(request) if not self.operator else None)
+
+    @admin.display(description="kind", ordering="system")
+    def kind(self, schedule):
+        return "System (declared in code)" if schedule.system else "Tenant" if schedule.tenant_id else "Operator"
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run(self, schedule):
+        return schedule.last_run_at or "—"
+
+    @admin.display(description="next run")
+    def next_run(self, schedule):
+        q = schedule.q_schedule
+        return q.next_run if q is not None and schedule.enabled and q.repeats != 0 else "—"
+
+    def has_change_permission(self, request, obj=None):
+        # A system schedule's timing is its declaration in code (tasks.registry.system_job): shown, not edited.
+        return super().has_change_permission(request, obj) and not (obj is not None and obj.system)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.system)
 
     def get_form(self, request, obj=None, **kwargs):
         form_class = super().get_form(request, obj, **kwargs)
@@ -215,7 +235,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
         actions.schedule_delete(schedule=obj)
 
     def delete_queryset(self, request, queryset):
-        for schedule in queryset:
+        for schedule in queryset.filter(system=False):  # a system schedule is the code's to remove
             actions.schedule_delete(schedule=schedule)
 
 
@@ -226,10 +246,46 @@ class TenantTaskRunAdmin(TaskRunAdmin):
 
 class TenantTaskScheduleAdmin(TaskScheduleAdmin):
     operator = False
-    list_display = [c for c in TaskScheduleAdmin.list_display if c != "tenant"]
+    list_display = [c for c in TaskScheduleAdmin.list_display if c not in ("tenant", "kind")]
+
+
+class WorkerProcessAdmin(admin.ModelAdmin):
+    """Worker health: each cluster worker's pid, what it runs, its last heartbeat, tasks done, how it ended."""
+
+    list_display = ["pid", "host", "cluster", "state", "current_run_link", "tasks_done", "started_at",
+                    "last_heartbeat_at", "ended_at"]
+    list_filter = ["end", "cluster", "host"]
+    search_fields = ["pid", "host", "cluster", "current_run__id"]
+    readonly_fields = ["host", "pid", "cluster", "name", "state", "current_run_link", "current_since", "tasks_done",
+                       "started_at", "last_heartbeat_at", "ended_at", "end"]
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return selectors.worker_list()
+
+    @admin.display(description="state")
+    def state(self, worker):
+        return selectors.worker_state(worker)
+
+    @admin.display(description="current run")
+    def current_run_link(self, worker):
+        if worker.current_run_id is None:
+            return "—"
+        url = reverse(f"{self.admin_site.name}:tasks_taskrun_change", args=[worker.current_run_id])
+        return format_html('<a href="{}">{}</a>', url, str(worker.current_run_id)[:8])
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 operator_site.register(TaskRun, TaskRunAdmin)
+operator_site.register(WorkerProcess, WorkerProcessAdmin)
 operator_site.register(TaskSchedule, TaskScheduleAdmin)
 tenant_site.register(TaskRun, TenantTaskRunAdmin)
 tenant_site.register(TaskSchedule, TenantTaskScheduleAdmin)

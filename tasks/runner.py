@@ -8,7 +8,6 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from tasks.actions.schedules import schedule_fire
-from tasks.engine import recovery
 from tasks.engine.delivery import Delivery
 from tasks.engine.execution import TenantMissing, run_execute
 
@@ -30,11 +29,6 @@ def fire_schedule(schedule_id: int):
     """Called by django-q2's scheduler for a TaskSchedule that is due."""
     run = schedule_fire(schedule_id=schedule_id)
     return str(run.pk) if run else None
-
-
-def recover_stalled_runs():
-    """Runs whose package was lost go back to the broker (kept for schedules made before tasks 0009)."""
-    return recovery.recover_stalled_runs()
 
 
 def run_in_schema(schema_name: str, func, *args, **kwargs):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import timezone
 
-from tasks.models import Priority, Status, TaskRun, TaskSchedule, statuses_shown_as
+from tasks import conf
+from tasks.engine import workers
+from tasks.models import Priority, Status, TaskRun, TaskSchedule, WorkerProcess, statuses_shown_as
 
 
 def task_run_list(*, tenant=None, status: str | None = None, priority=None, name: str | None = None,
@@ -69,7 +72,9 @@ def outcomes_per_hour(*, tenant=None, hours: int = 24, now=None) -> list[dict]:
 
 
 def schedule_list(*, tenant=None) -> QuerySet[TaskSchedule]:
-    schedules = TaskSchedule.objects.select_related("tenant", "q_schedule")
+    """Schedules (a tenant's own, or all for the operator), each with `last_run_at`: when it last fired."""
+    last_run = TaskRun.objects.filter(schedule=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
+    schedules = TaskSchedule.objects.select_related("tenant", "q_schedule").annotate(last_run_at=Subquery(last_run))
     if tenant is not None and tenant.schema_name != "public":
         schedules = schedules.filter(tenant=tenant)
     return schedules
@@ -113,3 +118,19 @@ def workers_alive() -> dict:
     """Clusters and worker processes alive by django-q2's cluster stats (no database read)."""
     stats = cluster_stats()
     return {"clusters": len(stats), "workers": sum(len(stat.workers) for stat in stats)}
+
+
+def worker_list() -> QuerySet[WorkerProcess]:
+    """Cluster workers, the live ones first, newest first."""
+    return WorkerProcess.objects.order_by(F("ended_at").desc(nulls_first=True), "-started_at")
+
+
+def worker_state(worker: WorkerProcess, *, now=None) -> str:
+    """How a worker is, in words: running a run, idle, not heartbeating (and for how long), or how it ended."""
+    if worker.ended_at is not None:
+        return worker.get_end_display()
+    silent = ((now or timezone.now()) - worker.last_heartbeat_at).total_seconds()
+    if silent > workers.STALE_HEARTBEATS * conf.worker_heartbeat():
+        held = " while holding a run" if worker.current_run_id else ""
+        return f"Not heartbeating for {silent:.0f} s{held}"
+    return "Running a task" if worker.current_run_id else "Idle"

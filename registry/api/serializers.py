@@ -192,8 +192,8 @@ class CheckSerializer(serializers.ModelSerializer):
     class Meta:
         model = HealthCheck
         fields = ["name", "kind", "interval", "timeout", "http_url", "http_expected_status", "tcp_host", "tcp_port",
-                  "failures_before_critical", "successes_before_passing", "deregister_critical_after", "status",
-                  "output", "last_checked_at"]
+                  "params", "failures_before_critical", "successes_before_passing", "deregister_critical_after",
+                  "status", "output", "last_checked_at"]
 
 
 class InstanceSerializer(serializers.ModelSerializer):

@@ -7,7 +7,7 @@ A project adds its own kind with one module (see registry/README.md, "Your own c
 `SERVICES["CHECK_KINDS"]`; the app imports those modules when it is ready.
 """
 
-from registry.kinds import http, tcp, ttl  # noqa: F401 - importing a kind module registers it
+from registry.kinds import http, postgres, redis, tcp, ttl  # noqa: F401 - importing a kind module registers it
 from registry.kinds.base import (  # noqa: F401 - the public names of the interface
     INTEGER,
     PROBE_FIELDS,

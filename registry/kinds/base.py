@@ -72,7 +72,8 @@ class CheckKind:
 
 
 # The columns of a HealthCheck a probe reads (the sweep selects them with .values()).
-PROBE_FIELDS = ("pk", "kind", "http_url", "http_expected_status", "tcp_host", "tcp_port", "timeout", "params")
+PROBE_FIELDS = ("pk", "kind", "http_url", "http_expected_status", "tcp_host", "tcp_port", "timeout", "params",
+                "secret")
 # Every spec key common to all kinds (the kind's own come from spec_fields).
 COMMON_SPEC_KEYS = frozenset({"name", "kind", "type", "interval", "timeout", "failures_before_critical",
                               "successes_before_passing", "deregister_critical_after"})

@@ -20,6 +20,7 @@ from tasks.actions.schedules import (
     schedule_fire,
     schedule_save,
     schedule_validate,
+    system_schedules_reconcile,
 )
 from tasks.actions.submit import current_tenant, task_batch_size_validate, task_submit, task_submit_batch
 from tasks.engine.context import TaskCancelled, TaskContext, effect_once, progress_report
@@ -27,6 +28,6 @@ from tasks.engine.execution import TenantMissing
 
 __all__ = [
     "TaskCancelled", "TaskContext", "TenantMissing", "current_tenant", "effect_once", "progress_report",
-    "schedule_delete", "schedule_fire", "schedule_save", "schedule_validate",
+    "schedule_delete", "schedule_fire", "schedule_save", "schedule_validate", "system_schedules_reconcile",
     "task_batch_size_validate", "task_cancel", "task_retry", "task_submit", "task_submit_batch",
 ]

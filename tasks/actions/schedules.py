@@ -1,4 +1,9 @@
-"""Recurring runs: a TaskSchedule mirrored into django-q2's Schedule, whose scheduler fires it."""
+"""Recurring runs: a TaskSchedule mirrored into django-q2's Schedule, whose scheduler fires it as a TaskRun.
+
+There is one way to schedule work: a TaskSchedule. A tenant's or the operator's is made on the schedules
+page (schedule_save); a system one is declared in code beside its task (tasks.registry.system_job) and
+reconciled into TaskSchedule after every migrate (system_schedules_reconcile).
+"""
 
 from __future__ import annotations
 
@@ -96,3 +101,38 @@ def schedule_fire(*, schedule_id: int) -> TaskRun | None:
         name=schedule.task_name, arguments=schedule.arguments, tenant=schedule.tenant, priority=priority,
         submitted_by=f"schedule {schedule.name}", schedule=schedule,
     )
+
+
+def system_schedules_reconcile() -> dict[str, int]:
+    """Make the system schedules on the schedules page exactly those declared in code (registry.system_job).
+
+    Each declared one is created, or brought back to its declaration (task, timing, arguments, priority);
+    one no longer declared is removed. Whether one is enabled stays the operator's choice. Run once after
+    every migrate (tasks.apps); safe to run again.
+    """
+    declared = {schedule.name: schedule for schedule in registry.system_schedules()}
+    counts = {"created": 0, "updated": 0, "removed": 0}
+    with transaction.atomic():
+        for schedule in TaskSchedule.objects.filter(system=True).exclude(name__in=declared).select_related(
+                "q_schedule"):
+            schedule_delete(schedule=schedule)
+            counts["removed"] += 1
+        existing = {s.name: s for s in TaskSchedule.objects.filter(name__in=declared)}
+        for name, declaration in declared.items():
+            values = {"task_name": declaration.task_name, "arguments": declaration.arguments, "tenant": None,
+                      "priority": registry.get_spec(declaration.task_name).priority, "cron": declaration.cron,
+                      "interval_minutes": declaration.interval_minutes, "system": True}
+            schedule = existing.get(name)
+            if schedule is None:
+                schedule = TaskSchedule(name=name, created_by="system", **values)
+                counts["created"] += 1
+            elif schedule.q_schedule_id is None or any(getattr(schedule, k) != v for k, v in values.items()):
+                for key, value in values.items():
+                    setattr(schedule, key, value)
+                counts["updated"] += 1
+            else:
+                continue
+            schedule.full_clean(exclude=["q_schedule"])
+            schedule.save()
+            _sync_q_schedule(schedule)
+    return counts

@@ -21,6 +21,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 SECRET_KEY = "x7#kq9!vz2@pl4$mn8^tr6&yb3*wd5(hc1)fj0-ge_s+ua=oi~ZLXCVBNMASDFGHJKQWERTY"
+METRICS_TOKEN = "metrics-scrape-token-of-the-tests-only-5c1f0e"
 # Behind the TLS-terminating proxy: it tells Django the request came in over HTTPS.
 HTTPS = {"X-Forwarded-Proto": "https"}
 

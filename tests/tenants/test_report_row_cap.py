@@ -13,8 +13,8 @@ from django.utils import timezone
 from configuration import config
 from tasks import actions as task_actions
 from tasks.actions import TaskContext
-from tasks.tasks import export_usage_report
 from tenants.models import UsageDay
+from tenants.tasks import export_usage_report
 
 
 def _ledger(tenant, days: int) -> None:
