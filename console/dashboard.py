@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from django.urls import NoReverseMatch, reverse
 
 from console import selectors
-from tenants import charts
+from core import charts
 from tenants.billing import format_money
 
 REFUSAL_LABELS = {"daily_quota_exceeded": "daily quota", "burst_limit_exceeded": "burst limit",

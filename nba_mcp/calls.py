@@ -20,8 +20,8 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from backoffice.errors import DomainError
 from configuration import keys
+from core.errors import DomainError
 from nba_mcp.models import ToolCall
 from nba_mcp.tenancy import Principal
 from tenants import metering

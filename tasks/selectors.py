@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import timezone
 
-from tasks.models import Priority, Status, TaskRun, TaskSchedule, statuses_shown_as
+from tasks import conf
+from tasks.engine import workers
+from tasks.models import Priority, Status, TaskRun, TaskSchedule, WorkerProcess, statuses_shown_as
 
 
 def task_run_list(*, tenant=None, status: str | None = None, priority=None, name: str | None = None,
@@ -115,3 +118,19 @@ def workers_alive() -> dict:
     """Clusters and worker processes alive by django-q2's cluster stats (no database read)."""
     stats = cluster_stats()
     return {"clusters": len(stats), "workers": sum(len(stat.workers) for stat in stats)}
+
+
+def worker_list() -> QuerySet[WorkerProcess]:
+    """Cluster workers, the live ones first, newest first."""
+    return WorkerProcess.objects.order_by(F("ended_at").desc(nulls_first=True), "-started_at")
+
+
+def worker_state(worker: WorkerProcess, *, now=None) -> str:
+    """How a worker is, in words: running a run, idle, not heartbeating (and for how long), or how it ended."""
+    if worker.ended_at is not None:
+        return worker.get_end_display()
+    silent = ((now or timezone.now()) - worker.last_heartbeat_at).total_seconds()
+    if silent > workers.STALE_HEARTBEATS * conf.worker_heartbeat():
+        held = " while holding a run" if worker.current_run_id else ""
+        return f"Not heartbeating for {silent:.0f} s{held}"
+    return "Running a task" if worker.current_run_id else "Idle"
