@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
@@ -182,8 +183,20 @@ class TaskRunAdmin(admin.ModelAdmin):
     def get_urls(self):
         progress = self.admin_site.admin_view(self.progress_view)
         act = self.admin_site.admin_view(self.act_view)
+        workers = self.admin_site.admin_view(self.workers_view)
         return [path("progress/", progress, name="tasks_taskrun_progress"),
+                path("workers/", workers, name="tasks_workers"),
                 path("<path:object_id>/do/<str:verb>/", act, name="tasks_taskrun_act"), *super().get_urls()]
+
+    def workers_view(self, request):
+        """The operator's view of the task cluster: each cluster and worker, what it runs, how fast."""
+        if not self.operator or not self.has_view_permission(request):
+            raise Http404("No workers page here.")
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Task workers",
+                   **selectors.worker_rows(), "broker": settings.Q_CLUSTER.get("name", ""),
+                   "shared_stats": bool(settings.Q_CLUSTER.get("redis")) or settings.CACHES["default"][
+                       "BACKEND"] != "django.core.cache.backends.locmem.LocMemCache"}
+        return TemplateResponse(request, "admin/tasks/workers.html", context)
 
     def progress_view(self, request):
         """JSON the progress bars poll: {run id: {progress, status, message}} for the ids asked."""
