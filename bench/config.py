@@ -41,7 +41,7 @@ CHANGES = 20
 
 
 def database_url(settings_dict: dict) -> str:
-    from backoffice.db import url_from_settings
+    from core.embedded_db import url_from_settings
 
     return url_from_settings(settings_dict)
 

@@ -12,11 +12,11 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from backoffice.admin_sites import operator_site
 from configuration import selectors, services
 from configuration.conf import PUBLIC, config
 from configuration.models import ExperimentExposure
-from tenants.charts import bar_chart
+from core.admin import operator_site
+from core.charts import bar_chart
 
 
 @admin.register(ExperimentExposure, site=operator_site)

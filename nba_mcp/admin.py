@@ -8,7 +8,7 @@ import json
 from django.contrib import admin
 from django.utils import timezone
 
-from backoffice.admin_sites import operator_site, tenant_site
+from core.admin import operator_site, tenant_site
 from nba_mcp import calls, selectors
 from nba_mcp.models import TenantMcpUsage, ToolCall
 

@@ -11,8 +11,8 @@ import statistics
 
 from django.db.models import Avg, Count, F, FloatField, Q
 
-from backoffice.errors import DomainError
 from configuration import keys
+from core.errors import DomainError
 from league import selectors
 from league.models import Game, Player, PlayerGameStat, StatModel, Team
 

@@ -17,7 +17,7 @@ import time
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from registry import conf
 from registry import registration as registry
 from registry.models import MAX_DEREGISTER_AFTER

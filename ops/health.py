@@ -31,6 +31,8 @@ from health_check.base import HealthCheck
 from health_check.checks import Database
 from health_check.exceptions import HealthCheckException, ServiceUnavailable
 
+from core import embedded_db as embedded
+
 logger = logging.getLogger(__name__)
 
 CLUSTER_SERVICE = "courtside-cluster"  # the registry's name for the task cluster's instances
@@ -85,8 +87,6 @@ class EmbeddedPostgres(HealthCheck):
     """The embedded PostgreSQL server (development without DATABASE_URL) is running."""
 
     def run(self) -> None:
-        from backoffice import db as embedded
-
         if not embedded.status().get("running"):
             raise ServiceUnavailable("the embedded PostgreSQL is not running")
 

@@ -184,11 +184,11 @@ class DatabaseCollector:
 
     @staticmethod
     def _configuration():
-        from configuration import config
+        from configuration.store import store
 
         change = apps.get_model("configuration", "ConfigChange")
         latest = change.objects.aggregate(at=Max("changed_at"))["at"]
-        seen = getattr(config, "last_invalidated_at", None)  # wall clock of this process's last reload
+        seen = getattr(store, "last_invalidated_at", None)  # wall clock of this process's last reload
         lag = 0.0
         if latest is not None and seen is not None and latest.timestamp() > seen:
             lag = time.time() - latest.timestamp()  # a committed change this process has not reloaded yet

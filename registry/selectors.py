@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q
 
-from backoffice.db import raw_cursor
+from core.db import raw_cursor
 from registry import conf
 from registry.models import (
     MAX_TAG_LENGTH,

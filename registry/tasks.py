@@ -5,26 +5,15 @@ from __future__ import annotations
 import logging
 import time
 
-from django.db import connection
 from django.utils import timezone
 
+from core.locks import advisory_lock, lock_key
 from registry import conf
 
 logger = logging.getLogger(__name__)
 
-# pg_try_advisory_lock key: one sweeper at a time across every cluster and worker.
-SWEEP_LOCK_KEY = 0x5E5_5E5
-
-
-def _try_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
-        return cursor.fetchone()[0]
-
-
-def _unlock() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
+# One sweeper at a time across every cluster and worker (core.locks).
+SWEEP_LOCK_KEY = lock_key("registry-sweep")
 
 
 def _seconds_to_next_event() -> float | None:
@@ -55,11 +44,11 @@ def health_sweep_task(budget: float | None = None) -> dict:
     from registry import selfreg, sweeps
 
     budget = conf.get("SWEEP_BUDGET_SECONDS") if budget is None else budget
-    if not _try_lock():
-        return {"skipped": "another sweep is running"}
-    deadline = time.monotonic() + budget
-    totals = {"sweeps": 0, "probed": 0, "ttl_expired": 0, "evicted": []}
-    try:
+    with advisory_lock("registry-sweep", wait=False) as acquired:
+        if not acquired:
+            return {"skipped": "another sweep is running"}
+        deadline = time.monotonic() + budget
+        totals = {"sweeps": 0, "probed": 0, "ttl_expired": 0, "evicted": []}
         while True:
             selfreg.cluster_heartbeat()
             report = sweeps.health_sweep()
@@ -73,8 +62,6 @@ def health_sweep_task(budget: float | None = None) -> dict:
                 break
             time.sleep(max(0.05, wait))
         sweeps.events_prune()
-    finally:
-        _unlock()
     return totals
 
 

@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django_tenants.utils import get_public_schema_name, get_tenant_model
 
-from backoffice.admin_sites import operator_site
+from core.admin import ServiceErrorFormMixin, operator_site
 from schemas.models import MigrationRecord, Rollout
 from schemas.services import drift_report
 from schemas.spares import spare_counts, spare_prefixes
@@ -201,7 +201,7 @@ class RolloutAdmin(admin.ModelAdmin):
         if not request.user.is_superuser:
             raise PermissionDenied
 
-        class StartForm(forms.Form):
+        class StartForm(ServiceErrorFormMixin, forms.Form):
             targets = forms.CharField(required=False, help_text="Optional: app.migration targets, space-separated "
                                       "(a target below the current state rolls back). Empty: every app's latest.")
             schemas = forms.CharField(required=False, help_text="Optional: tenant schemas, space-separated.")
@@ -227,7 +227,7 @@ class RolloutAdmin(admin.ModelAdmin):
                 run = task_submit(name="schemas.rollout", arguments=arguments,
                                   submitted_by=request.user.get_username())
             except ValidationError as error:
-                form.add_error(None, "; ".join(error.messages))
+                form.add_service_error(error)
             else:
                 messages.success(request, f"Rollout queued as task run #{run.pk}; progress shows below.")
                 return redirect(f"{self.admin_site.name}:schemas_rollout_changelist")

@@ -11,12 +11,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from backoffice import media
-from backoffice.admin_sites import operator_site, tenant_site
-from backoffice.errors import DomainError
+from core import charts
+from core.admin import operator_site, tenant_site
+from core.errors import DomainError
 from tasks import actions, registry, selectors
-from tasks.models import TERMINAL, Priority, Status, TaskAttempt, TaskRun, TaskSchedule, public_status
-from tenants import charts
+from tasks.models import TERMINAL, Priority, Status, TaskAttempt, TaskRun, TaskSchedule, WorkerProcess, public_status
+from tenants import media
 
 
 def _tenant(request):
@@ -316,7 +316,43 @@ class TenantTaskScheduleAdmin(TaskScheduleAdmin):
     list_display = [c for c in TaskScheduleAdmin.list_display if c not in ("tenant", "kind")]
 
 
+class WorkerProcessAdmin(admin.ModelAdmin):
+    """Worker health: each cluster worker's pid, what it runs, its last heartbeat, tasks done, how it ended."""
+
+    list_display = ["pid", "host", "cluster", "state", "current_run_link", "tasks_done", "started_at",
+                    "last_heartbeat_at", "ended_at"]
+    list_filter = ["end", "cluster", "host"]
+    search_fields = ["pid", "host", "cluster", "current_run__id"]
+    readonly_fields = ["host", "pid", "cluster", "name", "state", "current_run_link", "current_since", "tasks_done",
+                       "started_at", "last_heartbeat_at", "ended_at", "end"]
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return selectors.worker_list()
+
+    @admin.display(description="state")
+    def state(self, worker):
+        return selectors.worker_state(worker)
+
+    @admin.display(description="current run")
+    def current_run_link(self, worker):
+        if worker.current_run_id is None:
+            return "—"
+        url = reverse(f"{self.admin_site.name}:tasks_taskrun_change", args=[worker.current_run_id])
+        return format_html('<a href="{}">{}</a>', url, str(worker.current_run_id)[:8])
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 operator_site.register(TaskRun, TaskRunAdmin)
+operator_site.register(WorkerProcess, WorkerProcessAdmin)
 operator_site.register(TaskSchedule, TaskScheduleAdmin)
 tenant_site.register(TaskRun, TenantTaskRunAdmin)
 tenant_site.register(TaskSchedule, TenantTaskScheduleAdmin)

@@ -15,11 +15,8 @@ MAX_LOST_ATTEMPTS = 5
 
 
 def q_cluster() -> dict:
-    conf = getattr(settings, "Q_CLUSTER", None)
-    if conf is None:
-        # backoffice/settings/base.py should import it; see the tasks.W001 check.
-        from backoffice.settings.q_cluster import Q_CLUSTER as conf
-    return conf
+    # Without Q_CLUSTER in the settings django-q2 runs on its defaults, and so do we (the tasks.W001 check warns).
+    return getattr(settings, "Q_CLUSTER", None) or {}
 
 
 def queue_name() -> str:
@@ -68,3 +65,8 @@ def system_schedules_on_migrate() -> bool:
         return bool(value)
     module = getattr(settings, "SETTINGS_MODULE", "") or ""
     return not (module.endswith(".test") or module.startswith("tests.") or "pytest" in sys.modules)
+
+
+def worker_heartbeat() -> float:
+    """Seconds between a worker's heartbeats (tasks.engine.workers); 5 by default."""
+    return float(q_cluster().get("worker_heartbeat", 5.0))

@@ -357,3 +357,36 @@ class QueueMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue} #{self.pk} ({self.get_priority_display()})"
+
+
+class WorkerProcess(models.Model):
+    """One cluster worker process, as its own heartbeats tell (tasks.engine.workers)."""
+
+    class End(models.TextChoices):
+        RECYCLED = "recycled", "Recycled (its quota of tasks done)"
+        STOPPED = "stopped", "Stopped with its cluster"
+        LOST = "lost", "Lost (stopped heartbeating)"
+
+    host = models.CharField("host", max_length=255)
+    pid = models.PositiveIntegerField("pid")
+    cluster = models.CharField("cluster", max_length=100, help_text="The queue it serves.")
+    name = models.CharField("process", max_length=100, blank=True)
+    started_at = models.DateTimeField("started")
+    last_heartbeat_at = models.DateTimeField("last heartbeat")
+    current_run = models.ForeignKey(
+        TaskRun, verbose_name="current run", null=True, blank=True, on_delete=models.DO_NOTHING,
+        db_constraint=False, related_name="+",  # a heartbeat names a run; it never waits on the run's row
+    )
+    current_since = models.DateTimeField("current run since", null=True, blank=True)
+    tasks_done = models.PositiveIntegerField("tasks done", default=0)
+    ended_at = models.DateTimeField("ended", null=True, blank=True)
+    end = models.CharField("end", max_length=16, choices=End.choices, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "worker"
+        indexes = [models.Index(fields=["last_heartbeat_at"], name="workerprocess_alive",
+                                condition=Q(ended_at__isnull=True))]
+
+    def __str__(self) -> str:
+        return f"worker {self.pid} on {self.host}"

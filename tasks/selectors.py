@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from tasks.models import Priority, Status, TaskAttempt, TaskRun, TaskSchedule, statuses_shown_as
+from tasks import conf
+from tasks.engine import workers
+from tasks.models import Priority, Status, TaskAttempt, TaskRun, TaskSchedule, WorkerProcess, statuses_shown_as
 
 
 def task_run_list(*, tenant=None, status: str | None = None, priority=None, name: str | None = None,
@@ -114,10 +116,13 @@ def cluster_stats() -> list:
         return []
 
 
-def workers_alive() -> dict:
-    """Clusters and worker processes alive by django-q2's cluster stats (no database read)."""
+def workers_alive(*, now=None) -> dict:
+    """Worker processes heartbeating now (the workers ledger, one count), and the clusters django-q2's stats show."""
+    now = now or timezone.now()
+    fresh = now - dt.timedelta(seconds=workers.STALE_HEARTBEATS * conf.worker_heartbeat())
+    live = WorkerProcess.objects.filter(ended_at__isnull=True, last_heartbeat_at__gte=fresh).count()
     stats = cluster_stats()
-    return {"clusters": len(stats), "workers": sum(len(stat.workers) for stat in stats)}
+    return {"clusters": len(stats), "workers": max(live, sum(len(stat.workers) for stat in stats))}
 
 
 def worker_rows(*, now=None, window_minutes: int = 10) -> dict:
@@ -141,3 +146,19 @@ def worker_rows(*, now=None, window_minutes: int = 10) -> dict:
                          "per_minute": round(finished.get(pid, 0) / window_minutes, 2)} for pid in stat.workers],
         })
     return {"clusters": clusters, "window_minutes": window_minutes}
+
+
+def worker_list() -> QuerySet[WorkerProcess]:
+    """Cluster workers, the live ones first, newest first."""
+    return WorkerProcess.objects.order_by(F("ended_at").desc(nulls_first=True), "-started_at")
+
+
+def worker_state(worker: WorkerProcess, *, now=None) -> str:
+    """How a worker is, in words: running a run, idle, not heartbeating (and for how long), or how it ended."""
+    if worker.ended_at is not None:
+        return worker.get_end_display()
+    silent = ((now or timezone.now()) - worker.last_heartbeat_at).total_seconds()
+    if silent > workers.STALE_HEARTBEATS * conf.worker_heartbeat():
+        held = " while holding a run" if worker.current_run_id else ""
+        return f"Not heartbeating for {silent:.0f} s{held}"
+    return "Running a task" if worker.current_run_id else "Idle"

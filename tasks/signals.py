@@ -14,10 +14,12 @@ import logging
 
 from django.db import connection
 from django.dispatch import receiver
-from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute
+from django_q.signals import post_execute_in_worker, post_spawn, pre_enqueue, pre_execute
 
+from tasks.engine import workers
 from tasks.engine.broker import RUN_FUNC, TENANT_KEY
 from tasks.engine.delivery import Delivery
+from tasks.engine.watchdog import watchdog
 
 logger = logging.getLogger("tasks")
 
@@ -56,3 +58,13 @@ def start_in_public(sender, func, task, **kwargs):
 def back_to_public(sender, func, task, **kwargs):
     connection.set_schema_to_public()
     Delivery.end()
+
+
+@receiver(post_spawn, dispatch_uid="tasks.worker_spawned")
+def worker_spawned(sender, proc_name, **kwargs):
+    """In a new cluster worker: record it and start its heartbeat (worker health, tasks.engine.workers)."""
+    try:
+        workers.worker_started(name=proc_name)
+    except Exception:
+        logger.exception("Could not record worker %s", proc_name)
+    watchdog.start()

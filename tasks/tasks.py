@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django_q.exceptions import TimeoutException
 
 from tasks import actions
-from tasks.engine import recovery
+from tasks.engine import recovery, workers
 from tasks.models import TaskEffect
 from tasks.registry import ANY, OPERATOR, register_task, system_job
 
@@ -21,8 +21,12 @@ from tasks.registry import ANY, OPERATOR, register_task, system_job
 @system_job("tasks.recover_stalled_runs", every_minutes=1, schedule_name="tasks: recover stalled runs",
             timeout=120)
 def recover_stalled_runs(ctx):
-    """Hand runs whose package was lost back to the broker (tasks.engine.recovery), every minute."""
-    return recovery.recover_stalled_runs()
+    """Hand runs whose package was lost back to the broker, and report workers that stopped heartbeating."""
+    recovered = recovery.recover_stalled_runs()
+    lost = workers.workers_sweep()
+    if lost:
+        recovered["workers_lost"] = lost  # the key only when some were
+    return recovered
 
 
 # ------------------------------------------------------------ diagnostics

@@ -13,6 +13,7 @@ import datetime as dt
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
@@ -24,19 +25,19 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from backoffice.admin_sites import TenantUserAdmin, operator_site, tenant_site
-from tenants import billing, charts, selectors, services
+from core import charts
+from core.admin import add_service_error, operator_site, tenant_site
+from tenants import billing, quotas, selectors, services
 from tenants.forms import (
     ApiKeyCreateForm,
     PlanChangeForm,
     PlanForm,
     TenantBrandingForm,
     TenantCreateForm,
-    add_validation_error,
 )
 from tenants.models import ApiKey, Domain, Plan, Tenant, UsageDay
 
-UNLIMITED = "Unlimited"
+UNLIMITED = quotas.UNLIMITED
 
 
 def _quota(value, *, as_bytes: bool = False) -> str:
@@ -81,7 +82,7 @@ class ServiceAddViewMixin:
                     with transaction.atomic():
                         obj, message = self.create_from_form(request, form)
                 except ValidationError as error:
-                    add_validation_error(form, error)
+                    add_service_error(form, error)
                 else:
                     self.log_addition(request, obj, [{"added": {}}])
                     self.message_user(request, message, messages.SUCCESS)
@@ -117,19 +118,14 @@ class RowQuotaAddMixin(ServiceAddViewMixin):
     becomes the same kind of form error.
     """
 
-    quota_field = ""  # a Plan field, e.g. "max_users"
-    quota_label = ""  # as the trigger words it, e.g. "users"
+    quota = ""  # the ROWS kind of tenants.quotas, e.g. "users"
 
     def create_from_form(self, request, form):
         plan = request.tenant.plan
-        limit = getattr(plan, self.quota_field) if plan else None
-        if limit is not None:
-            count = self.model._default_manager.count()
-            if count >= limit:
-                raise ValidationError(
-                    f"The {plan.name} plan allows {limit} {self.quota_label}; this tenant has {count}. "
-                    "Remove one or move to a larger plan.", code="quota_exceeded",
-                )
+        if quotas.limit(plan, self.quota) is not None:
+            refusal = quotas.row_quota_refusal(plan=plan, name=self.quota, count=self.model._default_manager.count())
+            if refusal:
+                raise ValidationError(f"{refusal} Remove one or move to a larger plan.", code="quota_exceeded")
         obj = self.create_row(request, form)
         return obj, f"Added the {self.opts.verbose_name} “{obj}”."
 
@@ -254,14 +250,14 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
         calls = getattr(tenant, "calls_today", None)
         if calls is None:
             calls = selectors.tenant_list_with_usage().filter(pk=tenant.pk).values_list("calls_today", flat=True)[0]
-        limit = tenant.plan.api_calls_per_day if tenant.plan_id else None
+        limit = quotas.limit(tenant.plan, "api_calls") if tenant.plan_id else None
         return format_html(
             '<span class="quota">{} / {}</span> {}', f"{calls:,}", _quota(limit), charts.meter(calls, limit)
         )
 
     @admin.display(description="storage", ordering="storage_bytes")
     def storage_display(self, tenant):
-        limit = tenant.plan.storage_bytes if tenant.plan_id else None
+        limit = quotas.limit(tenant.plan, "storage") if tenant.plan_id else None
         return format_html(
             '<span class="quota">{} / {}</span> {}', filesizeformat(tenant.storage_bytes),
             _quota(limit, as_bytes=True), charts.meter(tenant.storage_bytes, limit),
@@ -276,7 +272,7 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
         calls = charts.bar_chart(
             [(day.strftime("%b %d"), row.api_calls if row else None) for day, row in window],
             title="API calls per day (UTC)", color=tenant.primary_color,
-            limit=plan.api_calls_per_day if plan else None,
+            limit=quotas.limit(plan, "api_calls"),
         )
         storage = charts.bar_chart(
             [(day.strftime("%b %d"), row.storage_bytes if row else None) for day, row in window],
@@ -429,11 +425,19 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
 
 # ------------------------------------------------------------------ plans
 
+def _quota_column(kind: quotas.QuotaKind):
+    """The plan admin's column of a quota kind: its limit, or Unlimited."""
+
+    @admin.display(description=kind.column, ordering=kind.plan_field)
+    def column(plan):
+        return kind.display(kind.limit(plan))
+
+    column.__name__ = f"{kind.name}_display"
+    return column
+
+
 @admin.register(Plan, site=operator_site)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ("name", "code", "calls_display", "storage_display", "users_display", "models_display",
-                    "concurrency_display", "task_priority_display", "max_task_batch_size", "max_task_chain_length",
-                    "active_task_runs_display", "price_display")
     change_list_template = "admin/tenants/plan/change_list.html"
     form = PlanForm
 
@@ -441,25 +445,14 @@ class PlanAdmin(admin.ModelAdmin):
     def price_display(self, plan):
         return billing.format_money(plan.monthly_price_cents)
 
-    @admin.display(description="API calls per day", ordering="api_calls_per_day")
-    def calls_display(self, plan):
-        return _quota(plan.api_calls_per_day)
+    def get_fields(self, request, obj=None):
+        return ("code", "name", *quotas.plan_limit_fields(), "monthly_price", "max_task_priority",
+                "max_task_batch_size", "max_task_chain_length", "max_active_task_runs")
 
-    @admin.display(description="storage", ordering="storage_bytes")
-    def storage_display(self, plan):
-        return _quota(plan.storage_bytes, as_bytes=True)
-
-    @admin.display(description="users", ordering="max_users")
-    def users_display(self, plan):
-        return _quota(plan.max_users)
-
-    @admin.display(description="saved models", ordering="max_models")
-    def models_display(self, plan):
-        return _quota(plan.max_models)
-
-    @admin.display(description="concurrent requests", ordering="max_concurrent_requests")
-    def concurrency_display(self, plan):
-        return _quota(plan.max_concurrent_requests)
+    def get_list_display(self, request):
+        # One column per quota kind (tenants.quotas), then the task cluster's limits.
+        return ("name", "code", *(_quota_column(kind) for kind in quotas.kinds()), "task_priority_display",
+                "max_task_batch_size", "max_task_chain_length", "active_task_runs_display", "price_display")
 
     @admin.display(description="highest task priority", ordering="max_task_priority")
     def task_priority_display(self, plan):
@@ -575,16 +568,33 @@ class TenantApiKeyAdmin(ServiceAddViewMixin, admin.ModelAdmin):
 tenant_site.register(ApiKey, TenantApiKeyAdmin)
 
 
-
 # ------------------------------------------------------------------ tenant users
+
+class TenantUserAdmin(UserAdmin):
+    """A tenant's users; adding stops at the plan's user quota (a database trigger backs this up)."""
+
+    def user_quota_left(self, request) -> int | None:
+        allowed = quotas.limit(getattr(getattr(request, "tenant", None), "plan", None), "users")
+        return None if allowed is None else allowed - User.objects.count()
+
+    def has_add_permission(self, request):
+        left = self.user_quota_left(request)
+        return super().has_add_permission(request) and (left is None or left > 0)
+
+    def changelist_view(self, request, extra_context=None):
+        left = self.user_quota_left(request)
+        if left is not None and left <= 0:
+            plan = request.tenant.plan
+            messages.warning(request, f"The {plan.name} plan allows {quotas.limit(plan, 'users')} users; "
+                                      "upgrade the plan to add more.")
+        return super().changelist_view(request, extra_context)
+
 
 class TenantUserQuotaAdmin(RowQuotaAddMixin, TenantUserAdmin):
     """A tenant's users: "Add" disappears at the plan's quota, and a race past it is a form error, not a 500."""
 
-    quota_field = "max_users"
-    quota_label = "users"
+    quota = "users"
     add_form_class = TenantUserAdmin.add_form
 
 
-tenant_site.unregister(User)
 tenant_site.register(User, TenantUserQuotaAdmin)

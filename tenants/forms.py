@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
 
-from tenants import billing
+from tenants import billing, quotas
 from tenants.models import ApiKey, Plan, Tenant
 
 
 def plan_choices() -> list[tuple[str, str]]:
     return [(plan.code, f"{plan.name} ({plan.code})") for plan in Plan.objects.all()]
-
-
-def add_validation_error(form: forms.BaseForm, error: ValidationError) -> None:
-    """Put a service's ValidationError on the form: field errors on their fields, the rest on the form."""
-    if hasattr(error, "error_dict"):
-        for field, messages in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, messages)
-    else:
-        form.add_error(None, error.messages)
 
 
 class PlanSelect(forms.Select):
@@ -111,7 +101,7 @@ class PlanForm(forms.ModelForm):
 
     class Meta:
         model = Plan
-        fields = ["code", "name", *Plan.QUOTA_FIELDS, "max_task_priority", "max_task_batch_size",
+        fields = ["code", "name", *quotas.plan_limit_fields(), "max_task_priority", "max_task_batch_size",
                   "max_task_chain_length", "max_active_task_runs"]
 
     def __init__(self, *args, **kwargs):

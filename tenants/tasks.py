@@ -17,7 +17,7 @@ from django.utils import timezone
 from configuration import keys
 from tasks.models import Priority
 from tasks.registry import ANY, register_task, system_job
-from tenants import provisioning
+from tenants import provisioning, quotas
 from tenants.models import UsageDay
 from tenants.services import tenant_usage_refresh
 
@@ -50,10 +50,11 @@ def export_usage_report(ctx, days: int = 30):
     try:
         with os.fdopen(handle, "w", newline="") as file:
             writer = csv.writer(file)
-            writer.writerow(["tenant", "date", "storage_bytes", "users", "saved_models"])
+            columns = quotas.measured_usage_fields()  # storage_bytes, then each row-count quota (tenants.quotas)
+            writer.writerow(["tenant", "date", *columns])
             for row in rows[:cap]:
-                writer.writerow([row.tenant.schema_name, row.date.isoformat(), row.storage_bytes,
-                                 getattr(row, "users", ""), getattr(row, "saved_models", "")])
+                writer.writerow([row.tenant.schema_name, row.date.isoformat(),
+                                 *(getattr(row, column, "") for column in columns)])
                 count += 1
         os.replace(temporary, path)
     except BaseException:

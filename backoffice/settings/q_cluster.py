@@ -34,6 +34,8 @@ Q_CLUSTER = {
     "broker_class": "tasks.engine.orm_broker.PriorityORMBroker",
     # Seconds added to a task's timeout for its lease and its ORM delivery lock.
     "lease_grace": env.int("TASKS_LEASE_GRACE", default=10),
+    # Seconds between each worker's heartbeats (worker health: tasks.engine.workers).
+    "worker_heartbeat": env.float("TASKS_WORKER_HEARTBEAT", default=5.0),
     "label": "Task cluster",
 }
 if REDIS_URL:

@@ -4,9 +4,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from backoffice.logging import MASK
 from configuration.conf import PUBLIC, config
 from configuration.models import ConfigChange, ConfigEntry
+from core.masking import MASK
 
 
 def shown(key: str, value, *, secret: bool, scope: str):

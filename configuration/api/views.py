@@ -6,10 +6,10 @@ from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.errors import DomainError
 from configuration import keys, layers, selectors, services
 from configuration.api import serializers
 from configuration.conf import PUBLIC, config
+from core.errors import DomainError
 from tenants.models import Tenant
 
 

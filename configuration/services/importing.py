@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from backoffice.logging import MASK
 from configuration import layers
 from configuration.masking import NOTHING_STORED, mask, unmask
 from configuration.models import ConfigChange, ConfigEntry
 from configuration.services.writes import check_key, check_value, scope_and_layer, tenant_of, validate_changes, write
 from configuration.store import store
+from core.masking import MASK
 
 
 @dataclass(frozen=True)

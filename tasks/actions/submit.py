@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from tasks.actions.validate import (
     build_run,
     check_chain,

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from backoffice.logging import mask_text
+from core.masking import mask_text
 from tasks import conf, registry
 from tasks import limits as bounds
 from tasks.limits import SubmitLimits, submit_limits

@@ -2,8 +2,8 @@
 
 from rest_framework import serializers
 
-from backoffice import media
 from tasks.models import PUBLIC_STATUS_CHOICES, Priority, TaskAttempt, TaskRun, parse_priority
+from tenants import media
 from tenants.models import MAX_TASK_BATCH_SIZE
 
 

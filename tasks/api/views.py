@@ -9,14 +9,11 @@ from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
+from core.permissions import OperatorOnly
 from tasks import actions, registry, selectors
 from tasks.api import serializers
 from tasks.models import PUBLIC_STATUSES, Priority, TaskRun, parse_priority
-
-
-class OperatorOnly(permissions.IsAdminUser):
-    """Staff users of the public schema: Courtside's operators."""
 
 
 def _request_tenant(request):

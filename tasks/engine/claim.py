@@ -25,7 +25,7 @@ import uuid
 from django.db import connection, transaction
 from django.utils import timezone
 
-from backoffice.db import soft_write
+from core.db import soft_write
 from tasks import conf
 from tasks.engine.broker import enqueue_run
 from tasks.engine.outcome import finish, record_lost_attempt

@@ -8,7 +8,7 @@ import os
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from backoffice.db import raw_cursor
+from core.db import raw_cursor
 from tasks.engine.sql import public_table
 from tasks.models import TaskEffect, TaskRun
 

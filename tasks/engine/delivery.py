@@ -35,8 +35,9 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from backoffice.db import soft_write
+from core.db import soft_write
 from tasks import conf
+from tasks.engine import workers
 from tasks.engine.broker import RUN_FUNC, Acknowledgement, get_task_broker
 from tasks.engine.claim import RENEW_CLAIM, run_from_claim
 from tasks.engine.outcome import finish
@@ -63,6 +64,7 @@ class Delivery:
         cls.ack_id = int(ack_id) if ours else None
         cls.claim = getattr(ack_id, "claim", None) if ours else None
         cls.handed = False
+        workers.note_started(run_id)  # in memory: the next heartbeat says what this worker runs
 
     @staticmethod
     def fresh_claim_seconds() -> float:
@@ -102,6 +104,7 @@ class Delivery:
 
     @classmethod
     def end(cls) -> None:
+        workers.note_finished()
         cls.task, cls.run_id, cls.ack_id, cls.claim, cls.handed = None, None, None, None, False
 
 

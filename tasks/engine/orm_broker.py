@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import Broker
 
-from backoffice.db import prepared_cursor, raw_cursor, soft_write
+from core.db import prepared_cursor, raw_cursor, soft_write
 from tasks import conf
 from tasks.engine.broker import Acknowledgement, ClaimedMessage, package_hints
 from tasks.engine.outcome import record_acknowledged_success

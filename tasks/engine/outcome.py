@@ -18,8 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from backoffice.db import soft_write
-from backoffice.logging import mask_text
+from core.db import soft_write
+from core.masking import mask_text
 from tasks import conf
 from tasks.engine.broker import enqueue_run
 from tasks.engine.dependencies import release_dependents

@@ -8,7 +8,7 @@ import operator
 from django.db import models
 from django.utils import timezone
 
-from backoffice.db import prepared_cursor
+from core.db import prepared_cursor
 from tasks.engine.sql import public_table
 
 _insert_statements: dict[tuple[type, str], tuple[str, list]] = {}

@@ -1,4 +1,5 @@
-"""A thread in each worker process: it marks a lasting task as running, and records a timeout it did not obey.
+"""A thread in each worker process: it marks a lasting task as running, records a timeout it did not obey,
+and writes the worker's heartbeat (worker health, tasks.engine.workers).
 
 Marking: the ORM broker's dequeue claims a run when the pusher takes its
 package, before any worker is free, so the run stays `claimed` (shown as
@@ -29,6 +30,8 @@ import time
 
 from django.db import connections
 
+from tasks import conf
+from tasks.engine import workers
 from tasks.engine.claim import run_mark_started
 from tasks.engine.outcome import record_hard_timeout
 
@@ -49,11 +52,15 @@ class TimeoutWatchdog:
         self._fired = False
         self._thread: threading.Thread | None = None
 
-    def arm(self, *, run, attempt, seconds: float, mark_started: bool = False) -> None:
-        # A forked worker inherits no threads: start ours on first use in each process.
+    def start(self) -> None:
+        """Start this process's thread (a cluster worker does at its spawn, so it heartbeats while idle)."""
+        # A forked worker inherits no threads: start ours in each process.
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._watch, name="task-timeout-watchdog", daemon=True)
             self._thread.start()
+
+    def arm(self, *, run, attempt, seconds: float, mark_started: bool = False) -> None:
+        self.start()
         now = time.monotonic()
         with self._lock:
             self._armed = (now + seconds + GRACE_SECONDS, run, attempt)
@@ -68,8 +75,12 @@ class TimeoutWatchdog:
         return fired
 
     def _watch(self) -> None:
+        next_beat = time.monotonic()
         while True:
             time.sleep(POLL_SECONDS)
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + conf.worker_heartbeat()
+                self._heartbeat()
             mark = timeout = None
             with self._lock:
                 now = time.monotonic()
@@ -91,6 +102,14 @@ class TimeoutWatchdog:
         except Exception:
             logger.exception("Could not mark task run %s running", run.pk)
             connections.close_all()  # this thread's own connections; the next mark opens a fresh one
+
+    @staticmethod
+    def _heartbeat() -> None:
+        try:
+            workers.heartbeat()  # worker health: a no-op outside a recorded cluster worker
+        except Exception:
+            logger.exception("Could not write the heartbeat of worker %s", os.getpid())
+            connections.close_all()
 
     @staticmethod
     def _record_timeout(run, attempt) -> None:

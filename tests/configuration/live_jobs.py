@@ -17,8 +17,8 @@ from django_tenants.utils import schema_context
 
 
 def _probe(name: str, arguments: dict):
-    from backoffice.errors import DomainError
     from configuration import keys
+    from core.errors import DomainError
     from league import selectors
     from tenants import metering
     from tenants.models import Tenant

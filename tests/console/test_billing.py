@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tenants import selectors
+from tenants import quotas, selectors
 from tenants.models import Plan, PlanChange, Tenant
 from tests.console.conftest import ledger
 
@@ -25,7 +25,7 @@ def test_a_price_is_edited_in_dollars_and_stored_in_cents(operator_client):
     page = operator_client.get(f"/admin/tenants/plan/{plan.pk}/change/").content.decode()
     assert 'name="monthly_price"' in page and f'value="{plan.monthly_price_cents / 100:.2f}"' in page
     data = {f: getattr(plan, f) if getattr(plan, f) is not None else "" for f in
-            ("code", "name", *Plan.QUOTA_FIELDS, "max_task_priority", "max_task_batch_size",
+            ("code", "name", *quotas.plan_limit_fields(), "max_task_priority", "max_task_batch_size",
              "max_task_chain_length", "max_active_task_runs")}
     response = operator_client.post(f"/admin/tenants/plan/{plan.pk}/change/", {**data, "monthly_price": "12.34"})
     assert response.status_code == 302, response.content.decode()[:2000]

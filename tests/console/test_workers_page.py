@@ -15,7 +15,8 @@ def test_the_operator_gets_the_workers_page_and_it_says_why_no_cluster_reports(o
 
 
 def test_the_dashboard_links_to_the_workers_page(operator_client):
-    assert 'href="/admin/tasks/taskrun/workers/"' in operator_client.get("/admin/").content.decode()
+    html = operator_client.get("/admin/").content.decode()
+    assert 'href="/admin/tasks/taskrun/workers/"' in html and 'href="/admin/tasks/workerprocess/"' in html
 
 
 def test_a_tenant_admin_has_no_workers_page(lakers_client):

@@ -57,6 +57,7 @@ def test_the_daily_quota_is_shared_with_rest_and_refused_as_a_tool_error_until_t
     assert rest.get("/api/v1/teams/").status_code == 429  # the REST API sees the same day used up
 
     assert UsageDay.objects.get(tenant=lakers, date=timezone.now().astimezone(dt.UTC).date()).api_calls == 4
+    assert _until(lambda: ToolCall.objects.count() == 4)  # rows are written in batches, every 0.5 s
     assert selectors.usage_by_surface(tenant=lakers) == {
         "date": timezone.now().astimezone(dt.UTC).date().isoformat(), "api_calls": 4, "mcp": 3, "rest": 1}
     outcomes = list(ToolCall.objects.order_by("started_at").values_list("outcome", "error_code", "surface"))

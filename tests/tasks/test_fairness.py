@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from tasks import actions
 from tasks.engine import execution
 from tasks.engine.orm_broker import PriorityORMBroker
@@ -23,7 +23,7 @@ RUNS = "/api/v1/tasks/runs/"
 def error_of(response, status):
     assert response.status_code == status, response.content[:500]
     error = response.json()["error"]
-    assert set(error) == {"code", "message", "detail"}
+    assert set(error) == {"code", "message", "detail", "request_id"}
     return error
 
 

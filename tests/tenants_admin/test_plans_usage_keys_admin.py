@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 from tenants import services
-from tenants.models import GIB, ApiKey, Plan, Tenant
+from tenants.models import ApiKey, Plan, Tenant
 
 from .conftest import ledger, utc_today
+
+GIB = 1024**3
 
 
 def html(response) -> str:

@@ -8,6 +8,7 @@ import sys
 import uvicorn
 from django.core.management.base import BaseCommand, CommandError
 
+from nba_mcp.calls import call_log
 from nba_mcp.registry import McpRegistration
 from nba_mcp.server import SERVICE_NAME, TOOL_NAMES, VERSION, build_app, instance_id
 from registry.models import UNROUTABLE_HOSTS
@@ -55,5 +56,6 @@ class Command(BaseCommand):
         try:
             server.run(sockets=[listener])
         finally:
+            call_log.flush()  # the last calls' rows (nba_mcp.calls.CallLog)
             if registration is not None:
                 registration.stop()

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from tasks import actions, registry
 from tasks.limits import MAX_ARGUMENTS_BYTES
 from tasks.models import Priority

@@ -10,8 +10,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from backoffice.api.parsers import body_too_large_message
-from backoffice.errors import DomainError
+from core.api.parsers import body_too_large_message
+from core.errors import DomainError
 
 API_PATH_PREFIX = "/api/"
 

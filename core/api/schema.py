@@ -2,7 +2,7 @@
 
 A drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]): every
 operation answers its client errors with {"error": {"code", "message", "detail"}}
-(backoffice.api.exception_handler), so each gets those statuses with the `Error` component.
+(core.api.exception_handler), so each gets those statuses with the `Error` component.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ ERROR_COMPONENT = {
                 "code": {"type": "string", "example": "invalid"},
                 "message": {"type": "string"},
                 "detail": {"description": "Structured detail, e.g. {field: [messages]}."},
+                "request_id": {"type": "string", "description": "The request's id (X-Request-ID), as in the logs."},
             },
             "required": ["code", "message", "detail"],
         },

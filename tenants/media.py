@@ -23,8 +23,9 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
-from backoffice.api import error_body
+from core.api import error_body
 from tenants.api.authentication import ApiKeyAuthentication
+from tenants.models import Domain
 
 PUBLIC_PREFIXES = ("branding/",)  # tenant logos: the login page shows them to anyone
 LINK_SALT = "courtside.media-link"
@@ -51,8 +52,6 @@ def _host_schema(request) -> str | None:
 
 def _site_origin(request, schema_name: str) -> str:
     """scheme://host[:port] of the schema's primary domain, seen from this request (same scheme and port)."""
-    from tenants.models import Domain
-
     domain = (Domain.objects.filter(tenant__schema_name=schema_name).order_by("-is_primary", "pk")
               .values_list("domain", flat=True).first())
     if domain is None:
