@@ -22,7 +22,7 @@ is what a single web worker's backend does). The schemas are built as bench/migr
 own (BENCH_DB, default courtside_bench_scale) on the server of DATABASE_URL or the embedded one,
 dropped at the end.
 
-PostgreSQL settings 10,000 schemas need (set for the embedded server by core.embedded_db):
+PostgreSQL settings 10,000 schemas need (the embedded server sets 1024 and 300, core/embedded_db.py):
   max_locks_per_transaction >= 256: a check or a dump that touches every schema's tables in one
   transaction takes one lock per relation; max_connections stays small behind a pooler.
 """
