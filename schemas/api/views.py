@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from core.permissions import OperatorOnly
 from schemas import selectors
 from schemas.api import serializers
+from schemas.graph import load_graph
 from schemas.models import Rollout
 from schemas.services import drift_report
 
@@ -35,6 +36,9 @@ class HistoryView(generics.ListAPIView):
 
     def get_queryset(self):
         return selectors.schema_history(schema_name=self.kwargs["schema_name"])
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "graph": load_graph()}  # the migrations' types, read once
 
 
 class RolloutListView(generics.ListAPIView):

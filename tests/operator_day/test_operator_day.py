@@ -549,7 +549,10 @@ def _exhaust_the_daily_quota_then_upgrade(day: Day) -> None:
 
 def _the_registry_stays_passing_while_idle(day: Day) -> None:
     idle_from = time.monotonic()
-    time.sleep(2 * TTL + 0.5)  # no request, no task: only the processes' own heartbeats
+    # No request, no task, until the registry has been swept 2 TTLs into the quiet: only the processes' own
+    # heartbeats keep them passing.
+    _wait(lambda: day.watch.samples and day.watch.samples[-1][0] - idle_from >= 2 * TTL, timeout=2 * TTL + 30,
+          what="the registry to be swept through two TTLs of idle time", interval=0.2)
     assert not day.watch.errors, day.watch.errors
     times = [at for at, _ in day.watch.samples if at >= idle_from]
     # Swept all through the idle time, never more than a TTL apart (a lapse could not slip between two sweeps).

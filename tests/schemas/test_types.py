@@ -65,3 +65,13 @@ def test_migration_status_names_each_pending_migrations_type(probe):
     assert report["types"]["courtside_probe.0002_fill"] == "data"
     assert report["types"]["courtside_probe.0003_size"] == "hybrid"
     assert report["types"]["courtside_probe.0001_initial"] == "schema"
+
+
+def test_the_history_api_gives_each_applied_migrations_type(probe, operator_client):
+    probe.write("0002_fill", DATA)
+    call_command("rollout", schemas=["lakers"], stdout=StringIO(), stderr=StringIO())
+
+    rows = operator_client.get("/api/v1/schemas/lakers/history/").json()["results"]
+
+    types = {r["name"]: r["type"] for r in rows if r["app_label"] == "courtside_probe"}
+    assert types == {"0001_initial": "schema", "0002_fill": "data"}
