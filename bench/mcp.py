@@ -12,8 +12,8 @@ process each (BENCH_WEB_WORKERS for more web workers; BENCH_MCP_ARGS adds mcp_se
    vs `GET /api/v1/players/<id>/averages/` with httpx2, the REST answer computed (a new query
    string per request defeats the response cache) and cached (as clients see it). p50 and p99.
 2. Throughput, 16 concurrent clients across the 4 tenants (a client process per tenant, as agents on
-   other machines would be) for BENCH_SECONDS each way: MCP calls/s vs REST requests/s (computed),
-   and the ratio MCP/REST (target >= 0.8).
+   other machines would be), BENCH_ROUNDS alternating windows of BENCH_SECONDS each way: MCP calls/s
+   vs REST requests/s (computed), and the ratio MCP/REST (target >= 0.8).
 """
 
 from __future__ import annotations
@@ -207,8 +207,14 @@ def main() -> None:
                      start_at, stop_at) for schema in TENANTS], strict=True))
                 return sum(counts) / SECONDS
 
-        mcp_rate, rest_rate = crowd("mcp"), crowd("rest")
-        print(f"{CLIENTS} concurrent clients across {len(TENANTS)} tenants, {SECONDS:.0f} s each way:")
+        # Alternating windows, so the load of the machine (shared, here) falls on both alike.
+        mcp_rates, rest_rates = [], []
+        for _ in range(ROUNDS):
+            mcp_rates.append(crowd("mcp"))
+            rest_rates.append(crowd("rest"))
+        mcp_rate, rest_rate = sum(mcp_rates) / ROUNDS, sum(rest_rates) / ROUNDS
+        print(f"{CLIENTS} concurrent clients across {len(TENANTS)} tenants, {ROUNDS} alternating windows of "
+              f"{SECONDS:.0f} s each way:")
         print(f"  MCP {mcp_rate:7.1f} calls/s   REST {rest_rate:7.1f} requests/s (computed)   "
               f"ratio MCP/REST {mcp_rate / rest_rate:.2f} (target >= 0.8)")
         calls = sum(UsageDay.objects.filter(tenant__schema_name__in=TENANTS).values_list("api_calls", flat=True))

@@ -1,8 +1,8 @@
 """One MCP tools/call: plan check, admission (the REST API's), the tool in the tenant's schema, release, ledger.
 
 All of it runs in one worker thread (nba_mcp.tenancy.in_schema): the same atomic admission as a
-REST call (tenants.metering.request_admit: daily quota, burst limit, a concurrency lease held
-until the tool has answered), so a tenant's MCP and REST calls share one quota and one ledger row
+REST call (tenants.metering.admit / release, the one admission API: daily quota, burst limit, a
+concurrency lease held until the tool has answered), so a tenant's MCP and REST calls share one quota and one ledger row
 per day (tenants.UsageDay.api_calls); the ToolCall row says the call came through MCP.
 """
 
@@ -129,7 +129,7 @@ def tool_call(*, principal: Principal, tool: str, every_tool: list[str], work: C
     started, clock = timezone.now(), time.perf_counter()
     connection.set_schema_to_public()
     outcome = Outcome()
-    token = None
+    admission = None
     try:
         if tool not in allowed_tools(principal, every_tool):
             plan = principal.tenant.plan.name if principal.tenant.plan_id else "current"
@@ -138,7 +138,7 @@ def tool_call(*, principal: Principal, tool: str, every_tool: list[str], work: C
             return outcome
         if settings.TENANT_METERING_ENABLED:
             try:
-                token = metering.request_admit(tenant=principal.tenant).token
+                admission = metering.admit(tenant=principal.tenant, authenticated=True)
             except DomainError as error:
                 outcome = Outcome(code=error.code, message=error.message, detail=_refusal_detail(error),
                                   refused=True)
@@ -157,9 +157,9 @@ def tool_call(*, principal: Principal, tool: str, every_tool: list[str], work: C
         return outcome
     finally:
         connection.set_schema_to_public()
-        if token is not None:
+        if admission is not None:
             try:
-                metering.request_release(token=token)
+                metering.release(admission)
             except Exception:  # noqa: BLE001 - the lease expires by itself (TENANT_REQUEST_LEASE_SECONDS)
                 logger.warning("Lease of an MCP call on %s not released", principal.schema_name, exc_info=True)
         _record(principal, tool, started, time.perf_counter() - clock, outcome, instance)

@@ -76,3 +76,16 @@ def test_the_json_formatter_masks_message_arguments_extras_and_tracebacks():
                                                            __import__("sys").exc_info())
     ContextFilter().filter(record)
     assert TOKEN not in JsonFormatter().format(record)
+
+
+def test_inside_a_task_run_every_line_names_the_run():
+    from django_q.signals import post_execute_in_worker, pre_execute
+
+    pre_execute.send(sender="test", func=None, task={"func": "tasks.runner.execute", "args": ("run-7f3a",)})
+    try:
+        assert _json_line("working")["task_run_id"] == "run-7f3a"
+    finally:
+        post_execute_in_worker.send(sender="test", func=None, task={})
+    assert _json_line("idle")["task_run_id"] is None
+    pre_execute.send(sender="test", func=None, task={"func": "some.plain.function", "args": ("x",)})
+    assert _json_line("plain")["task_run_id"] is None
