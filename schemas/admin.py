@@ -2,8 +2,10 @@
 
 from functools import reduce
 from operator import or_
+from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, Subquery
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -12,6 +14,7 @@ from django_tenants.utils import get_public_schema_name, get_tenant_model
 
 from core.admin import ServiceErrorFormMixin, operator_site
 from schemas.models import MigrationRecord, Rollout
+from schemas.selectors import ledger_summary_cached
 from schemas.services import drift_report
 from schemas.spares import spare_counts, spare_prefixes
 
@@ -105,12 +108,31 @@ class MigrationRecordAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
+            path("summary/", self.admin_site.admin_view(self.summary_view), name="schemas_migration_summary"),
             path("matrix/", self.admin_site.admin_view(self.matrix_view), name="schemas_migration_matrix"),
             *super().get_urls(),
         ]
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {**(extra_context or {}), "spare_counts": spare_counts()})
+
+    def summary_view(self, request):
+        """Migrations across every tenant schema at a glance, from the ledger in a few aggregate statements:
+        how many schemas are current, each migration pending in how many, each changed one in how many."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        summary = ledger_summary_cached()
+        changelist = reverse(f"{self.admin_site.name}:schemas_migrationrecord_changelist")
+        matrix = reverse(f"{self.admin_site.name}:schemas_migration_matrix")
+        pending = [{**p, "url": f"{matrix}?{urlencode({'problems': '1'})}"} for p in summary["pending"]]
+        changed = [{**c, "url": f"{changelist}?{urlencode({'app_label__exact': c['app'], 'q': c['name']})}"}
+                   for c in summary["changed"]]
+        context = {
+            **self.admin_site.each_context(request), "title": "Migrations across schemas", "opts": self.model._meta,
+            "summary": summary, "pending": pending, "changed": changed, "matrix_url": matrix,
+            "changelist_url": changelist, "spare_counts": spare_counts(),
+        }
+        return TemplateResponse(request, "admin/schemas/summary.html", context)
 
     matrix_page_size = 100
 

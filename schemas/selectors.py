@@ -197,6 +197,12 @@ def ledger_summary(*, graph=None) -> dict:
         rows = {(app, name): (applied, changed, examples) for app, name, applied, changed, examples in cursor}
         changed = [{"app": app, "name": name, "schemas": rows[(app, name)][1], "examples": rows[(app, name)][2]}
                    for app, name in expected if rows.get((app, name), (0, 0))[1]]
+        cursor.execute(  # schemas holding every tenant migration, none of them changed since
+            f"SELECT count(*) FROM (SELECT r.schema_name {joins} GROUP BY r.schema_name "
+            f"HAVING count(*) = %s AND count(*) FILTER (WHERE {mismatch}) = 0) AS complete",
+            [*params, get_public_schema_name(), len(expected)],
+        )
+        current = cursor.fetchone()[0]
         drifted = 0
         if changed:
             cursor.execute(f"SELECT count(DISTINCT r.schema_name) {joins} AND {mismatch}",
@@ -206,6 +212,7 @@ def ledger_summary(*, graph=None) -> dict:
                for app, name in expected if schema_total - rows.get((app, name), (0,))[0] > 0]
     return {
         "schemas": schema_total,
+        "current": current,
         "pending": pending,
         "pending_schemas": max((p["schemas"] for p in pending), default=0),
         "changed": changed,
