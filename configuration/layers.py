@@ -43,7 +43,7 @@ ENV_DENYLIST = frozenset(
     }
 )
 # Whole families of COURTSIDE_* variables owned by other apps (services/conf.py reads COURTSIDE_SERVICES_*).
-ENV_DENIED_PREFIXES = ("COURTSIDE_SERVICES_",)
+ENV_DENIED_PREFIXES = ("COURTSIDE_SERVICES_", "COURTSIDE_CONFIG_")  # COURTSIDE_CONFIG_*: the layers' own settings
 logger = logging.getLogger("configuration")
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILE_SUFFIXES = (".yaml", ".yml", ".json")

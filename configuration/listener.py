@@ -47,6 +47,15 @@ class Listener(threading.Thread):
             "user": settings_dict.get("USER") or None,
             "password": settings_dict.get("PASSWORD") or None,
         }
+        # LISTEN does not pass through PgBouncer's transaction pooling (a listener through it heard 0 of 20
+        # notifications): behind one, listen on the direct connection DATABASE_DIRECT_URL names (its server and
+        # credentials; the database stays the default connection's, so a test database is followed too).
+        from django.conf import settings
+
+        direct = getattr(settings, "DATABASE_DIRECT", None) or {}
+        for key, setting in (("host", "HOST"), ("port", "PORT"), ("user", "USER"), ("password", "PASSWORD")):
+            if direct.get(setting):
+                self.conninfo[key] = direct[setting]
 
     def run(self) -> None:
         while not self.stop.is_set():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +145,7 @@ class Store:
     # ------------------------------------------------------ cache and reload
     def invalidate(self) -> None:
         with self._lock:
+            self.last_invalidated_at = time.time()  # wall clock of the last reload (ops/metrics.py reads the lag)
             self._generation += 1
             self.snapshots = {}
             self._schemas = None

@@ -75,7 +75,8 @@ def dashboard_context(*, site: str = "operator_admin", now: dt.datetime | None =
                              date__lt=tomorrow.isoformat()),
             "running": _url(site, runs, status__exact="running"),
             "failed": _url(site, runs, status__exact="failed", finished_at__gte=hour_ago.isoformat()),
-            "workers": _url(site, "tasks_workers"),
+            "workers": _url(site, "tasks_workerprocess_changelist"),  # the live ones first
+            "cluster_stats": _url(site, "tasks_workers"),
             "services": _url(site, "services_serviceinstance_changelist"),
             "critical": _url(site, "services_serviceinstance_changelist", status__exact="critical"),
             "migrations": _url(site, "schemas_migration_summary") or _url(site, "schemas_migration_matrix"),

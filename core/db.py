@@ -43,8 +43,21 @@ def prepared_cursor(alias: str = "default"):
     """
     connection = connections[alias]
     connection.ensure_connection()
+    if transaction_pooling():
+        # Behind PgBouncer's transaction pooling a prepared statement stays on a server connection the next
+        # transaction may not get: the driver's own cursor (ops.pooled_backend), which never prepares.
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+            yield cursor
+        return
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         yield cursor
+
+
+def transaction_pooling() -> bool:
+    """True behind a transaction-pooling PgBouncer (DATABASE_POOL_MODE=transaction): no session state."""
+    from django.conf import settings
+
+    return getattr(settings, "DATABASE_POOL_MODE", "") == "transaction"
 
 
 _prepared_statements: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # driver connection -> names
@@ -107,7 +120,7 @@ def soft_write(sql: str, params, *, alias: str = "default", all_rows: bool = Fal
     connection.ensure_connection()
     raw = connection.connection  # Django's psycopg connection: client-side binding, several statements allowed
     statement, settings = sql, ["synchronous_commit TO OFF"]
-    if prepared is not None:
+    if prepared is not None and not transaction_pooling():  # a PREPAREd statement is session state
         settings.append("enable_seqscan TO OFF")
         key = (sql, tuple(sorted(prepared.items())))
         form = _prepared_forms.get(key)

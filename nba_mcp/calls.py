@@ -1,8 +1,8 @@
 """One MCP tools/call: plan check, admission (the REST API's), the tool in the tenant's schema, release, ledger.
 
 All of it runs in one worker thread (nba_mcp.tenancy.in_schema): the same atomic admission as a
-REST call (tenants.metering.request_admit: daily quota, burst limit, a concurrency lease held
-until the tool has answered), so a tenant's MCP and REST calls share one quota and one ledger row
+REST call (tenants.metering.admit / release, the one admission API: daily quota, burst limit, a
+concurrency lease held until the tool has answered), so a tenant's MCP and REST calls share one quota and one ledger row
 per day (tenants.UsageDay.api_calls); the ToolCall row says the call came through MCP.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,16 +70,57 @@ def _refusal_detail(error: DomainError) -> dict:
     return detail
 
 
+class CallLog:
+    """ToolCall rows written in batches by a thread of their own: a call's answer never waits for its row.
+
+    `flush()` writes what is pending (one INSERT); the thread flushes every FLUSH_EVERY seconds, and
+    mcp_serve flushes at a clean stop. A killed process loses at most that fraction of a second of rows
+    (the figures), never a count of the ledger (tenants.UsageDay, counted by the admission itself).
+    """
+
+    FLUSH_EVERY = 0.5
+
+    def __init__(self):
+        self._pending: list[ToolCall] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, row: ToolCall) -> None:
+        with self._lock:
+            self._pending.append(row)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="mcp-call-log", daemon=True)
+                self._thread.start()
+
+    def flush(self) -> int:
+        with self._lock:
+            rows, self._pending = self._pending, []
+        if rows:
+            try:
+                with schema_context("public"):
+                    ToolCall.objects.bulk_create(rows)
+            except Exception:  # noqa: BLE001 - the answers went out; the figures miss these calls
+                logger.warning("%d MCP calls not recorded", len(rows), exc_info=True)
+                connection.close()
+        return len(rows)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_EVERY)
+            self.flush()
+            connection.close_if_unusable_or_obsolete()
+
+
+call_log = CallLog()
+
+
 def _record(principal: Principal, tool: str, started: dt.datetime, elapsed: float, outcome: Outcome,
             instance: str) -> None:
-    try:
-        ToolCall.objects.create(
-            tenant_id=principal.tenant.pk, tool=tool, started_at=started, duration_ms=elapsed * 1000.0,
-            outcome=ToolCall.Outcome.OK if outcome.ok else (
-                ToolCall.Outcome.REFUSED if outcome.refused else ToolCall.Outcome.ERROR),
-            error_code=outcome.code[:64], instance=instance[:128])
-    except Exception:  # noqa: BLE001 - the answer goes out even if the figures miss one call
-        logger.warning("MCP call of %s on %s not recorded", tool, principal.schema_name, exc_info=True)
+    call_log.add(ToolCall(
+        tenant_id=principal.tenant.pk, tool=tool, started_at=started, duration_ms=elapsed * 1000.0,
+        outcome=ToolCall.Outcome.OK if outcome.ok else (
+            ToolCall.Outcome.REFUSED if outcome.refused else ToolCall.Outcome.ERROR),
+        error_code=outcome.code[:64], instance=instance[:128]))
 
 
 def tool_call(*, principal: Principal, tool: str, every_tool: list[str], work: Callable[..., dict],
@@ -87,7 +129,7 @@ def tool_call(*, principal: Principal, tool: str, every_tool: list[str], work: C
     started, clock = timezone.now(), time.perf_counter()
     connection.set_schema_to_public()
     outcome = Outcome()
-    token = None
+    admission = None
     try:
         if tool not in allowed_tools(principal, every_tool):
             plan = principal.tenant.plan.name if principal.tenant.plan_id else "current"
@@ -96,7 +138,7 @@ def tool_call(*, principal: Principal, tool: str, every_tool: list[str], work: C
             return outcome
         if settings.TENANT_METERING_ENABLED:
             try:
-                token = metering.request_admit(tenant=principal.tenant).token
+                admission = metering.admit(tenant=principal.tenant, authenticated=True)
             except DomainError as error:
                 outcome = Outcome(code=error.code, message=error.message, detail=_refusal_detail(error),
                                   refused=True)
@@ -115,9 +157,9 @@ def tool_call(*, principal: Principal, tool: str, every_tool: list[str], work: C
         return outcome
     finally:
         connection.set_schema_to_public()
-        if token is not None:
+        if admission is not None:
             try:
-                metering.request_release(token=token)
+                metering.release(admission)
             except Exception:  # noqa: BLE001 - the lease expires by itself (TENANT_REQUEST_LEASE_SECONDS)
                 logger.warning("Lease of an MCP call on %s not released", principal.schema_name, exc_info=True)
         _record(principal, tool, started, time.perf_counter() - clock, outcome, instance)

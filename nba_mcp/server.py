@@ -20,7 +20,6 @@ import socket
 from contextvars import ContextVar
 from typing import Annotated, Any
 
-from asgiref.sync import sync_to_async
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -30,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from nba_mcp import calls, queries
-from nba_mcp.tenancy import Principal, Refusal, authenticate, hostname, in_schema
+from nba_mcp.tenancy import Principal, Refusal, authenticate, hostname, in_schema, in_thread
 
 SERVICE_NAME = "nba-mcp-server"
 VERSION = "1.0.0"
@@ -255,8 +254,8 @@ def _json(data: Any) -> str:
 
 async def _run(server: CourtsideMCP, ctx: Context, tool: str, work, **arguments) -> CallToolResult:
     principal = principal_of(ctx.request_context.request)
-    outcome = await sync_to_async(calls.tool_call, thread_sensitive=False)(
-        principal=principal, tool=tool, every_tool=TOOL_NAMES, work=work, arguments=arguments,
+    outcome = await in_thread(
+        calls.tool_call, principal=principal, tool=tool, every_tool=TOOL_NAMES, work=work, arguments=arguments,
         instance=server.instance)
     if outcome.ok:
         return CallToolResult(content=[TextContent(type="text", text=_json(outcome.data))],
@@ -395,8 +394,8 @@ class TenantGate:
             return await _error(403, "bad_origin", "A browser page of another site may not call this MCP server.",
                                 {"origin": origin[:200]})(scope, receive, send)
         try:
-            principal = await sync_to_async(authenticate, thread_sensitive=False)(
-                host_header=request.headers.get("host"), authorization=request.headers.get("authorization"))
+            principal = await in_thread(authenticate, host_header=request.headers.get("host"),
+                                        authorization=request.headers.get("authorization"))
         except Refusal as refusal:
             headers = {"WWW-Authenticate": 'Bearer realm="courtside-mcp"'} if refusal.status == 401 else None
             return await _error(refusal.status, refusal.code, refusal.message, refusal.detail,

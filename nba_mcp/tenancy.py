@@ -9,8 +9,12 @@ the work and puts the connection back to public afterwards, every time.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +24,12 @@ from django_tenants.utils import remove_www, schema_context
 
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Domain, Tenant
+
+# The worker threads that run the ORM for the async server, each with its own database connection. The
+# event loop's default pool has min(32, CPUs + 4) threads: 6 on a 2-core machine, fewer than the
+# clients one process serves at once. COURTSIDE_MCP_THREADS sizes it (and so the connections it holds).
+EXECUTOR = ThreadPoolExecutor(max_workers=max(1, int(os.environ.get("COURTSIDE_MCP_THREADS", "16"))),
+                              thread_name_prefix="mcp-orm")
 
 _BEARER = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
@@ -68,7 +78,7 @@ def authenticate(*, host_header: str | None, authorization: str | None) -> Princ
     Runs in a worker thread (it reads the public schema). A key of another tenant, a revoked key, a
     malformed header and no header all get the same 401: nothing tells a caller which one it was.
     """
-    close_old_connections()
+    connection_checkup()
     with schema_context("public"):
         tenant = tenant_for_host(host_header)
         match = _BEARER.match(authorization or "")
@@ -81,8 +91,21 @@ def authenticate(*, host_header: str | None, authorization: str | None) -> Princ
     return Principal(tenant=tenant, key=key)
 
 
+_checked = threading.local()
+
+
+def connection_checkup() -> None:
+    """What Django does around each request, for a worker thread's long-lived connection: drop it once it is
+    obsolete (CONN_MAX_AGE) or broken. At most once a second per thread: with CONN_HEALTH_CHECKS each checkup
+    costs the next query a round trip (`SELECT 1`), and a call makes several hops."""
+    now = time.monotonic()
+    if now - getattr(_checked, "at", 0.0) >= 1.0 or connection.errors_occurred:
+        _checked.at = now
+        close_old_connections()
+
+
 def _run_in_schema(schema_name: str, work: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    close_old_connections()  # a thread's connection outlives requests: drop it when obsolete or broken
+    connection_checkup()
     try:
         with schema_context(schema_name):
             return work(*args, **kwargs)
@@ -92,8 +115,14 @@ def _run_in_schema(schema_name: str, work: Callable[..., Any], args: tuple, kwar
 
 async def in_schema(schema_name: str, work: Callable[..., Any], *args, **kwargs) -> Any:
     """Run `work(*args, **kwargs)` in a worker thread whose connection is set to `schema_name` for it."""
-    return await sync_to_async(_run_in_schema, thread_sensitive=False)(schema_name, work, args, kwargs)
+    return await sync_to_async(_run_in_schema, thread_sensitive=False, executor=EXECUTOR)(
+        schema_name, work, args, kwargs)
 
 
 async def in_tenant(principal: Principal, work: Callable[..., Any], *args, **kwargs) -> Any:
     return await in_schema(principal.schema_name, work, *args, **kwargs)
+
+
+async def in_thread(function: Callable[..., Any], /, *args, **kwargs) -> Any:
+    """Run `function` in one of the ORM worker threads (it sets its own schema: tool_call, authenticate)."""
+    return await sync_to_async(function, thread_sensitive=False, executor=EXECUTOR)(*args, **kwargs)

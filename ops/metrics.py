@@ -44,22 +44,15 @@ LATENCY = Histogram("courtside_http_request_duration_seconds", "Time to answer a
 TENANT_API_CALLS = Counter("courtside_tenant_api_calls", "Tenant API calls by tenant and admission outcome "
                            "(admitted, daily_quota, burst, concurrency, suspended).", ["tenant", "outcome"])
 
-# The admission's refusal codes (tenants/metering.py, tenants/middleware.py) as outcome labels.
-OUTCOMES = {"daily_quota_exceeded": "daily_quota", "burst_limit_exceeded": "burst",
-            "concurrency_limit_exceeded": "concurrency", "tenant_suspended": "suspended"}
-
-
 def observe_admission(*, tenant: str, outcome: str) -> None:
+    """The admission's observer (tenants.metering.admission_observe, wired in ops/apps.py): every authenticated
+    tenant call, admitted or refused by a quota, wherever it came in (the API, the MCP server)."""
     TENANT_API_CALLS.labels(tenant=tenant, outcome=outcome).inc()
 
 
-def _error_code(response) -> str | None:
-    data = getattr(response, "data", None)  # a DRF Response keeps its data; no body is parsed
-    if isinstance(data, dict) and isinstance(data.get("error"), dict):
-        return data["error"].get("code")
-    if response.status_code == 403 and b'"tenant_suspended"' in getattr(response, "content", b"")[:200]:
-        return "tenant_suspended"
-    return None
+def _suspended_refusal(response) -> bool:
+    """A suspended tenant is refused before any admission (tenants/middleware.py): seen on its answer."""
+    return response.status_code == 403 and b'"tenant_suspended"' in getattr(response, "content", b"")[:200]
 
 
 class MetricsMiddleware:
@@ -92,11 +85,8 @@ class MetricsMiddleware:
         method = request.method if request.method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE") else "other"
         REQUESTS.labels(site=site, route=route, method=method, status=str(response.status_code)).inc()
         LATENCY.labels(site=site, route=route, method=method).observe(elapsed)
-        if site == "tenant" and request.path_info.startswith("/api/v1/"):
-            if getattr(request, "courtside_admission", None) is not None:
-                observe_admission(tenant=tenant.schema_name, outcome="admitted")
-            elif (outcome := OUTCOMES.get(_error_code(response) or "")) is not None:
-                observe_admission(tenant=tenant.schema_name, outcome=outcome)
+        if site == "tenant" and request.path_info.startswith("/api/v1/") and _suspended_refusal(response):
+            observe_admission(tenant=tenant.schema_name, outcome="suspended")
 
 
 # ------------------------------------------------------------------------------------------ scrape-time figures
@@ -184,11 +174,11 @@ class DatabaseCollector:
 
     @staticmethod
     def _configuration():
-        from configuration import config
+        from configuration.store import store
 
         change = apps.get_model("configuration", "ConfigChange")
         latest = change.objects.aggregate(at=Max("changed_at"))["at"]
-        seen = getattr(config, "last_invalidated_at", None)  # wall clock of this process's last reload
+        seen = getattr(store, "last_invalidated_at", None)  # wall clock of this process's last reload
         lag = 0.0
         if latest is not None and seen is not None and latest.timestamp() > seen:
             lag = time.time() - latest.timestamp()  # a committed change this process has not reloaded yet

@@ -179,7 +179,9 @@ def _web_registration(environ: dict) -> dict:
     return {
         "service_id": f"web-{hostname}-{port or 0}-{os.getpid()}", "name": WEB_SERVICE,
         "host": host, "port": port, "portless": port is None,
-        "tags": ["courtside", "web"], "metadata": {"pid": os.getpid(), "hostname": hostname},
+        "tags": ["courtside", "web"],
+        # Its probes (ops/health.py), for a load balancer or an HTTP check of the registry.
+        "metadata": {"pid": os.getpid(), "hostname": hostname, "health_path": "/healthz", "ready_path": "/readyz"},
     }
 
 

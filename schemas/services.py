@@ -81,6 +81,7 @@ class DriftReport:
     gone_files: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     spares: list[SpareCount] = field(default_factory=list)  # spare schemas, counted, not reported
+    types: dict[Key, str] = field(default_factory=dict)  # schema/data/hybrid of each pending or changed migration
 
     @property
     def problem_schemas(self) -> list[SchemaReport]:
@@ -101,6 +102,8 @@ class DriftReport:
             "changed_files": self.changed_files,
             "gone_files": self.gone_files,
             "seconds": round(self.seconds, 3),
+            # schema, data or hybrid, of every migration named above as pending or changed.
+            "types": {f"{a}.{n}": kind for (a, n), kind in sorted(self.types.items())},
         }
         for count in self.spares:  # e.g. "pool": {"ready": 2, "stale": 0, "summary": "pool: 2 ready, 0 stale"}
             report.setdefault(count.label, count.as_dict())
@@ -195,6 +198,8 @@ def drift_report(*, schemas: list[str] | None = None, include_public: bool = Tru
         gone_files=[{"app": a, "name": n, "schemas": sorted(s)} for (a, n), s in sorted(gone_files.items())],
         seconds=time.monotonic() - started,
         spares=spare_counts(),
+        types={key: graph.type_of(key) for report in reports.values()
+               for key in [*report.pending, *report.changed]},
     )
 
 

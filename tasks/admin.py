@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.http import Http404, JsonResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -13,7 +15,7 @@ from core import charts
 from core.admin import operator_site, tenant_site
 from core.errors import DomainError
 from tasks import actions, registry, selectors
-from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, WorkerProcess, public_status
+from tasks.models import TERMINAL, Priority, Status, TaskAttempt, TaskRun, TaskSchedule, WorkerProcess, public_status
 from tenants import media
 
 
@@ -123,13 +125,78 @@ class TaskRunAdmin(admin.ModelAdmin):
             self.message_user(request, f"Resubmitted {done} run(s).", messages.SUCCESS)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        """A run's page: read-only detail, its buttons, its attempts as a timeline, its live progress."""
         run = self.get_object(request, object_id)
-        link = media.result_link(run.result, schema_name=run.schema_name, request=request) if run else None
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "result_link": link})
+        if run is None or not self.has_view_permission(request, run):
+            raise Http404("No such task run.")
+        link = media.result_link(run.result, schema_name=run.schema_name, request=request)
+        can_act = self.may_act(request)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "original": run, "run": run,
+            "title": f"Task run {run.name}", "subtitle": str(run.pk), "result_link": link,
+            "status": run.get_public_status_display(), "priority": Priority(run.priority).label,
+            "progress_bar": self.progress_bar(run),
+            "attempts": list(run.attempt_log.order_by("number")),
+            "dependencies": list(run.depends_on.only("pk", "name", "status")),
+            "buttons": [b for b in (
+                ("cancel", "Cancel", run.status not in TERMINAL),
+                ("retry", "Retry", run.status in (Status.FAILED, Status.CANCELLED)),
+                ("run_again", "Run again", run.status in TERMINAL),
+            ) if can_act and b[2]],
+            "operator": self.operator,
+        }
+        return TemplateResponse(request, "admin/tasks/taskrun/detail.html", context)
+
+    def may_act(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    def act_view(self, request, object_id, verb):
+        """POST (CSRF-checked by the admin) Cancel, Retry or Run again from a run's page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = self.get_object(request, object_id)
+        if run is None:
+            raise Http404("No such task run.")
+        if not self.may_act(request):
+            raise PermissionDenied
+        by = request.user.get_username()
+        target = run
+        try:
+            if verb == "cancel":
+                actions.task_cancel(run=run, cancelled_by=by)
+                self.message_user(request, "Cancellation requested.", messages.SUCCESS)
+            elif verb == "retry":
+                target = actions.task_retry(run=run, submitted_by=by, by_operator=self.operator)
+                self.message_user(request, "Resubmitted as a new run.", messages.SUCCESS)
+            elif verb == "run_again":
+                target = actions.task_submit(name=run.name, arguments=run.arguments, tenant=run.tenant,
+                                             priority=run.priority, submitted_by=by, by_operator=self.operator)
+                self.message_user(request, "Submitted again as a new run.", messages.SUCCESS)
+            else:
+                raise Http404("No such action.")
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+        except DomainError as error:  # the tenant's quota or its cap on unfinished runs
+            self.message_user(request, error.message, messages.ERROR)
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:tasks_taskrun_change", args=[target.pk]))
 
     def get_urls(self):
         progress = self.admin_site.admin_view(self.progress_view)
-        return [path("progress/", progress, name="tasks_taskrun_progress"), *super().get_urls()]
+        act = self.admin_site.admin_view(self.act_view)
+        workers = self.admin_site.admin_view(self.workers_view)
+        return [path("progress/", progress, name="tasks_taskrun_progress"),
+                path("workers/", workers, name="tasks_workers"),
+                path("<path:object_id>/do/<str:verb>/", act, name="tasks_taskrun_act"), *super().get_urls()]
+
+    def workers_view(self, request):
+        """The operator's view of the task cluster: each cluster and worker, what it runs, how fast."""
+        if not self.operator or not self.has_view_permission(request):
+            raise Http404("No workers page here.")
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Task workers",
+                   **selectors.worker_rows(), "broker": settings.Q_CLUSTER.get("name", ""),
+                   "shared_stats": bool(settings.Q_CLUSTER.get("redis")) or settings.CACHES["default"][
+                       "BACKEND"] != "django.core.cache.backends.locmem.LocMemCache"}
+        return TemplateResponse(request, "admin/tasks/workers.html", context)
 
     def progress_view(self, request):
         """JSON the progress bars poll: {run id: {progress, status, message}} for the ids asked."""

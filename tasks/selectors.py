@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from tasks import conf
 from tasks.engine import workers
-from tasks.models import Priority, Status, TaskRun, TaskSchedule, WorkerProcess, statuses_shown_as
+from tasks.models import Priority, Status, TaskAttempt, TaskRun, TaskSchedule, WorkerProcess, statuses_shown_as
 
 
 def task_run_list(*, tenant=None, status: str | None = None, priority=None, name: str | None = None,
@@ -114,10 +116,36 @@ def cluster_stats() -> list:
         return []
 
 
-def workers_alive() -> dict:
-    """Clusters and worker processes alive by django-q2's cluster stats (no database read)."""
+def workers_alive(*, now=None) -> dict:
+    """Worker processes heartbeating now (the workers ledger, one count), and the clusters django-q2's stats show."""
+    now = now or timezone.now()
+    fresh = now - dt.timedelta(seconds=workers.STALE_HEARTBEATS * conf.worker_heartbeat())
+    live = WorkerProcess.objects.filter(ended_at__isnull=True, last_heartbeat_at__gte=fresh).count()
     stats = cluster_stats()
-    return {"clusters": len(stats), "workers": sum(len(stat.workers) for stat in stats)}
+    return {"clusters": len(stats), "workers": max(live, sum(len(stat.workers) for stat in stats))}
+
+
+def worker_rows(*, now=None, window_minutes: int = 10) -> dict:
+    """Each live cluster (django-q2's Stat) and each of its workers: pid, the run it is on, attempts it finished
+    per minute over the last `window_minutes`; two aggregate statements whatever the number of workers."""
+    now = now or timezone.now()
+    stats = cluster_stats()
+    pids = [pid for stat in stats for pid in stat.workers]
+    current = {run.worker_pid: run for run in TaskRun.objects.filter(status=Status.RUNNING, worker_pid__in=pids)
+               .only("pk", "name", "schema_name", "progress", "worker_pid", "started_at")}
+    since = now - dt.timedelta(minutes=window_minutes)
+    finished = dict(TaskAttempt.objects.filter(worker_pid__in=pids, finished_at__gte=since)
+                    .values("worker_pid").annotate(n=Count("pk")).values_list("worker_pid", "n"))
+    clusters = []
+    for stat in sorted(stats, key=lambda s: (s.host, str(s.cluster_id))):
+        clusters.append({
+            "cluster_id": str(stat.cluster_id), "host": stat.host, "pid": stat.pid, "sentinel": stat.sentinel,
+            "state": stat.status, "recycled": stat.reincarnations, "last_heartbeat": stat.timestamp,
+            "uptime_seconds": stat.uptime() if stat.tob else None,
+            "workers": [{"pid": pid, "run": current.get(pid), "state": "busy" if pid in current else "idle",
+                         "per_minute": round(finished.get(pid, 0) / window_minutes, 2)} for pid in stat.workers],
+        })
+    return {"clusters": clusters, "window_minutes": window_minutes}
 
 
 def worker_list() -> QuerySet[WorkerProcess]:

@@ -7,6 +7,9 @@ never half a write.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
@@ -14,19 +17,21 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from core import charts
 from core.admin import add_service_error, operator_site, tenant_site
-from tenants import quotas, selectors, services
+from tenants import billing, quotas, selectors, services
 from tenants.forms import (
     ApiKeyCreateForm,
     PlanChangeForm,
+    PlanForm,
     TenantBrandingForm,
     TenantCreateForm,
 )
@@ -170,14 +175,14 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
     ]
     readonly_fields = (
         "schema_name", "status", "plan", "created_at", "calls_today_display", "storage_display",
-        "storage_measured_at", "usage_charts", "plan_history",
+        "storage_measured_at", "usage_charts", "plan_history", "statement_link",
     )
     fieldsets = [
         (None, {"fields": ["name", "schema_name", "status", "plan", "created_at"]}),
         ("Usage", {"fields": ["calls_today_display", "storage_display", "storage_measured_at", "usage_charts"]}),
         ("Branding", {"fields": ["display_name", "logo", "primary_color", "support_email"],
                       "description": "Shown on the tenant's admin and API docs."}),
-        ("Plan history", {"fields": ["plan_history"]}),
+        ("Plan history", {"fields": ["plan_history", "statement_link"]}),
     ]
     actions = ["suspend", "reactivate", "change_plan", "refresh_usage", "delete_tenants"]
 
@@ -186,6 +191,57 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else []
+
+    def get_urls(self):
+        return [path("<int:object_id>/statement/", self.admin_site.admin_view(self.statement_view),
+                     name="tenants_tenant_statement"), *super().get_urls()]
+
+    def statement_view(self, request, object_id):
+        """The tenant's statement for ?month=YYYY-MM (this month by default), as a page or as CSV."""
+        tenant = self.get_object(request, str(object_id))
+        if tenant is None or not self.has_view_permission(request, tenant):
+            raise Http404("No such tenant.")
+        month = request.GET.get("month") or timezone.now().strftime("%Y-%m")
+        try:
+            statement = selectors.tenant_statement(tenant=tenant, month=month)
+        except ValueError as error:
+            messages.error(request, str(error))
+            statement = selectors.tenant_statement(tenant=tenant, month=timezone.now().strftime("%Y-%m"))
+        money = billing.format_money
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="statement-{tenant.schema_name}-{month}.csv"'
+            writer = csv.writer(response)
+            writer.writerow(["tenant", "month", "plan", "from", "to", "days", "monthly price", "amount", "currency"])
+            for line in statement.lines:
+                writer.writerow([tenant.schema_name, statement.month, line.label, line.first, line.last, line.days,
+                                 billing.cents_to_amount(line.monthly_price_cents),
+                                 billing.cents_to_amount(line.amount_cents), billing.CURRENCY])
+            writer.writerow([tenant.schema_name, statement.month, "overage", "", "", "", "",
+                             billing.cents_to_amount(statement.overage_cents), billing.CURRENCY])
+            writer.writerow([tenant.schema_name, statement.month, "total", "", "", "", "",
+                             billing.cents_to_amount(statement.total_cents), billing.CURRENCY])
+            return response
+        first = statement.first
+        previous = (first - dt.timedelta(days=1)).strftime("%Y-%m")
+        following = (statement.last + dt.timedelta(days=1)).strftime("%Y-%m")
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "original": tenant,
+            "title": f"Statement of {tenant.name}, {first:%B %Y}", "statement": statement,
+            "lines": [{"line": line, "price": money(line.monthly_price_cents), "amount": money(line.amount_cents)}
+                      for line in statement.lines],
+            "base": money(statement.base_cents), "overage": money(statement.overage_cents),
+            "total": money(statement.total_cents), "currency": billing.CURRENCY,
+            "previous": previous, "following": following,
+        }
+        return TemplateResponse(request, "admin/tenants/tenant/statement.html", context)
+
+    @admin.display(description="statement")
+    def statement_link(self, tenant):
+        if tenant.pk is None:
+            return "-"
+        url = reverse(f"{self.admin_site.name}:tenants_tenant_statement", args=[tenant.pk])
+        return format_html('<a href="{}" class="statement-link">This month\'s statement</a>', url)
 
     # -- columns and read-only fields
 
@@ -383,15 +439,20 @@ def _quota_column(kind: quotas.QuotaKind):
 @admin.register(Plan, site=operator_site)
 class PlanAdmin(admin.ModelAdmin):
     change_list_template = "admin/tenants/plan/change_list.html"
+    form = PlanForm
+
+    @admin.display(description=f"monthly price ({billing.CURRENCY})", ordering="monthly_price_cents")
+    def price_display(self, plan):
+        return billing.format_money(plan.monthly_price_cents)
 
     def get_fields(self, request, obj=None):
-        return ("code", "name", *quotas.plan_limit_fields(), "monthly_price_cents", "max_task_priority",
+        return ("code", "name", *quotas.plan_limit_fields(), "monthly_price", "max_task_priority",
                 "max_task_batch_size", "max_task_chain_length", "max_active_task_runs")
 
     def get_list_display(self, request):
         # One column per quota kind (tenants.quotas), then the task cluster's limits.
         return ("name", "code", *(_quota_column(kind) for kind in quotas.kinds()), "task_priority_display",
-                "max_task_batch_size", "max_task_chain_length", "active_task_runs_display", "monthly_price_cents")
+                "max_task_batch_size", "max_task_chain_length", "active_task_runs_display", "price_display")
 
     @admin.display(description="highest task priority", ordering="max_task_priority")
     def task_priority_display(self, plan):

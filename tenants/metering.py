@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -48,6 +49,8 @@ from core.db import raw_cursor
 from core.errors import DomainError
 from tenants import quotas
 from tenants.models import Tenant, UsageDay
+
+logger = logging.getLogger(__name__)
 
 BURST_WINDOW_SECONDS = 60
 
@@ -222,6 +225,26 @@ def calls_admit(*, tenant: Tenant, calls: int) -> Admission:
 
 # ----------------------------------------------------------------- one admission per unit of work
 
+# Observers of each authenticated admission's outcome, f(tenant=<schema>, outcome=...): ops.metrics registers one.
+OUTCOMES = {"daily_quota_exceeded": "daily_quota", "burst_limit_exceeded": "burst",
+            "concurrency_limit_exceeded": "concurrency"}
+_observers: list = []
+
+
+def admission_observe(callback) -> None:
+    """Call `callback(tenant=<schema name>, outcome=<admitted|daily_quota|burst|concurrency>)` on every admission."""
+    if callback not in _observers:
+        _observers.append(callback)
+
+
+def _notify(tenant: Tenant, outcome: str) -> None:
+    for callback in _observers:
+        try:
+            callback(tenant=tenant.schema_name, outcome=outcome)
+        except Exception:  # noqa: BLE001 - an observer never changes an admission
+            logger.warning("An admission observer failed", exc_info=True)
+
+
 def admit(*, tenant: Tenant, authenticated: bool, address: str = "") -> Admission | None:
     """Let one unit of work in (see the module docstring); inside a scope() the scope keeps what it took."""
     if not authenticated:
@@ -229,7 +252,12 @@ def admit(*, tenant: Tenant, authenticated: bool, address: str = "") -> Admissio
         return None
     if tenant.schema_name == "public":  # the operator's own API spends no tenant's quota
         return None
-    admission = request_admit(tenant=tenant)
+    try:
+        admission = request_admit(tenant=tenant)
+    except DomainError as refusal:
+        _notify(tenant, OUTCOMES.get(refusal.code, refusal.code))
+        raise
+    _notify(tenant, "admitted")
     current = _current_scope.get()
     if current is not None:
         current.hold(admission)

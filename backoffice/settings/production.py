@@ -31,3 +31,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # Operator superusers must pass a TOTP code (or a recovery code) to use the operator admin.
 MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS = env.bool("MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS", default=True)
+
+# One JSON object per log line, and one line per request.
+LOGGING["handlers"]["console"]["formatter"] = env.str("LOG_FORMAT", default="json")  # noqa: F405
+LOGGING["loggers"]["courtside.request"]["level"] = env.str("LOG_REQUEST_LEVEL", default="INFO")  # noqa: F405

@@ -18,6 +18,7 @@ ERROR_COMPONENT = {
                 "code": {"type": "string", "example": "invalid"},
                 "message": {"type": "string"},
                 "detail": {"description": "Structured detail, e.g. {field: [messages]}."},
+                "request_id": {"type": "string", "description": "The request's id (X-Request-ID), as in the logs."},
             },
             "required": ["code", "message", "detail"],
         },

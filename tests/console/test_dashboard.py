@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
-from services import services as registry_services
 
 from configuration import services as configuration_services
 from console import selectors
+from registry import registration as registry_services
 from tasks import services as task_services
 from tasks.models import Priority, Status, TaskRun
 from tenants.models import Plan, Tenant, UsageDay

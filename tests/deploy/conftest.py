@@ -26,3 +26,14 @@ def production_server(production_env):
     server.url = url
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _committed_test_tenants(request, django_db_blocker):
+    """The server reads committed rows only: a test that opens no transaction of its own still finds the sites
+    (an earlier transactional test's flush removed their rows; tests.conftest puts them back for db tests only)."""
+    if request.node.get_closest_marker("django_db") is None:
+        from tests.conftest import ensure_test_tenants
+
+        with django_db_blocker.unblock():
+            ensure_test_tenants()

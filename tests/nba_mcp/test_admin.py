@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from registry import registration as services
+from registry import registration
 
 
 def _calls(tenant, tool: str, durations, outcome="ok"):
@@ -21,7 +21,7 @@ def _calls(tenant, tool: str, durations, outcome="ok"):
 @pytest.mark.django_db
 def test_the_operator_sees_mcp_instances_and_calls_errors_and_p50_by_tool_per_tenant(operator_client, two_tenants):
     lakers, warriors = two_tenants
-    services.service_register(service_id="mcp-host-8100-1", name="nba-mcp-server", host="10.0.0.5", port=8100,
+    registration.service_register(service_id="mcp-host-8100-1", name="nba-mcp-server", host="10.0.0.5", port=8100,
                               tags=["mcp", "streamable-http"], metadata={"tools": 10})
     _calls(lakers, "search_players", [10.0, 20.0, 30.0])
     _calls(lakers, "search_players", [5.0], outcome="error")

@@ -57,6 +57,7 @@ def test_the_daily_quota_is_shared_with_rest_and_refused_as_a_tool_error_until_t
     assert rest.get("/api/v1/teams/").status_code == 429  # the REST API sees the same day used up
 
     assert UsageDay.objects.get(tenant=lakers, date=timezone.now().astimezone(dt.UTC).date()).api_calls == 4
+    assert _until(lambda: ToolCall.objects.count() == 4)  # rows are written in batches, every 0.5 s
     assert selectors.usage_by_surface(tenant=lakers) == {
         "date": timezone.now().astimezone(dt.UTC).date().isoformat(), "api_calls": 4, "mcp": 3, "rest": 1}
     outcomes = list(ToolCall.objects.order_by("started_at").values_list("outcome", "error_code", "surface"))
@@ -80,11 +81,11 @@ def test_a_call_needs_a_concurrency_lease_shared_with_rest_requests(mcp_server, 
     _, key = leagues["lakers"]
     _set_plan("lakers", _plan("SINGLE", api_calls_per_day=1000, max_concurrent_requests=1))
     lakers = Tenant.objects.select_related("plan").get(schema_name="lakers")
-    in_flight = metering.request_admit(tenant=lakers)  # a REST request of the tenant, still running
+    in_flight = metering.admit(tenant=lakers, authenticated=True)  # a REST request of the tenant, in flight
     try:
         [refused] = anyio.run(_calls, mcp_server.url, key, 1)
     finally:
-        metering.request_release(token=in_flight.token)
+        metering.release(in_flight)
     assert refused.is_error
     error = refused.structured_content["error"]
     assert (error["code"], error["detail"]["quota"], error["detail"]["limit"]) == (

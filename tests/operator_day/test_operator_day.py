@@ -551,8 +551,11 @@ def _the_registry_stays_passing_while_idle(day: Day) -> None:
     idle_from = time.monotonic()
     time.sleep(2 * TTL + 0.5)  # no request, no task: only the processes' own heartbeats
     assert not day.watch.errors, day.watch.errors
+    times = [at for at, _ in day.watch.samples if at >= idle_from]
+    # Swept all through the idle time, never more than a TTL apart (a lapse could not slip between two sweeps).
+    assert times and times[-1] - idle_from >= 2 * TTL, "the registry was not swept to the end of the idle time"
+    assert max(b - a for a, b in zip([idle_from, *times], times, strict=False)) < TTL, "sweeps a TTL apart"
     samples = day.watch.since(idle_from)
-    assert len(samples) >= 10, "the registry was hardly swept while idle"
     for sample in samples:
         assert set(sample) == {"courtside-web", "courtside-cluster"}, sample
         assert set(sample["courtside-web"] + sample["courtside-cluster"]) == {"passing"}, sample

@@ -25,7 +25,7 @@ def nothing_queued():
 def assert_error(response, status=400):
     assert response.status_code == status, response.content[:500]
     error = response.json()["error"]
-    assert set(error) == {"code", "message", "detail"}
+    assert set(error) == {"code", "message", "detail", "request_id"}
     return (error["message"] + " " + json.dumps(error["detail"])).lower()
 
 

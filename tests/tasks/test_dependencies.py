@@ -112,7 +112,8 @@ def test_a_tenants_batch_and_chain_are_capped_by_its_plan(lakers_client, tenant_
     for response, fragment in ((big, "at most 10"), (deep, "at most 4")):
         assert response.status_code == 400, response.content
         error = response.json()["error"]
-        assert set(error) == {"code", "message", "detail"} and fragment in error["message"] + str(error["detail"])
+        assert set(error) == {"code", "message", "detail", "request_id"}
+        assert fragment in error["message"] + str(error["detail"])
     assert fits.status_code == 201
     last = fits.json()[0]["id"]  # k3, at the end of a chain of 4
     # One more link, submitted on its own, would make a chain of 5.

@@ -23,7 +23,7 @@ RUNS = "/api/v1/tasks/runs/"
 def error_of(response, status):
     assert response.status_code == status, response.content[:500]
     error = response.json()["error"]
-    assert set(error) == {"code", "message", "detail"}
+    assert set(error) == {"code", "message", "detail", "request_id"}
     return error
 
 

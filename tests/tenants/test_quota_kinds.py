@@ -50,12 +50,20 @@ def test_a_new_kind_shows_in_the_plan_admin_and_the_plans_api(teams_kind, operat
 
     page = operator_client.get("/admin/tenants/plan/").content.decode()
     assert "column-teams_display" in page and 'class="field-teams_display">40<' in page
-    plans = {plan["code"]: plan for plan in operator_client.get("/api/v1/plans/").json()["results"]}
+    body = operator_client.get("/api/v1/plans/").json()
+    plans = {plan["code"]: plan for plan in (body["results"] if isinstance(body, dict) else body)}
     assert plans["FREE"]["max_teams"] == 40 and plans["ENTERPRISE"]["max_teams"] is None
     assert list(plans["FREE"])[:3] == ["code", "name", "api_calls_per_day"]
 
 
+def _team(number: int) -> Team:
+    return Team.objects.create(nba_id=99_000_000 + number, abbreviation=f"X{number}", full_name=f"Expansion {number}",
+                               nickname="Expansion", city="Seattle", year_founded=2026)
+
+
 def test_the_usage_refresh_counts_the_new_kind_and_its_trigger_refuses_past_the_limit(teams_kind, tenant_lakers):
+    with schema_context("lakers"):
+        _team(1), _team(2)
     sql, counted = quotas.row_counts_sql("lakers", connection.ops.quote_name)
     with connection.cursor() as cursor:
         cursor.execute(sql)
@@ -70,8 +78,7 @@ def test_the_usage_refresh_counts_the_new_kind_and_its_trigger_refuses_past_the_
     refusal = quotas.row_quota_refusal(plan=tenant_lakers.plan, name="teams", count=teams)
     assert refusal == f"The {tenant_lakers.plan.name} plan allows {teams} teams; this tenant has {teams}."
     with schema_context("lakers"), pytest.raises(DatabaseError) as refused, transaction.atomic():
-        Team.objects.create(nba_id=99_000_001, abbreviation="EXP", full_name="Seattle Expansion",
-                            nickname="Expansion", city="Seattle", year_founded=2026)
+        _team(3)
     assert services.quota_error_from(refused.value).messages == [refusal]
 
 

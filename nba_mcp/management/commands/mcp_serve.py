@@ -8,6 +8,7 @@ import sys
 import uvicorn
 from django.core.management.base import BaseCommand, CommandError
 
+from nba_mcp.calls import call_log
 from nba_mcp.registry import McpRegistration
 from nba_mcp.server import SERVICE_NAME, TOOL_NAMES, VERSION, build_app, instance_id
 from registry.models import UNROUTABLE_HOSTS
@@ -29,6 +30,10 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, no_register, json_response, **options):
         if not 0 <= port <= 65535:
             raise CommandError(f"--port must be between 0 and 65535, not {port}.")
+        # The event loop hands every call to an ORM worker thread and back (nba_mcp.tenancy): with Python's
+        # 5 ms GIL switch interval each hand-off waits behind busy workers. 0.5 ms took 16 clients from
+        # 0.46-0.73 of the REST API's throughput to 0.86-1.24 (bench/mcp.py, nba_mcp/README.md).
+        sys.setswitchinterval(float(os.environ.get("COURTSIDE_MCP_SWITCH_INTERVAL") or 0.0005))
         listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -55,5 +60,6 @@ class Command(BaseCommand):
         try:
             server.run(sockets=[listener])
         finally:
+            call_log.flush()  # the last calls' rows (nba_mcp.calls.CallLog)
             if registration is not None:
                 registration.stop()
