@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from core.locks import advisory_lock, lock_key
 from registry import conf
+from tasks.registry import OPERATOR, register_task
 
 logger = logging.getLogger(__name__)
 
@@ -74,3 +75,19 @@ def consul_sync_task() -> dict:
         return {"skipped": "CONSUL_URL is not set"}
     with consul.ConsulClient(url, token=conf.get("CONSUL_TOKEN") or None) as client:
         return consul.consul_sync(client=client).as_dict()
+
+
+# Registered with the task layer, so the operator can run either now as a TaskRun (API, admin, task_submit).
+# The scheduled sweep still goes through health_schedule_ensure's django-q2 schedule (see tasks/README.md).
+@register_task("registry.health_sweep", scope=OPERATOR, timeout=120,
+               schema={"type": "object", "additionalProperties": False,
+                       "properties": {"budget": {"type": "number", "minimum": 0, "maximum": 60}}})
+def health_sweep(ctx, budget: float | None = None) -> dict:
+    """Sweep the registry's health checks now (and keep sweeping for `budget` seconds)."""
+    return health_sweep_task(budget=budget)
+
+
+@register_task("registry.consul_sync", scope=OPERATOR, timeout=120)
+def consul_sync(ctx) -> dict:
+    """Sync the registry with the Consul agent at CONSUL_URL now (nothing to do when unset)."""
+    return consul_sync_task()

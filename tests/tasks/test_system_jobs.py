@@ -72,6 +72,8 @@ def test_the_products_background_jobs_are_system_schedules_of_registered_tasks(o
         assert (system[name].task_name, system[name].interval_minutes) == (task, minutes)
         assert system[name].q_schedule.func == "tasks.runner.fire_schedule"
         registry.get_spec(task)  # a registered task, with its TaskRun when it runs
+    # The registry's jobs are registered operator tasks too (their timetable is still the registry's own).
+    assert {registry.get_spec(n).scope for n in ("registry.health_sweep", "registry.consul_sync")} == {"operator"}
     # No plain django-q2 function is scheduled any more (the registry's sweep and the audit prune aside).
     assert not Schedule.objects.filter(func__in=["tasks.runner.recover_stalled_runs", "tenants.tasks.pool_refill",
                                                  "tenants.tasks.usage_refresh_all"]).exists()
