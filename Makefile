@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install browser run test bench lint
+.PHONY: install browser pgbouncer run dev test bench lint
 
 install: $(VENV)/.installed
 
@@ -13,8 +13,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 
+# The production server (gunicorn, WhiteNoise); `make dev` is runserver with autoreload.
 run: install
 	bin/run
+
+dev: install
+	bin/run dev
 
 # The admin's browser tests drive Debian's Chromium through its ChromeDriver (never a downloaded browser).
 browser:
@@ -24,14 +28,22 @@ browser:
 	  $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
-test: install browser
+# The PgBouncer tests and CI's pass through a pooler use Debian's pgbouncer (transaction pooling, tests/pgbouncer.py).
+pgbouncer:
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { \
+	  echo "Installing Debian's pgbouncer for the connection-pooler tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -q pgbouncer >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q pgbouncer >/dev/null; }; }
+
+test: install browser pgbouncer
 	$(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
 
 # Every script under bench/ except the shared helpers and the reference cluster's settings.
-BENCHES := $(filter-out bench/common.py bench/stock_django_q_settings.py bench/__init__.py,$(wildcard bench/*.py))
+BENCHES := $(filter-out bench/common.py bench/serving.py bench/stock_django_q_settings.py bench/__init__.py,$(wildcard bench/*.py))
 
 bench: install
 	@for script in $(BENCHES); do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -5,13 +5,22 @@ operator (tenants, plans, the registry) can ever be reached from a tenant's
 domain, even though a tenant's search_path also reaches the public schema.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from configuration import keys
+from console.dashboard import dashboard_context
+from core.admin import add_service_error
 from security import mfa
 from security import views as mfa_views
+from tenants import services
+from tenants.forms import TenantSelfBrandingForm
+from tenants.models import Tenant
 
 
 class MfaAdminSiteMixin:
@@ -37,6 +46,12 @@ class OperatorAdminSite(MfaAdminSiteMixin, admin.AdminSite):
     site_header = "Courtside operator"
     site_title = "Courtside operator"
     index_title = "Run the business"
+    index_template = "admin/operator_index.html"
+
+    def index(self, request, extra_context=None):
+        # The dashboard: every figure from console.selectors, each a link to its filtered list.
+        return super().index(request, extra_context={"dashboard": dashboard_context(site=self.name),
+                                                     **(extra_context or {})})
 
     def has_permission(self, request):
         tenant = getattr(request, "tenant", None)
@@ -91,21 +106,10 @@ class TenantAdminSite(MfaAdminSiteMixin, admin.AdminSite):
         return super().index(request, extra_context={"title": keys.welcome_message(), **(extra_context or {})})
 
     def get_urls(self):
-        from django.urls import path
-
         return [path("branding/", self.admin_view(self.branding_view), name="tenant_branding"), *super().get_urls()]
 
     def branding_view(self, request):
         """The tenant's own white-label branding, for its superusers; read-only while the tenant is locked."""
-        from django.contrib import messages
-        from django.core.exceptions import PermissionDenied, ValidationError
-        from django.shortcuts import redirect
-        from django.template.response import TemplateResponse
-
-        from tenants import services
-        from tenants.forms import TenantSelfBrandingForm
-        from tenants.models import Tenant
-
         if not request.user.is_superuser:
             raise PermissionDenied
         tenant = Tenant.objects.get(pk=request.tenant.pk)  # fresh: request.tenant is the middleware's copy
@@ -120,8 +124,7 @@ class TenantAdminSite(MfaAdminSiteMixin, admin.AdminSite):
                     logo=request.FILES.get("logo"), clear_logo=form.cleaned_data["logo"] is False,
                 )
             except ValidationError as error:
-                for field, errors in error.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
+                add_service_error(form, error)
             else:
                 messages.success(request, "Branding saved.")
                 return redirect(f"{self.name}:tenant_branding")
@@ -139,35 +142,9 @@ class TenantAdminSite(MfaAdminSiteMixin, admin.AdminSite):
         super().register(model_or_iterable, locked, **options)
 
 
-class TenantUserAdmin(UserAdmin):
-    """A tenant's users; adding stops at the plan's user quota (a database trigger backs this up)."""
-
-    def user_quota_left(self, request) -> int | None:
-        plan = getattr(getattr(request, "tenant", None), "plan", None)
-        if plan is None or plan.max_users is None:
-            return None
-        return plan.max_users - User.objects.count()
-
-    def has_add_permission(self, request):
-        left = self.user_quota_left(request)
-        return super().has_add_permission(request) and (left is None or left > 0)
-
-    def changelist_view(self, request, extra_context=None):
-        left = self.user_quota_left(request)
-        if left is not None and left <= 0:
-            from django.contrib import messages
-
-            messages.warning(
-                request, f"The {request.tenant.plan.name} plan allows {request.tenant.plan.max_users} users; "
-                "upgrade the plan to add more."
-            )
-        return super().changelist_view(request, extra_context)
-
-
 operator_site = OperatorAdminSite(name="operator_admin")
 tenant_site = TenantAdminSite(name="tenant_admin")
 
-operator_site.register(User, UserAdmin)
-tenant_site.register(User, TenantUserAdmin)
+operator_site.register(User, UserAdmin)  # a tenant's users: tenants.admin (the plan's user quota)
 for site in (operator_site, tenant_site):
     site.register(Group, GroupAdmin)

@@ -6,7 +6,7 @@ from django.http.request import split_domain_port
 from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import remove_www
 
-from backoffice.api import error_body, is_api_request, json_400
+from core.api import error_body, is_api_request, json_400
 
 
 class JsonTenantMainMiddleware(TenantMainMiddleware):
@@ -46,7 +46,7 @@ class JsonTenantMainMiddleware(TenantMainMiddleware):
 class ApiTextMiddleware:
     """A NUL (%00) in an API path or query parameter gets a JSON 400: PostgreSQL text cannot hold one.
 
-    Bodies are checked by the API's parser (backoffice/api/parsers.py); this covers the URL, for every view.
+    Bodies are checked by the API's parser (core/api/parsers.py); this covers the URL, for every view.
     """
 
     def __init__(self, get_response):

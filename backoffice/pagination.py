@@ -9,8 +9,8 @@ import re
 
 from rest_framework.pagination import PageNumberPagination
 
-from backoffice.errors import DomainError
 from configuration import keys
+from core.errors import DomainError
 
 _WHOLE_NUMBER = re.compile(r"^\d{1,9}$")
 

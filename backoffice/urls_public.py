@@ -6,11 +6,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import IsAdminUser
 
 from backoffice.admin_sites import operator_site
-from backoffice.media import tenant_media
+from ops.metrics import metrics_view
+from tenants.media import tenant_media
 
-handler400 = "backoffice.api.json_400"
-handler404 = "backoffice.api.json_404"
-handler500 = "backoffice.api.json_500"
+handler400 = "core.api.json_400"
+handler404 = "core.api.json_404"
+handler500 = "core.api.json_500"
 
 urlpatterns = [
     path("admin/", operator_site.urls),
@@ -25,4 +26,6 @@ urlpatterns = [
     path("api/docs/", staff_member_required(SpectacularSwaggerSplitView.as_view(url_name="schema"),
                                             login_url="operator_admin:login"), name="swagger-ui"),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant-media"),
+    # Prometheus: an operator's session (the operator admin's rule) or METRICS_TOKEN (ops/metrics.py).
+    path("metrics", metrics_view, {"operator_check": operator_site.has_permission}, name="metrics"),
 ]

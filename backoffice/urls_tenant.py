@@ -4,12 +4,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from backoffice.admin_sites import tenant_site
-from backoffice.media import tenant_media
 from tenants.api.throttling import DocumentationThrottle
+from tenants.media import tenant_media
 
-handler400 = "backoffice.api.json_400"
-handler404 = "backoffice.api.json_404"
-handler500 = "backoffice.api.json_500"
+handler400 = "core.api.json_400"
+handler404 = "core.api.json_404"
+handler500 = "core.api.json_500"
 
 urlpatterns = [
     path("admin/", tenant_site.urls),

@@ -18,7 +18,7 @@ def setup_django(db_name: str) -> None:
 
     url = os.environ.get("DATABASE_URL")
     if not url:
-        from backoffice import db as embedded
+        from core import embedded_db as embedded
 
         url = embedded.ensure_running()
     base, _, query = url.partition("?")

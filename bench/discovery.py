@@ -149,7 +149,7 @@ def _wait_for_port(port: int, timeout: float = 60) -> None:
 
 
 def _database_url(settings_dict: dict) -> str:
-    from backoffice.db import url_from_settings
+    from core.embedded_db import url_from_settings
 
     return url_from_settings(settings_dict)
 
@@ -260,6 +260,24 @@ def run(connection) -> None:
           f"{figures['floor']:,.0f}/s")
     print(f"  ratios to the baseline: full stack {figures['django'] / figures['floor']:.2f}, "
           f"fast path {figures['fast'] / figures['floor']:.2f}")
+    through_the_production_server(env, heartbeat_requests, floor_requests)
+
+
+def through_the_production_server(env: dict, heartbeat_requests: list[bytes], floor_requests: list[bytes]) -> None:
+    """The same heartbeats through gunicorn as deploy/ runs it (gthread, the fast path in backoffice.wsgi)."""
+    import serving
+
+    process, port = serving.start("gunicorn", env, workers=SERVER_PROCESSES, threads=8)
+    try:
+        rate, statuses = serving.load(port, heartbeat_requests, HEARTBEAT_SECONDS)
+        if set(statuses) != {200}:
+            raise SystemExit(f"heartbeats through gunicorn answered {statuses}, expected only 200")
+        floor, _ = serving.load(port, floor_requests, HEARTBEAT_SECONDS)
+    finally:
+        serving.stop(process)
+    print(f"  through the production server (gunicorn, {SERVER_PROCESSES} workers x 8 threads, same run): "
+          f"{rate:,.0f} heartbeats/s (target >= 1,000/s); its JSON 404 baseline {floor:,.0f}/s, "
+          f"ratio {rate / floor:.2f}")
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def _run_like_the_cluster() -> None:
     from django_q.signals import post_execute, post_execute_in_worker, pre_execute
     from django_q.signing import SignedPackage
 
-    from tasks.broker import get_task_broker
+    from tasks.engine.broker import get_task_broker
 
     broker = get_task_broker()
     for ack_id, payload in broker.dequeue() or []:
@@ -148,13 +148,13 @@ def _run_like_the_cluster() -> None:
 
 
 def task_path(tenant, admin) -> None:
-    from tasks import services as task_services
+    from tasks import actions as task_actions
 
-    warm = task_services.task_submit(name="system.noop", tenant=tenant, submitted_by="hops")
+    warm = task_actions.task_submit(name="system.noop", tenant=tenant, submitted_by="hops")
     _run_like_the_cluster()
     admin.get(f"/admin/tasks/taskrun/progress/?id={warm.pk}")
     with HopCounter() as task_hops:
-        run = task_services.task_submit(name="system.noop", tenant=tenant, submitted_by="hops")
+        run = task_actions.task_submit(name="system.noop", tenant=tenant, submitted_by="hops")
         _run_like_the_cluster()
         page = admin.get(f"/admin/tasks/taskrun/progress/?id={run.pk}")  # what the progress bars poll
     assert page.status_code == 200, (page.status_code, page.get("Location"))

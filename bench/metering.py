@@ -85,6 +85,41 @@ def main() -> None:
               f"overhead {(on - off) / total * 1000:+.2f} ms/request, ratio on/off {on_rps / off_rps:.2f}")
     calls = UsageDay.objects.get(tenant=tenant).api_calls
     print(f"  (calls recorded in the ledger: {calls})")
+    through_the_production_server(raw_key)
+
+
+def through_the_production_server(raw_key: str) -> None:
+    """The same comparison over real HTTP through gunicorn (deploy/gunicorn.conf.py): one server metered, one not,
+    started side by side, loaded in alternating rounds by 8 keep-alive clients."""
+    import serving
+    from django.db import connection
+
+    from core.embedded_db import url_from_settings
+
+    connection.close()
+    env = {**os.environ, "DATABASE_URL": url_from_settings(connection.settings_dict), "LOG_LEVEL": "WARNING",
+           "DEBUG": "0"}
+    seconds, rounds = float(os.environ.get("BENCH_SERVER_SECONDS", "4")), int(os.environ.get("BENCH_SERVER_ROUNDS",
+                                                                                              "3"))
+    servers = {enabled: serving.start("gunicorn", {**env, "TENANT_METERING_ENABLED": str(enabled)})
+               for enabled in (True, False)}
+    try:
+        requests = [serving.get("/api/v1/teams/", "benchmeter.localhost", {"Authorization": f"Api-Key {raw_key}"})
+                    for _ in range(8)]
+        rates = {True: [], False: []}
+        for _ in range(rounds):
+            for enabled, (_, port) in servers.items():
+                rate, statuses = serving.load(port, requests, seconds)
+                if set(statuses) != {200}:
+                    raise SystemExit(f"the server answered {statuses}")
+                rates[enabled].append(rate)
+    finally:
+        for process, _ in servers.values():
+            serving.stop(process)
+    on, off = sum(rates[True]) / rounds, sum(rates[False]) / rounds
+    print(f"through the production server (gunicorn, 2 workers x 4 threads, 8 keep-alive clients, {rounds} x "
+          f"{seconds:g} s each way, same run): metering on {on:,.0f} req/s, off {off:,.0f} req/s, "
+          f"ratio on/off {on / off:.2f} (target >= 0.85)")
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def server_config() -> dict:
     url = os.environ.get("DATABASE_URL", "")
     if not url:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backoffice.settings.local")
-        from backoffice import db as embedded
+        from core import embedded_db as embedded
 
         url = embedded.ensure_running()
     return environ.Env.db_url_config(url)

@@ -1,7 +1,7 @@
 """Settings of the bench's reference cluster: django-q2's own ORM broker (OrmQ table, no priorities).
 
 Used only by bench/tasks.py for the figure the issue quotes ("plain django-q2 on
-the ORM broker"); the product always runs tasks.broker.PriorityORMBroker.
+the ORM broker"); the product always runs tasks.engine.orm_broker.PriorityORMBroker.
 """
 
 from backoffice.settings.local import *  # noqa: F403

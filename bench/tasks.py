@@ -125,7 +125,7 @@ def main() -> None:
     from django_q.tasks import async_task
 
     from tasks import services
-    from tasks.broker import get_task_broker
+    from tasks.engine.broker import get_task_broker
     from tasks.models import Priority, QueueMessage, Status, TaskAttempt, TaskRun
 
     TaskAttempt.objects.all().delete()

@@ -54,7 +54,7 @@ def main() -> None:
 
     from bench.tasks import start_cluster, stop_cluster, wait
     from tasks import services
-    from tasks.broker import get_task_broker
+    from tasks.engine.broker import get_task_broker
     from tasks.models import QueueMessage, Status, TaskAttempt, TaskRun
 
     broker = get_task_broker()

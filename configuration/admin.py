@@ -20,11 +20,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from backoffice.admin_sites import operator_site, tenant_site
-from backoffice.logging import MASK
-from configuration import services
+from configuration import admin_experiments, services, stack  # noqa: F401  (admin_experiments: registers its page)
 from configuration.conf import PUBLIC, config
 from configuration.models import ConfigChange, ConfigEntry, ConfigSchema, TenantOverride
+from core.admin import ServiceErrorFormMixin, operator_site, tenant_site
+from core.masking import MASK
+from tenants.models import Tenant
 
 KEEP_SECRET_HELP = "Secret: the current value is not shown. Leave empty to keep it."
 
@@ -39,8 +40,10 @@ def _json(value) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-class EntryForm(forms.ModelForm):
+class EntryForm(ServiceErrorFormMixin, forms.ModelForm):
     """Key, layer and a JSON value; a secret's current value is never put in the form."""
+
+    service_error_field = "value"  # a refusal that names no field is about the value
 
     value = forms.JSONField(required=False, help_text="Any JSON: 30, true, \"text\", [1, 2], {\"a\": 1}.")
     tenant_admin = False
@@ -78,13 +81,9 @@ class EntryForm(forms.ModelForm):
             return cleaned
         if self.keeps_secret and cleaned.get("value") in (None, ""):
             cleaned["value"] = self.instance.value  # empty means keep
-        try:
+        with self.service_errors():
             services.entry_check(key=key, value=cleaned.get("value"), tenant=self.layer_tenant(),
                                  tenant_admin=self.tenant_admin)
-        except ValidationError as exc:
-            errors = exc.message_dict if hasattr(exc, "error_dict") else {"value": exc.messages}
-            for field, messages_ in errors.items():
-                self.add_error(field if field in self.fields else None, messages_)
         return cleaned
 
     def validate_unique(self):
@@ -170,8 +169,6 @@ class ConfigEntryAdmin(EntryAdminBase):
 
     def effective_view(self, request):
         """Every key of a view with its effective value (masked) and the layer that won."""
-        from tenants.models import Tenant
-
         schema = request.GET.get("tenant") or PUBLIC
         tenant = get_object_or_404(Tenant, schema_name=schema) if schema != PUBLIC else None
         context = {
@@ -182,6 +179,7 @@ class ConfigEntryAdmin(EntryAdminBase):
             "tenants": Tenant.objects.exclude(schema_name=PUBLIC).order_by("schema_name"),
             "selected": tenant.schema_name if tenant else PUBLIC,
             "errors": config.validate(tenant=schema),
+            "layers": [(layer.name, layer.priority) for layer in stack.layers_of(schema)],
             "schemas": [
                 {"key": key, "origin": spec.get("origin"), "secret": bool(spec.get("secret")),
                  "tenant_editable": bool(spec.get("tenant_editable")), "schema": _json(spec.get("schema", {}))}
@@ -260,7 +258,8 @@ def _diff(change: ConfigChange) -> str:
 class ConfigChangeAdmin(admin.ModelAdmin):
     list_display = ("changed_at", "key", "layer_name", "version", "action", "shown_old", "shown_new", "source",
                     "changed_by")
-    list_filter = ("action", "source", ("tenant", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("action", "source", ("tenant", admin.RelatedOnlyFieldListFilter),
+                   ("changed_at", admin.DateFieldListFilter))
     search_fields = ("key", "changed_by")
     fields = ("key", "tenant", "version", "action", "source", "changed_by", "changed_at", "diff")
     readonly_fields = fields
@@ -320,7 +319,7 @@ class ConfigChangeAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse(f"{self.admin_site.name}:configuration_configchange_changelist"))
 
 
-class SchemaForm(forms.ModelForm):
+class SchemaForm(ServiceErrorFormMixin, forms.ModelForm):
     class Meta:
         model = ConfigSchema
         fields = ("key", "schema", "secret", "tenant_editable", "description")
@@ -328,11 +327,8 @@ class SchemaForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("key") and "schema" in cleaned:
-            try:
+            with self.service_errors():
                 services.schema_check(key=cleaned["key"], schema=cleaned["schema"])
-            except ValidationError as exc:
-                for field, messages_ in exc.message_dict.items():
-                    self.add_error(field if field in self.fields else None, messages_)
         return cleaned
 
 

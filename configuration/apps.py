@@ -8,4 +8,6 @@ class ConfigurationConfig(AppConfig):
     verbose_name = "configuration"
 
     def ready(self):
-        from configuration import checks  # noqa: F401  (registers the system checks)
+        from configuration import checks, etcd_layer  # noqa: F401  (checks: registers the system checks)
+
+        etcd_layer.install()  # the etcd layer, when COURTSIDE_CONFIG_ETCD_URL names one

@@ -62,6 +62,20 @@ def new_scoring_enabled(*, tenant=None) -> bool:
     return config.flag("new_scoring", tenant=tenant)
 
 
+def experiment_variant(name: str, *, tenant=None, user=None) -> str | None:
+    """experiments.<name>: the variant the tenant (and user) is assigned, counted as an exposure (None: no experiment).
+
+    The operator's experiments are named at runtime like flags, so they are not shipped keys of READERS.
+    """
+    return config.variant(name, tenant=tenant, user=user)
+
+
+def experiment_assignments(*, tenant=None, user=None) -> dict[str, str | None]:
+    """Every experiment of the view with the variant the tenant (and user) gets: the tenant API's `experiments`."""
+    names = sorted((config.get("experiments", default={}, tenant=tenant) or {}).keys())
+    return {name: experiment_variant(name, tenant=tenant, user=user) for name in names}
+
+
 def scoring_model(*, tenant=None) -> str:
     """The player-score model in force: "new" only where asked for and allowed by flags.new_scoring."""
     wanted = config.get("scoring.model", tenant=tenant)
@@ -104,6 +118,19 @@ def tasks_operator_max_chain_length() -> int:
     return int(config.get("tasks.operator_limits.max_chain_length", tenant="public"))
 
 
+def mcp_max_results(*, tenant=None) -> int:
+    """Row cap of one MCP tool result (nba_mcp): a tool's `limit` argument is bounded by it."""
+    return int(config.get("mcp.max_results", tenant=tenant))
+
+
+def mcp_plan_tools(*, plan: str | None, tenant=None) -> frozenset[str] | None:
+    """The MCP tools a plan may use (mcp.plan_tools.<plan code in lowercase>); None: every tool (not named, "*")."""
+    named = (config.get("mcp.plan_tools", tenant=tenant) or {}).get((plan or "").lower())
+    if named is None or "*" in named:
+        return None
+    return frozenset(named)
+
+
 def _schema_bound(schemas: dict, key: str, keyword: str, pick) -> int | None:
     """The tightest `keyword` (minimum/maximum) any schema at or above `key` sets for it."""
     parts = key.split(".")
@@ -133,4 +160,6 @@ READERS = {
     "security.require_mfa": security_require_mfa,
     "tasks.operator_limits.max_batch_size": tasks_operator_max_batch_size,
     "tasks.operator_limits.max_chain_length": tasks_operator_max_chain_length,
+    "mcp.max_results": mcp_max_results,
+    "mcp.plan_tools.free": mcp_plan_tools,
 }

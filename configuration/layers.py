@@ -1,28 +1,29 @@
-"""The pieces of the layer stack that need no database: merge, files, environment.
+"""The pieces of the layers that need no database: trees and their merge, files, environment variables.
 
-Layers, lowest to highest priority (a higher layer wins, dicts deep-merge):
-
-    1. default      configuration/defaults/defaults.yaml, shipped with the code
-    2. file         config/base.{yaml,yml,json}, then config/<COURTSIDE_ENV>.{yaml,yml,json}
-    3. database     ConfigEntry rows without a tenant (operator admin, API, import)
-    4. tenant       ConfigEntry rows of the current tenant
-    5. environment  COURTSIDE_<KEY> variables, "__" for nesting (COURTSIDE_CACHE__TTL_SECONDS)
-
-Environment variables win last on purpose: a deployment can always pin a value
-(twelve-factor), whatever was saved in the admin.
+The layers themselves and their one precedence list are in configuration/stack.py.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 from pathlib import Path
 
-import yaml
+from django.conf import settings
 
-LAYERS = ("default", "file", "database", "tenant", "environment")
+from configuration.loading import (  # noqa: F401  (the loader's names, re-exported for callers of layers)
+    DEFAULT_MAX_BYTES,
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    BoundedSafeLoader,
+    YAMLRefused,
+    check_depth,
+    load_text,
+    parse_text,
+    read_text,
+)
+
 ENVIRONMENTS = ("development", "staging", "production")
 ENV_PREFIX = "COURTSIDE_"
 # COURTSIDE_* variables that belong to other parts of Courtside, never configuration keys.
@@ -37,13 +38,20 @@ ENV_DENYLIST = frozenset(
         "COURTSIDE_CONFIG_DIR",
         "COURTSIDE_TENANT_ADMIN_PASSWORD",
         "COURTSIDE_SECRET_KEYS",
+        "COURTSIDE_CONFIG_FILES",
+        "COURTSIDE_CONFIG_ENV_PREFIXES",
     }
 )
 # Whole families of COURTSIDE_* variables owned by other apps (services/conf.py reads COURTSIDE_SERVICES_*).
-ENV_DENIED_PREFIXES = ("COURTSIDE_SERVICES_",)
+ENV_DENIED_PREFIXES = ("COURTSIDE_SERVICES_", "COURTSIDE_CONFIG_")  # COURTSIDE_CONFIG_*: the layers' own settings
 logger = logging.getLogger("configuration")
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+PUBLIC = "public"  # the operator's view (the public schema); every other view is a tenant's schema name
+DELETE = object()  # marks a key removed in a candidate change
+_MISSING = object()
 
 
 def current_environment() -> str:
@@ -83,9 +91,6 @@ def tree_from_entries(entries) -> dict:
     return tree
 
 
-_MISSING = object()
-
-
 def get_path(tree: dict, key: str, default=_MISSING):
     node = tree
     for part in key.split("."):
@@ -118,139 +123,6 @@ def leaves(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-# Bounds of any YAML or JSON text from outside the code (config files, config_import, COURTSIDE_* values).
-# YAML aliases are references: nine nested levels of nine aliases fit in 359 bytes and stand for 9**9
-# strings, which hung config_import for minutes. Nodes reached through aliases are counted as they are
-# composed (before anything is built) and refused past a bound no hand-written file comes near.
-MAX_ALIAS_NODES = 1000
-MAX_DEPTH = 50
-DEFAULT_MAX_BYTES = 1024 * 1024
-
-
-class YAMLRefused(yaml.YAMLError):
-    """A YAML text the bounded loader will not expand: too many alias nodes, a recursive alias, too deep."""
-
-
-class BoundedSafeLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that counts the nodes each alias stands for and refuses past MAX_ALIAS_NODES.
-
-    Each composed node's expanded size (itself and everything under it, aliases
-    counted in full) is known when it completes, so an alias adds its target's
-    size to a running total at once; an alias to a node still being composed is
-    recursive and refused. Nesting is bounded too, so a deep text is a clear
-    error instead of a RecursionError.
-    """
-
-    max_alias_nodes = MAX_ALIAS_NODES
-    max_depth = MAX_DEPTH
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._sizes: dict[int, int] = {}
-        self._alias_nodes = 0
-        self._depth = 0
-
-    def compose_document(self):
-        try:
-            return super().compose_document()
-        finally:
-            self._sizes = {}
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            node = super().compose_node(parent, index)
-            size = self._sizes.get(id(node))
-            if size is None:
-                raise YAMLRefused(f"recursive alias refused ({_where(mark)})")
-            self._alias_nodes += size
-            if self._alias_nodes > self.max_alias_nodes:
-                raise YAMLRefused(
-                    f"aliases refused: they expand to more than {self.max_alias_nodes} nodes ({_where(mark)})"
-                )
-            return node
-        self._depth += 1
-        if self._depth > self.max_depth:
-            raise YAMLRefused(f"nested deeper than {self.max_depth} levels ({_where(self.peek_event().start_mark)})")
-        node = super().compose_node(parent, index)
-        self._depth -= 1
-        if isinstance(node, yaml.SequenceNode):
-            children = node.value
-        elif isinstance(node, yaml.MappingNode):
-            children = [child for pair in node.value for child in pair]
-        else:
-            children = ()
-        self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
-        return node
-
-
-def _where(mark) -> str:
-    return f"line {mark.line + 1}" if mark is not None else "unknown position"
-
-
-def _max_bytes() -> int:
-    from django.conf import settings
-
-    return getattr(settings, "CONFIGURATION_MAX_FILE_BYTES", DEFAULT_MAX_BYTES)
-
-
-def check_depth(data, name: str) -> None:
-    """Refuse JSON nested past MAX_DEPTH (walked without recursion)."""
-    stack = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise ValueError(f"{name}: refused: nested deeper than {MAX_DEPTH} levels")
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
-
-
-def load_text(text: str, *, name: str):
-    """The one loader of YAML or JSON from outside the code (JSON by a .json name, YAML otherwise).
-
-    Bounded in size (settings.CONFIGURATION_MAX_FILE_BYTES, 1 MiB by default),
-    nesting and alias expansion; raises ValueError naming the file and the reason.
-    """
-    limit = _max_bytes()
-    if len(text.encode("utf-8", errors="replace")) > limit:
-        raise ValueError(f"{name}: refused: larger than {limit} bytes")
-    if name.endswith(".json"):
-        try:
-            data = json.loads(text)
-        except RecursionError:
-            raise ValueError(f"{name}: refused: nested deeper than {MAX_DEPTH} levels") from None
-        except ValueError as exc:
-            raise ValueError(f"{name}: cannot parse: {exc}") from exc
-        check_depth(data, name)
-        return data
-    try:
-        return yaml.load(text, Loader=BoundedSafeLoader)  # noqa: S506 (a SafeLoader subclass)
-    except YAMLRefused as exc:
-        raise ValueError(f"{name}: refused: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{name}: cannot parse: {exc}") from exc
-
-
-def read_text(path: Path) -> str:
-    """A file's text, refused before reading when it is larger than the bound."""
-    limit = _max_bytes()
-    if path.stat().st_size > limit:
-        raise ValueError(f"{path}: refused: larger than {limit} bytes")
-    return path.read_text()
-
-
-def parse_text(text: str, *, name: str):
-    """A mapping from YAML or JSON by file name; raises ValueError with the file name on bad or refused text."""
-    data = load_text(text, name=name)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{name}: the top level must be a mapping, not {type(data).__name__}")
-    return data
-
-
 def load_defaults() -> dict:
     return parse_text((DEFAULTS_DIR / "defaults.yaml").read_text(), name="defaults.yaml")
 
@@ -258,39 +130,6 @@ def load_defaults() -> dict:
 def load_code_schemas() -> dict:
     """{key: {"schema": ..., "secret": bool, "tenant_editable": bool, "description": str}} from the code."""
     return parse_text((DEFAULTS_DIR / "schemas.yaml").read_text(), name="schemas.yaml")
-
-
-def environment_files(directory: Path, environment: str) -> list[Path]:
-    """The files of the file layer, lowest first: base, then the environment's own."""
-    found = []
-    for stem in ("base", environment):
-        for suffix in FILE_SUFFIXES:
-            path = directory / f"{stem}{suffix}"
-            if path.is_file():
-                found.append(path)
-    return found
-
-
-def files_signature(directory: Path, environment: str) -> tuple:
-    """What changes when a file of the layer changes: cheap enough to poll twice a second."""
-    signature = []
-    for stem in ("base", environment):
-        for suffix in FILE_SUFFIXES:
-            path = directory / f"{stem}{suffix}"
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            signature.append((str(path), stat.st_mtime_ns, stat.st_size))
-    return (str(directory), environment, tuple(signature))
-
-
-def load_files(directory: Path, environment: str) -> dict:
-    """The merged file layer; raises ValueError naming the file on a syntax error."""
-    tree: dict = {}
-    for path in environment_files(directory, environment):
-        tree = deep_merge(tree, parse_text(read_text(path), name=str(path)))
-    return tree
 
 
 _warned_env_values: set[tuple[str, str]] = set()
@@ -308,21 +147,30 @@ def parse_env_value(raw: str, *, name: str = "a COURTSIDE_* variable"):
     return raw if value is None and raw.strip() not in ("null", "~") else value
 
 
-def env_key(name: str) -> str | None:
+def env_key(name: str, prefix: str = ENV_PREFIX) -> str | None:
     """COURTSIDE_CACHE__TTL_SECONDS -> cache.ttl_seconds; None for variables that are not configuration."""
-    if not name.startswith(ENV_PREFIX) or name in ENV_DENYLIST or name.startswith(ENV_DENIED_PREFIXES):
+    if not name.startswith(prefix):
         return None
-    parts = name[len(ENV_PREFIX):].lower().split("__")
+    if prefix == ENV_PREFIX and (name in ENV_DENYLIST or name.startswith(ENV_DENIED_PREFIXES)):
+        return None
+    parts = name[len(prefix):].lower().split("__")
     if not all(parts):
         return None
     return ".".join(parts)
 
 
-def load_environment(environ=None) -> dict:
+def load_environment(environ=None, *, prefix: str = ENV_PREFIX) -> dict:
+    """The variables named <prefix><KEY> as one tree ("__" for nesting, values typed as YAML)."""
     environ = os.environ if environ is None else environ
     entries = []
     for name, raw in environ.items():
-        key = env_key(name)
+        key = env_key(name, prefix)
         if key is not None:
             entries.append((key, parse_env_value(raw, name=name)))
     return tree_from_entries(entries)
+
+
+def config_dir() -> Path:
+    """The folder of the file layer: COURTSIDE_CONFIG_DIR, settings.CONFIGURATION_DIR, else <BASE_DIR>/config."""
+    configured = os.environ.get("COURTSIDE_CONFIG_DIR") or getattr(settings, "CONFIGURATION_DIR", None)
+    return Path(configured) if configured else Path(settings.BASE_DIR) / "config"

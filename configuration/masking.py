@@ -6,7 +6,7 @@ import re
 
 from django.core.exceptions import ValidationError
 
-from backoffice.logging import MASK
+from core.masking import MASK
 
 # A key segment that names a credential: password, api_token, signing_key, stripe_secret...
 SECRET_SEGMENT = re.compile(

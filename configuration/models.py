@@ -173,3 +173,26 @@ class ConfigChange(models.Model):
     def __str__(self) -> str:
         scope = f" ({self.tenant.schema_name})" if self.tenant_id else ""
         return f"{self.key}{scope} v{self.version} {self.action}"
+
+
+class ExperimentExposure(models.Model):
+    """How many evaluations of an experiment gave a tenant a variant on one day (written in batches)."""
+
+    experiment = models.CharField("experiment", max_length=200, help_text="The name under experiments.")
+    variant = models.CharField("variant", max_length=100)
+    tenant = models.ForeignKey("tenants.Tenant", verbose_name="tenant", on_delete=models.CASCADE,
+                               related_name="experiment_exposures")
+    day = models.DateField("day (UTC)")
+    count = models.PositiveBigIntegerField("exposures", default=0)
+
+    class Meta:
+        ordering = ["experiment", "variant", "-day"]
+        verbose_name = "experiment"
+        verbose_name_plural = "experiments"
+        constraints = [
+            # The batched upsert of configuration/experiments.py adds to the day's row of this key.
+            models.UniqueConstraint(fields=["experiment", "variant", "tenant", "day"], name="config_exposure_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment}/{self.variant} {self.day}: {self.count}"

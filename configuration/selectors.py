@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 
-from configuration.models import ConfigChange, ConfigEntry, ConfigSchema
+from configuration.models import ConfigChange, ConfigEntry, ConfigSchema, ExperimentExposure
 
 
 def entry_rows(*, scope: str) -> list[tuple[str, object, bool]]:
@@ -58,5 +58,47 @@ def change_list(*, key: str | None = None, tenant=None) -> QuerySet[ConfigChange
     return changes
 
 
-def entry_history(*, key: str, tenant=None) -> QuerySet[ConfigChange]:
-    return ConfigChange.objects.filter(key=key, tenant=tenant)
+def exposure_counts(*, experiment: str | None = None) -> dict[str, dict[str, int]]:
+    """{experiment: {variant: exposures}} over every tenant and day written so far."""
+    rows = ExperimentExposure.objects.all()
+    if experiment is not None:
+        rows = rows.filter(experiment=experiment)
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows.values("experiment", "variant").annotate(total=Sum("count")).order_by("experiment", "variant"):
+        counts.setdefault(row["experiment"], {})[row["variant"]] = row["total"]
+    return counts
+
+
+def experiment_summaries(*, specs: dict, name: str | None = None) -> list[dict]:
+    """Each experiment (defined in `specs`, the operator view's `experiments`, or only counted) with its split.
+
+    variants: [{name, weight, weight_share, exposures, exposure_share}] sorted by name; shares in percent.
+    """
+    counts = exposure_counts(experiment=name)
+    specs = specs if isinstance(specs, dict) else {}
+    names = sorted({*specs, *counts}) if name is None else [name]
+    summaries = []
+    for experiment in names:
+        spec = specs.get(experiment) if isinstance(specs.get(experiment), dict) else {}
+        weights = spec.get("variants") or {}
+        seen = counts.get(experiment, {})
+        total_weight = sum(w for w in weights.values() if isinstance(w, int) and w > 0)
+        total_seen = sum(seen.values())
+        variants = [
+            {"name": variant, "weight": weights.get(variant, 0),
+             "weight_share": round(100 * weights.get(variant, 0) / total_weight, 1) if total_weight else 0.0,
+             "exposures": seen.get(variant, 0),
+             "exposure_share": round(100 * seen.get(variant, 0) / total_seen, 1) if total_seen else 0.0}
+            for variant in sorted({*weights, *seen})
+        ]
+        summaries.append({
+            "name": experiment, "defined": bool(spec), "enabled": bool(spec.get("enabled", False)),
+            "control": spec.get("control"), "overrides": spec.get("overrides") or {}, "exposures": total_seen,
+            "variants": variants,
+        })
+    return summaries
+
+
+def changes_since(*, since) -> int:
+    """Configuration changes (every layer, every tenant) recorded since `since`."""
+    return ConfigChange.objects.filter(changed_at__gte=since).count()

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from backoffice.admin_sites import tenant_site
+from core.admin import tenant_site
 from league import services
 from league.models import Game, Player, PlayerGameStat, StatModel, Team
 from tenants.admin import RowQuotaAddMixin
@@ -58,7 +58,7 @@ class StatModelAdmin(RowQuotaAddMixin, admin.ModelAdmin):
     search_fields = ("name",)
     readonly_fields = ("status", "metrics", "trained_at", "created_at")
     add_form_class = StatModelForm
-    quota_field, quota_label = "max_models", "saved models"
+    quota = "saved_models"  # tenants.quotas
 
     def create_row(self, request, form):
         return services.stat_model_create(**form.cleaned_data)

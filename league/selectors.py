@@ -9,8 +9,8 @@ from django.db.models import Avg, Count, F, FloatField, QuerySet, Sum, Value
 from django.db.models.functions import Cast, NullIf
 from psycopg import sql
 
-from backoffice.db import raw_cursor
 from configuration import keys
+from core.db import raw_cursor
 from league.models import Game, Player, PlayerGameStat, Team
 
 # The per-game statistics a player score may weight, as expressions over a stat line.

@@ -3,14 +3,13 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from backoffice.admin_sites import operator_site
-from backoffice.errors import DomainError
-from backoffice.logging import mask_value
+from core.admin import ServiceErrorFormMixin, operator_site
+from core.errors import DomainError
+from core.masking import mask_value
 from registry import kinds, registration, selectors, tokens
 from registry.models import CheckResult, HealthCheck, RegistryEvent, ServiceInstance, ServiceToken
 
@@ -40,34 +39,7 @@ class HealthCheckInline(admin.TabularInline):
         ) or "—"
 
 
-class _DryRun(Exception):
-    pass
-
-
-def refusals_as_form_errors(form: forms.Form, call) -> None:
-    """Run a service call in a savepoint that is always rolled back; its refusals become form errors.
-
-    The service stays the only judge of its input (no rule is copied into the
-    form), and the admin re-renders the form with the operator's input and the
-    reasons instead of losing them. save_model then makes the same call for real.
-    """
-    try:
-        with transaction.atomic():
-            call()
-            raise _DryRun
-    except _DryRun:
-        pass
-    except ValidationError as error:
-        if hasattr(error, "error_dict"):
-            for field, messages_ in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, messages_)
-        else:
-            form.add_error(None, error.messages)
-    except DomainError as error:
-        form.add_error(None, str(error))
-
-
-class InstanceForm(forms.ModelForm):
+class InstanceForm(ServiceErrorFormMixin, forms.ModelForm):
     """Registration from the admin: the service validates, its errors become form errors."""
 
     class Meta:
@@ -77,7 +49,7 @@ class InstanceForm(forms.ModelForm):
     def _post_clean(self):
         # Validation is the service's; a unique-id clash means "update" there, not an error.
         if not self.errors:
-            refusals_as_form_errors(self, lambda: _register(self.cleaned_data, instance_pk=self.instance.pk))
+            self.service_dry_run(lambda: _register(self.cleaned_data, instance_pk=self.instance.pk))
 
 
 def _register(data: dict, *, instance_pk) -> ServiceInstance:
@@ -210,7 +182,7 @@ def _check_spec(check: HealthCheck) -> dict:
     }
 
 
-class TokenForm(forms.ModelForm):
+class TokenForm(ServiceErrorFormMixin, forms.ModelForm):
     rotate = forms.BooleanField(required=False, help_text="Replace the existing token of this service.")
 
     class Meta:
@@ -224,7 +196,7 @@ class TokenForm(forms.ModelForm):
         super()._post_clean()
         if not self.errors:
             name = self.cleaned_data.get("service_name") or self.instance.service_name  # read-only on change
-            refusals_as_form_errors(self, lambda: tokens.token_create(
+            self.service_dry_run(lambda: tokens.token_create(
                 service_name=name, rotate=self.cleaned_data.get("rotate", False)))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from registry import selectors
 from registry.events import counter_next
 

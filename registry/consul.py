@@ -29,7 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from backoffice.logging import mask_text
+from core.masking import mask_text
 from registry import events, kinds
 from registry.models import (
     SERVICE_ID_PATTERN,

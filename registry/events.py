@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django_tenants.utils import get_public_schema_name
 
-from backoffice.db import soft_write
+from core.db import soft_write
 from registry.models import RegistryCounter, RegistryEvent
 
 
@@ -16,11 +16,6 @@ def event(kind, *, instance=None, service_name="", service_id="", message="", de
         message=message,
         detail=detail or {},
     )
-
-
-# pg_advisory_xact_lock(class, key) class of registrations (key: hashtext of the service id). The two-key form
-# never meets a one-key lock such as the sweep's (tasks.SWEEP_LOCK_KEY).
-REGISTER_LOCK_CLASS = 0x5E5
 
 
 def bump_index(name: str) -> int:

@@ -26,7 +26,7 @@ from http import HTTPStatus
 from django.db import DatabaseError, connection
 from django_tenants.utils import schema_context
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

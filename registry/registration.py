@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from backoffice.db import soft_write
-from backoffice.errors import DomainError
+from core.db import soft_write
+from core.errors import DomainError
+from core.locks import advisory_lock_until_commit
 from registry import conf, kinds
-from registry.events import REGISTER_LOCK_CLASS, bump_index, event, public_table
+from registry.events import bump_index, event, public_table
 from registry.health import apply_result, out_of_range_q, refresh_status
 from registry.inputs import normalize_tags, parse_duration, text, whole_number
 from registry.kinds.ttl import NAME as TTL
@@ -139,8 +140,7 @@ def service_register(
     if service_id:
         # A row lock cannot hold an id that does not exist yet: two first registrations of one id (two workers
         # of a cluster as they spawn) would both insert. This lock makes the second one an update.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [REGISTER_LOCK_CLASS, service_id])
+        advisory_lock_until_commit("service-registration", service_id)  # core.locks: (class, hashtext(id))
     existing = ServiceInstance.objects.select_for_update().filter(service_id=service_id).first() if service_id else None
     _authorize(token_service=token_service, name=name, existing=existing)
 

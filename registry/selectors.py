@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q
 
-from backoffice.db import raw_cursor
+from core.db import raw_cursor
 from registry import conf
 from registry.models import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
     SERVICE_NAME_PATTERN,
+    HealthCheck,
     RegistryCounter,
     SelfPreservation,
     ServiceInstance,
@@ -178,3 +179,12 @@ def service_index(name: str) -> int:
     """The change index of a service: bumped on every change discovery would see."""
     return RegistryCounter.objects.filter(key=f"index:{name}").values_list("value", flat=True).first() or 0
 
+
+
+def failing_checks(*, limit: int = 20) -> list[dict]:
+    """Health checks that are not passing, worst first, each with its instance and last output."""
+    rows = (HealthCheck.objects.exclude(status=Status.PASSING)  # critical sorts before warning
+            .select_related("instance").order_by("status", "instance__name", "name")[:limit])
+    return [{"service": c.instance.name, "service_id": c.instance.service_id, "instance_pk": c.instance.pk,
+             "check": c.name, "kind": c.kind, "status": c.status, "output": (c.output or "")[:200],
+             "since": c.critical_since} for c in rows]

@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable
 
 import psutil
-from django.db import connection
+from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from registry import conf
 from registry.models import MAX_DEREGISTER_AFTER, UNROUTABLE_HOSTS, host_validator
 
@@ -102,18 +102,25 @@ class ProcessHeartbeat:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
+    def _register_passing(self) -> None:
+        # New checks start critical; this process lives, so it registers and beats in one commit: no sweep or
+        # reader ever sees a live process critical between its registration and its first heartbeat.
+        with transaction.atomic():
+            _register(self.register_kwargs)
+            _beat(self.service_id)
+        self.registered = True
+
     def beat_once(self) -> None:
         with schema_context("public"):
             if not self.registered:
-                _register(self.register_kwargs)
-                self.registered = True
+                self._register_passing()
+                return
             try:
                 _beat(self.service_id)
             except DomainError as error:
                 if error.code != "not_found":
                     raise
-                _register(self.register_kwargs)  # deregistered meanwhile: this process still lives
-                _beat(self.service_id)
+                self._register_passing()  # deregistered meanwhile: this process still lives
 
     def _run(self) -> None:
         try:
@@ -172,7 +179,9 @@ def _web_registration(environ: dict) -> dict:
     return {
         "service_id": f"web-{hostname}-{port or 0}-{os.getpid()}", "name": WEB_SERVICE,
         "host": host, "port": port, "portless": port is None,
-        "tags": ["courtside", "web"], "metadata": {"pid": os.getpid(), "hostname": hostname},
+        "tags": ["courtside", "web"],
+        # Its probes (ops/health.py), for a load balancer or an HTTP check of the registry.
+        "metadata": {"pid": os.getpid(), "hostname": hostname, "health_path": "/healthz", "ready_path": "/readyz"},
     }
 
 
@@ -255,8 +264,12 @@ def cluster_heartbeat() -> None:
     try:
         with schema_context("public"):
             if _state["cluster_id"] != registration["service_id"]:
-                _state["cluster_id"] = _register(registration)
-            _beat(_state["cluster_id"])
+                with transaction.atomic():  # registered and passing in one commit, as ProcessHeartbeat does
+                    service_id = _register(registration)
+                    _beat(service_id)
+                _state["cluster_id"] = service_id
+            else:
+                _beat(_state["cluster_id"])
     except Exception:  # noqa: BLE001
         _state["cluster_id"] = None
         logger.warning("Self-registration of the task cluster failed", exc_info=True)

@@ -11,7 +11,7 @@ from django.db.models import Count, DateTimeField, ExpressionWrapper, F, FloatFi
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from registry import conf, kinds, probes
 from registry.events import bump_index, event
 from registry.health import (

@@ -5,26 +5,16 @@ from __future__ import annotations
 import logging
 import time
 
-from django.db import connection
 from django.utils import timezone
 
+from core.locks import advisory_lock, lock_key
 from registry import conf
+from tasks.registry import OPERATOR, register_task
 
 logger = logging.getLogger(__name__)
 
-# pg_try_advisory_lock key: one sweeper at a time across every cluster and worker.
-SWEEP_LOCK_KEY = 0x5E5_5E5
-
-
-def _try_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
-        return cursor.fetchone()[0]
-
-
-def _unlock() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
+# One sweeper at a time across every cluster and worker (core.locks).
+SWEEP_LOCK_KEY = lock_key("registry-sweep")
 
 
 def _seconds_to_next_event() -> float | None:
@@ -55,11 +45,11 @@ def health_sweep_task(budget: float | None = None) -> dict:
     from registry import selfreg, sweeps
 
     budget = conf.get("SWEEP_BUDGET_SECONDS") if budget is None else budget
-    if not _try_lock():
-        return {"skipped": "another sweep is running"}
-    deadline = time.monotonic() + budget
-    totals = {"sweeps": 0, "probed": 0, "ttl_expired": 0, "evicted": []}
-    try:
+    with advisory_lock("registry-sweep", wait=False) as acquired:
+        if not acquired:
+            return {"skipped": "another sweep is running"}
+        deadline = time.monotonic() + budget
+        totals = {"sweeps": 0, "probed": 0, "ttl_expired": 0, "evicted": []}
         while True:
             selfreg.cluster_heartbeat()
             report = sweeps.health_sweep()
@@ -73,8 +63,6 @@ def health_sweep_task(budget: float | None = None) -> dict:
                 break
             time.sleep(max(0.05, wait))
         sweeps.events_prune()
-    finally:
-        _unlock()
     return totals
 
 
@@ -87,3 +75,19 @@ def consul_sync_task() -> dict:
         return {"skipped": "CONSUL_URL is not set"}
     with consul.ConsulClient(url, token=conf.get("CONSUL_TOKEN") or None) as client:
         return consul.consul_sync(client=client).as_dict()
+
+
+# Registered with the task layer, so the operator can run either now as a TaskRun (API, admin, task_submit).
+# The scheduled sweep still goes through health_schedule_ensure's django-q2 schedule (see tasks/README.md).
+@register_task("registry.health_sweep", scope=OPERATOR, timeout=120,
+               schema={"type": "object", "additionalProperties": False,
+                       "properties": {"budget": {"type": "number", "minimum": 0, "maximum": 60}}})
+def health_sweep(ctx, budget: float | None = None) -> dict:
+    """Sweep the registry's health checks now (and keep sweeping for `budget` seconds)."""
+    return health_sweep_task(budget=budget)
+
+
+@register_task("registry.consul_sync", scope=OPERATOR, timeout=120)
+def consul_sync(ctx) -> dict:
+    """Sync the registry with the Consul agent at CONSUL_URL now (nothing to do when unset)."""
+    return consul_sync_task()

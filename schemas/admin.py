@@ -2,15 +2,19 @@
 
 from functools import reduce
 from operator import or_
+from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.db.models import Q
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, Subquery
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django_tenants.utils import get_public_schema_name, get_tenant_model
 
-from backoffice.admin_sites import operator_site
+from core.admin import ServiceErrorFormMixin, operator_site
 from schemas.models import MigrationRecord, Rollout
+from schemas.selectors import ledger_summary_cached
 from schemas.services import drift_report
 from schemas.spares import spare_counts, spare_prefixes
 
@@ -20,17 +24,21 @@ def _spare_q() -> Q | None:
     return reduce(or_, (Q(schema_name__startswith=prefix) for prefix in prefixes)) if prefixes else None
 
 
+def _standing_q() -> Q:
+    """Rows of the schemas someone has today: public and every tenant's (not spare ones, not deleted tenants')."""
+    tenants = get_tenant_model().objects.values("schema_name")
+    return Q(schema_name=get_public_schema_name()) | Q(schema_name__in=Subquery(tenants))
+
+
 class SchemaFilter(admin.SimpleListFilter):
-    """One schema's history (`?schema_name=`, as the matrix links it); spare schemas are not offered."""
+    """One schema's history (`?schema_name=`, as the matrix links it); offered: the schemas of the kind shown."""
 
     title = "schema"
     parameter_name = "schema_name"
 
     def lookups(self, request, model_admin):
         names = MigrationRecord.objects.order_by("schema_name").values_list("schema_name", flat=True).distinct()
-        spare = _spare_q()
-        if spare is not None:
-            names = names.exclude(spare)
+        names = SpareSchemaFilter.of_kind(names, request.GET.get(SpareSchemaFilter.parameter_name))
         return [(name, name) for name in names]
 
     def queryset(self, request, queryset):
@@ -38,28 +46,39 @@ class SchemaFilter(admin.SimpleListFilter):
 
 
 class SpareSchemaFilter(admin.SimpleListFilter):
-    """Spare schemas (the sign-up pool) stay out of the list unless asked for, by name or all at once."""
+    """Spare schemas (the sign-up pool) and deleted tenants' history stay out of the list unless asked for.
+
+    Asked for by name, or all of a kind at once, they are there: a deleted tenant's rows are its history.
+    """
 
     title = "spare schemas"
     parameter_name = "kind"
 
     def lookups(self, request, model_admin):
-        return [("spare", "Only spare schemas"), ("all", "Tenants, public and spare")]
+        return [("spare", "Only spare schemas"), ("deleted", "Only deleted tenants' schemas"),
+                ("all", "Tenants, public, spare and deleted")]
 
     def choices(self, changelist):
         choices = list(super().choices(changelist))
         choices[0]["display"] = "Tenants and public"
         return choices
 
-    def queryset(self, request, queryset):
-        spare = _spare_q()
-        if spare is None or self.value() == "all":
+    @staticmethod
+    def of_kind(queryset, kind: str | None):
+        if kind == "all":
             return queryset
-        if self.value() == "spare":
-            return queryset.filter(spare)
-        if request.GET.get(SchemaFilter.parameter_name):
-            return queryset  # a schema asked for by name is shown, spare or not
-        return queryset.exclude(spare)
+        spare = _spare_q()
+        if kind == "spare":
+            return queryset.filter(spare) if spare is not None else queryset.none()
+        if kind == "deleted":
+            others = queryset.exclude(_standing_q())
+            return others.exclude(spare) if spare is not None else others
+        return queryset.filter(_standing_q())
+
+    def queryset(self, request, queryset):
+        if request.GET.get(SchemaFilter.parameter_name) and self.value() is None:
+            return queryset  # a schema asked for by name is shown, whatever its kind
+        return self.of_kind(queryset, self.value())
 
 
 @admin.register(MigrationRecord, site=operator_site)
@@ -89,12 +108,31 @@ class MigrationRecordAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
+            path("summary/", self.admin_site.admin_view(self.summary_view), name="schemas_migration_summary"),
             path("matrix/", self.admin_site.admin_view(self.matrix_view), name="schemas_migration_matrix"),
             *super().get_urls(),
         ]
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {**(extra_context or {}), "spare_counts": spare_counts()})
+
+    def summary_view(self, request):
+        """Migrations across every tenant schema at a glance, from the ledger in a few aggregate statements:
+        how many schemas are current, each migration pending in how many, each changed one in how many."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        summary = ledger_summary_cached()
+        changelist = reverse(f"{self.admin_site.name}:schemas_migrationrecord_changelist")
+        matrix = reverse(f"{self.admin_site.name}:schemas_migration_matrix")
+        pending = [{**p, "url": f"{matrix}?{urlencode({'problems': '1'})}"} for p in summary["pending"]]
+        changed = [{**c, "url": f"{changelist}?{urlencode({'app_label__exact': c['app'], 'q': c['name']})}"}
+                   for c in summary["changed"]]
+        context = {
+            **self.admin_site.each_context(request), "title": "Migrations across schemas", "opts": self.model._meta,
+            "summary": summary, "pending": pending, "changed": changed, "matrix_url": matrix,
+            "changelist_url": changelist, "spare_counts": spare_counts(),
+        }
+        return TemplateResponse(request, "admin/schemas/summary.html", context)
 
     matrix_page_size = 100
 
@@ -180,12 +218,12 @@ class RolloutAdmin(admin.ModelAdmin):
         from django.core.exceptions import PermissionDenied, ValidationError
         from django.shortcuts import redirect
 
-        from tasks.services import task_submit
+        from tasks.actions import task_submit
 
         if not request.user.is_superuser:
             raise PermissionDenied
 
-        class StartForm(forms.Form):
+        class StartForm(ServiceErrorFormMixin, forms.Form):
             targets = forms.CharField(required=False, help_text="Optional: app.migration targets, space-separated "
                                       "(a target below the current state rolls back). Empty: every app's latest.")
             schemas = forms.CharField(required=False, help_text="Optional: tenant schemas, space-separated.")
@@ -211,7 +249,7 @@ class RolloutAdmin(admin.ModelAdmin):
                 run = task_submit(name="schemas.rollout", arguments=arguments,
                                   submitted_by=request.user.get_username())
             except ValidationError as error:
-                form.add_error(None, "; ".join(error.messages))
+                form.add_service_error(error)
             else:
                 messages.success(request, f"Rollout queued as task run #{run.pk}; progress shows below.")
                 return redirect(f"{self.admin_site.name}:schemas_rollout_changelist")

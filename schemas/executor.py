@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import time
 import traceback
-from contextvars import ContextVar
 
 from django.db import connection, transaction
 from django.db.migrations import operations as ops
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
 
-from backoffice.logging import mask_text
+from core.locks import advisory_lock
+from core.masking import mask_text
+from schemas import ledger
 from schemas.graph import Graph, Key, load_graph
-
-# Set while our executor records the ledger itself, so the post_migrate
-# receiver (which records stock `migrate` runs) does not record twice.
-recording_ledger: ContextVar[bool] = ContextVar("recording_ledger", default=False)
+from schemas.ledger import recording_ledger
 
 # Operations after which post_migrate must run (content types and permissions of new models).
 _MODEL_OPERATIONS = (ops.CreateModel, ops.DeleteModel, ops.RenameModel, ops.AlterModelOptions)
@@ -91,10 +89,8 @@ class SchemaMigrator:
             self._timings[key][1] = time.monotonic()
             self._current = None
             if self._record_each is not None:
-                from schemas import services
-
                 schema_name, started_at = self._record_each
-                services.ledger_record(schema_name=schema_name, plan=[(key, action == "unapply_success")],
+                ledger.ledger_record(schema_name=schema_name, plan=[(key, action == "unapply_success")],
                                        timings=self._timings, by=self.by, rollout_id=self.rollout_id,
                                        graph=self.graph, started_at=started_at)
 
@@ -117,8 +113,6 @@ class SchemaMigrator:
     # -- running -------------------------------------------------------------------------
 
     def _migrate_locked(self, schema_name: str, quoted: str, has_table: bool, started_at) -> list[str]:
-        from schemas import services
-
         recorder = MigrationRecorder(connection)
         if not has_table:
             recorder.ensure_schema()
@@ -138,7 +132,7 @@ class SchemaMigrator:
         if forwards:
             self._post_migrate(plan, state)
         keys = [((m.app_label, m.name), backwards) for m, backwards in plan]
-        services.ledger_record(schema_name=schema_name, plan=keys, timings=self._timings, by=self.by,
+        ledger.ledger_record(schema_name=schema_name, plan=keys, timings=self._timings, by=self.by,
                                rollout_id=self.rollout_id, graph=self.graph, started_at=started_at)
         return [f"{'-' if b else ''}{a}.{n}" for (a, n), b in keys]
 
@@ -164,10 +158,7 @@ class SchemaMigrator:
         last migration that succeeded, and `rollout --resume` goes on from there.
         A session advisory lock keeps a second migrator of this schema out.
         """
-        lock_key = f"courtside-migrate:{schema_name}"
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [lock_key])
-        try:
+        with advisory_lock("schema-migration", schema_name):
             recorder = MigrationRecorder(connection)
             recorder.ensure_schema()
             with connection.cursor() as cursor:
@@ -187,18 +178,13 @@ class SchemaMigrator:
             if forwards:
                 self._post_migrate(plan, state)
             return [f"{'-' if b else ''}{m.app_label}.{m.name}" for m, b in plan]
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [lock_key])
 
     def run(self, schema_name: str) -> dict:
         """Migrate one schema in one transaction (or migration by migration when the plan has a
         non-atomic one); returns {schema, status, applied, error}."""
-        from schemas import services
-
         result = {"schema": schema_name, "status": "ok", "applied": [], "error": ""}
         self._timings, self._current = {}, None
-        started_at = services.now()
+        started_at = ledger.now()
         token = recording_ledger.set(True)
         try:
             connection.set_schema(schema_name)
@@ -225,7 +211,7 @@ class SchemaMigrator:
             result["error"] = mask_text(f"{failed[0]}.{failed[1]}: {error}" if failed else str(error))
             result["traceback"] = mask_text(traceback.format_exc(limit=5))
             try:
-                services.ledger_record_failure(schema_name=schema_name, key=failed, error=result["error"],
+                ledger.ledger_record_failure(schema_name=schema_name, key=failed, error=result["error"],
                                                by=self.by, rollout_id=self.rollout_id, graph=self.graph,
                                                started_at=started_at)
             except Exception:  # noqa: BLE001  the ledger write must not hide the migration error

@@ -88,6 +88,30 @@ class Graph:
     def latest_by_app(self) -> dict[str, str]:
         return {app: name for app, name in self.loader.graph.leaf_nodes()}
 
+    def type_of(self, key: Key) -> str:
+        """schema, data or hybrid (MIGRATION_TYPES): see migration_type()."""
+        migration = self.loader.graph.nodes.get(key) or self.loader.disk_migrations.get(key)
+        return migration_type(migration) if migration is not None else SCHEMA
+
+
+SCHEMA, DATA, HYBRID = "schema", "data", "hybrid"
+MIGRATION_TYPES = (SCHEMA, DATA, HYBRID)
+
+
+def migration_type(migration) -> str:
+    """What the migration declares (`migration_type`, or `sql_file_type` from `sqlmigration`), else what its
+    operations are: only RunPython is data, RunPython beside schema operations is hybrid, anything else schema."""
+    from django.db.migrations.operations import RunPython
+
+    declared = getattr(migration, "migration_type", None) or getattr(migration, "sql_file_type", None)
+    if declared in MIGRATION_TYPES:
+        return declared
+    operations = list(getattr(migration, "operations", []))
+    python = [op for op in operations if isinstance(op, RunPython)]
+    if not python:
+        return SCHEMA
+    return DATA if len(python) == len(operations) else HYBRID
+
 
 def load_graph() -> Graph:
     """Load the graph from disk without touching the database (applied state is read separately)."""

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
+from pathlib import Path
 
+from django.apps import apps as django_apps
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, get_tenant_model
 
+from schemas.graph import apps_for, load_graph
 from schemas.models import MigrationRecord, Rollout
+from schemas.spares import spare_prefixes
 
 # UNION ALL branches per statement: one round-trip per 500 schemas keeps the
 # statement small enough to plan quickly (1,000 schemas: 2 statements).
@@ -20,8 +28,6 @@ def _quote(name: str) -> str:
 
 def tenant_schema_names() -> list[str]:
     """Every tenant schema known to the tenants table, public excluded, in a stable order."""
-    from django_tenants.utils import get_public_schema_name, get_tenant_model
-
     return list(
         get_tenant_model().objects.exclude(schema_name=get_public_schema_name())
         .order_by("schema_name").values_list("schema_name", flat=True)
@@ -109,3 +115,107 @@ def rollout_latest_resumable() -> Rollout | None:
     return (
         Rollout.objects.exclude(status=Rollout.Status.SUCCEEDED).order_by("-started_at", "-id").first()
     )
+
+
+def _is_spare(schema_name: str) -> bool:
+    prefixes = spare_prefixes()
+    return bool(prefixes) and schema_name.startswith(prefixes)
+
+
+LEDGER_SUMMARY_SECONDS = 30
+
+
+def migration_files_key() -> tuple:
+    """Names, sizes and modification times of every app's migration files (and SQL sources): stats, no reads."""
+    entries = []
+    for config in django_apps.get_app_configs():
+        folder = Path(config.path) / "migrations"
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.suffix in (".py", ".sql"):
+                    stat = path.stat()
+                    entries.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
+def ledger_version() -> tuple:
+    """What changes whenever the summary can: the newest ledger row, the tenants, the files. Index reads only."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT max(id) FROM {_quote(MigrationRecord._meta.db_table)}), "
+            f"(SELECT max(applied_at) FROM {_quote(MigrationRecord._meta.db_table)}), "
+            f"(SELECT count(*) FROM {_quote(get_tenant_model()._meta.db_table)}), "
+            f"(SELECT max(id) FROM {_quote(get_tenant_model()._meta.db_table)})")
+        return tuple(str(value) for value in cursor.fetchone())
+
+
+def ledger_summary_cached() -> dict:
+    """`ledger_summary()`, recomputed when the ledger, the tenants or the migration files change, or after
+    LEDGER_SUMMARY_SECONDS (an undo marks rows without adding one). Its `computed_at` says how fresh it is."""
+    key = "schemas:ledger-summary:" + hashlib.sha256(
+        repr((ledger_version(), migration_files_key())).encode()).hexdigest()[:32]
+    summary = cache.get(key)
+    if summary is None:
+        summary = {**ledger_summary(), "computed_at": timezone.now()}
+        cache.set(key, summary, LEDGER_SUMMARY_SECONDS)
+    return summary
+
+
+def ledger_summary(*, graph=None) -> dict:
+    """Tenant schemas, and how many lack each tenant migration or hold a changed one, from the ledger alone.
+
+    One aggregate statement over the ledger joined to the tenants (never one
+    per schema; one applied row per schema and migration is a constraint, so
+    counting rows counts schemas) against the graph and the checksums of the
+    files on disk, plus a second, only when something drifted, for the number
+    of distinct drifted schemas. Spare schemas are not tenants, so they are
+    left out. `drift_report` reads each schema's own django_migrations
+    instead: this is the summary, that the detail.
+    """
+    graph = graph or load_graph()
+    tenant_apps = set(apps_for("__tenant__"))
+    expected = [key for key in graph.ordered if key[0] in tenant_apps]
+    checksums = [graph.checksum(key) for key in expected]
+    tenants = get_tenant_model()._meta.db_table
+    ledger = MigrationRecord._meta.db_table
+    current = ("SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) AS c(app, name, checksum)")
+    params = [[a for a, _ in expected], [n for _, n in expected], checksums]
+    mismatch = "r.checksum <> '' AND r.checksum <> c.checksum"
+    joins = (f"FROM {_quote(ledger)} r JOIN ({current}) c ON c.app = r.app_label AND c.name = r.name "
+             f"JOIN {_quote(tenants)} t ON t.schema_name = r.schema_name "
+             f"WHERE r.outcome = 'applied' AND t.schema_name <> %s")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {_quote(tenants)} WHERE schema_name <> %s",
+                       [get_public_schema_name()])
+        schema_total = cursor.fetchone()[0]
+        cursor.execute(
+            f"SELECT r.app_label, r.name, count(*), count(*) FILTER (WHERE {mismatch}), "
+            f"(array_agg(r.schema_name) FILTER (WHERE {mismatch}))[1:3] "
+            f"{joins} GROUP BY r.app_label, r.name",
+            [*params, get_public_schema_name()],
+        )
+        rows = {(app, name): (applied, changed, examples) for app, name, applied, changed, examples in cursor}
+        changed = [{"app": app, "name": name, "schemas": rows[(app, name)][1], "examples": rows[(app, name)][2]}
+                   for app, name in expected if rows.get((app, name), (0, 0))[1]]
+        cursor.execute(  # schemas holding every tenant migration, none of them changed since
+            f"SELECT count(*) FROM (SELECT r.schema_name {joins} GROUP BY r.schema_name "
+            f"HAVING count(*) = %s AND count(*) FILTER (WHERE {mismatch}) = 0) AS complete",
+            [*params, get_public_schema_name(), len(expected)],
+        )
+        current = cursor.fetchone()[0]
+        drifted = 0
+        if changed:
+            cursor.execute(f"SELECT count(DISTINCT r.schema_name) {joins} AND {mismatch}",
+                           [*params, get_public_schema_name()])
+            drifted = cursor.fetchone()[0]
+    pending = [{"app": app, "name": name, "schemas": schema_total - rows.get((app, name), (0,))[0]}
+               for app, name in expected if schema_total - rows.get((app, name), (0,))[0] > 0]
+    return {
+        "schemas": schema_total,
+        "current": current,
+        "pending": pending,
+        "pending_schemas": max((p["schemas"] for p in pending), default=0),
+        "changed": changed,
+        "drifted_schemas": drifted,
+        "latest": {app: name for app, name in graph.latest_by_app().items() if app in tenant_apps},
+    }

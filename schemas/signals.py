@@ -2,16 +2,16 @@
 
 from django.db import connection
 
-from schemas import services
+from schemas import ledger
 
 # (alias, schema) -> when its pre_migrate fired; post_migrate turns it into a duration.
 _started: dict[tuple[str, str], object] = {}
 
 
 def ledger_pre_migrate(sender, using=None, plan=None, **kwargs):
-    _started[(using, getattr(connection, "schema_name", ""))] = services.now()
+    _started[(using, getattr(connection, "schema_name", ""))] = ledger.now()
 
 
 def ledger_post_migrate(sender, using=None, plan=None, **kwargs):
     started = _started.pop((using, getattr(connection, "schema_name", "")), None)
-    services.ledger_record_stock_plan(plan=plan, started_at=started)
+    ledger.ledger_record_stock_plan(plan=plan, started_at=started)

@@ -19,7 +19,7 @@ ROLLOUT_ARGUMENTS = {
                description="Migrate every tenant schema (or roll back to targets), as `manage.py rollout`.")
 def rollout(ctx, *, targets=None, schemas=None, resume=False, canary=None, operator=""):
     """Migrate tenant schemas in the background; progress is the share of schemas done."""
-    from backoffice.errors import DomainError
+    from core.errors import DomainError
     from schemas.services import parse_target, rollout_run
 
     parsed = [parse_target(t) for t in targets or []] or None

@@ -21,7 +21,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
-from backoffice.admin_sites import operator_site, tenant_site
+from core.admin import operator_site, tenant_site
 from security import audit, lockout
 
 SITE_SESSION_KEY = "courtside_security_site"

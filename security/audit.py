@@ -27,7 +27,7 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from backoffice.logging import MASK
+from core.masking import MASK
 
 log = logging.getLogger("courtside.security")
 
@@ -108,7 +108,7 @@ def mask_config_value(value: str) -> str:
 
 def process_actor() -> dict:
     """Who a write outside a request is by: the operator running a command, or a worker."""
-    from schemas.services import operator_name
+    from schemas.ledger import operator_name
 
     argv = sys.argv
     command = argv[1] if len(argv) > 1 and argv[0].endswith("manage.py") else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
-from backoffice.api import error_body
+from core.api import error_body
 from security.lockout import LOCKOUT_CODE, cooloff, lockout_message
 
 

@@ -1,7 +1,7 @@
 """The audit log's retention: a registered task, fired daily by a django-q2 schedule (migration 0001)."""
 
 from security import audit
-from tasks import services
+from tasks import actions
 from tasks.registry import OPERATOR, register_task
 
 PRUNE_TASK = "security.audit_prune"
@@ -17,5 +17,5 @@ def audit_prune(ctx, days: int | None = None):
 
 def audit_prune_scheduled():
     """Called by django-q2's scheduler: submits the prune as a task run (visible with its result in the admin)."""
-    run = services.task_submit(name=PRUNE_TASK, submitted_by="schedule security: audit prune")
+    run = actions.task_submit(name=PRUNE_TASK, submitted_by="schedule security: audit prune")
     return str(run.pk)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.http import Http404, JsonResponse
-from django.urls import path
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from backoffice import media
-from backoffice.admin_sites import operator_site, tenant_site
-from backoffice.errors import DomainError
-from tasks import registry, selectors, services
-from tasks.models import Priority, TaskAttempt, TaskRun, TaskSchedule, public_status
-from tenants import charts
+from core import charts
+from core.admin import operator_site, tenant_site
+from core.errors import DomainError
+from tasks import actions, registry, selectors
+from tasks.models import TERMINAL, Priority, Status, TaskAttempt, TaskRun, TaskSchedule, WorkerProcess, public_status
+from tenants import media
 
 
 def _tenant(request):
@@ -36,7 +38,7 @@ class TaskAttemptInline(admin.TabularInline):
 class TaskRunAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant_label", "priority_label", "shown_status", "progress_bar", "attempts", "created_at",
                     "finished_at"]
-    list_filter = ["status", "priority", "name"]
+    list_filter = ["status", "priority", "name", ("finished_at", admin.DateFieldListFilter)]
     search_fields = ["name", "args_summary", "submitted_by", "id"]
     actions = ["cancel_runs", "retry_runs"]
     inlines = [TaskAttemptInline]
@@ -99,7 +101,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         done = 0
         for run in queryset:
             try:
-                services.task_cancel(run=run, cancelled_by=request.user.get_username())
+                actions.task_cancel(run=run, cancelled_by=request.user.get_username())
                 done += 1
             except ValidationError as error:
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
@@ -112,7 +114,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         for run in queryset:
             try:
                 # From a tenant's admin the retry is the tenant's own submission, within its plan.
-                services.task_retry(run=run, submitted_by=request.user.get_username(), by_operator=self.operator)
+                actions.task_retry(run=run, submitted_by=request.user.get_username(), by_operator=self.operator)
                 done += 1
             except ValidationError as error:
                 self.message_user(request, f"{run}: {' '.join(error.messages)}", messages.WARNING)
@@ -123,13 +125,78 @@ class TaskRunAdmin(admin.ModelAdmin):
             self.message_user(request, f"Resubmitted {done} run(s).", messages.SUCCESS)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        """A run's page: read-only detail, its buttons, its attempts as a timeline, its live progress."""
         run = self.get_object(request, object_id)
-        link = media.result_link(run.result, schema_name=run.schema_name, request=request) if run else None
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "result_link": link})
+        if run is None or not self.has_view_permission(request, run):
+            raise Http404("No such task run.")
+        link = media.result_link(run.result, schema_name=run.schema_name, request=request)
+        can_act = self.may_act(request)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "original": run, "run": run,
+            "title": f"Task run {run.name}", "subtitle": str(run.pk), "result_link": link,
+            "status": run.get_public_status_display(), "priority": Priority(run.priority).label,
+            "progress_bar": self.progress_bar(run),
+            "attempts": list(run.attempt_log.order_by("number")),
+            "dependencies": list(run.depends_on.only("pk", "name", "status")),
+            "buttons": [b for b in (
+                ("cancel", "Cancel", run.status not in TERMINAL),
+                ("retry", "Retry", run.status in (Status.FAILED, Status.CANCELLED)),
+                ("run_again", "Run again", run.status in TERMINAL),
+            ) if can_act and b[2]],
+            "operator": self.operator,
+        }
+        return TemplateResponse(request, "admin/tasks/taskrun/detail.html", context)
+
+    def may_act(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    def act_view(self, request, object_id, verb):
+        """POST (CSRF-checked by the admin) Cancel, Retry or Run again from a run's page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = self.get_object(request, object_id)
+        if run is None:
+            raise Http404("No such task run.")
+        if not self.may_act(request):
+            raise PermissionDenied
+        by = request.user.get_username()
+        target = run
+        try:
+            if verb == "cancel":
+                actions.task_cancel(run=run, cancelled_by=by)
+                self.message_user(request, "Cancellation requested.", messages.SUCCESS)
+            elif verb == "retry":
+                target = actions.task_retry(run=run, submitted_by=by, by_operator=self.operator)
+                self.message_user(request, "Resubmitted as a new run.", messages.SUCCESS)
+            elif verb == "run_again":
+                target = actions.task_submit(name=run.name, arguments=run.arguments, tenant=run.tenant,
+                                             priority=run.priority, submitted_by=by, by_operator=self.operator)
+                self.message_user(request, "Submitted again as a new run.", messages.SUCCESS)
+            else:
+                raise Http404("No such action.")
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+        except DomainError as error:  # the tenant's quota or its cap on unfinished runs
+            self.message_user(request, error.message, messages.ERROR)
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:tasks_taskrun_change", args=[target.pk]))
 
     def get_urls(self):
         progress = self.admin_site.admin_view(self.progress_view)
-        return [path("progress/", progress, name="tasks_taskrun_progress"), *super().get_urls()]
+        act = self.admin_site.admin_view(self.act_view)
+        workers = self.admin_site.admin_view(self.workers_view)
+        return [path("progress/", progress, name="tasks_taskrun_progress"),
+                path("workers/", workers, name="tasks_workers"),
+                path("<path:object_id>/do/<str:verb>/", act, name="tasks_taskrun_act"), *super().get_urls()]
+
+    def workers_view(self, request):
+        """The operator's view of the task cluster: each cluster and worker, what it runs, how fast."""
+        if not self.operator or not self.has_view_permission(request):
+            raise Http404("No workers page here.")
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Task workers",
+                   **selectors.worker_rows(), "broker": settings.Q_CLUSTER.get("name", ""),
+                   "shared_stats": bool(settings.Q_CLUSTER.get("redis")) or settings.CACHES["default"][
+                       "BACKEND"] != "django.core.cache.backends.locmem.LocMemCache"}
+        return TemplateResponse(request, "admin/tasks/workers.html", context)
 
     def progress_view(self, request):
         """JSON the progress bars poll: {run id: {progress, status, message}} for the ids asked."""
@@ -163,8 +230,9 @@ class TaskRunAdmin(admin.ModelAdmin):
 
 
 class TaskScheduleAdmin(admin.ModelAdmin):
-    list_display = ["name", "task_name", "tenant", "cron", "interval_minutes", "priority", "enabled"]
-    list_filter = ["enabled", "task_name"]
+    list_display = ["name", "task_name", "tenant", "cron", "interval_minutes", "priority", "enabled", "kind",
+                    "last_run", "next_run"]
+    list_filter = ["enabled", "system", "task_name"]
     fields = ["name", "task_name", "arguments", "tenant", "priority", "cron", "interval_minutes", "enabled"]
     operator = True
 
@@ -172,8 +240,27 @@ class TaskScheduleAdmin(admin.ModelAdmin):
         return self.fields if self.operator else [f for f in self.fields if f != "tenant"]
 
     def get_queryset(self, request):
-        return selectors.schedule_list(tenant=_tenant(request)) if not self.operator else super().get_queryset(
-            request)
+        return selectors.schedule_list(tenant=_tenant(request) if not self.operator else None)
+
+    @admin.display(description="kind", ordering="system")
+    def kind(self, schedule):
+        return "System (declared in code)" if schedule.system else "Tenant" if schedule.tenant_id else "Operator"
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run(self, schedule):
+        return schedule.last_run_at or "—"
+
+    @admin.display(description="next run")
+    def next_run(self, schedule):
+        q = schedule.q_schedule
+        return q.next_run if q is not None and schedule.enabled and q.repeats != 0 else "—"
+
+    def has_change_permission(self, request, obj=None):
+        # A system schedule's timing is its declaration in code (tasks.registry.system_job): shown, not edited.
+        return super().has_change_permission(request, obj) and not (obj is not None and obj.system)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.system)
 
     def get_form(self, request, obj=None, **kwargs):
         form_class = super().get_form(request, obj, **kwargs)
@@ -193,7 +280,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
                 if data.get("task_name"):
                     # The registry's word (arguments schema, tenant scope, cron) as form errors.
                     try:
-                        services.schedule_validate(task_name=data["task_name"], arguments=data.get("arguments"),
+                        actions.schedule_validate(task_name=data["task_name"], arguments=data.get("arguments"),
                                                    tenant=tenant, cron=data.get("cron") or "",
                                                    priority=data.get("priority"), by_operator=operator)
                     except ValidationError as error:
@@ -204,7 +291,7 @@ class TaskScheduleAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        services.schedule_save(
+        actions.schedule_save(
             schedule=obj if change else None, name=data["name"], task_name=data["task_name"],
             arguments=data.get("arguments") or {}, tenant=data.get("tenant") if self.operator else _tenant(request),
             priority=data["priority"], cron=data.get("cron") or "", interval_minutes=data.get("interval_minutes"),
@@ -212,11 +299,11 @@ class TaskScheduleAdmin(admin.ModelAdmin):
         )
 
     def delete_model(self, request, obj):
-        services.schedule_delete(schedule=obj)
+        actions.schedule_delete(schedule=obj)
 
     def delete_queryset(self, request, queryset):
-        for schedule in queryset:
-            services.schedule_delete(schedule=schedule)
+        for schedule in queryset.filter(system=False):  # a system schedule is the code's to remove
+            actions.schedule_delete(schedule=schedule)
 
 
 class TenantTaskRunAdmin(TaskRunAdmin):
@@ -226,10 +313,46 @@ class TenantTaskRunAdmin(TaskRunAdmin):
 
 class TenantTaskScheduleAdmin(TaskScheduleAdmin):
     operator = False
-    list_display = [c for c in TaskScheduleAdmin.list_display if c != "tenant"]
+    list_display = [c for c in TaskScheduleAdmin.list_display if c not in ("tenant", "kind")]
+
+
+class WorkerProcessAdmin(admin.ModelAdmin):
+    """Worker health: each cluster worker's pid, what it runs, its last heartbeat, tasks done, how it ended."""
+
+    list_display = ["pid", "host", "cluster", "state", "current_run_link", "tasks_done", "started_at",
+                    "last_heartbeat_at", "ended_at"]
+    list_filter = ["end", "cluster", "host"]
+    search_fields = ["pid", "host", "cluster", "current_run__id"]
+    readonly_fields = ["host", "pid", "cluster", "name", "state", "current_run_link", "current_since", "tasks_done",
+                       "started_at", "last_heartbeat_at", "ended_at", "end"]
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return selectors.worker_list()
+
+    @admin.display(description="state")
+    def state(self, worker):
+        return selectors.worker_state(worker)
+
+    @admin.display(description="current run")
+    def current_run_link(self, worker):
+        if worker.current_run_id is None:
+            return "—"
+        url = reverse(f"{self.admin_site.name}:tasks_taskrun_change", args=[worker.current_run_id])
+        return format_html('<a href="{}">{}</a>', url, str(worker.current_run_id)[:8])
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 operator_site.register(TaskRun, TaskRunAdmin)
+operator_site.register(WorkerProcess, WorkerProcessAdmin)
 operator_site.register(TaskSchedule, TaskScheduleAdmin)
 tenant_site.register(TaskRun, TenantTaskRunAdmin)
 tenant_site.register(TaskSchedule, TenantTaskScheduleAdmin)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.conf import settings
 
 # A running attempt's lease and an ORM delivery's lock last the task's timeout
@@ -13,11 +15,8 @@ MAX_LOST_ATTEMPTS = 5
 
 
 def q_cluster() -> dict:
-    conf = getattr(settings, "Q_CLUSTER", None)
-    if conf is None:
-        # backoffice/settings/base.py should import it; see the tasks.W001 check.
-        from backoffice.settings.q_cluster import Q_CLUSTER as conf
-    return conf
+    # Without Q_CLUSTER in the settings django-q2 runs on its defaults, and so do we (the tasks.W001 check warns).
+    return getattr(settings, "Q_CLUSTER", None) or {}
 
 
 def queue_name() -> str:
@@ -51,4 +50,23 @@ def redis_prefix() -> str:
 
 
 def broker_class() -> str:
-    return q_cluster().get("broker_class") or "tasks.broker.PriorityORMBroker"
+    return q_cluster().get("broker_class") or "tasks.engine.orm_broker.PriorityORMBroker"
+
+
+def system_schedules_on_migrate() -> bool:
+    """Whether migrate reconciles the system schedules declared in code (TASKS_SYSTEM_SCHEDULES).
+
+    Unset: on, except under the test settings and pytest (the registry's AUTO_SCHEDULE does the same), so
+    other tests never find the system schedules in their database; tests/tasks/test_system_jobs.py runs
+    the reconcile itself.
+    """
+    value = getattr(settings, "TASKS_SYSTEM_SCHEDULES", None)
+    if value is not None:
+        return bool(value)
+    module = getattr(settings, "SETTINGS_MODULE", "") or ""
+    return not (module.endswith(".test") or module.startswith("tests.") or "pytest" in sys.modules)
+
+
+def worker_heartbeat() -> float:
+    """Seconds between a worker's heartbeats (tasks.engine.workers); 5 by default."""
+    return float(q_cluster().get("worker_heartbeat", 5.0))

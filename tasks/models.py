@@ -18,6 +18,26 @@ class Priority(models.IntegerChoices):
     CRITICAL = 3, "Critical"
 
 
+def parse_priority(value) -> int | None:
+    """The one reading of a priority from outside: a name (any case) or 0-3 (a number or its digits).
+
+    None stays None (the task's default). Anything else raises ValueError naming the choices; the
+    submission services, the API's field and filter, the admin and the brokers' package hints all read
+    priorities through here.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        key = value.strip().upper()
+        if key in Priority.names:
+            return Priority[key].value
+        if key.isdigit():
+            value = int(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value in Priority.values:
+        return int(value)
+    raise ValueError(f"Priority must be one of {', '.join(Priority.names)}.")
+
+
 class Status(models.TextChoices):
     WAITING = "waiting", "Waiting for dependencies"
     QUEUED = "queued", "Queued"
@@ -258,7 +278,11 @@ class TaskEffect(models.Model):
 
 
 class TaskSchedule(models.Model):
-    """Recurring work (cron or interval), operator-wide or for one tenant; fired by django-q2's scheduler."""
+    """Recurring work (cron or interval), operator-wide or for one tenant; fired by django-q2's scheduler.
+
+    A system schedule is declared in code (tasks.registry.system_job) and kept in step with it after every
+    migrate; the others are made on the schedules page (the operator's, and each tenant's own).
+    """
 
     name = models.CharField("name", max_length=100, unique=True)
     task_name = models.CharField("task", max_length=100, help_text="Registered task name.")
@@ -271,6 +295,10 @@ class TaskSchedule(models.Model):
     cron = models.CharField("cron", max_length=100, blank=True, help_text="Like '0 4 * * *' (UTC).")
     interval_minutes = models.PositiveIntegerField("every (minutes)", null=True, blank=True)
     enabled = models.BooleanField("enabled", default=True)
+    system = models.BooleanField(
+        "system", default=False, editable=False,
+        help_text="Declared in code beside its task (tasks.registry.system_job): its timing is not edited here.",
+    )
     q_schedule = models.OneToOneField(
         "django_q.Schedule", verbose_name="django-q2 schedule", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="courtside_schedule",
@@ -329,3 +357,36 @@ class QueueMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue} #{self.pk} ({self.get_priority_display()})"
+
+
+class WorkerProcess(models.Model):
+    """One cluster worker process, as its own heartbeats tell (tasks.engine.workers)."""
+
+    class End(models.TextChoices):
+        RECYCLED = "recycled", "Recycled (its quota of tasks done)"
+        STOPPED = "stopped", "Stopped with its cluster"
+        LOST = "lost", "Lost (stopped heartbeating)"
+
+    host = models.CharField("host", max_length=255)
+    pid = models.PositiveIntegerField("pid")
+    cluster = models.CharField("cluster", max_length=100, help_text="The queue it serves.")
+    name = models.CharField("process", max_length=100, blank=True)
+    started_at = models.DateTimeField("started")
+    last_heartbeat_at = models.DateTimeField("last heartbeat")
+    current_run = models.ForeignKey(
+        TaskRun, verbose_name="current run", null=True, blank=True, on_delete=models.DO_NOTHING,
+        db_constraint=False, related_name="+",  # a heartbeat names a run; it never waits on the run's row
+    )
+    current_since = models.DateTimeField("current run since", null=True, blank=True)
+    tasks_done = models.PositiveIntegerField("tasks done", default=0)
+    ended_at = models.DateTimeField("ended", null=True, blank=True)
+    end = models.CharField("end", max_length=16, choices=End.choices, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "worker"
+        indexes = [models.Index(fields=["last_heartbeat_at"], name="workerprocess_alive",
+                                condition=Q(ended_at__isnull=True))]
+
+    def __str__(self) -> str:
+        return f"worker {self.pid} on {self.host}"

@@ -1,9 +1,10 @@
 """The allow-list of task names: what may be submitted, with which arguments, for whom.
 
 A task function takes a TaskContext first and its validated keyword arguments
-after it. Other apps (the service registry, schema migrations) add their own
-tasks with `@register_task` in their `tasks.py`, which the tasks app imports at
-start-up.
+after it. Every app adds its own tasks with `@register_task` in its `tasks.py`
+(league, tenants, the service registry, security), which the tasks app
+imports at start-up; a job that runs on a timetable is declared there too,
+with `@system_job` (its schedule lives beside it, as NetBox's system jobs do).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import jsonschema
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from tasks.models import Priority
 
@@ -105,3 +106,60 @@ def specs(*, for_tenant: bool | None = None) -> list[TaskSpec]:
 
 def names() -> list[str]:
     return sorted(_registry)
+
+
+# ------------------------------------------------------------ system schedules declared in code
+
+@dataclass(frozen=True)
+class SystemSchedule:
+    """A system job's timetable, declared beside its task (as NetBox's @system_job declares an interval).
+
+    Reconciled into TaskSchedule after every migrate (tasks.actions.schedules.system_schedules_reconcile):
+    shown on the schedules page with its last and next run; its timing comes from here, not the page.
+    """
+
+    name: str  # the schedule's name on the schedules page
+    task_name: str
+    cron: str = ""
+    interval_minutes: int | None = None
+    arguments: dict = field(default_factory=dict)
+    enabled: Callable[[], bool] | None = None  # asked at each reconcile: False removes the schedule
+
+
+_system_schedules: dict[str, SystemSchedule] = {}
+
+
+def system_job(name: str, *, every_minutes: int | None = None, cron: str = "", schedule_name: str = "",
+               arguments: dict | None = None, enabled: Callable[[], bool] | None = None, **task_options):
+    """Register an operator task (like register_task) that runs on a schedule declared here.
+
+        @system_job("tenants.pool_refill", every_minutes=10, timeout=300)
+        def pool_refill(ctx): ...
+
+    One decorated function in the app's tasks.py is the whole of a new scheduled system job: the next
+    migrate puts it on the schedules page, and django-q2's scheduler fires it as a TaskRun.
+    """
+    if (every_minutes is None) == (not cron):
+        raise ImproperlyConfigured(f"System job {name!r}: give every_minutes or cron, one of them.")
+    if every_minutes is not None and (isinstance(every_minutes, bool) or not isinstance(every_minutes, int)
+                                      or every_minutes < 1):
+        raise ImproperlyConfigured(f"System job {name!r}: every_minutes must be a whole number of minutes, 1 or more.")
+    task_options.setdefault("scope", OPERATOR)
+    register = register_task(name, **task_options)
+
+    def decorator(func):
+        register(func)
+        schedule = SystemSchedule(
+            name=schedule_name or f"system: {name}", task_name=name, cron=cron, interval_minutes=every_minutes,
+            arguments=dict(arguments or {}), enabled=enabled,
+        )
+        get_spec(name).validate(schedule.arguments)  # a declaration with bad arguments fails at start-up
+        _system_schedules[schedule.name] = schedule
+        return func
+
+    return decorator
+
+
+def system_schedules() -> list[SystemSchedule]:
+    """The system schedules declared in code, those switched on now."""
+    return [s for s in sorted(_system_schedules.values(), key=lambda s: s.name) if s.enabled is None or s.enabled()]

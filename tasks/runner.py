@@ -1,4 +1,4 @@
-"""The functions django-q2 workers call: thin entry points into tasks.services."""
+"""The functions django-q2 workers call (their dotted paths are stored in packages and schedules): thin entries."""
 
 from __future__ import annotations
 
@@ -7,23 +7,28 @@ import pydoc
 from django.db import connection
 from django_tenants.utils import tenant_context
 
-from tasks import services
+from tasks.actions.schedules import schedule_fire
+from tasks.engine.delivery import Delivery
+from tasks.engine.execution import TenantMissing, run_execute
 
 
 def execute(run_id: str, _priority=None, _eta=None, _lease=None):
     """One delivery of a TaskRun. The underscore arguments are broker hints, unused here."""
-    return services.run_execute(run_id=run_id)
+    try:
+        return run_execute(run_id=run_id)
+    except BaseException:
+        # run_execute records every outcome of the task itself; it raises only when it could not record (the
+        # database was unreachable) or the tenant is gone (recorded failed first). Not acknowledged, the
+        # package comes back after its lease and the run's row decides again, instead of the run staying
+        # `queued` with its package deleted.
+        Delivery.withhold_acknowledgement()
+        raise
 
 
 def fire_schedule(schedule_id: int):
     """Called by django-q2's scheduler for a TaskSchedule that is due."""
-    run = services.schedule_fire(schedule_id=schedule_id)
+    run = schedule_fire(schedule_id=schedule_id)
     return str(run.pk) if run else None
-
-
-def recover_stalled_runs():
-    """Scheduled every minute: runs whose package was lost go back to the broker."""
-    return services.recover_stalled_runs()
 
 
 def run_in_schema(schema_name: str, func, *args, **kwargs):
@@ -37,7 +42,7 @@ def run_in_schema(schema_name: str, func, *args, **kwargs):
 
     tenant = Tenant.objects.filter(schema_name=schema_name).first()
     if tenant is None:
-        raise services.TenantMissing(f"Tenant schema {schema_name!r} no longer exists: the task was not run.")
+        raise TenantMissing(f"Tenant schema {schema_name!r} no longer exists: the task was not run.")
     target = func if callable(func) else pydoc.locate(func)
     if target is None:
         raise ValueError(f"Function {func} is not defined")

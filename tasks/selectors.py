@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, QuerySet
+import datetime as dt
 
-from tasks.models import Priority, Status, TaskRun, TaskSchedule, statuses_shown_as
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from tasks import conf
+from tasks.engine import workers
+from tasks.models import Priority, Status, TaskAttempt, TaskRun, TaskSchedule, WorkerProcess, statuses_shown_as
 
 
 def task_run_list(*, tenant=None, status: str | None = None, priority=None, name: str | None = None,
@@ -69,7 +74,91 @@ def outcomes_per_hour(*, tenant=None, hours: int = 24, now=None) -> list[dict]:
 
 
 def schedule_list(*, tenant=None) -> QuerySet[TaskSchedule]:
-    schedules = TaskSchedule.objects.select_related("tenant", "q_schedule")
+    """Schedules (a tenant's own, or all for the operator), each with `last_run_at`: when it last fired."""
+    last_run = TaskRun.objects.filter(schedule=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
+    schedules = TaskSchedule.objects.select_related("tenant", "q_schedule").annotate(last_run_at=Subquery(last_run))
     if tenant is not None and tenant.schema_name != "public":
         schedules = schedules.filter(tenant=tenant)
     return schedules
+
+
+def task_figures(*, since, tenant=None) -> dict:
+    """Queue depth by priority (most urgent first), runs running, runs failed since `since`, and the workers
+    busy with a run: one aggregate statement over the runs."""
+    waiting = [Status.QUEUED, Status.CLAIMED, Status.RETRYING]
+    rows = (TaskRun.objects.for_tenant(tenant)
+            .filter(Q(status__in=[*waiting, Status.RUNNING]) | Q(status=Status.FAILED, finished_at__gte=since))
+            .values("priority", "status").annotate(n=Count("pk"), pids=Count("worker_pid", distinct=True)))
+    depth = dict.fromkeys(sorted(Priority.values, reverse=True), 0)
+    running = failed = busy = 0
+    for row in rows:
+        if row["status"] in waiting:
+            depth[row["priority"]] += row["n"]
+        elif row["status"] == Status.RUNNING:
+            running, busy = running + row["n"], busy + row["pids"]
+        else:
+            failed += row["n"]
+    return {"queue_depth": {Priority(p).label: n for p, n in depth.items()}, "running": running,
+            "failed": failed, "busy_workers": busy}
+
+
+def cluster_stats() -> list:
+    """django-q2's own view of the live clusters (what `qinfo` prints): one Stat per cluster, [] when unknown.
+
+    A cluster publishes its Stat to the broker's cache every few seconds: with Redis every process
+    sees every cluster; with the ORM broker and a local-memory cache only the process that runs it.
+    """
+    from django_q.status import Stat
+
+    try:
+        return list(Stat.get_all())
+    except Exception:  # noqa: BLE001 - a broker that cannot be read shows as no cluster, never a 500
+        return []
+
+
+def workers_alive(*, now=None) -> dict:
+    """Worker processes heartbeating now (the workers ledger, one count), and the clusters django-q2's stats show."""
+    now = now or timezone.now()
+    fresh = now - dt.timedelta(seconds=workers.STALE_HEARTBEATS * conf.worker_heartbeat())
+    live = WorkerProcess.objects.filter(ended_at__isnull=True, last_heartbeat_at__gte=fresh).count()
+    stats = cluster_stats()
+    return {"clusters": len(stats), "workers": max(live, sum(len(stat.workers) for stat in stats))}
+
+
+def worker_rows(*, now=None, window_minutes: int = 10) -> dict:
+    """Each live cluster (django-q2's Stat) and each of its workers: pid, the run it is on, attempts it finished
+    per minute over the last `window_minutes`; two aggregate statements whatever the number of workers."""
+    now = now or timezone.now()
+    stats = cluster_stats()
+    pids = [pid for stat in stats for pid in stat.workers]
+    current = {run.worker_pid: run for run in TaskRun.objects.filter(status=Status.RUNNING, worker_pid__in=pids)
+               .only("pk", "name", "schema_name", "progress", "worker_pid", "started_at")}
+    since = now - dt.timedelta(minutes=window_minutes)
+    finished = dict(TaskAttempt.objects.filter(worker_pid__in=pids, finished_at__gte=since)
+                    .values("worker_pid").annotate(n=Count("pk")).values_list("worker_pid", "n"))
+    clusters = []
+    for stat in sorted(stats, key=lambda s: (s.host, str(s.cluster_id))):
+        clusters.append({
+            "cluster_id": str(stat.cluster_id), "host": stat.host, "pid": stat.pid, "sentinel": stat.sentinel,
+            "state": stat.status, "recycled": stat.reincarnations, "last_heartbeat": stat.timestamp,
+            "uptime_seconds": stat.uptime() if stat.tob else None,
+            "workers": [{"pid": pid, "run": current.get(pid), "state": "busy" if pid in current else "idle",
+                         "per_minute": round(finished.get(pid, 0) / window_minutes, 2)} for pid in stat.workers],
+        })
+    return {"clusters": clusters, "window_minutes": window_minutes}
+
+
+def worker_list() -> QuerySet[WorkerProcess]:
+    """Cluster workers, the live ones first, newest first."""
+    return WorkerProcess.objects.order_by(F("ended_at").desc(nulls_first=True), "-started_at")
+
+
+def worker_state(worker: WorkerProcess, *, now=None) -> str:
+    """How a worker is, in words: running a run, idle, not heartbeating (and for how long), or how it ended."""
+    if worker.ended_at is not None:
+        return worker.get_end_display()
+    silent = ((now or timezone.now()) - worker.last_heartbeat_at).total_seconds()
+    if silent > workers.STALE_HEARTBEATS * conf.worker_heartbeat():
+        held = " while holding a run" if worker.current_run_id else ""
+        return f"Not heartbeating for {silent:.0f} s{held}"
+    return "Running a task" if worker.current_run_id else "Idle"

@@ -1,29 +1,29 @@
-"""django-q2 signal receivers that give plain tasks a tenant context and every worker a clean schema.
+"""django-q2 signal receivers: plain tasks get a tenant context, every task a clean schema, and the engine its delivery.
 
 Found on this machine: django-q2 tasks always start in whatever schema the
 worker's connection was left in, and a task that switches schema leaves the
 worker there for every later task. These receivers carry the submitter's
-schema in the package and put the worker back in public around every task.
+schema in the package and put the worker back in public around every task. They record nothing: a run's
+outcome is recorded by tasks.engine (a success where the broker acknowledges
+its package, tasks.engine.delivery).
 """
 
 from __future__ import annotations
 
 import logging
 
-from django import db
-from django.db import connection, transaction
+from django.db import connection
 from django.dispatch import receiver
-from django_q.signals import post_execute, post_execute_in_worker, pre_enqueue, pre_execute
+from django_q.signals import post_execute_in_worker, post_spawn, pre_enqueue, pre_execute
 
-from tasks.broker import RUN_FUNC, TENANT_KEY
+from tasks.engine import workers
+from tasks.engine.broker import RUN_FUNC, TENANT_KEY
+from tasks.engine.delivery import Delivery
+from tasks.engine.watchdog import watchdog
 
 logger = logging.getLogger("tasks")
 
-# The key of a worker's result package that carries a success for the monitor to record.
-SUCCESS_KEY = "courtside_success"
-
-OUR_FUNCS = {RUN_FUNC, "tasks.runner.run_in_schema", "tasks.runner.fire_schedule",
-             "tasks.runner.recover_stalled_runs"}
+OUR_FUNCS = {RUN_FUNC, "tasks.runner.run_in_schema", "tasks.runner.fire_schedule"}
 
 
 def _func_path(func) -> str:
@@ -51,44 +51,20 @@ def carry_tenant(sender, task, **kwargs):
 def start_in_public(sender, func, task, **kwargs):
     # Whatever the previous task did to this worker's connection, the next one starts in public.
     connection.set_schema_to_public()
-    from tasks.services import Delivery
-
-    args = task.get("args") or ()
-    run_id = args[0] if args and _func_path(task.get("func")) == RUN_FUNC else None
-    Delivery.begin(ack_id=task.get("ack_id"), run_id=run_id)
+    Delivery.begin(task=task)  # the claim the package carries in, the acknowledgement it carries out
 
 
 @receiver(post_execute_in_worker, dispatch_uid="tasks.back_to_public")
 def back_to_public(sender, func, task, **kwargs):
     connection.set_schema_to_public()
-    from tasks.services import Delivery
-
-    success = Delivery.end()
-    if success is not None:
-        # The monitor records the success and acknowledges the package in one statement (record_success).
-        task.pop("ack_id", None)
-        task[SUCCESS_KEY] = success
-    elif _func_path(func) == RUN_FUNC and not task.get("success", True):
-        # run_execute records every outcome of the task itself; it raises only when it could not record
-        # (the database was unreachable) or the tenant is gone (recorded failed first). Not acknowledged,
-        # the package comes back after its lease and the run's row decides again, instead of the run
-        # staying `queued` with its package deleted.
-        task.pop("ack_id", None)
+    Delivery.end()
 
 
-@receiver(post_execute, dispatch_uid="tasks.record_success")
-def record_success_in_monitor(sender, task, **kwargs):
-    """In the cluster's monitor: write the success a worker left in its result package (see Delivery)."""
-    success = task.pop(SUCCESS_KEY, None)
-    if success is None:
-        return
-    from tasks.services import record_success
-
-    if transaction.get_autocommit():
-        db.close_old_connections()  # the monitor lives for days; replace a connection the server closed
+@receiver(post_spawn, dispatch_uid="tasks.worker_spawned")
+def worker_spawned(sender, proc_name, **kwargs):
+    """In a new cluster worker: record it and start its heartbeat (worker health, tasks.engine.workers)."""
     try:
-        record_success(**success)
+        workers.worker_started(name=proc_name)
     except Exception:
-        # Not recorded and not acknowledged: the package comes back after its lease and the run's claim
-        # records this attempt as lost and runs it again.
-        logger.exception("Could not record the success of task run %s", success.get("run_id"))
+        logger.exception("Could not record worker %s", proc_name)
+    watchdog.start()

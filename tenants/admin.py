@@ -7,31 +7,37 @@ never half a write.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from backoffice.admin_sites import TenantUserAdmin, operator_site, tenant_site
-from tenants import charts, selectors, services
+from core import charts
+from core.admin import add_service_error, operator_site, tenant_site
+from tenants import billing, quotas, selectors, services
 from tenants.forms import (
     ApiKeyCreateForm,
     PlanChangeForm,
+    PlanForm,
     TenantBrandingForm,
     TenantCreateForm,
-    add_validation_error,
 )
 from tenants.models import ApiKey, Domain, Plan, Tenant, UsageDay
 
-UNLIMITED = "Unlimited"
+UNLIMITED = quotas.UNLIMITED
 
 
 def _quota(value, *, as_bytes: bool = False) -> str:
@@ -76,7 +82,7 @@ class ServiceAddViewMixin:
                     with transaction.atomic():
                         obj, message = self.create_from_form(request, form)
                 except ValidationError as error:
-                    add_validation_error(form, error)
+                    add_service_error(form, error)
                 else:
                     self.log_addition(request, obj, [{"added": {}}])
                     self.message_user(request, message, messages.SUCCESS)
@@ -112,19 +118,14 @@ class RowQuotaAddMixin(ServiceAddViewMixin):
     becomes the same kind of form error.
     """
 
-    quota_field = ""  # a Plan field, e.g. "max_users"
-    quota_label = ""  # as the trigger words it, e.g. "users"
+    quota = ""  # the ROWS kind of tenants.quotas, e.g. "users"
 
     def create_from_form(self, request, form):
         plan = request.tenant.plan
-        limit = getattr(plan, self.quota_field) if plan else None
-        if limit is not None:
-            count = self.model._default_manager.count()
-            if count >= limit:
-                raise ValidationError(
-                    f"The {plan.name} plan allows {limit} {self.quota_label}; this tenant has {count}. "
-                    "Remove one or move to a larger plan.", code="quota_exceeded",
-                )
+        if quotas.limit(plan, self.quota) is not None:
+            refusal = quotas.row_quota_refusal(plan=plan, name=self.quota, count=self.model._default_manager.count())
+            if refusal:
+                raise ValidationError(f"{refusal} Remove one or move to a larger plan.", code="quota_exceeded")
         obj = self.create_row(request, form)
         return obj, f"Added the {self.opts.verbose_name} “{obj}”."
 
@@ -174,14 +175,14 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
     ]
     readonly_fields = (
         "schema_name", "status", "plan", "created_at", "calls_today_display", "storage_display",
-        "storage_measured_at", "usage_charts", "plan_history",
+        "storage_measured_at", "usage_charts", "plan_history", "statement_link",
     )
     fieldsets = [
         (None, {"fields": ["name", "schema_name", "status", "plan", "created_at"]}),
         ("Usage", {"fields": ["calls_today_display", "storage_display", "storage_measured_at", "usage_charts"]}),
         ("Branding", {"fields": ["display_name", "logo", "primary_color", "support_email"],
                       "description": "Shown on the tenant's admin and API docs."}),
-        ("Plan history", {"fields": ["plan_history"]}),
+        ("Plan history", {"fields": ["plan_history", "statement_link"]}),
     ]
     actions = ["suspend", "reactivate", "change_plan", "refresh_usage", "delete_tenants"]
 
@@ -191,6 +192,57 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
     def get_inlines(self, request, obj):
         return self.inlines if obj else []
 
+    def get_urls(self):
+        return [path("<int:object_id>/statement/", self.admin_site.admin_view(self.statement_view),
+                     name="tenants_tenant_statement"), *super().get_urls()]
+
+    def statement_view(self, request, object_id):
+        """The tenant's statement for ?month=YYYY-MM (this month by default), as a page or as CSV."""
+        tenant = self.get_object(request, str(object_id))
+        if tenant is None or not self.has_view_permission(request, tenant):
+            raise Http404("No such tenant.")
+        month = request.GET.get("month") or timezone.now().strftime("%Y-%m")
+        try:
+            statement = selectors.tenant_statement(tenant=tenant, month=month)
+        except ValueError as error:
+            messages.error(request, str(error))
+            statement = selectors.tenant_statement(tenant=tenant, month=timezone.now().strftime("%Y-%m"))
+        money = billing.format_money
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="statement-{tenant.schema_name}-{month}.csv"'
+            writer = csv.writer(response)
+            writer.writerow(["tenant", "month", "plan", "from", "to", "days", "monthly price", "amount", "currency"])
+            for line in statement.lines:
+                writer.writerow([tenant.schema_name, statement.month, line.label, line.first, line.last, line.days,
+                                 billing.cents_to_amount(line.monthly_price_cents),
+                                 billing.cents_to_amount(line.amount_cents), billing.CURRENCY])
+            writer.writerow([tenant.schema_name, statement.month, "overage", "", "", "", "",
+                             billing.cents_to_amount(statement.overage_cents), billing.CURRENCY])
+            writer.writerow([tenant.schema_name, statement.month, "total", "", "", "", "",
+                             billing.cents_to_amount(statement.total_cents), billing.CURRENCY])
+            return response
+        first = statement.first
+        previous = (first - dt.timedelta(days=1)).strftime("%Y-%m")
+        following = (statement.last + dt.timedelta(days=1)).strftime("%Y-%m")
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "original": tenant,
+            "title": f"Statement of {tenant.name}, {first:%B %Y}", "statement": statement,
+            "lines": [{"line": line, "price": money(line.monthly_price_cents), "amount": money(line.amount_cents)}
+                      for line in statement.lines],
+            "base": money(statement.base_cents), "overage": money(statement.overage_cents),
+            "total": money(statement.total_cents), "currency": billing.CURRENCY,
+            "previous": previous, "following": following,
+        }
+        return TemplateResponse(request, "admin/tenants/tenant/statement.html", context)
+
+    @admin.display(description="statement")
+    def statement_link(self, tenant):
+        if tenant.pk is None:
+            return "-"
+        url = reverse(f"{self.admin_site.name}:tenants_tenant_statement", args=[tenant.pk])
+        return format_html('<a href="{}" class="statement-link">This month\'s statement</a>', url)
+
     # -- columns and read-only fields
 
     @admin.display(description="API calls today", ordering="calls_today")
@@ -198,14 +250,14 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
         calls = getattr(tenant, "calls_today", None)
         if calls is None:
             calls = selectors.tenant_list_with_usage().filter(pk=tenant.pk).values_list("calls_today", flat=True)[0]
-        limit = tenant.plan.api_calls_per_day if tenant.plan_id else None
+        limit = quotas.limit(tenant.plan, "api_calls") if tenant.plan_id else None
         return format_html(
             '<span class="quota">{} / {}</span> {}', f"{calls:,}", _quota(limit), charts.meter(calls, limit)
         )
 
     @admin.display(description="storage", ordering="storage_bytes")
     def storage_display(self, tenant):
-        limit = tenant.plan.storage_bytes if tenant.plan_id else None
+        limit = quotas.limit(tenant.plan, "storage") if tenant.plan_id else None
         return format_html(
             '<span class="quota">{} / {}</span> {}', filesizeformat(tenant.storage_bytes),
             _quota(limit, as_bytes=True), charts.meter(tenant.storage_bytes, limit),
@@ -220,7 +272,7 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
         calls = charts.bar_chart(
             [(day.strftime("%b %d"), row.api_calls if row else None) for day, row in window],
             title="API calls per day (UTC)", color=tenant.primary_color,
-            limit=plan.api_calls_per_day if plan else None,
+            limit=quotas.limit(plan, "api_calls"),
         )
         storage = charts.bar_chart(
             [(day.strftime("%b %d"), row.storage_bytes if row else None) for day, row in window],
@@ -373,32 +425,34 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
 
 # ------------------------------------------------------------------ plans
 
+def _quota_column(kind: quotas.QuotaKind):
+    """The plan admin's column of a quota kind: its limit, or Unlimited."""
+
+    @admin.display(description=kind.column, ordering=kind.plan_field)
+    def column(plan):
+        return kind.display(kind.limit(plan))
+
+    column.__name__ = f"{kind.name}_display"
+    return column
+
+
 @admin.register(Plan, site=operator_site)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ("name", "code", "calls_display", "storage_display", "users_display", "models_display",
-                    "concurrency_display", "task_priority_display", "max_task_batch_size", "max_task_chain_length",
-                    "active_task_runs_display", "monthly_price_cents")
     change_list_template = "admin/tenants/plan/change_list.html"
+    form = PlanForm
 
-    @admin.display(description="API calls per day", ordering="api_calls_per_day")
-    def calls_display(self, plan):
-        return _quota(plan.api_calls_per_day)
+    @admin.display(description=f"monthly price ({billing.CURRENCY})", ordering="monthly_price_cents")
+    def price_display(self, plan):
+        return billing.format_money(plan.monthly_price_cents)
 
-    @admin.display(description="storage", ordering="storage_bytes")
-    def storage_display(self, plan):
-        return _quota(plan.storage_bytes, as_bytes=True)
+    def get_fields(self, request, obj=None):
+        return ("code", "name", *quotas.plan_limit_fields(), "monthly_price", "max_task_priority",
+                "max_task_batch_size", "max_task_chain_length", "max_active_task_runs")
 
-    @admin.display(description="users", ordering="max_users")
-    def users_display(self, plan):
-        return _quota(plan.max_users)
-
-    @admin.display(description="saved models", ordering="max_models")
-    def models_display(self, plan):
-        return _quota(plan.max_models)
-
-    @admin.display(description="concurrent requests", ordering="max_concurrent_requests")
-    def concurrency_display(self, plan):
-        return _quota(plan.max_concurrent_requests)
+    def get_list_display(self, request):
+        # One column per quota kind (tenants.quotas), then the task cluster's limits.
+        return ("name", "code", *(_quota_column(kind) for kind in quotas.kinds()), "task_priority_display",
+                "max_task_batch_size", "max_task_chain_length", "active_task_runs_display", "price_display")
 
     @admin.display(description="highest task priority", ordering="max_task_priority")
     def task_priority_display(self, plan):
@@ -432,7 +486,8 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(UsageDay, site=operator_site)
 class UsageDayAdmin(ReadOnlyAdmin):
-    list_display = ("date", "tenant", "api_calls", "peak_concurrency", "storage_display", "users", "saved_models")
+    list_display = ("date", "tenant", "api_calls", "refused_display", "peak_concurrency", "storage_display", "users",
+                    "saved_models")
     list_filter = ("date", ("tenant", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("tenant",)
     search_fields = ("tenant__name", "tenant__schema_name")
@@ -441,6 +496,10 @@ class UsageDayAdmin(ReadOnlyAdmin):
     @admin.display(description="storage", ordering="storage_bytes")
     def storage_display(self, row):
         return filesizeformat(row.storage_bytes)
+
+    @admin.display(description="refused (quota · burst · concurrency)")
+    def refused_display(self, row):
+        return f"{row.refused_daily_quota} · {row.refused_burst} · {row.refused_concurrency}"
 
 
 # ------------------------------------------------------------------ API keys
@@ -509,16 +568,33 @@ class TenantApiKeyAdmin(ServiceAddViewMixin, admin.ModelAdmin):
 tenant_site.register(ApiKey, TenantApiKeyAdmin)
 
 
-
 # ------------------------------------------------------------------ tenant users
+
+class TenantUserAdmin(UserAdmin):
+    """A tenant's users; adding stops at the plan's user quota (a database trigger backs this up)."""
+
+    def user_quota_left(self, request) -> int | None:
+        allowed = quotas.limit(getattr(getattr(request, "tenant", None), "plan", None), "users")
+        return None if allowed is None else allowed - User.objects.count()
+
+    def has_add_permission(self, request):
+        left = self.user_quota_left(request)
+        return super().has_add_permission(request) and (left is None or left > 0)
+
+    def changelist_view(self, request, extra_context=None):
+        left = self.user_quota_left(request)
+        if left is not None and left <= 0:
+            plan = request.tenant.plan
+            messages.warning(request, f"The {plan.name} plan allows {quotas.limit(plan, 'users')} users; "
+                                      "upgrade the plan to add more.")
+        return super().changelist_view(request, extra_context)
+
 
 class TenantUserQuotaAdmin(RowQuotaAddMixin, TenantUserAdmin):
     """A tenant's users: "Add" disappears at the plan's quota, and a race past it is a form error, not a 500."""
 
-    quota_field = "max_users"
-    quota_label = "users"
+    quota = "users"
     add_form_class = TenantUserAdmin.add_form
 
 
-tenant_site.unregister(User)
 tenant_site.register(User, TenantUserQuotaAdmin)

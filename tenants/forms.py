@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
 
+from tenants import billing, quotas
 from tenants.models import ApiKey, Plan, Tenant
 
 
 def plan_choices() -> list[tuple[str, str]]:
     return [(plan.code, f"{plan.name} ({plan.code})") for plan in Plan.objects.all()]
-
-
-def add_validation_error(form: forms.BaseForm, error: ValidationError) -> None:
-    """Put a service's ValidationError on the form: field errors on their fields, the rest on the form."""
-    if hasattr(error, "error_dict"):
-        for field, messages in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, messages)
-    else:
-        form.add_error(None, error.messages)
 
 
 class PlanSelect(forms.Select):
@@ -98,3 +89,27 @@ class ApiKeyCreateForm(forms.Form):
 
     name = forms.CharField(label="Name", max_length=100, help_text="What the key is for, e.g. 'scouting dashboard'.")
     scope = forms.ChoiceField(label="Scope", choices=ApiKey.Scope.choices, initial=ApiKey.Scope.READ)
+
+
+class PlanForm(forms.ModelForm):
+    """A plan as the operator edits it: the price in dollars (stored in cents), every other field as is."""
+
+    monthly_price = forms.DecimalField(
+        label=f"monthly price ({billing.CURRENCY})", min_value=0, max_digits=9, decimal_places=2, required=False,
+        help_text="What a tenant on this plan pays a month, e.g. 499.00 (left out: unchanged; new plan: 0).",
+    )
+
+    class Meta:
+        model = Plan
+        fields = ["code", "name", *quotas.plan_limit_fields(), "max_task_priority", "max_task_batch_size",
+                  "max_task_chain_length", "max_active_task_runs"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["monthly_price"] = billing.cents_to_amount(self.instance.monthly_price_cents)
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("monthly_price") is not None:
+            self.instance.monthly_price_cents = billing.amount_to_cents(self.cleaned_data["monthly_price"])
+        return super().save(commit=commit)

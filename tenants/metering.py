@@ -1,29 +1,56 @@
-"""Admission of API requests: a tenant's daily call quota, burst limit and concurrency leases; anonymous limits.
+"""Admission: the one module that lets tenant work in (API calls, leases, anonymous limits) and lets it out.
 
-One SQL call per authenticated tenant API request
-(public.courtside_admit_request, tenants.0002, .0004, .0006) takes a lease
-and counts the call against the day and the minute atomically in PostgreSQL;
-a second releases the lease. See that function for why this cannot race.
-Anonymous requests (the OpenAPI schema and the docs page need no key) never
-touch a tenant's quota: they are counted per client address and host by
-public.courtside_admit_anonymous, also one atomic statement.
+One SQL call per authenticated tenant API request (public.courtside_admit_request, tenants.0009) takes
+a concurrency lease and counts the call against the day and the minute atomically in PostgreSQL; a
+second releases the lease. See that function for why this cannot race. Anonymous requests (the OpenAPI
+schema and the docs page need no key) never touch a tenant's quota: they are counted per client address
+and host by public.courtside_admit_anonymous, also one atomic statement. The limits are the plan's, read
+through the quota registry (tenants.quotas).
+
+The API (stable; the MCP server and any other entry point admit through it):
+
+    admit(*, tenant, authenticated: bool, address: str = "") -> Admission | None
+        Let one unit of work in, or raise a 429 DomainError (Retry-After and X-RateLimit-* in its
+        headers). Authenticated work on a tenant spends its quotas and takes a lease (an Admission);
+        anonymous work spends only its address's allowance (None). Inside a `scope()` the admission is
+        held by the scope, which releases it.
+    release(admission: Admission | None) -> None           lets a lease go (None: nothing to do)
+    admitted(*, tenant, authenticated, address="")          context manager: admit, yield the Admission, release
+    scope() -> Scope                                        context manager around one request: holds what
+                                                            admit() took, releases it at the end whatever
+                                                            happens; Scope.headers(tenant) gives the
+                                                            X-RateLimit-* headers of the response
+    calls_admit(*, tenant, calls: int) -> Admission         bulk: `calls` calls against the day, all or none
+                                                            (a batch of task runs); no lease, no burst window
+    Admission.headers() -> dict                             X-RateLimit-Limit / X-RateLimit-Remaining
+
+In the request path it is called from one place each way: tenants.middleware.TenantApiMiddleware opens
+the scope around the request (and answers its headers), and the API's throttle
+(tenants.api.throttling), the first point after DRF has authenticated the caller, calls admit() once.
+Nothing is handed over through request attributes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from backoffice.db import raw_cursor
-from backoffice.errors import DomainError
 from configuration import keys
+from core.db import raw_cursor
+from core.errors import DomainError
+from tenants import quotas
 from tenants.models import Tenant, UsageDay
+
+logger = logging.getLogger(__name__)
 
 BURST_WINDOW_SECONDS = 60
 
@@ -37,6 +64,9 @@ class Admission:
     @property
     def remaining(self) -> int | None:
         return None if self.limit is None else max(0, self.limit - self.calls)
+
+    def headers(self) -> dict[str, str]:
+        return rate_limit_headers(limit=self.limit, remaining=self.remaining)
 
 
 def seconds_until_utc_midnight(now: dt.datetime | None = None) -> int:
@@ -55,8 +85,8 @@ def rate_limit_headers(*, limit: int | None, remaining: int | None) -> dict[str,
 def request_admit(*, tenant: Tenant) -> Admission:
     """Count one API call (day and minute) and take a concurrency lease, or raise a 429 DomainError."""
     plan = tenant.plan
-    call_limit = plan.api_calls_per_day if plan else None
-    concurrency_limit = plan.max_concurrent_requests if plan else None
+    call_limit = quotas.limit(plan, "api_calls")
+    concurrency_limit = quotas.limit(plan, "concurrency")
     burst_limit = keys.api_burst_limit(tenant=tenant.schema_name)
     token = uuid.uuid4() if concurrency_limit is not None else None
     now = timezone.now()
@@ -68,6 +98,10 @@ def request_admit(*, tenant: Tenant) -> Admission:
              settings.TENANT_REQUEST_LEASE_SECONDS, burst_limit],
         )
         outcome, calls, active, retry_after = cursor.fetchone()
+    if outcome != "ok":
+        refusal_count(tenant=tenant, day=now.astimezone(dt.UTC).date(),
+                      code={"calls": "daily_quota_exceeded", "burst": "burst_limit_exceeded",
+                            "concurrency": "concurrency_limit_exceeded"}[outcome])
     if outcome == "calls":
         retry_after = seconds_until_utc_midnight(now)
         raise DomainError(
@@ -91,6 +125,18 @@ def request_admit(*, tenant: Tenant) -> Admission:
             headers={"Retry-After": "1"},
         )
     return Admission(token=token, limit=call_limit, calls=calls)
+
+
+def refusal_count(*, tenant: Tenant, day: dt.date, code: str) -> None:
+    """Count one refused call on the tenant's ledger row of `day`, by the limit that refused it (one upsert)."""
+    column = UsageDay.REFUSAL_COLUMNS[code]  # a fixed column name, never input
+    with raw_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO public.tenants_usageday AS u (tenant_id, date, api_calls, peak_concurrency, "
+            f"storage_bytes, users, saved_models, {column}) VALUES (%s, %s, 0, 0, 0, 0, 0, 1) "
+            f"ON CONFLICT (tenant_id, date) DO UPDATE SET {column} = u.{column} + 1",
+            [tenant.pk, day],
+        )
 
 
 def client_address_bucket(address: str) -> str:
@@ -144,38 +190,127 @@ def calls_admit(*, tenant: Tenant, calls: int) -> Admission:
     """Count `calls` API calls at once against the tenant's daily quota: all of them, or none and a 429.
 
     For work a tenant asks for in bulk through one request: each task run it submits is one call
-    (tasks.services), so a batch of 700 runs costs 700 calls, not one. The same atomic admission as a
-    request's (public.courtside_admit_request), without a concurrency lease: these calls hold no request
-    slot. Until that function takes a count, it is called once per call inside one transaction, rolled
-    back whole when the quota runs out part way.
+    (tasks.services), so a batch of 700 runs costs 700 calls, not one. One call of the request's
+    admission function with p_calls (tenants.0009): no concurrency lease (these calls hold no request
+    slot) and no burst window (they are not requests).
     """
     if calls < 1:
         raise ValueError("Admit at least one call.")
     plan = tenant.plan
-    call_limit = plan.api_calls_per_day if plan else None
+    call_limit = quotas.limit(plan, "api_calls")
     now = timezone.now()
     inside = connection.in_atomic_block
-    with transaction.atomic(), raw_cursor() as cursor:
+    with raw_cursor() as cursor:
         if inside:  # the function relaxes its transaction's commit: not the caller's, which we are part of
             cursor.execute("SELECT current_setting('synchronous_commit')")
             (commit_setting,) = cursor.fetchone()
-        # One call of the function per call admitted, in order. `n.i - n.i` ties the function to each row:
-        # with arguments independent of the row PostgreSQL would call it once and reuse its answer.
         cursor.execute(
-            "SELECT count(*) FILTER (WHERE a.outcome = 'ok'), max(a.calls) FROM generate_series(1, %s) AS n(i), "
-            "LATERAL public.courtside_admit_request(%s, %s::date + (n.i - n.i), %s, NULL, NULL, %s) AS a",
-            [calls, tenant.pk, now.astimezone(dt.UTC).date(), call_limit, settings.TENANT_REQUEST_LEASE_SECONDS],
+            "SELECT outcome, calls FROM public.courtside_admit_request(%s, %s, %s, NULL, NULL, %s, NULL, %s)",
+            [tenant.pk, now.astimezone(dt.UTC).date(), call_limit, settings.TENANT_REQUEST_LEASE_SECONDS, calls],
         )
-        admitted, counted = cursor.fetchone()
-        if admitted < calls:
-            retry_after = seconds_until_utc_midnight(now)
-            raise DomainError(  # leaving the atomic block rolls back the calls counted so far
-                f"The {plan.name} plan allows {call_limit} API calls per UTC day, and each task run counts as one; "
-                f"{calls} more do not fit today. The quota resets at midnight UTC.",
-                code="daily_quota_exceeded", status=429,
-                detail={"limit": call_limit, "calls": calls, "retry_after_seconds": retry_after},
-                headers={"Retry-After": str(retry_after)},
-            )
+        outcome, counted = cursor.fetchone()
         if inside:
             cursor.execute("SELECT set_config('synchronous_commit', %s, true)", [commit_setting])
+    if outcome != "ok":
+        retry_after = seconds_until_utc_midnight(now)
+        raise DomainError(
+            f"The {plan.name} plan allows {call_limit} API calls per UTC day, and each task run counts as one; "
+            f"{calls} more do not fit today. The quota resets at midnight UTC.",
+            code="daily_quota_exceeded", status=429,
+            detail={"limit": call_limit, "calls": calls, "retry_after_seconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
     return Admission(token=None, limit=call_limit, calls=counted)
+
+
+# ----------------------------------------------------------------- one admission per unit of work
+
+# Observers of each authenticated admission's outcome, f(tenant=<schema>, outcome=...): ops.metrics registers one.
+OUTCOMES = {"daily_quota_exceeded": "daily_quota", "burst_limit_exceeded": "burst",
+            "concurrency_limit_exceeded": "concurrency"}
+_observers: list = []
+
+
+def admission_observe(callback) -> None:
+    """Call `callback(tenant=<schema name>, outcome=<admitted|daily_quota|burst|concurrency>)` on every admission."""
+    if callback not in _observers:
+        _observers.append(callback)
+
+
+def _notify(tenant: Tenant, outcome: str) -> None:
+    for callback in _observers:
+        try:
+            callback(tenant=tenant.schema_name, outcome=outcome)
+        except Exception:  # noqa: BLE001 - an observer never changes an admission
+            logger.warning("An admission observer failed", exc_info=True)
+
+
+def admit(*, tenant: Tenant, authenticated: bool, address: str = "") -> Admission | None:
+    """Let one unit of work in (see the module docstring); inside a scope() the scope keeps what it took."""
+    if not authenticated:
+        anonymous_admit(tenant=tenant, address=address)
+        return None
+    if tenant.schema_name == "public":  # the operator's own API spends no tenant's quota
+        return None
+    try:
+        admission = request_admit(tenant=tenant)
+    except DomainError as refusal:
+        _notify(tenant, OUTCOMES.get(refusal.code, refusal.code))
+        raise
+    _notify(tenant, "admitted")
+    current = _current_scope.get()
+    if current is not None:
+        current.hold(admission)
+    return admission
+
+
+def release(admission: Admission | None) -> None:
+    if admission is not None:
+        request_release(token=admission.token)
+
+
+@contextmanager
+def admitted(*, tenant: Tenant, authenticated: bool, address: str = ""):
+    """Admit one unit of work for the block and release it after, whatever happens (outside a request scope)."""
+    admission = admit(tenant=tenant, authenticated=authenticated, address=address)
+    try:
+        yield admission
+    finally:
+        if _current_scope.get() is None:
+            release(admission)
+
+
+class Scope:
+    """One request's admission: what admit() took during it, released when the scope ends."""
+
+    def __init__(self):
+        self.admission: Admission | None = None
+
+    def hold(self, admission: Admission) -> None:
+        if self.admission is not None:  # a second admission in one request would hold two leases
+            release(self.admission)
+        self.admission = admission
+
+    def headers(self, tenant: Tenant) -> dict[str, str]:
+        """X-RateLimit-* of the response: the admission's, or, when the request was refused before it
+        (authentication, suspension), the day's count as it stands, counting nothing."""
+        if self.admission is not None:
+            return self.admission.headers()
+        call_limit = quotas.limit(tenant.plan, "api_calls") if tenant.plan_id else None
+        remaining = None if call_limit is None else max(0, call_limit - calls_today(tenant=tenant))
+        return rate_limit_headers(limit=call_limit, remaining=remaining)
+
+
+_current_scope: ContextVar[Scope | None] = ContextVar("courtside_admission_scope", default=None)
+
+
+@contextmanager
+def scope():
+    """The admission of one request: admit() inside it is held here and released when the block ends."""
+    current = Scope()
+    token = _current_scope.set(current)
+    try:
+        yield current
+    finally:
+        _current_scope.reset(token)
+        release(current.admission)

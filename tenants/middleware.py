@@ -1,10 +1,10 @@
-"""Guards of the tenant sites: suspension, storage quota, rate-limit headers, lease release."""
+"""Guards of the tenant sites: suspension, storage quota, and the request's admission scope (tenants.metering)."""
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from rest_framework.permissions import SAFE_METHODS
 
-from backoffice.api import error_body
+from core.api import error_body
 from tenants import metering
 
 ADMIN_PATHS_ALWAYS_ALLOWED = ("/admin/login/", "/admin/logout/")
@@ -41,17 +41,11 @@ class TenantApiMiddleware:
                                message=f"{tenant.brand_name} is over the {tenant.plan.name} plan's storage; "
                                        "reads still work, writes are refused until data is removed or the plan "
                                        "changes.")
-        response = refusal or self.get_response(request)
-        admission = getattr(request, "courtside_admission", None)
-        if admission is not None:
-            metering.request_release(token=admission.token)
-            headers = metering.rate_limit_headers(limit=admission.limit, remaining=admission.remaining)
-        elif not is_api or not settings.TENANT_METERING_ENABLED:
-            return response
-        else:  # refused before metering (authentication, suspension): report without counting
-            limit = tenant.plan.api_calls_per_day if tenant.plan_id else None
-            remaining = None if limit is None else max(0, limit - metering.calls_today(tenant=tenant))
-            headers = metering.rate_limit_headers(limit=limit, remaining=remaining)
-        for header, value in headers.items():
-            response.headers.setdefault(header, value)
+        # The request's admission: the API's throttle admits once inside it; it is released when the scope ends.
+        with metering.scope() as admission:
+            response = refusal or self.get_response(request)
+            if admission.admission is None and (not is_api or not settings.TENANT_METERING_ENABLED):
+                return response
+            for header, value in admission.headers(tenant).items():
+                response.headers.setdefault(header, value)
         return response

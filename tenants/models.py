@@ -7,6 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
+from tenants import quotas
+
 RESERVED_SCHEMA_NAMES = frozenset(
     {"public", "information_schema", "pg_catalog", "pg_toast", "template", "www", "admin", "api"}
 )
@@ -15,8 +17,6 @@ schema_name_validator = RegexValidator(
     "Use 2 to 48 lowercase letters, digits or underscores, starting with a letter.",
 )
 color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour like #552583.")
-
-GIB = 1024**3
 
 # The values of tasks.models.Priority (LOW..CRITICAL), kept here so tenants does not import the task app's
 # models; tests/tasks/test_dependencies.py checks they agree.
@@ -43,19 +43,8 @@ class Plan(models.Model):
 
     code = models.SlugField("code", max_length=32, unique=True, help_text="FREE, STARTER, PROFESSIONAL, ENTERPRISE…")
     name = models.CharField("name", max_length=64)
-    api_calls_per_day = models.PositiveBigIntegerField(
-        "API calls per UTC day", null=True, blank=True, help_text="Empty means unlimited."
-    )
-    storage_bytes = models.PositiveBigIntegerField(
-        "storage (bytes)", null=True, blank=True, help_text="Size of the tenant's schema. Empty means unlimited."
-    )
-    max_users = models.PositiveIntegerField("users", null=True, blank=True, help_text="Empty means unlimited.")
-    max_models = models.PositiveIntegerField(
-        "saved models", null=True, blank=True, help_text="Projection models per tenant. Empty means unlimited."
-    )
-    max_concurrent_requests = models.PositiveIntegerField(
-        "concurrent requests", null=True, blank=True, help_text="API requests in flight. Empty means unlimited."
-    )
+    # The quota limits (api_calls_per_day, storage_bytes, max_users, max_models, max_concurrent_requests) are
+    # declared by their kinds in tenants.quotas and added below the class.
     monthly_price_cents = models.PositiveIntegerField("monthly price (cents)", default=0)
 
     # What the plan's tenants may ask of the shared task cluster (enforced by tasks.limits and tasks.services).
@@ -96,7 +85,9 @@ class Plan(models.Model):
         if missing:
             raise ValidationError(missing)
 
-    QUOTA_FIELDS = ("api_calls_per_day", "storage_bytes", "max_users", "max_models", "max_concurrent_requests")
+
+for _name, _field in quotas.plan_field_definitions().items():
+    Plan.add_to_class(_name, _field)
 
 
 class Tenant(TenantMixin):
@@ -167,7 +158,7 @@ class Tenant(TenantMixin):
 
     @property
     def is_over_storage(self) -> bool:
-        limit = self.plan.storage_bytes if self.plan_id else None
+        limit = quotas.limit(self.plan, "storage") if self.plan_id else None
         return limit is not None and self.storage_bytes > limit
 
 
@@ -197,6 +188,10 @@ class PlanChange(models.Model):
 class UsageDay(models.Model):
     """A tenant's usage on one UTC day: the billing ledger and the source of the admin charts."""
 
+    # The error code of each refusal (tenants.metering) and the column that counts it.
+    REFUSAL_COLUMNS = {"daily_quota_exceeded": "refused_daily_quota", "burst_limit_exceeded": "refused_burst",
+                       "concurrency_limit_exceeded": "refused_concurrency"}
+
     tenant = models.ForeignKey(Tenant, related_name="usage_days", on_delete=models.CASCADE)
     date = models.DateField("date (UTC)")
     api_calls = models.PositiveBigIntegerField("API calls", default=0)
@@ -209,6 +204,11 @@ class UsageDay(models.Model):
     burst_window_start = models.DateTimeField("burst window start", null=True, blank=True, editable=False)
     burst_calls = models.PositiveIntegerField("calls in the burst window", default=0, db_default=0,
                                               editable=False)
+    # Calls refused on the day, by which limit refused them (tenants.metering counts them; the dashboard
+    # shows them). A refused call is not one of `api_calls`.
+    refused_daily_quota = models.PositiveIntegerField("refused: daily quota", default=0, db_default=0)
+    refused_burst = models.PositiveIntegerField("refused: burst limit", default=0, db_default=0)
+    refused_concurrency = models.PositiveIntegerField("refused: concurrency", default=0, db_default=0)
 
     class Meta:
         ordering = ["-date"]

@@ -33,7 +33,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_context
 
-from schemas.services import ledger_schema_forget, ledger_schema_rename
+from core.locks import advisory_lock, lock_key
+from schemas.ledger import ledger_schema_forget, ledger_schema_rename
 from tenants.models import PooledSchema
 
 POOL_PREFIX = "_pool_"
@@ -145,7 +146,7 @@ def pool_drop_stale(*, fingerprint: str | None = None) -> int:
     return dropped
 
 
-POOL_REFILL_LOCK = 1129270612  # pg advisory lock key: one refill at a time across processes
+POOL_REFILL_LOCK = lock_key("pool-refill")  # one refill at a time across processes (core.locks)
 
 
 def pool_refill(*, size: int | None = None, progress=None) -> dict:
@@ -155,11 +156,9 @@ def pool_refill(*, size: int | None = None, progress=None) -> dict:
     pool short and overfill it; the second one returns at once instead.
     """
     size = settings.TENANT_POOL_SIZE if size is None else size
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [POOL_REFILL_LOCK])
-        if not cursor.fetchone()[0]:
+    with advisory_lock("pool-refill", wait=False) as acquired:
+        if not acquired:
             return {"dropped": 0, "added": 0, "size": PooledSchema.objects.count(), "skipped": True}
-    try:
         fingerprint = pool_fingerprint()
         dropped = pool_drop_stale(fingerprint=fingerprint)
         added = 0
@@ -169,9 +168,6 @@ def pool_refill(*, size: int | None = None, progress=None) -> dict:
             if progress:
                 progress(added)
         return {"dropped": dropped, "added": added, "size": PooledSchema.objects.count()}
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [POOL_REFILL_LOCK])
 
 
 def schema_rename(*, old_name: str, new_name: str) -> None:

@@ -66,6 +66,11 @@ class PlanTotals:
     def label(self) -> str:
         return self.plan.name if self.plan else "No plan"
 
+    @property
+    def mrr_cents(self) -> int:
+        """What the plan's active tenants are billed a month (suspended tenants are not billed)."""
+        return self.active * self.plan.monthly_price_cents if self.plan else 0
+
 
 def plan_totals(*, day: dt.date | None = None) -> list[PlanTotals]:
     """Tenants, active/suspended, API calls on `day` and storage, by plan (customer tenants only)."""
@@ -165,3 +170,108 @@ def usage_month_rows(*, month: str) -> list[dict]:
             "saved_models": day.saved_models,
         })
     return rows
+
+
+# ------------------------------------------------------------- dashboard figures (aggregates only)
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Every customer tenant's ledger rows added up per UTC day: calls, and refused calls by reason."""
+
+    calls_by_day: list[tuple[dt.date, int]]
+    refusals_today: dict[str, int]
+
+
+def usage_totals(*, days: int = 30, end: dt.date | None = None) -> UsageTotals:
+    """API calls on each of the last `days` UTC days up to `end` (0 on a day with none) and the refusals of `end`,
+    in one aggregate statement whatever the number of tenants."""
+    end = end or _utc_today()
+    start = end - dt.timedelta(days=days - 1)
+    columns = UsageDay.REFUSAL_COLUMNS
+    rows = {
+        row["date"]: row
+        for row in UsageDay.objects.filter(date__range=(start, end)).exclude(tenant__schema_name="public")
+        .values("date").annotate(calls=Sum("api_calls"), **{code: Sum(column) for code, column in columns.items()})
+    }
+    today = rows.get(end, {})
+    return UsageTotals(
+        calls_by_day=[(start + dt.timedelta(days=i), (rows.get(start + dt.timedelta(days=i)) or {}).get("calls") or 0)
+                      for i in range(days)],
+        refusals_today={code: today.get(code) or 0 for code in columns},
+    )
+
+
+# ------------------------------------------------------------- monthly statement
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    plan: Plan | None
+    first: dt.date
+    last: dt.date
+    days: int
+    monthly_price_cents: int
+    amount_cents: int
+
+    @property
+    def label(self) -> str:
+        return self.plan.name if self.plan else "No plan"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What one tenant owes for one month, from its plan history and the usage ledger."""
+
+    tenant: Tenant
+    month: str
+    first: dt.date
+    last: dt.date
+    days_in_month: int
+    lines: list[StatementLine]
+    api_calls: int
+    refused_calls: int
+    overage_cents: int
+
+    @property
+    def base_cents(self) -> int:
+        return sum(line.amount_cents for line in self.lines)
+
+    @property
+    def total_cents(self) -> int:
+        return self.base_cents + self.overage_cents
+
+
+def tenant_statement(*, tenant: Tenant, month: str, today: dt.date | None = None) -> Statement:
+    """The month's statement: each plan's price pro-rated by the days the tenant spent on it (from its
+    creation, up to today for the running month), the month's calls from the ledger, and the total.
+
+    Plans block calls past their quota (429), so there is no overage to bill: refused calls are listed,
+    never charged.
+    """
+    first, last = month_bounds(month)
+    today = today or _utc_today()
+    days_in_month = (last - first).days + 1
+    start = max(first, tenant.created_at.astimezone(dt.UTC).date()) if tenant.created_at else first
+    end = min(last, today)
+    changes = list(PlanChange.objects.filter(tenant=tenant).select_related("from_plan", "to_plan")
+                   .order_by("changed_at", "id"))
+    lines: list[StatementLine] = []
+    day = start
+    while day <= end:
+        plan = _plan_on(day, changes, tenant.plan)
+        run_first = day
+        while day + dt.timedelta(days=1) <= end and _plan_on(day + dt.timedelta(days=1), changes,
+                                                              tenant.plan) == plan:
+            day += dt.timedelta(days=1)
+        days = (day - run_first).days + 1
+        price = plan.monthly_price_cents if plan else 0
+        lines.append(StatementLine(plan=plan, first=run_first, last=day, days=days, monthly_price_cents=price,
+                                   amount_cents=round(price * days / days_in_month)))
+        day += dt.timedelta(days=1)
+    usage = UsageDay.objects.filter(tenant=tenant, date__range=(first, last)).aggregate(
+        calls=Coalesce(Sum("api_calls"), 0),
+        refused=Coalesce(Sum("refused_daily_quota"), 0) + Coalesce(Sum("refused_burst"), 0)
+        + Coalesce(Sum("refused_concurrency"), 0))
+    return Statement(tenant=tenant, month=month, first=first, last=last, days_in_month=days_in_month, lines=lines,
+                     api_calls=usage["calls"], refused_calls=usage["refused"], overage_cents=0)

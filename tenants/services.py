@@ -19,7 +19,8 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tenants import provisioning
+from tasks import actions as task_actions
+from tenants import provisioning, quotas
 from tenants.models import (
     RESERVED_SCHEMA_NAMES,
     ApiKey,
@@ -34,7 +35,6 @@ from tenants.models import (
 logger = logging.getLogger(__name__)
 
 _HOSTNAME_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-QUOTA_SQLSTATE = "CQ001"  # raised by public.courtside_enforce_row_quota()
 
 
 # ---------------------------------------------------------------- validation
@@ -85,7 +85,7 @@ def default_domain_for(schema_name: str) -> str:
 def quota_error_from(error: DatabaseError) -> ValidationError | None:
     """The row-quota trigger's refusal as a ValidationError; None for any other database error."""
     cause = error.__cause__
-    if getattr(cause, "sqlstate", None) == QUOTA_SQLSTATE:
+    if getattr(cause, "sqlstate", None) == quotas.QUOTA_SQLSTATE:
         return ValidationError(str(cause.diag.message_primary), code="quota_exceeded")
     return None
 
@@ -157,9 +157,8 @@ def tenant_create(
 
 
 def _enqueue_pool_refill() -> None:
-    from django_q.tasks import async_task
-
-    async_task("tenants.tasks.pool_refill", task_name="tenant pool refill", group="tenants")
+    # The registered task (tenants.tasks.pool_refill): a TaskRun the operator sees in the admin.
+    task_actions.task_submit(name="tenants.pool_refill", submitted_by="tenant sign-up")
 
 
 def tenant_change_plan(*, tenant: Tenant, plan: str | Plan, changed_by: str = "") -> Tenant:
@@ -297,7 +296,7 @@ def utc_today() -> dt.date:
 
 
 def tenant_usage_refresh(*, tenants=None) -> int:
-    """Measure storage (total size of the schema's relations), users and saved models into today's ledger row."""
+    """Measure storage (total size of the schema's relations) and every row-count quota into today's ledger row."""
     tenants = list(tenants if tenants is not None else Tenant.objects.exclude(schema_name="public"))
     if not tenants:
         return 0
@@ -317,17 +316,15 @@ def tenant_usage_refresh(*, tenants=None) -> int:
         for tenant in tenants:
             if tenant.schema_name not in sizes:
                 continue
-            cursor.execute(
-                f'SELECT (SELECT count(*) FROM "{tenant.schema_name}".auth_user),'
-                f' (SELECT count(*) FROM "{tenant.schema_name}".league_statmodel)'
-            )
-            users, saved_models = cursor.fetchone()
+            counts_sql, counted = quotas.row_counts_sql(tenant.schema_name, connection.ops.quote_name)
+            cursor.execute(counts_sql)
+            measured = {kind.usage_field: count for kind, count in zip(counted, cursor.fetchone(), strict=True)
+                        if kind.usage_field}
             size = sizes[tenant.schema_name]
             Tenant.objects.filter(pk=tenant.pk).update(storage_bytes=size, storage_measured_at=now)
             tenant.storage_bytes, tenant.storage_measured_at = size, now
             UsageDay.objects.update_or_create(
-                tenant=tenant, date=today,
-                defaults={"storage_bytes": size, "users": users, "saved_models": saved_models},
+                tenant=tenant, date=today, defaults={quotas.get("storage").usage_field: size, **measured},
             )
     return len(sizes)
 

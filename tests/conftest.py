@@ -41,7 +41,7 @@ def _tenant_storage_follows_media_root(setting, **kwargs):
 
 def database_url(settings_dict: dict | None = None) -> str:
     """A DATABASE_URL for a subprocess to reach the current (test) database, socket or TCP."""
-    from backoffice.db import url_from_settings
+    from core.embedded_db import url_from_settings
 
     return url_from_settings(settings_dict or connection.settings_dict)
 

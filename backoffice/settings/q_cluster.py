@@ -31,13 +31,15 @@ Q_CLUSTER = {
     "queue_limit": env.int("Q_QUEUE_LIMIT", default=_workers),
     "bulk": 1,
     "orm": "default",
-    "broker_class": "tasks.broker.PriorityORMBroker",
+    "broker_class": "tasks.engine.orm_broker.PriorityORMBroker",
     # Seconds added to a task's timeout for its lease and its ORM delivery lock.
     "lease_grace": env.int("TASKS_LEASE_GRACE", default=10),
+    # Seconds between each worker's heartbeats (worker health: tasks.engine.workers).
+    "worker_heartbeat": env.float("TASKS_WORKER_HEARTBEAT", default=5.0),
     "label": "Task cluster",
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
-    Q_CLUSTER["broker_class"] = "tasks.broker.PriorityRedisBroker"
+    Q_CLUSTER["broker_class"] = "tasks.engine.redis_broker.PriorityRedisBroker"
     # Redis keys start with this, so two deployments (or test runs) on one Redis never meet.
     Q_CLUSTER["redis_prefix"] = env.str("TASKS_REDIS_PREFIX", default="courtside")

@@ -14,3 +14,6 @@ MEDIA_ROOT = BASE_DIR / "var" / "test-media"
 DATABASES = {"default": database_config(allow_embedded=True)}
 TENANT_POOL_SIZE = 0  # pool tests turn it on; others provision the stock way
 TENANT_EXPORT_DIR = BASE_DIR / "var" / "test-exports"
+# No collectstatic in tests: WhiteNoise finds static files through the finders, as in development.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

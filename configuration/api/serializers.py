@@ -4,9 +4,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from backoffice.logging import MASK
 from configuration.conf import PUBLIC, config
 from configuration.models import ConfigChange, ConfigEntry
+from core.masking import MASK
 
 
 def shown(key: str, value, *, secret: bool, scope: str):
@@ -81,6 +81,30 @@ class TenantConfigSerializer(serializers.Serializer):
     tenant = serializers.CharField()
     keys = EffectiveRowSerializer(many=True)
     flags = serializers.DictField(child=serializers.BooleanField())
+    experiments = serializers.DictField(child=serializers.CharField(allow_null=True),
+                                        help_text="Each experiment's variant for this tenant.")
+
+
+class ExperimentVariantSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    weight = serializers.IntegerField()
+    weight_share = serializers.FloatField(help_text="The variant's weight, in percent of all weights.")
+    exposures = serializers.IntegerField(help_text="Evaluations that gave a tenant this variant (written in batches).")
+    exposure_share = serializers.FloatField(help_text="Its exposures, in percent of the experiment's.")
+
+
+class ExperimentSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    defined = serializers.BooleanField(help_text="False: only counts remain of a removed experiment.")
+    enabled = serializers.BooleanField(help_text="False: killed or not started, every tenant gets the control.")
+    control = serializers.CharField(allow_null=True)
+    overrides = serializers.DictField(child=serializers.CharField(), help_text="Variant per tenant schema.")
+    exposures = serializers.IntegerField()
+    variants = ExperimentVariantSerializer(many=True)
+
+
+class ExperimentSwitchSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="false: the kill switch; true: run the experiment.")
 
 
 class ChangeSerializer(serializers.ModelSerializer):

@@ -11,4 +11,8 @@ urlpatterns = [
     path("config/entries/<int:pk>/", views.EntryDetailView.as_view(), name="config-entry"),
     path("config/history/", views.ChangeListView.as_view(), name="config-history"),
     path("config/history/<int:pk>/rollback/", views.RollbackView.as_view(), name="config-rollback"),
+    path("config/experiments/", views.ExperimentListView.as_view(), name="config-experiments"),
+    path("config/experiments/<str:name>/", views.ExperimentDetailView.as_view(), name="config-experiment"),
+    path("config/experiments/<str:name>/switch/", views.ExperimentSwitchView.as_view(),
+         name="config-experiment-switch"),
 ]

@@ -6,16 +6,15 @@ from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.errors import DomainError
-from configuration import layers, selectors, services
+from configuration import keys, layers, selectors, services
 from configuration.api import serializers
 from configuration.conf import PUBLIC, config
+from core.errors import DomainError
+from tenants.models import Tenant
 
 
 def _scope_param(request) -> str:
     """?tenant=<schema> for a tenant's view, the operator view otherwise; an unknown tenant is a 404."""
-    from tenants.models import Tenant
-
     schema = request.query_params.get("tenant") or PUBLIC
     if schema != PUBLIC and not Tenant.objects.filter(schema_name=schema).exists():
         raise DomainError(f"No tenant {schema!r}.", code="not_found", status=404, detail={"tenant": schema})
@@ -66,8 +65,6 @@ class EntryListView(generics.ListAPIView):
     serializer_class = serializers.EntrySerializer
 
     def get_queryset(self):
-        from tenants.models import Tenant
-
         schema = self.request.query_params.get("tenant")
         if schema == PUBLIC:
             return selectors.entry_list(operator_layer_only=True)
@@ -126,13 +123,59 @@ class RollbackView(APIView):
         return Response(serializers.EntrySerializer(entry).data if entry is not None else {"deleted": True})
 
 
+def _experiments() -> dict:
+    return config.get("experiments", default={}, tenant=PUBLIC) or {}
+
+
+def _experiment(name: str) -> dict:
+    found = selectors.experiment_summaries(specs=_experiments(), name=name)[0]
+    if not found["defined"] and not found["exposures"]:
+        raise DomainError(f"No experiment {name!r}.", code="not_found", status=404, detail={"experiment": name})
+    return found
+
+
+class ExperimentListView(APIView):
+    """Every experiment with its variants' weights and the exposures counted so far (the split)."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses=serializers.ExperimentSerializer(many=True))
+    def get(self, request):
+        return Response(selectors.experiment_summaries(specs=_experiments()))
+
+
+class ExperimentDetailView(APIView):
+    """One experiment and its split."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses=serializers.ExperimentSerializer)
+    def get(self, request, name):
+        return Response(_experiment(name))
+
+
+class ExperimentSwitchView(APIView):
+    """The kill switch: {"enabled": false} sends every tenant to the control within a second; true resumes."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=serializers.ExperimentSwitchSerializer, responses=serializers.ExperimentSerializer)
+    def post(self, request, name):
+        _experiment(name)
+        data = serializers.ExperimentSwitchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.experiment_switch(name=name, enabled=data.validated_data["enabled"], changed_by=_actor(request),
+                                   source="api")
+        return Response(_experiment(name))
+
+
 # ---------------------------------------------------------------- tenant API
 def _tenant_visible(key: str) -> bool:
-    return not key.startswith("flags.") and config.tenant_editable(key)
+    return not key.startswith(("flags.", "experiments.")) and config.tenant_editable(key)
 
 
 class TenantConfigView(APIView):
-    """This tenant's effective view of the keys it may tune, and its feature flags; secrets masked."""
+    """This tenant's effective view of the keys it may tune, its feature flags and experiment variants; masked."""
 
     @extend_schema(responses=serializers.TenantConfigSerializer)
     def get(self, request):
@@ -143,6 +186,7 @@ class TenantConfigView(APIView):
             "tenant": tenant.schema_name,
             "keys": rows,
             "flags": {name: config.flag(name, tenant=tenant.schema_name) for name in flags},
+            "experiments": keys.experiment_assignments(tenant=tenant.schema_name),
         })
 
 

@@ -3,6 +3,7 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
+from core.permissions import OperatorOnly
 from registry import selectors
 
 
@@ -44,11 +45,7 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
-class IsOperator(permissions.BasePermission):
-    """Staff users of the public schema: Courtside's operators."""
-
-    def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+IsOperator = OperatorOnly  # staff users of the public schema: Courtside's operators (core.permissions)
 
 
 class IsOperatorOrService(permissions.BasePermission):

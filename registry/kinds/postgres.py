@@ -12,7 +12,7 @@ import psycopg
 from django.core.exceptions import ValidationError
 from psycopg.conninfo import conninfo_to_dict
 
-from backoffice.logging import mask_text
+from core.masking import mask_text
 from registry.inputs import text
 from registry.kinds import _secrets
 from registry.kinds.base import SECRET, CheckKind, register

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from redis.connection import parse_url
 from redis.exceptions import RedisError
 
-from backoffice.logging import mask_text
+from core.masking import mask_text
 from registry.inputs import text
 from registry.kinds import _secrets
 from registry.kinds.base import SECRET, CheckKind, register

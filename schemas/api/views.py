@@ -2,18 +2,16 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, permissions
+from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import OperatorOnly
 from schemas import selectors
 from schemas.api import serializers
+from schemas.graph import load_graph
 from schemas.models import Rollout
 from schemas.services import drift_report
-
-
-class OperatorOnly(permissions.IsAdminUser):
-    """Staff users of the public schema (this API is only routed on the operator site)."""
 
 
 class StatusView(APIView):
@@ -38,6 +36,9 @@ class HistoryView(generics.ListAPIView):
 
     def get_queryset(self):
         return selectors.schema_history(schema_name=self.kwargs["schema_name"])
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "graph": load_graph()}  # the migrations' types, read once
 
 
 class RolloutListView(generics.ListAPIView):

@@ -2,23 +2,25 @@
 
 from rest_framework import serializers
 
-from backoffice import media
-from tasks.models import PUBLIC_STATUS_CHOICES, Priority, TaskAttempt, TaskRun
+from tasks.models import PUBLIC_STATUS_CHOICES, Priority, TaskAttempt, TaskRun, parse_priority
+from tenants import media
 from tenants.models import MAX_TASK_BATCH_SIZE
 
 
 class PriorityField(serializers.ChoiceField):
-    """Accepts LOW/NORMAL/HIGH/CRITICAL (any case) or 0-3; returns the label."""
+    """Accepts what tasks.models.parse_priority reads (a name in any case, or 0-3); shows the name."""
 
     def __init__(self, **kwargs):
         super().__init__(choices=Priority.names, **kwargs)
 
     def to_internal_value(self, data):
-        if isinstance(data, int) and not isinstance(data, bool) and data in Priority.values:
-            return data
-        if isinstance(data, str) and data.strip().upper() in Priority.names:
-            return Priority[data.strip().upper()].value
-        self.fail("invalid_choice", input=data)
+        try:
+            priority = parse_priority(data)
+        except ValueError:
+            priority = None
+        if priority is None:
+            self.fail("invalid_choice", input=data)
+        return priority
 
     def to_representation(self, value):
         return Priority(value).name

@@ -9,14 +9,11 @@ from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.errors import DomainError
-from tasks import registry, selectors, services
+from core.errors import DomainError
+from core.permissions import OperatorOnly
+from tasks import actions, registry, selectors
 from tasks.api import serializers
-from tasks.models import PUBLIC_STATUSES, Priority, TaskRun
-
-
-class OperatorOnly(permissions.IsAdminUser):
-    """Staff users of the public schema: Courtside's operators."""
+from tasks.models import PUBLIC_STATUSES, Priority, TaskRun, parse_priority
 
 
 def _request_tenant(request):
@@ -49,10 +46,10 @@ class TaskRunListView(_Scoped, generics.ListAPIView):
         params = self.request.query_params
         priority = params.get("priority")
         if priority:
-            if priority.upper() in Priority.names:
-                priority = Priority[priority.upper()].value
-            elif not priority.isdigit():
-                raise DomainError(f"Unknown priority {priority!r}.", detail={"priority": Priority.names})
+            try:
+                priority = parse_priority(priority)
+            except ValueError:
+                raise DomainError(f"Unknown priority {priority!r}.", detail={"priority": Priority.names}) from None
         status_ = params.get("status")
         if status_ and status_ not in PUBLIC_STATUSES:
             raise DomainError(f"Unknown status {status_!r}.", detail={"status": PUBLIC_STATUSES})
@@ -77,7 +74,7 @@ class TaskRunListView(_Scoped, generics.ListAPIView):
             _tenant_may_submit(data["name"])
         else:
             tenant = _tenant_by_schema(data.pop("tenant", ""))
-        run = services.task_submit(**data, tenant=tenant, submitted_by=self.submitter(request),
+        run = actions.task_submit(**data, tenant=tenant, submitted_by=self.submitter(request),
                                    by_operator=not self.is_tenant_site)
         return Response(serializers.TaskRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -107,7 +104,7 @@ class TaskRunBatchView(_Scoped, APIView):
         payload.is_valid(raise_exception=True)
         tenant = self.scope(request) if self.is_tenant_site else _tenant_by_schema(request.data.get("tenant", ""))
         # Refused by size before any item is read.
-        services.task_batch_size_validate(count=len(payload.validated_data["tasks"]), tenant=tenant,
+        actions.task_batch_size_validate(count=len(payload.validated_data["tasks"]), tenant=tenant,
                                           by_operator=not self.is_tenant_site)
         # One serializer for all items: DRF builds its fields once, not once per item.
         parsed = serializers.BatchItemSerializer(data=payload.validated_data["tasks"], many=True)
@@ -119,7 +116,7 @@ class TaskRunBatchView(_Scoped, APIView):
         if self.is_tenant_site:
             for data in items:
                 _tenant_may_submit(data["name"])
-        runs = services.task_submit_batch(items=items, tenant=tenant, submitted_by=self.submitter(request),
+        runs = actions.task_submit_batch(items=items, tenant=tenant, submitted_by=self.submitter(request),
                                           by_operator=not self.is_tenant_site)
         runs = selectors.task_runs_in_order(run_ids=[run.pk for run in runs])
         return Response(serializers.TaskRunSerializer(runs, many=True).data, status=status.HTTP_201_CREATED)
@@ -147,7 +144,7 @@ class TaskRunDetailView(_TaskRunResource):
 class TaskRunCancelView(_TaskRunResource):
     @extend_schema(request=None, responses=serializers.TaskRunSerializer)
     def post(self, request, run_id):
-        run = services.task_cancel(run=self.get_run(request, run_id), cancelled_by=self.submitter(request))
+        run = actions.task_cancel(run=self.get_run(request, run_id), cancelled_by=self.submitter(request))
         return Response(serializers.TaskRunSerializer(run).data)
 
 

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from tenants import quotas
 from tenants.models import Plan, PlanChange, Tenant, UsageDay
 
 
@@ -8,9 +9,13 @@ class PlanSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Plan
-        fields = ["code", "name", "api_calls_per_day", "storage_bytes", "max_users", "max_models",
-                  "max_concurrent_requests", "max_task_priority", "max_task_batch_size", "max_task_chain_length",
+        fields = ["code", "name", "max_task_priority", "max_task_batch_size", "max_task_chain_length",
                   "max_active_task_runs", "monthly_price_cents"]
+
+    def get_field_names(self, declared_fields, info):
+        # One field per quota kind (tenants.quotas), read when the serializer is built, after the name.
+        code, name, *rest = super().get_field_names(declared_fields, info)
+        return [code, name, *quotas.plan_limit_fields(), *rest]
 
     def get_max_task_priority(self, plan) -> str:
         return plan.get_max_task_priority_display().upper()

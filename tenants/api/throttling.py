@@ -5,7 +5,7 @@ from django.db import connection
 from rest_framework.renderers import JSONRenderer
 from rest_framework.throttling import BaseThrottle
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from tenants import metering
 
 
@@ -31,12 +31,10 @@ class TenantQuotaThrottle(BaseThrottle):
 
     @staticmethod
     def _admit(request, tenant) -> None:
+        # The one admission of the request; the request's scope (TenantApiMiddleware) holds and releases it.
         user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
-            metering.anonymous_admit(tenant=tenant, address=request.META.get("REMOTE_ADDR", ""))
-        elif tenant.schema_name != "public":
-            # Read by TenantApiMiddleware: headers on the response, lease released after it.
-            request._request.courtside_admission = metering.request_admit(tenant=tenant)
+        metering.admit(tenant=tenant, authenticated=bool(user is not None and user.is_authenticated),
+                       address=request.META.get("REMOTE_ADDR", ""))
 
 
 class DocumentationThrottle(TenantQuotaThrottle):

@@ -2,18 +2,15 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics, permissions, status
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
+from core.permissions import OperatorOnly
 from tenants import selectors, services
 from tenants.api import serializers
 from tenants.models import Plan, Tenant
-
-
-class OperatorOnly(permissions.IsAdminUser):
-    """Staff users of the public schema, i.e. Courtside's operators."""
 
 
 @extend_schema_view(get=extend_schema(parameters=[

@@ -6,7 +6,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from configuration import services as config_services
-from tasks import services as task_services
+from tasks import actions as task_actions
 from tenants import services as tenant_services
 from tenants.models import Plan, PlanChange
 from tests.foundation import factories
@@ -21,8 +21,8 @@ def seed_api_rows(*, lakers) -> dict:
     created = config_services.entry_set(key="cache.ttl_seconds", value=30, changed_by="seed", source="api")
     config_services.entry_delete(key=created.key, tenant=None, changed_by="seed", source="api")
     config_services.entry_set(key="cache.ttl_seconds", value=45, changed_by="seed", source="api")
-    task_services.task_submit(name="system.noop", tenant=lakers, submitted_by="seed")
-    task_services.task_submit(name="system.noop", tenant=None, submitted_by="seed")
+    task_actions.task_submit(name="system.noop", tenant=lakers, submitted_by="seed")
+    task_actions.task_submit(name="system.noop", tenant=None, submitted_by="seed")
     with schema_context("lakers"):
         lal, bos = factories.team("LAL"), factories.team("BOS")
         star = factories.player("LeBron James", lal)

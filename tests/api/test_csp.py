@@ -15,7 +15,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tasks import services as task_services
+from tasks import actions as task_actions
 from tests.conftest import make_user, tenant_host
 
 CHROMIUM = shutil.which("chromium")
@@ -88,7 +88,7 @@ def test_the_admin_and_the_docs_render_in_a_browser_without_csp_violations(live_
     tenant_lakers.support_email, tenant_lakers.display_name = "help@lakers.example", "Lakers"
     with schema_context("lakers"):
         tenant_lakers.save(update_fields=["support_email", "display_name"])
-    task_services.task_submit(name="system.noop", tenant=tenant_lakers)  # a progress bar and its poller
+    task_actions.task_submit(name="system.noop", tenant=tenant_lakers)  # a progress bar and its poller
 
     pages = {
         "operator": (f"http://localhost:{port}", "operator", [

@@ -24,7 +24,7 @@ def assert_method_not_allowed(response):
     if response.request["REQUEST_METHOD"] == "HEAD":
         return  # no body to a HEAD
     error = response.json()["error"]
-    assert set(error) == {"code", "message", "detail"} and error["code"] == "method_not_allowed"
+    assert set(error) == {"code", "message", "detail", "request_id"} and error["code"] == "method_not_allowed"
 
 
 def _site_client(site: str) -> TenantClient:

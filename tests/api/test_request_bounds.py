@@ -19,7 +19,7 @@ def assert_json_error(response, status, code=None):
     assert response.status_code == status, (response.status_code, response.content[:300])
     assert response["Content-Type"].startswith("application/json")
     error = response.json()["error"]
-    assert set(error) == {"code", "message", "detail"} and error["message"]
+    assert set(error) == {"code", "message", "detail", "request_id"} and error["message"]
     if code is not None:
         assert error["code"] == code, error
     return error

@@ -17,14 +17,16 @@ from django_tenants.utils import schema_context
 
 
 def _probe(name: str, arguments: dict):
-    from backoffice.errors import DomainError
     from configuration import keys
+    from core.errors import DomainError
     from league import selectors
     from tenants import metering
     from tenants.models import Tenant
 
     if name == "reader":
         return getattr(keys, arguments["reader"])()
+    if name == "variant":
+        return keys.experiment_variant(arguments["name"])
     if name == "averages":
         scoring = selectors.scoring_current()
         rows = list(selectors.player_season_averages(player_id=arguments["player"], season=None, scoring=scoring))

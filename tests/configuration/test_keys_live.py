@@ -25,7 +25,7 @@ from django.test import Client
 from django_q.tasks import async_task
 from django_tenants.utils import schema_context
 
-from tasks.broker import get_task_broker
+from tasks.engine.broker import get_task_broker
 from tenants import services as tenant_services
 from tests.configuration.live_processes import WebServerProcess
 from tests.conftest import make_user, tenant_host
@@ -238,6 +238,27 @@ def test_flags_new_scoring(live):
         live, change=lambda: live.change("flags.new_scoring", {"enabled": True, "tenants": ["lakers"]}),
         web=lambda: _averages(live)["model"], web_expected="new",
         probe="reader", arguments={"reader": "new_scoring_enabled"}, probe_expected=True,
+    )
+
+
+def test_experiment_kill_switch(live):
+    """experiments.<name>: the kill switch sends a tenant pinned to a variant back to the control everywhere."""
+    spec = {"enabled": True, "control": "classic", "variants": {"classic": 50, "wide": 50},
+            "overrides": {"lakers": "wide"}}
+    live.change("experiments.score_card", spec)
+    wait_for(lambda: live.get_b("/api/v1/config/").json()["experiments"].get("score_card") == "wide", timeout=10,
+             message="web B to see the experiment")
+
+    def kill() -> float:
+        response = httpx.post(f"{live.web_a}/api/v1/config/experiments/score_card/switch/", json={"enabled": False},
+                              headers={"Host": "localhost"}, auth=("operator", PASSWORD), timeout=30)
+        assert response.status_code == 200 and response.json()["enabled"] is False, response.text
+        return time.time()
+
+    assert_live(
+        live, change=kill,
+        web=lambda: live.get_b("/api/v1/config/").json()["experiments"].get("score_card"), web_expected="classic",
+        probe="variant", arguments={"name": "score_card"}, probe_expected="classic",
     )
 
 

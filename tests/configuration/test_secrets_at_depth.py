@@ -11,10 +11,10 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from backoffice.logging import MASK
 from configuration import services
 from configuration.conf import config
 from configuration.models import ConfigChange, ConfigEntry
+from core.masking import MASK
 
 pytestmark = pytest.mark.django_db
 

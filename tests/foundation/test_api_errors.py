@@ -1,4 +1,4 @@
-"""Every API error has one JSON shape: {"error": {"code", "message", "detail"}}."""
+"""Every API error has one JSON shape: {"error": {"code", "message", "detail", "request_id"}}."""
 
 from django_tenants.utils import schema_context
 
@@ -11,7 +11,7 @@ def _assert_error_shape(response, status, code):
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "detail"}
+    assert set(body["error"]) == {"code", "message", "detail", "request_id"}
     assert body["error"]["code"] == code
     assert body["error"]["message"]
     return body["error"]

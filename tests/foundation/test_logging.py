@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from backoffice.logging import MASK, MaskSecretsFilter, mask_text
+from core.masking import MASK, MaskSecretsFilter, mask_text
 
 
 @pytest.mark.parametrize(

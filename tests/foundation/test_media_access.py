@@ -17,7 +17,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django_tenants.utils import schema_context
 
-from tasks import services as task_services
+from tasks import actions as task_actions
+from tasks.engine import execution
 from tenants import services as tenant_services
 from tests.conftest import PUBLIC_HOST, TenantClient, tenant_host
 
@@ -32,8 +33,8 @@ def media_root(settings, tmp_path):
 
 def export_report(tenant=None):
     """Run the real export task in this process; the run row holds the file's path as its result."""
-    run = task_services.task_submit(name="tenants.export_usage_report", tenant=tenant, submitted_by="test")
-    assert task_services.run_execute(run_id=run.pk) == "succeeded"
+    run = task_actions.task_submit(name="tenants.export_usage_report", tenant=tenant, submitted_by="test")
+    assert execution.run_execute(run_id=run.pk) == "succeeded"
     run.refresh_from_db()
     return run
 

@@ -1,11 +1,11 @@
-"""backoffice.db.soft_write: one round trip, relaxed commit, and its prepared form for the hottest statements."""
+"""core.db.soft_write: one round trip, relaxed commit, and its prepared form for the hottest statements."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection, transaction
 
-from backoffice.db import soft_write
+from core.db import soft_write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

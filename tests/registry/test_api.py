@@ -17,7 +17,7 @@ def post_json(client, path, body):
 def assert_error(response, status, code=None):
     assert response.status_code == status, response.content
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "detail"}
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "detail", "request_id"}
     if code:
         assert body["error"]["code"] == code
     return body["error"]

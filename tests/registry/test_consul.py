@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from registry import balancing, registration, sweeps
 from registry.consul import ConsulClient, consul_sync
 from registry.models import RegistryEvent, ServiceInstance

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from registry import balancing, events, registration, selectors
 from registry.models import ServiceInstance
 from tests.conftest import database_url

@@ -62,3 +62,26 @@ def test_the_matrix_pages_and_searches_schemas(probe, operator_client, monkeypat
 
     found = operator_client.get(MATRIX, {"q": "lak"}).content.decode()
     assert 'data-schema="lakers"' in found and 'data-schema="warriors"' not in found
+
+
+def test_a_deleted_tenants_history_leaves_the_ledger_list_and_stays_there_on_request(public_tenant, operator_client,
+                                                                                      tmp_path):
+    """Found by the operator's-day test: after `tenant delete` its ledger rows still filled the operator's list.
+
+    They are the account's history and stay (the history API, the "deleted" filter), out of the list of
+    the schemas that exist, as spare schemas are.
+    """
+    from tenants import services
+    from tenants.models import Tenant
+
+    services.tenant_create(name="Miami Heat", schema_name="heat")
+    assert ">heat<" in operator_client.get(HISTORY).content.decode()
+
+    services.tenant_delete(tenant=Tenant.objects.get(schema_name="heat"), confirm="heat", export_directory=tmp_path)
+
+    listing = operator_client.get(HISTORY).content.decode()
+    assert "heat" not in listing  # neither its rows nor the schema filter's link
+    assert ">heat<" in operator_client.get(HISTORY, {"kind": "deleted"}).content.decode()
+    assert ">heat<" in operator_client.get(HISTORY, {"kind": "all"}).content.decode()
+    assert ">heat<" in operator_client.get(HISTORY, {"schema_name": "heat"}).content.decode()
+    assert operator_client.get("/api/v1/schemas/heat/history/").json()["count"] > 0

@@ -41,8 +41,8 @@ def test_the_schemas_api_is_for_operators_only_and_absent_from_tenant_sites(prob
 
 
 def test_a_rollout_started_from_the_admin_runs_as_a_task_and_reports_progress(probe, operator_client):
+    from tasks.engine.execution import run_execute
     from tasks.models import TaskRun
-    from tasks.services import run_execute
 
     probe.write("0002_gadget_size", MIGRATIONS["0002_gadget_size"])
     page = operator_client.post("/admin/schemas/rollout/start/", {"targets": "", "schemas": ""})

@@ -111,3 +111,18 @@ def test_the_check_is_silent_when_the_database_is_unreachable():
     )
     assert result.returncode == 0, result.stderr
     assert "messages: []" in result.stdout
+
+
+def test_a_tenant_apps_migration_is_never_pending_in_public_so_a_rollout_leaves_every_schema_clean(probe):
+    """Found by the operator's-day test: a rollout migrates every tenant schema, and the status still named
+    public as pending, because django_migrations there lacks the tenant app's row. A tenant app's migrations
+    never run in public (its tables live in tenant schemas only): there is nothing to apply there."""
+    before = {s.schema: s.pending for s in drift_report().schemas}
+    assert before["public"] == []
+    assert before["lakers"] == before["warriors"] == [("courtside_probe", "0001_initial")]
+
+    rollout()
+
+    assert [s.schema for s in drift_report().schemas if s.pending] == []
+    assert not [m for m in migration_drift_check(databases=["default"]) if m.id == "schemas.W001"]
+    status(check=True)  # clean: --check does not raise

@@ -16,12 +16,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from backoffice.logging import MASK
 from configuration import config
+from core.masking import MASK
 from security import audit
+from tasks import actions as task_actions
 from tasks import registry
-from tasks import services as task_services
 from tasks.models import TaskRun
+from tenants import quotas
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Plan, Tenant
 from tests.conftest import TenantClient, database_url, make_user, tenant_host
@@ -40,7 +41,7 @@ def _entries(schema: str, model) -> list[LogEntry]:
 def test_an_operator_admin_write_records_who_when_where_and_old_to_new(operator_client):
     plan = Plan.objects.get(code="STARTER")
     data = {field: getattr(plan, field) if getattr(plan, field) is not None else ""
-            for field in ("code", "name", *Plan.QUOTA_FIELDS)}
+            for field in ("code", "name", *quotas.plan_limit_fields())}
     response = operator_client.post(f"/admin/tenants/plan/{plan.pk}/change/",
                                     {**data, "monthly_price_cents": 4900, "api_calls_per_day": 12000},
                                     REMOTE_ADDR="198.51.100.23")
@@ -119,7 +120,7 @@ def test_a_tenant_admin_never_sees_another_tenants_audit_entries_and_the_operato
 
 def test_a_task_cancel_from_the_tenant_api_is_audited(tenant_lakers):
     make_user("lakers", username="coach", superuser=True)
-    run = task_services.task_submit(name="system.sleep", arguments={"seconds": 5}, tenant=tenant_lakers,
+    run = task_actions.task_submit(name="system.sleep", arguments={"seconds": 5}, tenant=tenant_lakers,
                                     run_at=timezone.now() + dt.timedelta(hours=1))
     client = TenantClient(tenant_host("lakers"))
     response = client.post(f"/api/v1/tasks/runs/{run.pk}/cancel/", **_basic("coach"))

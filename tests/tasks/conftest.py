@@ -62,7 +62,7 @@ class ClusterProcess:
             "name": "courtside", "cluster_name": self.name, "workers": workers, "timeout": 300, "retry": 360,
             "max_attempts": 0,
             "ack_failures": True, "save_limit": -1, "catch_up": False, "poll": 0.05, "queue_limit": workers,
-            "bulk": 1, "orm": "default", "broker_class": "tasks.broker.PriorityORMBroker",
+            "bulk": 1, "orm": "default", "broker_class": "tasks.engine.orm_broker.PriorityORMBroker",
             "lease_grace": lease_grace, "label": "Task cluster",
         }
         self.env = {
@@ -73,7 +73,8 @@ class ClusterProcess:
         }
         self.env.pop("REDIS_URL", None)
         if broker == "redis":
-            self.q_cluster.update({"redis": REDIS_TEST_URL, "broker_class": "tasks.broker.PriorityRedisBroker",
+            self.q_cluster.update({"redis": REDIS_TEST_URL,
+                                   "broker_class": "tasks.engine.redis_broker.PriorityRedisBroker",
                                    "redis_prefix": f"courtside-test-{self.name}"})
             self.env.update({"REDIS_URL": REDIS_TEST_URL, "TASKS_REDIS_PREFIX": f"courtside-test-{self.name}"})
         self.log_path = log_dir / f"qcluster-{self.name}.log"

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_q.models import Schedule
 
-from tasks import services
+from tasks import actions
 from tasks.models import Status, TaskRun, TaskSchedule
 
 pytestmark = pytest.mark.django_db
@@ -15,9 +15,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def two_runs(tenant_lakers, tenant_warriors, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        lakers_run = services.task_submit(name="system.noop", tenant=tenant_lakers, arguments={})
+        lakers_run = actions.task_submit(name="system.noop", tenant=tenant_lakers, arguments={})
         # CRITICAL for a tenant is the operator's to give (issue 14.9): submitted as the operator.
-        warriors_run = services.task_submit(name="system.sleep", tenant=tenant_warriors, priority="CRITICAL",
+        warriors_run = actions.task_submit(name="system.sleep", tenant=tenant_warriors, priority="CRITICAL",
                                             arguments={"seconds": 1}, by_operator=True)
     return lakers_run, warriors_run
 
@@ -36,7 +36,7 @@ def test_a_tenant_admin_shows_only_its_own_runs_and_progress(lakers_client, two_
     body = lakers_client.get("/admin/tasks/taskrun/").content.decode()
     assert str(lakers_run.pk) in body and str(warriors_run.pk) not in body
     assert lakers_client.get(f"/admin/tasks/taskrun/{warriors_run.pk}/change/").status_code in (302, 404)
-    services.progress_report(run_id=lakers_run.pk, fraction=0.5, message="half")
+    actions.progress_report(run_id=lakers_run.pk, fraction=0.5, message="half")
     data = lakers_client.get("/admin/tasks/taskrun/progress/",
                              {"id": [str(lakers_run.pk), str(warriors_run.pk)]}).json()
     assert data["runs"] == {str(lakers_run.pk): {"progress": 0.5, "status": "queued", "message": "half"}}

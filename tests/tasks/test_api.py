@@ -15,7 +15,7 @@ RUNS = "/api/v1/tasks/runs/"
 def assert_error(response, status=400):
     assert response.status_code == status, response.content
     body = response.json()
-    assert set(body["error"]) == {"code", "message", "detail"}
+    assert set(body["error"]) == {"code", "message", "detail", "request_id"}
     return body["error"]
 
 

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from tasks import services
+from tasks import actions
 from tasks.models import QueueMessage, TaskRun
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def nothing_queued():
 def assert_error(response, status=400):
     assert response.status_code == status, response.content[:500]
     error = response.json()["error"]
-    assert set(error) == {"code", "message", "detail"}
+    assert set(error) == {"code", "message", "detail", "request_id"}
     return (error["message"] + " " + json.dumps(error["detail"])).lower()
 
 
@@ -72,7 +72,7 @@ def test_a_batch_item_out_of_bounds_refuses_the_batch(operator_client, django_ca
 )
 def test_the_service_refuses_what_no_surface_should_let_through(kwargs, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError):
-        services.task_submit(name="system.noop", **kwargs)
+        actions.task_submit(name="system.noop", **kwargs)
     assert nothing_queued()
 
 
@@ -82,7 +82,7 @@ def test_arguments_nested_too_deep_are_refused_before_validation(django_capture_
         current["x"] = {}
         current = current["x"]
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError, match="nested"):
-        services.task_submit(name="schemas.rollout", arguments=deep)
+        actions.task_submit(name="schemas.rollout", arguments=deep)
     assert nothing_queued()
 
 
@@ -127,9 +127,9 @@ def test_a_tenant_sending_an_unknown_or_operator_task_name_is_shown_only_names_i
 
 def test_the_service_names_only_the_tasks_the_tenant_may_submit(tenant_lakers):
     with pytest.raises(ValidationError) as refused:
-        services.task_submit(name="no.such.task", tenant=tenant_lakers)
+        actions.task_submit(name="no.such.task", tenant=tenant_lakers)
     text = " ".join(refused.value.messages)
     assert "league.train_points_model" in text and not any(hidden in text for hidden in OPERATOR_ONLY)
     with pytest.raises(ValidationError) as operator_sees:
-        services.task_submit(name="no.such.task")
+        actions.task_submit(name="no.such.task")
     assert all(name in " ".join(operator_sees.value.messages) for name in OPERATOR_ONLY)

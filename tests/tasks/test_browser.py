@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tasks import services
+from tasks import actions
 from tasks.models import Status, TaskRun
 from tests.conftest import make_user, tenant_host
 from tests.tasks.conftest import wait_for
@@ -51,9 +51,9 @@ def test_a_tenant_admin_watches_its_run_progress_without_reloading_and_never_see
         cluster_factory, live_server, browser, tenant_lakers, tenant_warriors):
     cluster_factory(broker="orm", workers=2).start()
     make_user("lakers", username="coach", superuser=True)
-    warriors_run = services.task_submit(name="system.sleep", arguments={"seconds": 1, "steps": 1},
+    warriors_run = actions.task_submit(name="system.sleep", arguments={"seconds": 1, "steps": 1},
                                         tenant=tenant_warriors)
-    run = services.task_submit(name="system.sleep", arguments={"seconds": 9, "steps": 18}, tenant=tenant_lakers)
+    run = actions.task_submit(name="system.sleep", arguments={"seconds": 9, "steps": 18}, tenant=tenant_lakers)
 
     port = live_server.url.rsplit(":", 1)[1]
     base = f"http://{tenant_host('lakers')}:{port}"  # Chromium resolves *.localhost to this machine

@@ -7,8 +7,8 @@ from django.db import connection, transaction
 from django_q.tasks import async_task
 from django_tenants.utils import schema_context
 
-from tasks import services
-from tasks.broker import get_task_broker
+from tasks import actions
+from tasks.engine.broker import get_task_broker
 from tasks.models import TERMINAL, Priority, Status, TaskRun
 from tests.tasks.conftest import wait_for
 
@@ -26,9 +26,9 @@ def finished(run: TaskRun, timeout: float = 30) -> TaskRun:
 
 def test_a_critical_task_submitted_behind_200_low_starts_before_the_remaining_low(cluster):
     with transaction.atomic():  # all 200 reach the broker together, at commit
-        lows = [services.task_submit(name="system.sleep", arguments={"seconds": 0.05, "steps": 1}, priority="LOW")
+        lows = [actions.task_submit(name="system.sleep", arguments={"seconds": 0.05, "steps": 1}, priority="LOW")
                 for _ in range(200)]
-    critical = services.task_submit(name="system.whoami", priority="CRITICAL")
+    critical = actions.task_submit(name="system.whoami", priority="CRITICAL")
     finished(critical)
     low_ids = [r.pk for r in lows]
     started_before = TaskRun.objects.filter(pk__in=low_ids, started_at__lt=critical.started_at).count()
@@ -43,7 +43,7 @@ def test_a_critical_task_submitted_behind_200_low_starts_before_the_remaining_lo
 
 
 def test_retries_back_off_exponentially_and_never_start_before_their_delay(cluster):
-    run = services.task_submit(name="system.fail", max_retries=3, backoff_base=0.3, backoff_cap=5)
+    run = actions.task_submit(name="system.fail", max_retries=3, backoff_base=0.3, backoff_cap=5)
     finished(run, timeout=40)
     attempts = list(run.attempt_log.order_by("number"))
     assert run.status == Status.FAILED and len(attempts) == 4
@@ -55,46 +55,46 @@ def test_retries_back_off_exponentially_and_never_start_before_their_delay(clust
 
 
 def test_a_retried_task_that_later_succeeds_ends_succeeded(cluster):
-    run = services.task_submit(name="system.fail", arguments={"succeed_on_attempt": 2}, max_retries=2,
+    run = actions.task_submit(name="system.fail", arguments={"succeed_on_attempt": 2}, max_retries=2,
                                backoff_base=0.1)
     finished(run)
     assert (run.status, run.attempts) == (Status.SUCCEEDED, 2)
 
 
 def test_a_cancelled_queued_task_never_starts(cluster):
-    run = services.task_submit(name="system.whoami", countdown=0.5)
-    services.task_cancel(run=run)
-    marker = services.task_submit(name="system.noop", countdown=1.0, priority="LOW")
+    run = actions.task_submit(name="system.whoami", countdown=0.5)
+    actions.task_cancel(run=run)
+    marker = actions.task_submit(name="system.noop", countdown=1.0, priority="LOW")
     finished(marker)
     run.refresh_from_db()
     assert (run.status, run.attempts, run.started_at) == (Status.CANCELLED, 0, None)
 
 
 def test_a_running_task_stops_at_its_next_progress_report_after_a_cancel(cluster):
-    run = services.task_submit(name="system.sleep", arguments={"seconds": 30, "steps": 300})
+    run = actions.task_submit(name="system.sleep", arguments={"seconds": 30, "steps": 300})
 
     def reporting():
         run.refresh_from_db()
         return run.status == Status.RUNNING and run.progress > 0
 
     wait_for(reporting, timeout=20, message="the task to report progress")
-    services.task_cancel(run=run, cancelled_by="test")
+    actions.task_cancel(run=run, cancelled_by="test")
     finished(run, timeout=10)
     assert run.status == Status.CANCELLED and run.progress < 1
     assert run.attempt_log.get().outcome == "cancelled"
 
 
 def test_a_timeout_is_recorded_as_failed_and_the_cluster_goes_on(cluster):
-    slow = services.task_submit(name="system.sleep", arguments={"seconds": 60, "steps": 1}, timeout=1)
+    slow = actions.task_submit(name="system.sleep", arguments={"seconds": 60, "steps": 1}, timeout=1)
     finished(slow, timeout=30)
     assert slow.status == Status.FAILED and "Timed out" in slow.error
     assert slow.attempt_log.get().outcome == "timed_out"
-    after = [services.task_submit(name="system.whoami") for _ in range(3)]
+    after = [actions.task_submit(name="system.whoami") for _ in range(3)]
     assert all(finished(run).status == Status.SUCCEEDED for run in after)
 
 
 def test_a_timed_out_task_is_retried_per_its_policy(cluster):
-    run = services.task_submit(name="system.sleep", arguments={"seconds": 60, "steps": 1}, timeout=1,
+    run = actions.task_submit(name="system.sleep", arguments={"seconds": 60, "steps": 1}, timeout=1,
                                max_retries=1, backoff_base=0.1)
     finished(run, timeout=30)
     assert run.status == Status.FAILED
@@ -102,7 +102,7 @@ def test_a_timed_out_task_is_retried_per_its_policy(cluster):
 
 
 def test_dependencies_run_in_order_and_a_failed_one_cancels_its_dependents(cluster):
-    a, b, c, bad, child, grandchild, anyway = services.task_submit_batch(items=[
+    a, b, c, bad, child, grandchild, anyway = actions.task_submit_batch(items=[
         {"key": "a", "name": "system.sleep", "args": {"seconds": 0.3, "steps": 1}},
         {"key": "b", "name": "system.sleep", "args": {"seconds": 0.1, "steps": 1}, "depends_on": ["a"]},
         {"key": "c", "name": "system.noop", "depends_on": ["a", "b"], "priority": "CRITICAL"},
@@ -126,7 +126,7 @@ def test_a_task_submitted_for_a_tenant_writes_only_to_its_schema(cluster, tenant
 
     with schema_context("lakers"):
         make_stat_lines()
-    run = services.task_submit(name="league.train_points_model", arguments={"name": "cluster-pts"},
+    run = actions.task_submit(name="league.train_points_model", arguments={"name": "cluster-pts"},
                                tenant=tenant_lakers, priority=Priority.HIGH)
     finished(run, timeout=60)
     assert run.status == Status.SUCCEEDED, run.error
@@ -134,7 +134,7 @@ def test_a_task_submitted_for_a_tenant_writes_only_to_its_schema(cluster, tenant
         assert StatModel.objects.filter(name="cluster-pts", status="ready").exists()
     with schema_context("warriors"):
         assert not StatModel.objects.exists()
-    follow_ups = [services.task_submit(name="system.whoami") for _ in range(4)]
+    follow_ups = [actions.task_submit(name="system.whoami") for _ in range(4)]
     assert {finished(r).result["schema"] for r in follow_ups} == {"public"}
 
 
@@ -147,7 +147,7 @@ def test_a_plain_task_that_leaves_its_schema_does_not_move_the_next_task_in_that
     seen = []
     # Keep asking until a task lands on the worker that misbehaved (bounded).
     for _ in range(40):
-        run = finished(services.task_submit(name="system.whoami"))
+        run = finished(actions.task_submit(name="system.whoami"))
         seen.append((run.result["pid"], run.result["schema"]))
         if run.result["pid"] == dirty_pid:
             break
@@ -177,7 +177,7 @@ def test_a_plain_task_enqueued_in_a_tenant_context_runs_in_that_tenant(cluster, 
 
 
 def test_progress_is_visible_while_the_task_runs(cluster):
-    run = services.task_submit(name="system.sleep", arguments={"seconds": 2, "steps": 10})
+    run = actions.task_submit(name="system.sleep", arguments={"seconds": 2, "steps": 10})
     seen = set()
 
     def midway():
@@ -192,7 +192,7 @@ def test_progress_is_visible_while_the_task_runs(cluster):
 
 
 def test_delayed_work_does_not_start_before_its_time(cluster):
-    run = services.task_submit(name="system.whoami", countdown=1.0)
+    run = actions.task_submit(name="system.whoami", countdown=1.0)
     finished(run)
     assert (run.started_at - run.created_at).total_seconds() >= 0.99
 
@@ -200,19 +200,19 @@ def test_delayed_work_does_not_start_before_its_time(cluster):
 def test_the_broker_reports_what_waits(cluster):
     broker = get_task_broker()
     assert broker.ping()
-    services.task_submit(name="system.noop", countdown=60)
+    actions.task_submit(name="system.noop", countdown=60)
     assert broker.delayed_size() >= 1
 
 
 def test_a_task_that_swallows_its_timeout_is_recorded_timed_out_before_its_worker_is_killed(cluster):
     # django-q2's SIGALRM is caught by the task; its guard kills the worker ~3 s after the timeout. The
     # worker's watchdog records the attempt first: timed out (not lost), retried per policy, then failed.
-    stubborn = services.task_submit(name="system.sleep", arguments={"seconds": 8, "steps": 1, "ignore_timeout": True},
+    stubborn = actions.task_submit(name="system.sleep", arguments={"seconds": 8, "steps": 1, "ignore_timeout": True},
                                     timeout=1, max_retries=1, backoff_base=0.5, backoff_cap=0.5)
     finished(stubborn, timeout=60)
     assert stubborn.status == Status.FAILED, stubborn.error
     assert "did not stop at the timeout signal" in stubborn.error
     assert list(stubborn.attempt_log.values_list("outcome", flat=True)) == ["timed_out", "timed_out"]
     assert stubborn.lost_attempts == 0
-    after = [services.task_submit(name="system.whoami") for _ in range(3)]
+    after = [actions.task_submit(name="system.whoami") for _ in range(3)]
     assert all(finished(run).status == Status.SUCCEEDED for run in after)

@@ -9,7 +9,8 @@ from django.core.management import call_command
 from django.db.models import Count
 from django.utils import timezone
 
-from tasks import services
+from tasks import actions
+from tasks.engine import execution, recovery
 from tasks.models import QueueMessage, Status, TaskRun
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ def chain_items(length: int, *, name: str = "system.noop") -> list[dict]:
 
 def submit_chain(length: int, capture) -> list[TaskRun]:
     with capture(execute=True):
-        runs = services.task_submit_batch(items=chain_items(length))
+        runs = actions.task_submit_batch(items=chain_items(length))
     return runs[::-1]  # k0 first
 
 
@@ -62,14 +63,14 @@ def test_task_cancel_on_the_root_of_a_1500_run_chain_cancels_it_all(django_captu
 
 def test_a_failed_run_cancels_its_waiting_chain_but_not_a_run_told_to_go_on(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        bad, child, anyway, after_anyway, grandchild = services.task_submit_batch(items=[
+        bad, child, anyway, after_anyway, grandchild = actions.task_submit_batch(items=[
             {"key": "bad", "name": "system.fail"},
             {"key": "child", "name": "system.noop", "depends_on": ["bad"]},
             {"key": "anyway", "name": "system.noop", "depends_on": ["child"], "run_if_dependency_fails": True},
             {"key": "after_anyway", "name": "system.noop", "depends_on": ["anyway"]},
             {"key": "grandchild", "name": "system.noop", "depends_on": ["child"]},
         ])
-        services.run_execute(run_id=bad.pk)
+        execution.run_execute(run_id=bad.pk)
     statuses = {key: TaskRun.objects.get(pk=run.pk).status for key, run in
                 {"child": child, "anyway": anyway, "after_anyway": after_anyway, "grandchild": grandchild}.items()}
     assert statuses == {"child": Status.CANCELLED, "grandchild": Status.CANCELLED, "anyway": Status.QUEUED,
@@ -79,7 +80,7 @@ def test_a_failed_run_cancels_its_waiting_chain_but_not_a_run_told_to_go_on(djan
 
 def test_waiting_runs_whose_dependencies_ended_are_recovered(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        done, after_done, failed, after_failed = services.task_submit_batch(items=[
+        done, after_done, failed, after_failed = actions.task_submit_batch(items=[
             {"key": "done", "name": "system.noop"},
             {"key": "after_done", "name": "system.noop", "depends_on": ["done"]},
             {"key": "failed", "name": "system.noop"},
@@ -91,7 +92,7 @@ def test_waiting_runs_whose_dependencies_ended_are_recovered(django_capture_on_c
     TaskRun.objects.filter(pk=failed.pk).update(status=Status.FAILED, finished_at=long_ago)
     QueueMessage.objects.all().delete()
     with django_capture_on_commit_callbacks(execute=True):
-        recovered = services.recover_stalled_runs()
+        recovered = recovery.recover_stalled_runs()
     assert recovered["waiting"] == 2
     assert TaskRun.objects.get(pk=after_done.pk).status == Status.QUEUED
     assert TaskRun.objects.get(pk=after_failed.pk).status == Status.CANCELLED
@@ -111,7 +112,8 @@ def test_a_tenants_batch_and_chain_are_capped_by_its_plan(lakers_client, tenant_
     for response, fragment in ((big, "at most 10"), (deep, "at most 4")):
         assert response.status_code == 400, response.content
         error = response.json()["error"]
-        assert set(error) == {"code", "message", "detail"} and fragment in error["message"] + str(error["detail"])
+        assert set(error) == {"code", "message", "detail", "request_id"}
+        assert fragment in error["message"] + str(error["detail"])
     assert fits.status_code == 201
     last = fits.json()[0]["id"]  # k3, at the end of a chain of 4
     # One more link, submitted on its own, would make a chain of 5.

@@ -8,9 +8,11 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from backoffice.errors import DomainError
-from tasks import services
-from tasks.broker import PriorityORMBroker, PriorityRedisBroker
+from core.errors import DomainError
+from tasks import actions
+from tasks.engine import execution
+from tasks.engine.orm_broker import PriorityORMBroker
+from tasks.engine.redis_broker import PriorityRedisBroker
 from tasks.models import QueueMessage, Status, TaskRun
 from tenants.models import UsageDay
 from tests.tasks.conftest import REDIS_TEST_URL, redis_available, wait_for
@@ -21,7 +23,7 @@ RUNS = "/api/v1/tasks/runs/"
 def error_of(response, status):
     assert response.status_code == status, response.content[:500]
     error = response.json()["error"]
-    assert set(error) == {"code", "message", "detail"}
+    assert set(error) == {"code", "message", "detail", "request_id"}
     return error
 
 
@@ -69,7 +71,7 @@ def test_each_run_a_tenant_submits_counts_against_its_daily_calls(lakers_client,
     assert UsageDay.objects.get(tenant=tenant_lakers, date=day).api_calls == 9  # its request only
     # The operator's own submissions for the tenant are not the tenant's calls.
     with django_capture_on_commit_callbacks(execute=True):
-        services.task_submit(name="system.noop", tenant=tenant_lakers, by_operator=True)
+        actions.task_submit(name="system.noop", tenant=tenant_lakers, by_operator=True)
     assert UsageDay.objects.get(tenant=tenant_lakers, date=day).api_calls == 9
 
 
@@ -81,22 +83,22 @@ def test_a_tenants_unfinished_runs_are_capped_and_a_finished_one_frees_a_place(
     tenant_lakers.plan.max_active_task_runs = 3
     tenant_lakers.plan.save()
     with django_capture_on_commit_callbacks(execute=True):
-        runs = [services.task_submit(name="system.noop", tenant=tenant_lakers) for _ in range(3)]
+        runs = [actions.task_submit(name="system.noop", tenant=tenant_lakers) for _ in range(3)]
         with pytest.raises(DomainError) as refused:
-            services.task_submit(name="system.noop", tenant=tenant_lakers)
+            actions.task_submit(name="system.noop", tenant=tenant_lakers)
         over = lakers_client.post(f"{RUNS}batch/", {"tasks": [{"key": "a", "name": "system.noop"}]},
                                   content_type="application/json")
     assert refused.value.status == 429 and refused.value.code == "task_run_limit_exceeded"
     assert error_of(over, 429)["code"] == "task_run_limit_exceeded"
     # Another tenant on the same plan is not affected.
     with django_capture_on_commit_callbacks(execute=True):
-        services.task_submit(name="system.noop", tenant=tenant_warriors)
-        services.run_execute(run_id=runs[0].pk)
-        services.task_cancel(run=runs[1])
-        services.task_submit(name="system.noop", tenant=tenant_lakers)
-        services.task_submit(name="system.noop", tenant=tenant_lakers)
+        actions.task_submit(name="system.noop", tenant=tenant_warriors)
+        execution.run_execute(run_id=runs[0].pk)
+        actions.task_cancel(run=runs[1])
+        actions.task_submit(name="system.noop", tenant=tenant_lakers)
+        actions.task_submit(name="system.noop", tenant=tenant_lakers)
         with pytest.raises(DomainError):
-            services.task_submit(name="system.noop", tenant=tenant_lakers)
+            actions.task_submit(name="system.noop", tenant=tenant_lakers)
     assert TaskRun.objects.filter(tenant=tenant_lakers).exclude(status__in=["succeeded", "cancelled"]).count() == 3
 
 
@@ -111,7 +113,7 @@ def test_concurrent_submissions_cannot_both_take_the_last_place(tenant_lakers):
             barrier.wait()
             for _ in range(5):
                 try:
-                    services.task_submit(name="system.noop", tenant=tenant_lakers)
+                    actions.task_submit(name="system.noop", tenant=tenant_lakers)
                     outcomes.append("ok")
                 except DomainError:
                     outcomes.append("refused")
@@ -131,7 +133,7 @@ def test_concurrent_submissions_cannot_both_take_the_last_place(tenant_lakers):
 
 def _enqueue_for(tenant, count: int, priority: str = "NORMAL") -> list[TaskRun]:
     with transaction.atomic():
-        return [services.task_submit(name="system.noop", tenant=tenant, priority=priority, by_operator=True)
+        return [actions.task_submit(name="system.noop", tenant=tenant, priority=priority, by_operator=True)
                 for _ in range(count)]
 
 
@@ -153,8 +155,8 @@ def broker(request, settings):
         if not redis_available():
             pytest.skip(f"No Redis at {REDIS_TEST_URL}")
         settings.Q_CLUSTER = {**settings.Q_CLUSTER, "redis": REDIS_TEST_URL, "redis_prefix": f"courtside-test-{name}",
-                              "broker_class": "tasks.broker.PriorityRedisBroker"}
-    from tasks.broker import get_task_broker
+                              "broker_class": "tasks.engine.redis_broker.PriorityRedisBroker"}
+    from tasks.engine.broker import get_task_broker
 
     instance = get_task_broker()
     assert isinstance(instance, PriorityRedisBroker if request.param == "redis" else PriorityORMBroker)
@@ -167,7 +169,7 @@ def test_dispatch_within_a_priority_takes_turns_by_tenant_and_keeps_priorities_s
         broker, tenant_lakers, tenant_warriors):
     lakers = _enqueue_for(tenant_lakers, 6)
     warriors = _enqueue_for(tenant_warriors, 2)
-    operator = [services.task_submit(name="system.noop", priority="NORMAL")]
+    operator = [actions.task_submit(name="system.noop", priority="NORMAL")]
     urgent = _enqueue_for(tenant_lakers, 1, priority="HIGH")
     owner = {str(run.pk): label for label, runs in (("L", lakers), ("W", warriors), ("O", operator), ("U", urgent))
              for run in runs}
@@ -187,12 +189,12 @@ def test_a_tenant_flooding_the_cluster_leaves_another_tenants_run_starting_promp
         pytest.skip(f"No Redis at {REDIS_TEST_URL}")
     cluster_factory(broker=broker_name, workers=2).start()
     with transaction.atomic():  # all reach the broker together, at commit
-        flood = [services.task_submit(name="system.sleep", arguments={"seconds": 0.05, "steps": 1},
+        flood = [actions.task_submit(name="system.sleep", arguments={"seconds": 0.05, "steps": 1},
                                       tenant=tenant_lakers) for _ in range(300)]
     wait_for(lambda: TaskRun.objects.filter(tenant=tenant_lakers, status=Status.SUCCEEDED).count() >= 4,
              timeout=60, message="the flood to flow")
     submitted = timezone.now()
-    other = services.task_submit(name="system.whoami", tenant=tenant_warriors)
+    other = actions.task_submit(name="system.whoami", tenant=tenant_warriors)
     wait_for(lambda: TaskRun.objects.get(pk=other.pk).status == Status.SUCCEEDED, timeout=60,
              message="the other tenant's run")
     other.refresh_from_db()

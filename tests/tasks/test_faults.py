@@ -2,7 +2,7 @@
 
 The Redis broker has no delivery receipts (like django-q2's own), so a task
 whose cluster dies there is not delivered again by Redis: the scheduled
-recovery (services.recover_stalled_runs) hands it back, tested at the end.
+recovery (recovery.recover_stalled_runs) hands it back, tested at the end.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from tasks import services
+from tasks import actions
+from tasks.engine import recovery
 from tasks.models import TERMINAL, Status, TaskEffect, TaskRun
 from tests.tasks.conftest import redis_available, wait_for
 
@@ -28,7 +29,7 @@ KILLS = 20
 def submit_tallies(count: int, label: str) -> list[TaskRun]:
     with transaction.atomic():
         # A timeout well above the task's 1 s: a worker starved of CPU by the kills must not time out instead.
-        return [services.task_submit(name="system.tally", arguments={"seconds": 1.0, "label": label}, timeout=6)
+        return [actions.task_submit(name="system.tally", arguments={"seconds": 1.0, "label": label}, timeout=6)
                 for _ in range(count)]
 
 
@@ -75,12 +76,12 @@ def test_sigkilled_workers_lose_no_task_and_every_side_effect_happens_once(clust
 
 def test_a_cancel_survives_a_cluster_restart(cluster_factory):
     cluster = cluster_factory(broker="orm", workers=1).start()
-    run = services.task_submit(name="system.whoami", countdown=1.5)
-    services.task_cancel(run=run, cancelled_by="ops")
+    run = actions.task_submit(name="system.whoami", countdown=1.5)
+    actions.task_cancel(run=run, cancelled_by="ops")
     cluster.stop()
     time.sleep(1.6)  # its time comes while no cluster runs
     cluster.start()
-    marker = services.task_submit(name="system.noop", priority="LOW")
+    marker = actions.task_submit(name="system.noop", priority="LOW")
     wait_for(lambda: TaskRun.objects.get(pk=marker.pk).status == Status.SUCCEEDED, timeout=30,
              message="the marker task")
     run.refresh_from_db()
@@ -91,15 +92,15 @@ def test_a_run_whose_redis_cluster_died_mid_task_is_recovered_and_run_again(clus
     if not redis_available():
         pytest.skip("No Redis")
     cluster = cluster_factory(broker="redis", workers=1, lease_grace=1).start()
-    run = services.task_submit(name="system.tally", arguments={"seconds": 2.0, "label": "redis"}, timeout=4)
+    run = actions.task_submit(name="system.tally", arguments={"seconds": 2.0, "label": "redis"}, timeout=4)
     wait_for(lambda: TaskRun.objects.get(pk=run.pk).status == Status.RUNNING, timeout=30, message="the run to start")
     os.killpg(cluster.process.pid, signal.SIGKILL)  # the whole cluster, with the only copy of the package
     cluster.process.wait(timeout=10)
-    assert services.recover_stalled_runs(stalled_for=0) == {"running": 0, "queued": 0}  # its lease still holds
+    assert recovery.recover_stalled_runs(stalled_for=0) == {"running": 0, "queued": 0}  # its lease still holds
     wait_for(lambda: TaskRun.objects.get(pk=run.pk).lease_until < timezone.now(), timeout=10,
              message="the lease to expire")
     cluster.start()
-    assert services.recover_stalled_runs(stalled_for=0) == {"running": 1, "queued": 0}
+    assert recovery.recover_stalled_runs(stalled_for=0) == {"running": 1, "queued": 0}
     wait_for(lambda: TaskRun.objects.get(pk=run.pk).status in TERMINAL, timeout=30, message="the rerun")
     run.refresh_from_db()
     assert (run.status, run.attempts, run.lost_attempts) == (Status.SUCCEEDED, 2, 1)
@@ -111,16 +112,16 @@ def test_queued_runs_whose_redis_packages_vanished_are_enqueued_again_in_their_t
         cluster_factory, tenant_lakers, tenant_warriors):
     if not redis_available():
         pytest.skip("No Redis")
-    from tasks.broker import get_task_broker
+    from tasks.engine.broker import get_task_broker
 
     cluster = cluster_factory(broker="redis", workers=1)  # not started yet: the runs wait in Redis
-    runs = [services.task_submit(name="system.whoami", tenant=tenant) for tenant in (tenant_lakers, tenant_warriors)]
-    runs.append(services.task_submit(name="system.whoami"))
+    runs = [actions.task_submit(name="system.whoami", tenant=tenant) for tenant in (tenant_lakers, tenant_warriors)]
+    runs.append(actions.task_submit(name="system.whoami"))
     get_task_broker().purge_queue()  # what a Redis restart without persistence does
     five_minutes_ago = timezone.now() - timezone.timedelta(minutes=5)
     TaskRun.objects.filter(pk__in=[r.pk for r in runs]).update(created_at=five_minutes_ago)
-    assert services.recover_stalled_runs() == {"running": 0, "queued": 3}
-    assert services.recover_stalled_runs() == {"running": 0, "queued": 0}  # packages are there now: no duplicates
+    assert recovery.recover_stalled_runs() == {"running": 0, "queued": 3}
+    assert recovery.recover_stalled_runs() == {"running": 0, "queued": 0}  # packages are there now: no duplicates
     cluster.start()
     wait_for(lambda: TaskRun.objects.filter(pk__in=[r.pk for r in runs], status=Status.SUCCEEDED).count() == 3,
              timeout=30, message="the recovered runs")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tasks import services
+from tasks import actions
 from tasks.models import QueueMessage, Status, TaskRun
 from tests.tasks.conftest import wait_for
 
@@ -23,9 +23,9 @@ RUNS = "/api/v1/tasks/runs/"
 def test_a_run_waiting_in_a_workers_prefetch_reads_queued_and_its_start_is_written_once_when_it_starts(
         cluster_factory, operator_client):
     cluster_factory(broker="orm", workers=1).start()
-    blocker = services.task_submit(name="system.sleep", arguments={"seconds": 3, "steps": 30})
+    blocker = actions.task_submit(name="system.sleep", arguments={"seconds": 3, "steps": 30})
     wait_for(lambda: TaskRun.objects.get(pk=blocker.pk).progress > 0, timeout=30, message="the blocker to start")
-    waiting = services.task_submit(name="system.whoami")
+    waiting = actions.task_submit(name="system.whoami")
     # The pusher took its package (delivered once) and put it in the worker pool's queue.
     wait_for(lambda: QueueMessage.objects.filter(run_id=waiting.pk, deliveries=1).exists(), timeout=10,
              message="the pusher to take the package")

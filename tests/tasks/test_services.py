@@ -12,7 +12,11 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_tenants.utils import schema_context
 
-from tasks import services
+from tasks import actions
+from tasks.engine import broker, execution
+from tasks.engine import outcome as outcomes
+from tasks.engine.broker import Acknowledgement, get_task_broker
+from tasks.engine.delivery import Delivery
 from tasks.models import Priority, QueueMessage, Status, TaskAttempt, TaskEffect, TaskRun
 from tests.tasks.conftest import make_stat_lines
 
@@ -39,7 +43,7 @@ def nothing_queued():
 )
 def test_bad_submissions_are_refused_and_nothing_is_queued(kwargs, fragment, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError) as error:
-        services.task_submit(**kwargs)
+        actions.task_submit(**kwargs)
     assert fragment in " ".join(error.value.messages)
     assert nothing_queued()
 
@@ -51,7 +55,7 @@ def test_a_dependency_cycle_in_a_batch_is_refused_and_nothing_is_queued(django_c
         {"key": "c", "name": "system.noop", "depends_on": ["b"]},
     ]
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError) as error:
-        services.task_submit_batch(items=items)
+        actions.task_submit_batch(items=items)
     assert "cycle" in " ".join(error.value.messages)
     assert nothing_queued()
 
@@ -59,13 +63,13 @@ def test_a_dependency_cycle_in_a_batch_is_refused_and_nothing_is_queued(django_c
 def test_an_invalid_item_refuses_the_whole_batch(django_capture_on_commit_callbacks):
     items = [{"key": "a", "name": "system.noop"}, {"key": "b", "name": "system.sleep", "args": {"seconds": -1}}]
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError):
-        services.task_submit_batch(items=items)
+        actions.task_submit_batch(items=items)
     assert nothing_queued()
 
 
 def test_submit_records_the_run_and_enqueues_it_with_its_priority_after_commit(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        run = services.task_submit(name="system.noop", priority="critical", submitted_by="ops")
+        run = actions.task_submit(name="system.noop", priority="critical", submitted_by="ops")
     assert QueueMessage.objects.count() == 0  # nothing reaches the broker before the commit
     for callback in callbacks:
         callback()
@@ -76,30 +80,30 @@ def test_submit_records_the_run_and_enqueues_it_with_its_priority_after_commit(d
 
 def test_a_delayed_submission_is_not_available_before_its_time(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        services.task_submit(name="system.noop", countdown=120)
+        actions.task_submit(name="system.noop", countdown=120)
     message = QueueMessage.objects.get()
     assert message.available_at > timezone.now() + dt.timedelta(seconds=100)
 
 
 def test_executing_a_run_records_success_result_and_one_attempt(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.whoami")
-        outcome = services.run_execute(run_id=run.pk)
+        run = actions.task_submit(name="system.whoami")
+        outcome = execution.run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert outcome == "succeeded"
     assert (run.status, run.attempts, run.progress, run.result["schema"]) == (Status.SUCCEEDED, 1, 1.0, "public")
     assert list(run.attempt_log.values_list("outcome", flat=True)) == ["succeeded"]
     # A second delivery of the same package does nothing.
-    assert services.run_execute(run_id=run.pk) == "not runnable"
+    assert execution.run_execute(run_id=run.pk) == "not runnable"
 
 
 def test_a_failure_is_retried_with_a_growing_capped_backoff(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.fail", max_retries=3, backoff_base=10, backoff_cap=25)
+        run = actions.task_submit(name="system.fail", max_retries=3, backoff_base=10, backoff_cap=25)
     delays = []
     for _ in range(4):
         with django_capture_on_commit_callbacks(execute=True):
-            services.run_execute(run_id=run.pk)
+            execution.run_execute(run_id=run.pk)
         run.refresh_from_db()
         if run.status == Status.RETRYING:
             delays.append(run.attempt_log.order_by("-number").first().retry_delay)
@@ -115,14 +119,14 @@ def test_a_failure_is_retried_with_a_growing_capped_backoff(django_capture_on_co
 
 def test_backoff_doubles_then_stops_at_the_cap():
     run = TaskRun(backoff_base=1, backoff_cap=10, backoff_jitter=0)
-    assert [services.backoff_delay(run=run, failed_attempt=n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+    assert [outcomes.backoff_delay(run=run, failed_attempt=n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
 
 
 def test_a_task_for_a_tenant_runs_in_its_schema_and_the_connection_returns_to_public(
         tenant_lakers, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.whoami", tenant=tenant_lakers)
-        services.run_execute(run_id=run.pk)
+        run = actions.task_submit(name="system.whoami", tenant=tenant_lakers)
+        execution.run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.result["schema"] == "lakers"
     assert connection.schema_name == "public"
@@ -131,58 +135,58 @@ def test_a_task_for_a_tenant_runs_in_its_schema_and_the_connection_returns_to_pu
 def test_a_run_whose_tenant_no_longer_exists_fails_loudly_and_never_runs_in_public(
         tenant_lakers, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.whoami", tenant=tenant_lakers)
+        run = actions.task_submit(name="system.whoami", tenant=tenant_lakers)
     TaskRun.objects.filter(pk=run.pk).update(schema_name="ghost", tenant=None)
-    with pytest.raises(services.TenantMissing, match="ghost"):
-        services.run_execute(run_id=run.pk)
+    with pytest.raises(actions.TenantMissing, match="ghost"):
+        execution.run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == Status.FAILED and "ghost" in run.error and run.result is None
 
 
 def test_submitting_in_a_tenant_context_takes_that_tenant(tenant_lakers):
     with schema_context("lakers"):
-        assert services.current_tenant().schema_name == "lakers"
-    assert services.current_tenant() is None
+        assert actions.current_tenant().schema_name == "lakers"
+    assert actions.current_tenant() is None
 
 
 def test_cancelling_a_queued_run_means_it_never_starts(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.noop")
-        services.task_cancel(run=run, cancelled_by="ops")
-        assert services.run_execute(run_id=run.pk) == "not runnable"
+        run = actions.task_submit(name="system.noop")
+        actions.task_cancel(run=run, cancelled_by="ops")
+        assert execution.run_execute(run_id=run.pk) == "not runnable"
     run.refresh_from_db()
     assert (run.status, run.attempts, run.started_at) == (Status.CANCELLED, 0, None)
     with pytest.raises(ValidationError, match="already cancelled"):
-        services.task_cancel(run=run)
+        actions.task_cancel(run=run)
 
 
 def test_a_cancel_requested_while_running_stops_the_task_at_its_next_progress_report(
         django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.sleep", arguments={"seconds": 0, "steps": 3})
+        run = actions.task_submit(name="system.sleep", arguments={"seconds": 0, "steps": 3})
     TaskRun.objects.filter(pk=run.pk).update(cancel_requested=True)
     # Claimed while flagged: it is cancelled before starting.
-    assert services.run_execute(run_id=run.pk) == "cancelled"
+    assert execution.run_execute(run_id=run.pk) == "cancelled"
     run.refresh_from_db()
     assert run.status == Status.CANCELLED
 
 
 def test_progress_reports_are_stored_and_raise_once_cancelled(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.noop")
-    services.progress_report(run_id=run.pk, fraction=0.4, message="reading")
+        run = actions.task_submit(name="system.noop")
+    actions.progress_report(run_id=run.pk, fraction=0.4, message="reading")
     run.refresh_from_db()
     assert (run.progress, run.progress_message) == (0.4, "reading")
     TaskRun.objects.filter(pk=run.pk).update(cancel_requested=True)
-    with pytest.raises(services.TaskCancelled):
-        services.progress_report(run_id=run.pk, fraction=0.5)
+    with pytest.raises(actions.TaskCancelled):
+        actions.progress_report(run_id=run.pk, fraction=0.5)
     with pytest.raises(ValueError):
-        services.progress_report(run_id=run.pk, fraction=1.5)
+        actions.progress_report(run_id=run.pk, fraction=1.5)
 
 
 def test_dependents_wait_then_run_and_a_failed_dependency_cancels_them(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        runs = services.task_submit_batch(items=[
+        runs = actions.task_submit_batch(items=[
             {"key": "a", "name": "system.noop"},
             {"key": "b", "name": "system.noop", "depends_on": ["a"]},
             {"key": "bad", "name": "system.fail"},
@@ -193,11 +197,11 @@ def test_dependents_wait_then_run_and_a_failed_dependency_cancels_them(django_ca
     a, b, bad, after_bad, chained, anyway = runs
     assert [r.status for r in runs] == ["queued", "waiting", "queued", "waiting", "waiting", "waiting"]
     with django_capture_on_commit_callbacks(execute=True):
-        services.run_execute(run_id=a.pk)
+        execution.run_execute(run_id=a.pk)
     b.refresh_from_db()
     assert b.status == Status.QUEUED
     with django_capture_on_commit_callbacks(execute=True):
-        services.run_execute(run_id=bad.pk)
+        execution.run_execute(run_id=bad.pk)
     for run in (after_bad, chained, anyway):
         run.refresh_from_db()
     assert (after_bad.status, chained.status, anyway.status) == (Status.CANCELLED, Status.CANCELLED, Status.QUEUED)
@@ -206,28 +210,28 @@ def test_dependents_wait_then_run_and_a_failed_dependency_cancels_them(django_ca
 def test_depending_on_another_tenants_run_is_refused(tenant_lakers, tenant_warriors,
                                                      django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        theirs = services.task_submit(name="system.noop", tenant=tenant_warriors)
+        theirs = actions.task_submit(name="system.noop", tenant=tenant_warriors)
         with pytest.raises(ValidationError, match="No such task run"):
-            services.task_submit(name="system.noop", tenant=tenant_lakers, depends_on=[theirs.pk])
+            actions.task_submit(name="system.noop", tenant=tenant_lakers, depends_on=[theirs.pk])
 
 
 def test_effects_keyed_by_the_run_happen_once_however_often_the_task_runs(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.tally")
-    assert services.effect_once(key=run.idempotency_key, run=run) is True
-    assert services.effect_once(key=run.idempotency_key, run=run) is False
+        run = actions.task_submit(name="system.tally")
+    assert actions.effect_once(key=run.idempotency_key, run=run) is True
+    assert actions.effect_once(key=run.idempotency_key, run=run) is False
     assert TaskEffect.objects.filter(key=run.idempotency_key).count() == 1
 
 
 def test_a_lost_attempt_is_recorded_and_the_run_taken_over_after_its_lease(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.tally")
+        run = actions.task_submit(name="system.tally")
     # A worker claimed it and died: status running, its lease already expired.
     TaskRun.objects.filter(pk=run.pk).update(status=Status.RUNNING, attempts=1,
                                              lease_until=timezone.now() - dt.timedelta(seconds=1))
     TaskAttempt.objects.create(run=run, number=1, started_at=timezone.now())
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.run_execute(run_id=run.pk) == "succeeded"
+        assert execution.run_execute(run_id=run.pk) == "succeeded"
     run.refresh_from_db()
     assert (run.status, run.attempts, run.lost_attempts) == (Status.SUCCEEDED, 2, 1)
     assert list(run.attempt_log.values_list("outcome", flat=True)) == ["lost", "succeeded"]
@@ -235,11 +239,11 @@ def test_a_lost_attempt_is_recorded_and_the_run_taken_over_after_its_lease(djang
 
 def test_a_duplicate_delivery_while_the_lease_is_held_is_deferred_not_run(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.noop")
+        run = actions.task_submit(name="system.noop")
     TaskRun.objects.filter(pk=run.pk).update(status=Status.RUNNING, attempts=1,
                                              lease_until=timezone.now() + dt.timedelta(seconds=30))
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.run_execute(run_id=run.pk) == "deferred"
+        assert execution.run_execute(run_id=run.pk) == "deferred"
     run.refresh_from_db()
     assert run.attempts == 1
     assert QueueMessage.objects.filter(available_at__gt=timezone.now() + dt.timedelta(seconds=20)).exists()
@@ -252,9 +256,9 @@ def test_training_a_model_writes_only_to_the_submitting_tenants_schema(
     with schema_context("lakers"):
         make_stat_lines()
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="league.train_points_model", arguments={"name": "pts-v1"},
+        run = actions.task_submit(name="league.train_points_model", arguments={"name": "pts-v1"},
                                    tenant=tenant_lakers)
-        services.run_execute(run_id=run.pk)
+        execution.run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == Status.SUCCEEDED, run.error
     with schema_context("lakers"):
@@ -268,9 +272,9 @@ def test_season_averages_are_computed_from_the_tenants_own_lines(tenant_lakers, 
     with schema_context("lakers"):
         make_stat_lines(games=3)
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="league.recompute_season_averages", arguments={"season": "2025-26"},
+        run = actions.task_submit(name="league.recompute_season_averages", arguments={"season": "2025-26"},
                                    tenant=tenant_lakers)
-        services.run_execute(run_id=run.pk)
+        execution.run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.result["players"] == 4 and run.result["leaders"][0]["games"] == 3
 
@@ -278,22 +282,22 @@ def test_season_averages_are_computed_from_the_tenants_own_lines(tenant_lakers, 
 def test_schedules_are_validated_mirrored_into_django_q_and_fire_for_their_tenant(
         tenant_lakers, django_capture_on_commit_callbacks):
     with pytest.raises(ValidationError, match="cron"):
-        services.schedule_save(name="bad", task_name="system.noop", cron="every day")
+        actions.schedule_save(name="bad", task_name="system.noop", cron="every day")
     with pytest.raises(ValidationError, match="Unknown task"):
-        services.schedule_save(name="bad", task_name="nope", cron="0 4 * * *")
-    schedule = services.schedule_save(name="nightly", task_name="league.recompute_season_averages",
+        actions.schedule_save(name="bad", task_name="nope", cron="0 4 * * *")
+    schedule = actions.schedule_save(name="nightly", task_name="league.recompute_season_averages",
                                       tenant=tenant_lakers, cron="0 4 * * *", priority=Priority.LOW)
     q = Schedule.objects.get(pk=schedule.q_schedule_id)
     assert (q.func, q.schedule_type, q.cron) == ("tasks.runner.fire_schedule", Schedule.CRON, "0 4 * * *")
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.schedule_fire(schedule_id=schedule.pk)
+        run = actions.schedule_fire(schedule_id=schedule.pk)
     assert (run.schema_name, run.priority, run.schedule_id) == ("lakers", Priority.LOW, schedule.pk)
-    services.schedule_save(schedule=schedule, name="nightly", task_name="system.noop", interval_minutes=15,
+    actions.schedule_save(schedule=schedule, name="nightly", task_name="system.noop", interval_minutes=15,
                            enabled=False)
     q.refresh_from_db()
     assert (q.schedule_type, q.minutes, q.repeats) == (Schedule.MINUTES, 15, 0)
-    assert services.schedule_fire(schedule_id=schedule.pk) is None  # disabled
-    services.schedule_delete(schedule=schedule)
+    assert actions.schedule_fire(schedule_id=schedule.pk) is None  # disabled
+    actions.schedule_delete(schedule=schedule)
     assert not Schedule.objects.filter(pk=q.pk).exists()
 
 
@@ -321,22 +325,26 @@ def _monitor(task):
     """What django-q2's monitor does with a worker's result package once it is not to be saved."""
     from django_q.signals import post_execute
 
+    ack_id = task.pop("ack_id", False)
+    if ack_id and (task["success"] or task.get("ack_failure", False)):
+        get_task_broker().acknowledge(ack_id)
     post_execute.send(sender="django_q", task=task)
 
 
 def test_the_monitor_records_a_success_and_acknowledges_its_package_and_a_failure_to_record_leaves_it(
         tenant_lakers, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        done = services.task_submit(name="system.noop")
+        done = actions.task_submit(name="system.noop")
     done_package = QueueMessage.objects.latest("id").pk
     with django_capture_on_commit_callbacks(execute=True):
-        ghost = services.task_submit(name="system.whoami", tenant=tenant_lakers)
+        ghost = actions.task_submit(name="system.whoami", tenant=tenant_lakers)
     ghost_package = QueueMessage.objects.latest("id").pk
 
     outcome, task = _deliver(done.pk, done_package)
     # The worker wrote nothing after its claim: the success travels to the monitor in the result package,
-    # without the ack_id, so django-q2's own acknowledgement does not run.
-    assert outcome == "succeeded" and "ack_id" not in task
+    # as the package's acknowledgement, which the broker records it with.
+    assert outcome == "succeeded" and isinstance(task["ack_id"], Acknowledgement)
+    assert task["ack_id"] == done_package and task["ack_id"].success["run_id"] == str(done.pk)
     assert TaskRun.objects.get(pk=done.pk).status == Status.RUNNING
     assert QueueMessage.objects.filter(pk=done_package).exists()
     _monitor(task)
@@ -359,7 +367,7 @@ def test_a_submission_outside_a_transaction_stores_exactly_the_run_it_returns(te
     # Outside a transaction the run row goes in with its package, values prepared by tasks.broker's own
     # INSERT (not the ORM's): every field read back must equal what task_submit handed the caller.
     run_at = timezone.now() + dt.timedelta(hours=1)
-    submitted = services.task_submit(
+    submitted = actions.task_submit(
         name="league.recompute_season_averages", arguments={"season": "2025-26"}, tenant=tenant_lakers,
         priority="HIGH", run_at=run_at, max_retries=3, timeout=45, backoff_base=1.5, backoff_cap=60,
         submitted_by="coach@lakers", run_if_dependency_fails=True,
@@ -386,12 +394,12 @@ def test_the_dequeue_claims_the_run_its_package_carries_and_the_worker_starts_it
         django_capture_on_commit_callbacks, settings):
     from django_q.tasks import async_task
 
-    from tasks.broker import ClaimedMessage, get_task_broker
+    from tasks.engine.broker import ClaimedMessage, get_task_broker
 
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0}
     broker = get_task_broker()
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.noop", priority="HIGH")
+        run = actions.task_submit(name="system.noop", priority="HIGH")
     async_task("math.fabs", -1.0, broker=broker, q_options={"ack_failure": True, "save": False})
 
     (ours, _payload), (plain, _plain_payload) = _dequeue_all(broker)
@@ -416,17 +424,17 @@ def test_the_dequeue_claims_the_run_its_package_carries_and_the_worker_starts_it
 @pytest.mark.django_db(transaction=True)
 def test_a_claimed_package_that_waited_for_a_worker_renews_its_claim_and_honours_a_cancel_made_meanwhile(
         django_capture_on_commit_callbacks, settings):
-    from tasks.broker import get_task_broker
+    from tasks.engine.broker import get_task_broker
 
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0}
     with django_capture_on_commit_callbacks(execute=True):
-        waited = services.task_submit(name="system.noop")
-        cancelled = services.task_submit(name="system.noop")
-        taken_over = services.task_submit(name="system.noop")
+        waited = actions.task_submit(name="system.noop")
+        cancelled = actions.task_submit(name="system.noop")
+        taken_over = actions.task_submit(name="system.noop")
     packages = {ack.claim["values"]["id"]: ack for ack, _ in _dequeue_all(get_task_broker())}
     for ack in packages.values():
         ack.claim["delivered_at"] -= 60  # as if the package sat behind long tasks for a minute
-    services.task_cancel(run=TaskRun.objects.get(pk=cancelled.pk), cancelled_by="ops")
+    actions.task_cancel(run=TaskRun.objects.get(pk=cancelled.pk), cancelled_by="ops")
     TaskRun.objects.filter(pk=taken_over.pk).update(attempts=2)  # its lease ran out and another delivery took it
 
     before = timezone.now()
@@ -445,12 +453,12 @@ def test_a_claimed_package_that_waited_for_a_worker_renews_its_claim_and_honours
 
 @pytest.mark.django_db(transaction=True)
 def test_two_packages_of_one_run_in_one_batch_carry_one_claim(django_capture_on_commit_callbacks, settings):
-    from tasks.broker import ClaimedMessage, get_task_broker
+    from tasks.engine.broker import ClaimedMessage, get_task_broker
 
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0, "bulk": 5}
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.task_submit(name="system.noop")
-    services._enqueue(run.pk, eta=None, priority=run.priority, timeout=run.timeout)  # a duplicate delivery
+        run = actions.task_submit(name="system.noop")
+    broker.enqueue_run(run.pk, eta=None, priority=run.priority, timeout=run.timeout)  # a duplicate delivery
     packages = _dequeue_all(get_task_broker())
     assert len(packages) == 2 and sum(isinstance(ack, ClaimedMessage) for ack, _ in packages) == 1
     assert TaskRun.objects.get(pk=run.pk).attempts == 1
@@ -458,34 +466,33 @@ def test_two_packages_of_one_run_in_one_batch_carry_one_claim(django_capture_on_
 
 def test_only_the_run_of_the_package_being_executed_leaves_its_success_to_the_monitor(
         django_capture_on_commit_callbacks):
-    from tasks.services import Delivery
-
     with django_capture_on_commit_callbacks(execute=True):
-        delivered = services.task_submit(name="system.noop")
-        other = services.task_submit(name="system.noop")
-    Delivery.begin(ack_id=None, run_id=delivered.pk)
+        delivered = actions.task_submit(name="system.noop")
+        other = actions.task_submit(name="system.noop")
+    task = {"ack_id": None, "func": "tasks.runner.execute", "args": (str(delivered.pk),)}
+    Delivery.begin(task=task)
     try:
         # Code inside a task that executes another run (none of ours does) records that run's success itself.
-        assert services.run_execute(run_id=other.pk) == "succeeded"
+        assert execution.run_execute(run_id=other.pk) == "succeeded"
         assert TaskRun.objects.get(pk=other.pk).status == Status.SUCCEEDED
-        assert services.run_execute(run_id=delivered.pk) == "succeeded"
+        assert execution.run_execute(run_id=delivered.pk) == "succeeded"
         assert TaskRun.objects.get(pk=delivered.pk).status == Status.RUNNING  # the monitor's to record
     finally:
-        pending = Delivery.end()
+        Delivery.end()
+    pending = task["ack_id"].success
     assert pending["run_id"] == str(delivered.pk)
-    services.record_success(**pending)
+    outcomes.record_success(**pending)
     assert TaskRun.objects.get(pk=delivered.pk).status == Status.SUCCEEDED
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_success_the_monitor_cannot_record_leaves_its_package_for_redelivery(caplog):
-    from tasks.signals import SUCCESS_KEY
-
-    run = services.task_submit(name="system.noop")
+    run = actions.task_submit(name="system.noop")
     package = QueueMessage.objects.get()
     broken = {"run_id": "not-a-run-id", "attempt": 1, "worker_pid": 1, "started_at": timezone.now(),
-              "finished_at": timezone.now(), "result": None, "ack_id": package.pk}
-    _monitor({SUCCESS_KEY: broken})  # the monitor process goes on: the error is logged, not raised
+              "finished_at": timezone.now(), "result": None}
+    # The monitor process goes on: the error is logged, not raised.
+    _monitor({"ack_id": Acknowledgement(package.pk, broken), "success": True})
     assert "Could not record the success" in caplog.text
     assert QueueMessage.objects.filter(pk=package.pk).exists()  # not acknowledged: it comes back after its lease
     assert TaskRun.objects.get(pk=run.pk).status == Status.QUEUED

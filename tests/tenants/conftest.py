@@ -6,6 +6,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from tenants import quotas as quota_kinds
 from tenants import services
 from tenants.models import Plan, UsageDay
 
@@ -13,7 +14,7 @@ from tenants.models import Plan, UsageDay
 @pytest.fixture
 def plan_factory(db):
     def make(code="TEST", **quotas):
-        defaults = {field: None for field in Plan.QUOTA_FIELDS}
+        defaults = {field: None for field in quota_kinds.plan_limit_fields()}
         defaults.update(quotas)
         return Plan.objects.create(code=code, name=code.title(), **defaults)
 

@@ -11,10 +11,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from configuration import config
-from tasks import services as task_services
-from tasks.services import TaskContext
-from tasks.tasks import export_usage_report
+from tasks import actions as task_actions
+from tasks.actions import TaskContext
 from tenants.models import UsageDay
+from tenants.tasks import export_usage_report
 
 
 def _ledger(tenant, days: int) -> None:
@@ -24,7 +24,7 @@ def _ledger(tenant, days: int) -> None:
 
 
 def _run_export(tenant, *, days: int = 30) -> dict:
-    run = task_services.task_submit(name="tenants.export_usage_report", arguments={"days": days}, tenant=tenant)
+    run = task_actions.task_submit(name="tenants.export_usage_report", arguments={"days": days}, tenant=tenant)
     return export_usage_report(TaskContext(run=run, attempt=1, tenant=tenant), days=days)
 
 

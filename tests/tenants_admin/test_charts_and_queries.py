@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tenants import charts
+from core import charts
 from tenants.models import Plan, Tenant
 
 from .conftest import ledger, utc_today

@@ -12,9 +12,11 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from tenants import services
-from tenants.models import GIB, Domain, PlanChange, Tenant, UsageDay
+from tenants.models import Domain, PlanChange, Tenant, UsageDay
 
 from .conftest import ledger, put_on_plan, utc_today
+
+GIB = 1024**3
 
 CHANGELIST = "/admin/tenants/tenant/"
 

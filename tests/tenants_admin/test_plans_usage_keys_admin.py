@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 from tenants import services
-from tenants.models import GIB, ApiKey, Plan, Tenant
+from tenants.models import ApiKey, Plan, Tenant
 
 from .conftest import ledger, utc_today
+
+GIB = 1024**3
 
 
 def html(response) -> str:
@@ -28,7 +30,7 @@ def test_a_plan_is_editable_and_an_empty_quota_means_unlimited(operator_client):
     free = Plan.objects.get(code="FREE")
     response = operator_client.post(f"/admin/tenants/plan/{free.pk}/change/", {
         "code": "FREE", "name": "Free", "api_calls_per_day": "", "storage_bytes": str(GIB), "max_users": "1",
-        "max_models": "1", "max_concurrent_requests": "2", "monthly_price_cents": "0",
+        "max_models": "1", "max_concurrent_requests": "2", "monthly_price": "0.00",
     })
     assert response.status_code == 302
     assert Plan.objects.get(pk=free.pk).api_calls_per_day is None

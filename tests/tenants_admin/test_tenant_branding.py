@@ -9,10 +9,12 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tenants.utils import schema_context
 
-from tenants.models import GIB, Domain, Tenant
+from tenants.models import Domain, Tenant
 from tests.conftest import TenantClient, make_user, tenant_host
 
 from .conftest import put_on_plan
+
+GIB = 1024**3
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -2,7 +2,7 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from backoffice import db
+from core import embedded_db as db
 
 
 class Command(BaseCommand):

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from configuration.conf import PUBLIC, config
 from configuration.layers import ENVIRONMENTS
+from tenants.models import Tenant
 
 
 class Command(BaseCommand):
@@ -24,8 +25,6 @@ class Command(BaseCommand):
         parser.add_argument("--output", "-o", default=None, help="Write to this file instead of stdout.")
 
     def handle(self, *args, **options):
-        from tenants.models import Tenant
-
         scope = options["tenant"] or PUBLIC
         if scope != PUBLIC and not Tenant.objects.filter(schema_name=scope).exists():
             raise CommandError(f"No tenant with schema {scope!r}.")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from registry import registration
 
 

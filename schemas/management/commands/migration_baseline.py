@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from schemas.services import ledger_baseline
+from schemas.ledger import ledger_baseline
 
 
 class Command(BaseCommand):

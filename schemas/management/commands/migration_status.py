@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(style.MIGRATE_HEADING(f"{schema.schema}:"))
             for app, name in schema.pending:
-                self.stdout.write(f"  pending   {app}.{name}")
+                self.stdout.write(f"  pending   {app}.{name}  ({report.types.get((app, name), 'schema')})")
             for app, name in schema.changed:
                 self.stdout.write(style.ERROR(f"  changed   {app}.{name}"))
             for app, name in schema.gone:

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from schemas.services import default_workers, parse_target, rollout_run
 
 

@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks import selectors, services
+from tasks import actions, selectors
 from tasks.models import TaskRun
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         for run_id in options["run_ids"]:
             try:
                 run = selectors.task_run_get(tenant=None, run_id=run_id)
-                run = services.task_cancel(run=run, cancelled_by="command line")
+                run = actions.task_cancel(run=run, cancelled_by="command line")
             except (TaskRun.DoesNotExist, ValidationError) as error:
                 message = f"No task run {run_id}." if isinstance(error, TaskRun.DoesNotExist) or not hasattr(
                     error, "messages") else f"{run_id}: {' '.join(error.messages)}"

@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from backoffice.errors import DomainError
-from tasks import registry, services
+from core.errors import DomainError
+from tasks import actions, registry
 from tasks.limits import MAX_ARGUMENTS_BYTES
 from tasks.models import Priority
 
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             if tenant is None:
                 raise CommandError(f"No tenant {options['tenant']!r}.")
         try:
-            run = services.task_submit(
+            run = actions.task_submit(
                 name=options["name"], arguments=arguments, tenant=tenant, priority=options["priority"],
                 countdown=options["countdown"], run_at=run_at, depends_on=options["depends_on"],
                 run_if_dependency_fails=options["run_if_dependency_fails"], max_retries=options["max_retries"],

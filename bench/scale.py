@@ -1,0 +1,332 @@
+#!/usr/bin/env python
+"""Scale: the same figures at 100, 1,000 and 10,000 tenant schemas, each beside the figure at 100.
+
+    BENCH_SIZES=100,1000,10000 .venv/bin/python bench/scale.py
+
+At each size (the schemas grow in place from one size to the next) it prints:
+  * sign-up from the pool, p50/p95 (the pool refilled between samples, untimed);
+  * the no-op migration check (`rollout` with nothing pending) and one AddField rolled out to every
+    schema, as totals and per schema;
+  * tenant API p50/p99 of a mixed read load over 50 random tenants, and the same load spread over every
+    tenant (each request on another schema: the catalog-cache worst case);
+  * PostgreSQL backend memory after the spread load: the serving backend's own memory contexts
+    (`pg_backend_memory_contexts`) and the RSS of every backend of the bench database;
+  * the operator pages that list tenants, the migration summary and the dashboard: server time per page.
+and the ratio of each figure to the figure at 100 tenants (the ratio is the result; the target is <= 1.5x,
+per schema for the migration figures).
+
+Where the requests are served: in this process, through Django's test client (server time: URL routing,
+tenant resolution, authentication, metering, the view and its queries, on one database connection, which
+is what a single web worker's backend does). The schemas are built as bench/migrations.py builds them
+(pg_dump of one migrated schema replayed by psql; tenant and domain rows in bulk), in a database of its
+own (BENCH_DB, default courtside_bench_scale) on the server of DATABASE_URL or the embedded one,
+dropped at the end.
+
+PostgreSQL settings 10,000 schemas need (the embedded server sets 1024 and 300, core/embedded_db.py):
+  max_locks_per_transaction >= 256: a check or a dump that touches every schema's tables in one
+  transaction takes one lock per relation; max_connections stays small behind a pooler.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "100,1000").split(",") if s.strip()]
+BENCH_DB = os.environ.get("BENCH_DB", "courtside_bench_scale")
+SIGNUP_SAMPLES = int(os.environ.get("BENCH_SIGNUPS", "7"))
+API_REQUESTS = int(os.environ.get("BENCH_API_REQUESTS", "300"))
+HOT_TENANTS = 50
+
+
+def _load_migrations_bench():
+    spec = importlib.util.spec_from_file_location("bench_migrations_helpers", ROOT / "bench" / "migrations.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.BENCH_DB = BENCH_DB
+    return module
+
+
+mig = _load_migrations_bench()
+log = mig.log
+
+
+def host_of(schema_name: str) -> str:
+    """Schema names may hold underscores; host names may not."""
+    return f"{schema_name.replace('_', '-')}.bench.localhost"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class SchemaFactory:
+    """One migrated template schema (reference data included), dumped once and replayed under new names."""
+
+    def __init__(self, config: dict):
+        from django.core.management import call_command
+        from django.db import connection
+
+        from tenants.provisioning import schema_seeds_load
+        from tenants.services import public_tenant_ensure
+
+        self.config = config
+        self.template = mig.TEMPLATE
+        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        public_tenant_ensure(domains=["localhost"])  # the operator site, for the operator pages
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA "{self.template}"')
+            cursor.execute("SHOW server_version_num")
+            self.major = int(cursor.fetchone()[0]) // 10000
+        call_command("migrate_schemas", tenant=True, schema_name=self.template, interactive=False, verbosity=0)
+        schema_seeds_load(schema_name=self.template)
+        connection.set_schema_to_public()
+        self.refresh_dump()
+        self.count = 0
+
+    def refresh_dump(self) -> None:
+        import subprocess
+
+        env = mig.libpq_env(self.config, BENCH_DB)
+        self.dump = subprocess.run([mig.pg_binary("pg_dump", self.major), "--schema", self.template,
+                                    "--no-owner", "--no-privileges"],
+                                   env=env, capture_output=True, text=True, check=True).stdout
+
+    def grow_to(self, size: int) -> list[str]:
+        import subprocess
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tenants.models import Domain, Plan, Tenant
+
+        names = [f"bench_t{i:05d}" for i in range(self.count, size)]
+        env = mig.libpq_env(self.config, BENCH_DB)
+        started = time.monotonic()
+
+        def replay(batch: list[str]) -> None:
+            script = "SET synchronous_commit = off;\n" + "".join(
+                f"BEGIN;\n{self.dump.replace(self.template, name)}\nCOMMIT;\n" for name in batch)
+            done = subprocess.run([mig.pg_binary("psql", self.major), "-q", "-v", "ON_ERROR_STOP=1", "-X"],
+                                  input=script, env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"psql failed cloning {batch[0]}..{batch[-1]}: {done.stderr[-2000:]}")
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(replay, [names[i:i + mig.BATCH] for i in range(0, len(names), mig.BATCH)]))
+        plan = Plan.objects.get(code="ENTERPRISE")
+        tenants = Tenant.objects.bulk_create(
+            [Tenant(schema_name=name, name=f"Bench {name}", plan=plan) for name in names], batch_size=1000)
+        Domain.objects.bulk_create(
+            [Domain(domain=host_of(t.schema_name), tenant=t, is_primary=True) for t in tenants],
+            batch_size=1000)
+        self.count = size
+        log(f"  grew to {size} tenant schemas (+{len(names)}) in {time.monotonic() - started:.1f}s")
+        return names
+
+
+def measure_signup(size: int) -> dict:
+    from django.db import connection
+
+    from tenants.provisioning import pool_add
+    from tenants.services import tenant_create
+
+    seconds = []
+    for sample in range(SIGNUP_SAMPLES):
+        pool_add()  # untimed: the pool is refilled between samples
+        connection.set_schema_to_public()
+        started = time.monotonic()
+        tenant = tenant_create(name=f"Signup {size}-{sample}", schema_name=f"signup_{size}_{sample}",
+                               plan="FREE")
+        seconds.append(time.monotonic() - started)
+        assert tenant.schema_name == f"signup_{size}_{sample}"
+        connection.set_schema_to_public()
+    return {"signup p50 (s)": percentile(seconds, 0.5), "signup p95 (s)": percentile(seconds, 0.95)}
+
+
+def measure_migrations(size: int, migrations_dir: Path, step: int) -> dict:
+    from schemas.selectors import applied_migrations_by_schema, tenant_schema_names
+
+    noop = _timed(mig.quiet("rollout"))
+    name = f"{step + 1:04d}_shot_step{step}"
+    previous = "0001_initial" if step == 1 else f"{step:04d}_shot_step{step - 1}"
+    (migrations_dir / f"{name}.py").write_text(textwrap.dedent(f"""
+        from django.db import migrations, models
+
+
+        class Migration(migrations.Migration):
+            dependencies = [("{mig.APP}", "{previous}")]
+            operations = [migrations.AddField("shot", "step{step}", models.IntegerField(default=0))]
+    """).lstrip())
+    apply = _timed(mig.quiet("rollout"))
+    schemas = tenant_schema_names()
+    applied = applied_migrations_by_schema(schemas)
+    missing = [s for s in schemas if (mig.APP, name) not in applied[s]]
+    if missing:
+        raise SystemExit(f"rollout missed {len(missing)} schemas, e.g. {missing[:3]}")
+    count = len(schemas)
+    return {"no-op check total (s)": noop, "no-op check per schema (ms)": 1000 * noop / count,
+            "AddField rollout total (s)": apply, "AddField rollout per schema (ms)": 1000 * apply / count}
+
+
+def _timed(func) -> float:
+    started = time.monotonic()
+    func()
+    return time.monotonic() - started
+
+
+class ApiLoad:
+    """A mixed read load of tenant API requests, served in this process by Django's test client."""
+
+    PATHS = ["/api/v1/teams/", "/api/v1/players/?search=james", "/api/v1/players/", "/api/v1/players/?page=2"]
+
+    def __init__(self):
+        self.keys: dict[str, str] = {}
+
+    def key_for(self, schema_name: str) -> str:
+        if schema_name not in self.keys:
+            from tenants.models import Tenant
+            from tenants.services import api_key_create
+
+            tenant = Tenant.objects.get(schema_name=schema_name)
+            _key, raw = api_key_create(tenant=tenant, name="bench")
+            self.keys[schema_name] = raw
+        return self.keys[schema_name]
+
+    def run(self, schema_names: list[str], requests: int) -> dict:
+        from django.db import connection
+        from django.test import Client
+
+        client = Client()
+        rng = random.Random(len(schema_names))
+        plan = [(schema_names[i % len(schema_names)], rng.choice(self.PATHS)) for i in range(requests)]
+        rng.shuffle(plan)
+        for schema_name in {s for s, _ in plan}:
+            self.key_for(schema_name)
+        connection.set_schema_to_public()
+        seconds, failures = [], 0
+        for schema_name, path in plan:
+            started = time.perf_counter()
+            response = client.get(path, HTTP_HOST=host_of(schema_name),
+                                  HTTP_AUTHORIZATION=f"Api-Key {self.keys[schema_name]}")
+            seconds.append(time.perf_counter() - started)
+            failures += response.status_code != 200
+        if failures:
+            raise SystemExit(f"{failures} of {requests} tenant API requests failed (e.g. {response.status_code} "
+                             f"{response.content[:300]!r})")
+        return {"p50 (ms)": 1000 * percentile(seconds, 0.5), "p99 (ms)": 1000 * percentile(seconds, 0.99)}
+
+
+def backend_memory() -> dict:
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("SELECT sum(total_bytes) FROM pg_backend_memory_contexts")
+            own = int(cursor.fetchone()[0] or 0)
+        except Exception:  # noqa: BLE001  the view exists from PostgreSQL 14
+            own = 0
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [row[0] for row in cursor.fetchall()]
+    rss = 0
+    for pid in pids:
+        try:
+            rss += psutil.Process(pid).memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass  # a server on another machine or user: only the contexts figure then
+    return {"serving backend contexts (MiB)": own / 2**20, "backends RSS (MiB)": rss / 2**20,
+            "backends": len(pids)}
+
+
+def operator_pages() -> dict:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    connection.set_schema_to_public()
+    user_model = get_user_model()
+    operator, _ = user_model.objects.get_or_create(username="bench-operator",
+                                                   defaults={"is_staff": True, "is_superuser": True})
+    client = Client()
+    client.force_login(operator)
+    pages = {"tenant list": "/admin/tenants/tenant/", "migration summary": "/admin/schemas/migrationrecord/matrix/",
+             "dashboard": "/admin/"}
+    figures = {}
+    for label, path in pages.items():
+        client.get(path, HTTP_HOST="localhost")  # warm: first-request costs are not the page's
+        samples = []
+        for _ in range(3):
+            started = time.perf_counter()
+            response = client.get(path, HTTP_HOST="localhost")
+            samples.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise SystemExit(f"{path} answered {response.status_code}")
+        figures[f"{label} (ms)"] = 1000 * statistics.median(samples)
+    return figures
+
+
+def main() -> None:
+    config = mig.server_config()
+    admin_kwargs = mig.create_database(config)
+    app_root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    migrations_dir = mig.write_app(app_root)
+    results: dict[int, dict] = {}
+    try:
+        mig.setup_django(config, app_root)
+        from django.conf import settings
+
+        settings.TENANT_POOL_SIZE = 0  # the bench refills the pool itself, between samples
+        # No registry heartbeat thread in this process: rollout forks its workers, and a fork beside a thread
+        # that holds a lock can leave a worker waiting forever.
+        settings.SERVICES = {**getattr(settings, "SERVICES", {}), "SELF_REGISTER": False}
+        log(f"== bench/scale.py: sizes {SIZES} in database {BENCH_DB}")
+        factory = SchemaFactory(config)
+        load = ApiLoad()
+        for step, size in enumerate(SIZES, start=1):
+            log(f"-- {size} tenants")
+            factory.grow_to(size)
+            figures: dict = {}
+            results[size] = figures
+
+            def report(measured: dict, figures: dict = figures) -> None:
+                figures.update(measured)
+                base = results[SIZES[0]]
+                for label, value in measured.items():
+                    ratio = value / base[label] if base.get(label) else float("nan")
+                    log(f"  {label:<46} {value:10.2f}   x{ratio:.2f} of {SIZES[0]}")
+
+            report(measure_signup(size))
+            report(measure_migrations(size, migrations_dir, step))
+            names = [f"bench_t{i:05d}" for i in range(size)]
+            hot = random.Random(size).sample(names, min(HOT_TENANTS, len(names)))
+            load.run(hot, 20)  # warm the hot tenants' keys and caches
+            report({f"API over {HOT_TENANTS} tenants {k}": v for k, v in load.run(hot, API_REQUESTS).items()})
+            spread = random.Random(size + 1).sample(names, min(API_REQUESTS, len(names)))
+            report({f"API spread over all {k}": v for k, v in load.run(spread, API_REQUESTS).items()})
+            report(backend_memory())
+            report(operator_pages())
+    finally:
+        from django.db import connections
+
+        try:
+            connections.close_all()
+        except Exception:  # noqa: BLE001
+            pass
+        mig.drop_database(admin_kwargs)
+        import shutil
+
+        shutil.rmtree(app_root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

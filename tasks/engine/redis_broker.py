@@ -1,0 +1,160 @@
+"""The Redis broker: a list per priority and tenant, taken by priority (strict) and by tenants in turn."""
+
+from __future__ import annotations
+
+import time
+
+from django_q.brokers import Broker
+
+from tasks import conf
+from tasks.engine.broker import Acknowledgement, package_hints
+from tasks.engine.outcome import record_acknowledged_success
+
+# The Redis layout under {base} = {prefix}:{queue}: per priority p, a list per tenant t ({base}:p{p}:t{t})
+# and the tenants that have packages there, in turn order ({base}:p{p}:turns: a tenant is in it exactly
+# when its list is not empty); {base}:delayed, a sorted set of "p|t|package" by due time; {base}:wake, at
+# most one token, pushed by each enqueue, on which an idle pusher blocks. Each script keeps the
+# invariant whole; they name their keys from {base} (a single Redis, not a Redis Cluster).
+
+# KEYS: the tenant's list, the priority's turns, wake. ARGV: tenant key, package.
+_PUSH = """
+if redis.call('RPUSH', KEYS[1], ARGV[2]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[1]) end
+redis.call('LPUSH', KEYS[3], '1')
+redis.call('LTRIM', KEYS[3], 0, 0)
+return 1
+"""
+
+# Moves due delayed packages onto their tenant's list, oldest first, at most ARGV[2] at a time.
+# KEYS: delayed. ARGV: now, limit, base. A member written before tenants took turns ("p|package") counts as
+# the operator's (tenant 0); signed packages hold no "|".
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+    local first = string.find(member, '|', 1, true)
+    local priority = string.sub(member, 1, first - 1)
+    local rest = string.sub(member, first + 1)
+    local second = string.find(rest, '|', 1, true)
+    local tenant, package = '0', rest
+    if second then tenant, package = string.sub(rest, 1, second - 1), string.sub(rest, second + 1) end
+    local head = ARGV[3] .. ':p' .. priority
+    if redis.call('RPUSH', head .. ':t' .. tenant, package) == 1 then redis.call('RPUSH', head .. ':turns', tenant) end
+    redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+
+# The next package: the most urgent priority first; within it the tenant whose turn it is, which goes to the
+# back of the turns while it has more. Lists of the single-list layout ({base}:p{p}) are drained too.
+# ARGV: base. Returns the package or false.
+_TAKE = """
+for priority = 3, 0, -1 do
+    local head = ARGV[1] .. ':p' .. priority
+    while true do
+        local tenant = redis.call('LPOP', head .. ':turns')
+        if not tenant then break end
+        local list = head .. ':t' .. tenant
+        local package = redis.call('LPOP', list)
+        if package then
+            if redis.call('LLEN', list) > 0 then redis.call('RPUSH', head .. ':turns', tenant) end
+            return package
+        end
+    end
+    local legacy = redis.call('LPOP', head)
+    if legacy then return legacy end
+end
+return false
+"""
+
+# Packages waiting on the lists (not the delayed ones). ARGV: base.
+_SIZE = """
+local total = 0
+for priority = 0, 3 do
+    local head = ARGV[1] .. ':p' .. priority
+    for _, tenant in ipairs(redis.call('LRANGE', head .. ':turns', 0, -1)) do
+        total = total + redis.call('LLEN', head .. ':t' .. tenant)
+    end
+    total = total + redis.call('LLEN', head)
+end
+return total
+"""
+
+
+class PriorityRedisBroker(Broker):
+    """Redis: a list per priority and tenant, taken in priority order (strict) and by tenants in turn.
+
+    Delayed packages wait in a sorted set until due. Like django-q2's own Redis
+    broker there are no delivery receipts: a package taken by a cluster that
+    dies is gone from Redis. Its TaskRun stays `running` until its lease is
+    long past; then the scheduled tasks.engine.recovery hands it back
+    and it runs again.
+    """
+
+    def __init__(self, list_key: str | None = None):
+        list_key = list_key or conf.queue_name()
+        super().__init__(list_key=list_key)
+        self.base = f"{conf.redis_prefix()}:{list_key}"
+        self.delayed_key = f"{self.base}:delayed"
+        self.wake_key = f"{self.base}:wake"
+        self._push = self.connection.register_script(_PUSH)
+        self._promote = self.connection.register_script(_PROMOTE)
+        self._take = self.connection.register_script(_TAKE)
+        self._size = self.connection.register_script(_SIZE)
+
+    @staticmethod
+    def get_connection(list_key: str | None = None):
+        import redis
+
+        url = conf.redis_url()
+        if not url:
+            raise RuntimeError("PriorityRedisBroker needs Q_CLUSTER['redis'] (set REDIS_URL).")
+        return redis.Redis.from_url(url)
+
+    def enqueue(self, task: str):
+        priority, eta, _lease, _run_id, tenant_key = package_hints(task)
+        if eta is not None and eta > time.time():
+            self.connection.zadd(self.delayed_key, {f"{priority}|{tenant_key}|{task}": eta})
+        else:
+            head = f"{self.base}:p{priority}"
+            self._push(keys=[f"{head}:t{tenant_key}", f"{head}:turns", self.wake_key], args=[tenant_key, task])
+        return None
+
+    def dequeue(self):
+        self._promote(keys=[self.delayed_key], args=[time.time(), 100, self.base])
+        package = self._take(args=[self.base])
+        if not package and self.connection.blpop([self.wake_key], timeout=max(conf.poll(), 0.01)):
+            package = self._take(args=[self.base])  # woken by an enqueue
+        if package:
+            return [(None, package.decode() if isinstance(package, bytes) else package)]
+        return None
+
+    def acknowledge(self, task_id):
+        """No receipts on Redis; a run's success handed back by its worker is recorded here (in the monitor)."""
+        if isinstance(task_id, Acknowledgement):
+            record_acknowledged_success(task_id)
+
+    def queue_size(self) -> int:
+        return int(self._size(args=[self.base]))
+
+    def delayed_size(self) -> int:
+        return self.connection.zcard(self.delayed_key)
+
+    def lock_size(self) -> int:
+        return 0
+
+    def purge_queue(self):
+        keys = list(self.connection.scan_iter(match=f"{self.base}:*", count=1000))
+        return self.connection.delete(*keys) if keys else 0
+
+    def delete_queue(self):
+        return self.purge_queue()
+
+    def ping(self) -> bool:
+        return bool(self.connection.ping())
+
+    def info(self) -> str:
+        if not self._info:
+            self._info = f"Courtside priority Redis {self.connection.info('server')['redis_version']}"
+        return self._info
+
+
+_brokers: dict[tuple, Broker] = {}

@@ -1,0 +1,39 @@
+"""One production server (gunicorn + production settings) per module of these tests, on the test database."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import database_url
+from tests.deploy import stack
+
+
+@pytest.fixture(scope="module")
+def production_env(tmp_path_factory, django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        url = database_url()
+    # The cluster heartbeats every half second; /readyz wants a beat within 4 s.
+    env = stack.production_env(url, tmp_path_factory.mktemp("static"), HEALTH_CLUSTER_MAX_AGE="4",
+                               COURTSIDE_SERVICES_SELF_HEARTBEAT_EVERY="0.5",
+                               METRICS_TOKEN=stack.METRICS_TOKEN)
+    stack.collectstatic(env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def production_server(production_env):
+    server, url = stack.start_server(production_env)
+    server.url = url
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _committed_test_tenants(request, django_db_blocker):
+    """The server reads committed rows only: a test that opens no transaction of its own still finds the sites
+    (an earlier transactional test's flush removed their rows; tests.conftest puts them back for db tests only)."""
+    if request.node.get_closest_marker("django_db") is None:
+        from tests.conftest import ensure_test_tenants
+
+        with django_db_blocker.unblock():
+            ensure_test_tenants()
