@@ -50,6 +50,18 @@ DEFAULTS = {
     # and is removed after the second; the next sync that finds it in Consul brings it back.
     "CONSUL_MIRROR_TTL": 180.0,
     "CONSUL_MIRROR_DEREGISTER_AFTER": 3600.0,
+    # etcd mirror (registry/etcd.py, `manage.py etcd_mirror`): client URL, e.g. http://127.0.0.1:2379
+    "ETCD_URL": "",
+    # Our instances are keys <ETCD_PREFIX>/instances/<service id>; keys there of another origin are pulled in.
+    "ETCD_PREFIX": "/courtside/registry",
+    "ETCD_ORIGIN": "courtside",
+    # Lease TTL of an instance without a TTL check (one with one gets its TTL).
+    "ETCD_LEASE_TTL": 30.0,
+    # Seconds between pushes (watched events apply as they come), and between retries while etcd is away.
+    "ETCD_SYNC_EVERY": 1.0,
+    "ETCD_RETRY_SECONDS": 0.2,
+    # etcd calls of one push in flight at once (etcd commits concurrent writes together).
+    "ETCD_CONCURRENCY": 16,
     # The project's own health-check kinds: modules (a list, or comma-separated in the env var) imported when
     # the app is ready; each registers its kinds with @registry.kinds.register. See registry/README.md.
     "CHECK_KINDS": "",

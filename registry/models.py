@@ -114,6 +114,7 @@ RESERVED_SERVICE_NAMES = frozenset(
 class Source(models.TextChoices):
     COURTSIDE = "courtside", "Courtside"
     CONSUL = "consul", "Consul"
+    ETCD = "etcd", "etcd"
 
 
 class ServiceToken(models.Model):

@@ -185,6 +185,12 @@ def _not_registered(service_id) -> DomainError:
                        detail={"service_id": service_id})
 
 
+def _managed_by_etcd(service_id) -> DomainError:
+    return DomainError(f"The instance {service_id!r} is mirrored from etcd: its health is its key's there (its "
+                       f"lease), and the watch brings changes here.", code="managed_by_etcd", status=409,
+                       detail={"service_id": service_id})
+
+
 def _managed_by_consul(service_id) -> DomainError:
     return DomainError(f"The instance {service_id!r} is mirrored from Consul: its health and maintenance are set "
                        f"in Consul, and the next sync brings them here.", code="managed_by_consul", status=409,
@@ -237,6 +243,8 @@ def service_heartbeat(*, service_id: str, token_service: str | None = None) -> s
         other = ServiceInstance.objects.filter(service_id=service_id).values_list("name", "source").first()
         if other is not None and other[1] == Source.CONSUL:
             raise _managed_by_consul(service_id)
+        if other is not None and other[1] == Source.ETCD:
+            raise _managed_by_etcd(service_id)
         if token_service is not None and other is not None:
             raise DomainError(f"The service id {service_id!r} belongs to another service.", code="service_id_taken",
                               detail={"service_id": service_id})
@@ -258,6 +266,8 @@ def maintenance_set(*, service_id: str, on: bool, reason: str = "") -> ServiceIn
     instance = _load(service_id)
     if instance.source == Source.CONSUL:
         raise _managed_by_consul(service_id)
+    if instance.source == Source.ETCD:
+        raise _managed_by_etcd(service_id)
     if instance.maintenance != on:
         instance.maintenance = on
         instance.save(update_fields=["maintenance", "updated_at"])

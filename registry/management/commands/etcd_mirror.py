@@ -1,0 +1,43 @@
+"""manage.py etcd_mirror: mirror the registry into etcd and pull in what others write there, until stopped."""
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand, CommandError
+
+from registry import conf
+from registry.etcd import EtcdMirror
+
+
+class Command(BaseCommand):
+    help = "Mirror the registry into etcd (instances on leases) and watch etcd for instances others write."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--url", default=None, help="etcd client URL (default SERVICES['ETCD_URL'])")
+        parser.add_argument("--prefix", default=None, help="key prefix (default SERVICES['ETCD_PREFIX'])")
+        parser.add_argument("--once", action="store_true", help="reconcile once, print the counts and exit")
+
+    def handle(self, *args, url=None, prefix=None, once=False, **options):
+        url = url or conf.get("ETCD_URL")
+        if not url:
+            raise CommandError("No etcd URL: pass --url http://127.0.0.1:2379 or set SERVICES['ETCD_URL'].")
+        if not url.startswith(("http://", "https://")):
+            raise CommandError(f"{url!r} is not an etcd client URL such as http://127.0.0.1:2379.")
+        mirror = EtcdMirror(url, prefix=prefix)
+        if once:
+            try:
+                mirror.reconcile(watch=False)
+            except Exception as error:  # noqa: BLE001 - reported as the command's error
+                raise CommandError(f"etcd at {url}: {error}") from error
+            finally:
+                mirror.close()
+            self.stdout.write(self.style.SUCCESS(
+                f"In sync with {url} in {mirror.stats.last_reconcile_seconds:.3f} s: {mirror.stats.pushed} pushed, "
+                f"{mirror.stats.pulled} pulled, {mirror.stats.removed_here} removed here."))
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        self.stdout.write(f"Mirroring the registry to {url} under {mirror.prefix} (Ctrl-C stops)…")
+        mirror.run(stop)
+        self.stdout.write(self.style.SUCCESS(f"Stopped after {mirror.stats.reconciles} reconcile(s)."))
