@@ -42,7 +42,7 @@ from django.utils import timezone
 from etcd3gw.exceptions import Etcd3Exception
 from etcd3gw.lease import Lease
 
-from backoffice.logging import mask_text
+from core.masking import mask_text
 from registry import conf
 from registry.events import bump_index, event
 from registry.kinds.ttl import NAME as TTL

@@ -11,7 +11,7 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 
-from backoffice.errors import DomainError
+from core.errors import DomainError
 from registry import balancing, registration
 from registry.etcd import EtcdMirror
 from registry.models import RegistryEvent, ServiceInstance
