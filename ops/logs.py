@@ -11,7 +11,7 @@
   record, for the JSON formatter and the text one alike.
 - JsonFormatter (python-json-logger): one JSON object per line; the message,
   the traceback and any `extra` field are masked like every other log line
-  (backoffice/logging.py's patterns) before they are written.
+  (core/masking.py's patterns) before they are written.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ allows several statements in one message), so PostgreSQL runs both in one
 transaction on one server connection, in autocommit and in a transaction
 alike. Nothing else relies on session state: Django's own cursors bind on the
 client (no prepared statements), server-side cursors are off
-(DISABLE_SERVER_SIDE_CURSORS), and the prepared fast paths of backoffice/db.py
+(DISABLE_SERVER_SIDE_CURSORS), and the prepared fast paths of core/db.py
 are plain statements under this mode.
 """
 
