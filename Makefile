@@ -37,7 +37,7 @@ pgbouncer:
 	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q pgbouncer >/dev/null; }; }
 
 test: install browser pgbouncer
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
