@@ -104,7 +104,7 @@ def readiness_checks() -> dict[str, HealthCheck]:
         checks["redis"] = Redis(client_factory=lambda: RedisClient.from_url(url, socket_timeout=2,
                                                                             socket_connect_timeout=2))
     if getattr(settings, "COURTSIDE_EMBEDDED_DATABASE", False):
-        checks["embedded_postgres"] = EmbeddedPostgres()
+        checks["embedded_server"] = EmbeddedPostgres()  # not "postgres": the body names no product
     return checks
 
 

@@ -109,9 +109,14 @@ class TaskRunBatchView(_Scoped, APIView):
         # One serializer for all items: DRF builds its fields once, not once per item.
         parsed = serializers.BatchItemSerializer(data=payload.validated_data["tasks"], many=True)
         if not parsed.is_valid():
-            index, errors = next((i, e) for i, e in enumerate(parsed.errors) if e)
+            # DRF reports a many=True serializer's errors as a list, or (3.15+) as a dict keyed by item index.
+            errors = parsed.errors
+            pairs = errors.items() if isinstance(errors, dict) else enumerate(errors)
+            index, item_errors = next((i, e) for i, e in pairs if e)
+            if not isinstance(item_errors, dict):
+                item_errors = {"non_field_errors": item_errors}
             raise ValidationError({f"tasks[{index}]": [f"{field}: {' '.join(map(str, messages))}"
-                                                       for field, messages in errors.items()]})
+                                                       for field, messages in item_errors.items()]})
         items = [dict(data) for data in parsed.validated_data]
         if self.is_tenant_site:
             for data in items:

@@ -137,3 +137,14 @@ def test_the_api_refuses_anonymous_callers_and_tenant_users_on_the_operator_site
     from tests.conftest import PUBLIC_HOST, TenantClient
 
     assert TenantClient(PUBLIC_HOST).get(RUNS).status_code in (401, 403)
+
+
+@pytest.mark.parametrize("bad_index", [0, 1])
+def test_a_batch_with_one_invalid_item_answers_400_naming_that_item(operator_client, bad_index):
+    # DRF reports a many=True serializer's errors keyed by item index; a bad second item once answered 500.
+    tasks = [{"key": "a", "name": "system.noop"}, {"key": "b", "name": "system.noop"}]
+    tasks[bad_index]["priority"] = [1]
+    response = operator_client.post(f"{RUNS}batch/", {"tasks": tasks}, content_type="application/json")
+    error = assert_error(response)
+    assert f"tasks[{bad_index}]" in error["detail"] and "priority" in " ".join(error["detail"][f"tasks[{bad_index}]"])
+    assert nothing_queued()
