@@ -48,9 +48,17 @@ def test_each_worker_heartbeats_with_its_run_and_a_killed_one_is_reported_and_it
                            message="the guard to start another worker")
     wait_for(lambda: "Not heartbeating" in operator_client.get("/admin/tasks/workerprocess/").content.decode(),
              timeout=10, message="the page to show the silent worker")
-    lost = workers.workers_sweep(stale_after=1.0)  # what the every-minute recovery job does
-    # The cluster's own recovery job (a system schedule left by an earlier test of the session) may have swept
-    # it first: a lost worker is reported by exactly one sweep, with the run it held, and marked lost.
+    # What the every-minute recovery job does. The page says "not heartbeating" after 3 beats (0.9 s), the
+    # sweep here wants 1.0 s of silence: sweep until it is marked lost. The cluster's own recovery job (a
+    # system schedule an earlier test of the session may leave) can sweep it first: a lost worker is reported
+    # by exactly one sweep, with the run it held.
+    lost = []
+
+    def swept():
+        lost.extend(workers.workers_sweep(stale_after=1.0))
+        return WorkerProcess.objects.get(pk=worker.pk).end == WorkerProcess.End.LOST
+
+    wait_for(swept, timeout=10, interval=0.2, message="the silent worker to be swept as lost")
     assert lost in ([], [{"pid": worker.pid, "host": worker.host, "run": str(run.pk)}])
     assert WorkerProcess.objects.get(pk=worker.pk).end == WorkerProcess.End.LOST
     assert replacement.pid in cluster.worker_pids()
