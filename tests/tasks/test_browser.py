@@ -6,49 +6,22 @@ chromium-driver) when they are missing; nothing is downloaded by Selenium.
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tasks import actions
 from tasks.models import Status, TaskRun
 from tests.conftest import make_user, tenant_host
+from tests.console.browser import browser, log_in  # noqa: F401 - browser is a fixture
 from tests.tasks.conftest import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.fail("Chromium is missing: apt-get install chromium chromium-driver (make test does it).")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-def log_in(browser, base_url: str, username: str, password: str = "pass-word-123") -> None:
-    browser.get(f"{base_url}/admin/login/?next=/admin/")
-    browser.find_element(By.NAME, "username").send_keys(username)
-    browser.find_element(By.NAME, "password").send_keys(password)
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 15).until(lambda b: "/admin/login/" not in b.current_url)
-
-
 def test_a_tenant_admin_watches_its_run_progress_without_reloading_and_never_sees_another_tenants(
-        cluster_factory, live_server, browser, tenant_lakers, tenant_warriors):
+        cluster_factory, live_server, browser, tenant_lakers, tenant_warriors):  # noqa: F811 - the fixture
     cluster_factory(broker="orm", workers=2).start()
     make_user("lakers", username="coach", superuser=True)
     warriors_run = actions.task_submit(name="system.sleep", arguments={"seconds": 1, "steps": 1},
