@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, connections
 
 from core.errors import DomainError
-from core.locks import advisory_lock, lock_key
+from core.locks import advisory_lock, lock_key, session_connection
 from schemas import selectors
 from schemas.executor import SchemaMigrator, set_worker_migrator, worker_run
 from schemas.graph import Key, apps_for, load_graph
@@ -241,8 +241,9 @@ def rollout_lock():
     Its own connection, because the rollout closes the shared one before it
     forks workers, and closing would release a session-level lock.
     """
-    lock_connection = connections.create_connection(connection.alias)
-    try:
+    # core.locks.session_connection: past PgBouncer when DATABASE_DIRECT_URL is set; closed at the end,
+    # which ends the session and the lock with it.
+    with session_connection(connection) as lock_connection:
         with advisory_lock("rollout", wait=False, using=lock_connection) as acquired:
             if not acquired:
                 holder = _lock_holder(lock_connection)
@@ -251,8 +252,6 @@ def rollout_lock():
                     detail={"lock_key": ROLLOUT_LOCK_KEY},
                 )
             yield
-    finally:
-        lock_connection.close()  # ends the session: the lock goes with it
 
 
 def _lock_holder(lock_connection) -> str:
