@@ -234,8 +234,8 @@ class RolloutAdmin(admin.ModelAdmin):
                     plan = rollout_plan(targets=targets, **form.service_arguments())
                 else:
                     rollout_plan(targets=targets, **form.service_arguments())  # refused here, not in the worker
-                    run = task_submit(name="schemas.rollout", arguments=form.task_arguments(request.user.get_username()),
-                                      submitted_by=request.user.get_username())
+                    who = request.user.get_username()
+                    run = task_submit(name="schemas.rollout", arguments=form.task_arguments(who), submitted_by=who)
                     messages.success(request, f"Rollout queued as task run #{run.pk}; progress shows below.")
                     return redirect(f"{self.admin_site.name}:schemas_rollout_changelist")
         context = {**self.admin_site.each_context(request), "title": "Start a rollout", "form": form,
@@ -278,8 +278,9 @@ class RolloutAdmin(admin.ModelAdmin):
                      "error": r.get("error", ""),
                      "undoable": r.get("status") == "ok" and any(not a.startswith("-") for a in r.get("applied") or [])}
                     for s, r in sorted(rollout.results.items())[:1000]]
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "schema_rows": rows,
-                                                                   "schema_count": len(rollout.results) if rollout else 0})
+        extra = {**(extra_context or {}), "schema_rows": rows,
+                 "schema_count": len(rollout.results) if rollout else 0}
+        return super().change_view(request, object_id, form_url, extra)
 
     def failures(self, obj):
         failed = [(s, r.get("error", "")) for s, r in sorted(obj.results.items()) if r.get("status") == "failed"]
