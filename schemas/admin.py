@@ -85,12 +85,19 @@ class SpareSchemaFilter(admin.SimpleListFilter):
 class MigrationRecordAdmin(admin.ModelAdmin):
     """Read-only history: the ledger is written by migrations, never by hand."""
 
-    list_display = ("schema_name", "app_label", "name", "outcome", "applied_at", "applied_by", "duration_ms",
-                    "undone_at", "short_checksum")
+    list_display = ("schema_name", "app_label", "name", "migration_type", "outcome", "applied_at", "applied_by",
+                    "duration_ms", "undone_at", "short_checksum")
     list_filter = ("outcome", "app_label", SchemaFilter, SpareSchemaFilter)
     search_fields = ("schema_name", "app_label", "name")
     date_hierarchy = "applied_at"
     change_list_template = "admin/schemas/migrationrecord/change_list.html"
+
+    _types: dict = {}
+
+    @admin.display(description="type")
+    def migration_type(self, obj):
+        """schema, data or hybrid, as the file on disk says (— when the file is gone)."""
+        return self._types.get((obj.app_label, obj.name), "—")
 
     def short_checksum(self, obj):
         return obj.checksum[:12]
@@ -114,6 +121,9 @@ class MigrationRecordAdmin(admin.ModelAdmin):
         ]
 
     def changelist_view(self, request, extra_context=None):
+        from schemas.selectors import migration_types
+
+        self._types = migration_types()  # once per page, not per row
         return super().changelist_view(request, {**(extra_context or {}), "spare_counts": spare_counts()})
 
     def summary_view(self, request):
