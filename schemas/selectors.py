@@ -141,6 +141,18 @@ def _is_spare(schema_name: str) -> bool:
 LEDGER_SUMMARY_SECONDS = 30
 
 
+_TYPES: dict = {}
+
+
+def migration_types() -> dict[tuple[str, str], str]:
+    """{(app, name): schema|data|hybrid} of every migration on disk, reloaded when a migration file changes."""
+    key = migration_files_key()
+    if _TYPES.get("key") != key:
+        graph = load_graph()
+        _TYPES.update(key=key, types={k: graph.type_of(k) for k in graph.nodes})
+    return _TYPES["types"]
+
+
 def migration_files_key() -> tuple:
     """Names, sizes and modification times of every app's migration files (and SQL sources): stats, no reads."""
     entries = []
@@ -224,8 +236,11 @@ def ledger_summary(*, graph=None) -> dict:
             cursor.execute(f"SELECT count(DISTINCT r.schema_name) {joins} AND {mismatch}",
                            [*params, get_public_schema_name()])
             drifted = cursor.fetchone()[0]
-    pending = [{"app": app, "name": name, "schemas": schema_total - rows.get((app, name), (0,))[0]}
+    pending = [{"app": app, "name": name, "schemas": schema_total - rows.get((app, name), (0,))[0],
+                "type": graph.type_of((app, name))}
                for app, name in expected if schema_total - rows.get((app, name), (0,))[0] > 0]
+    for entry in changed:
+        entry["type"] = graph.type_of((entry["app"], entry["name"]))
     return {
         "schemas": schema_total,
         "current": current,

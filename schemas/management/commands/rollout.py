@@ -58,9 +58,17 @@ class Command(BaseCommand):
                 if options["canary"]:
                     todo = min(todo, options["canary"])
                 bar = tqdm(total=todo, unit="schema", disable=verbosity < 1 or todo == 0, file=self.stderr._out)
-            result = rollout_run(schemas=schemas or None, targets=targets, workers=options["workers"],
-                                 canary=options["canary"], resume=options["resume"], dry_run=options["dry_run"],
-                                 by=options["operator"], progress=progress)
+            if not (targets or options["canary"] or options["resume"] or options["dry_run"]):
+                # Every app's latest: in phases, each data migration after the schema migrations before it.
+                from schemas.data_migrations import rollout_phased
+
+                phased = rollout_phased(schemas=schemas or None, workers=options["workers"], by=options["operator"],
+                                        progress=progress, phase_done=self._phase_line)
+                result = None
+            else:
+                result = rollout_run(schemas=schemas or None, targets=targets, workers=options["workers"],
+                                     canary=options["canary"], resume=options["resume"],
+                                     dry_run=options["dry_run"], by=options["operator"], progress=progress)
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from error
         except DomainError as error:
@@ -72,7 +80,26 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self._print_plans(result, verbosity)
             return
+        if result is None:
+            if len(phased.phases) == 1:
+                self._print_summary(phased.phases[0].result, verbosity)
+                return
+            if phased.failed:
+                raise CommandError(f"{len(phased.failed)} schema(s) failed: {', '.join(sorted(phased.failed))}. "
+                                   "Fix the cause, then run `rollout` again: it does only what is left.")
+            self.stdout.write(self.style.SUCCESS(f"Done in {len(phased.phases)} phase(s)."))
+            return
         self._print_summary(result, verbosity)
+
+    def _phase_line(self, phase):
+        failed = phase.result.failed
+        errors = "".join(f"\n  FAILED {s}: {r['error']}" for s, r in sorted(failed.items()))
+        if phase.kind == "schema":
+            line = f"schema phase: {phase.done} schema(s) migrated, {len(failed)} failed{errors}"
+        else:
+            line = (f"data phase {phase.migration}: {phase.done}/{len(phase.result.results)} schema(s) done, "
+                    f"{len(failed)} failed{errors}")
+        self.stdout.write(self.style.ERROR(line) if failed else line)
 
     def _steps_back(self, options, schemas, verbosity):
         from schemas.rollouts import rollout_steps_back
