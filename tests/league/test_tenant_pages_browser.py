@@ -23,9 +23,9 @@ def _base(live_server, schema_name: str) -> str:
     return f"http://{tenant_host(schema_name)}:{live_server.url.rsplit(':', 1)[1]}"  # *.localhost is this machine
 
 
-def _api_json(browser, path: str) -> dict:
+def _api_json(driver, path: str) -> dict:
     """The tenant API read by the page's own session, over real HTTP."""
-    return browser.execute_async_script(
+    return driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch(arguments[0], {headers: {Accept: 'application/json'}}).then(r => r.json()).then(done);", path)
 
