@@ -71,6 +71,22 @@ def applied_migrations_by_schema(schema_names: list[str]) -> dict[str, set[tuple
     return result
 
 
+def applied_in_order_by_schema(schema_names: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """{schema: [(app, name), ...]} in the order each schema applied them (django_migrations.id), oldest first."""
+    result: dict[str, list[tuple[str, str]]] = {name: [] for name in schema_names}
+    with_table = sorted(schemas_with_migration_table(schema_names))
+    with connection.cursor() as cursor:
+        for start in range(0, len(with_table), _UNION_CHUNK):
+            chunk = with_table[start:start + _UNION_CHUNK]
+            sql = " UNION ALL ".join(
+                f"SELECT %s::text, id, app, name FROM {_quote(schema)}.django_migrations" for schema in chunk
+            )
+            cursor.execute(f"SELECT * FROM ({sql}) AS m ORDER BY 1, 2", chunk)
+            for schema, _id, app, name in cursor.fetchall():
+                result[schema].append((app, name))
+    return result
+
+
 def columns_by_schema(schema_names: list[str], tables: list[str]) -> dict[str, dict[str, set[str]]]:
     """{schema: {table: {column, ...}}} for the given tables, straight from pg_catalog in one statement."""
     result: dict[str, dict[str, set[str]]] = defaultdict(dict)

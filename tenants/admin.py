@@ -7,7 +7,6 @@ never half a write.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 
 from django.contrib import admin, messages
@@ -209,18 +208,8 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
             statement = selectors.tenant_statement(tenant=tenant, month=timezone.now().strftime("%Y-%m"))
         money = billing.format_money
         if request.GET.get("format") == "csv":
-            response = HttpResponse(content_type="text/csv")
+            response = HttpResponse(billing.statement_csv(statement), content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="statement-{tenant.schema_name}-{month}.csv"'
-            writer = csv.writer(response)
-            writer.writerow(["tenant", "month", "plan", "from", "to", "days", "monthly price", "amount", "currency"])
-            for line in statement.lines:
-                writer.writerow([tenant.schema_name, statement.month, line.label, line.first, line.last, line.days,
-                                 billing.cents_to_amount(line.monthly_price_cents),
-                                 billing.cents_to_amount(line.amount_cents), billing.CURRENCY])
-            writer.writerow([tenant.schema_name, statement.month, "overage", "", "", "", "",
-                             billing.cents_to_amount(statement.overage_cents), billing.CURRENCY])
-            writer.writerow([tenant.schema_name, statement.month, "total", "", "", "", "",
-                             billing.cents_to_amount(statement.total_cents), billing.CURRENCY])
             return response
         first = statement.first
         previous = (first - dt.timedelta(days=1)).strftime("%Y-%m")
@@ -230,6 +219,8 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
             "title": f"Statement of {tenant.name}, {first:%B %Y}", "statement": statement,
             "lines": [{"line": line, "price": money(line.monthly_price_cents), "amount": money(line.amount_cents)}
                       for line in statement.lines],
+            "overage_lines": [{"line": line, "price": money(line.price_cents_per_1000),
+                               "amount": money(line.amount_cents)} for line in statement.overage_lines],
             "base": money(statement.base_cents), "overage": money(statement.overage_cents),
             "total": money(statement.total_cents), "currency": billing.CURRENCY,
             "previous": previous, "following": following,
@@ -446,7 +437,7 @@ class PlanAdmin(admin.ModelAdmin):
         return billing.format_money(plan.monthly_price_cents)
 
     def get_fields(self, request, obj=None):
-        return ("code", "name", *quotas.plan_limit_fields(), "monthly_price", "max_task_priority",
+        return ("code", "name", *quotas.plan_limit_fields(), "monthly_price", "overage_price", "max_task_priority",
                 "max_task_batch_size", "max_task_chain_length", "max_active_task_runs")
 
     def get_list_display(self, request):

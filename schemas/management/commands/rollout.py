@@ -27,6 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--resume", action="store_true",
                             help="Retry only the failed and pending schemas of the last unfinished rollout.")
         parser.add_argument("--dry-run", action="store_true", help="Print each schema's plan and change nothing.")
+        parser.add_argument("--steps", type=int, metavar="N",
+                            help="Roll each schema back by its last N applied migrations, as migrate_down(steps=N); "
+                                 "positional arguments are then app labels to count in (default: every tenant app).")
         parser.add_argument("--operator", default=None, help="Name recorded in the ledger (default: the OS user).")
 
     def handle(self, *args, **options):
@@ -34,6 +37,8 @@ class Command(BaseCommand):
         if options["resume"] and (options["targets"] or schemas):
             raise CommandError("--resume reuses the last rollout's targets and schemas; give neither.")
         verbosity = options["verbosity"]
+        if options["steps"] is not None:
+            return self._steps_back(options, schemas, verbosity)
         bar = None
 
         def progress(result):
@@ -68,6 +73,27 @@ class Command(BaseCommand):
             self._print_plans(result, verbosity)
             return
         self._print_summary(result, verbosity)
+
+    def _steps_back(self, options, schemas, verbosity):
+        from schemas.rollouts import rollout_steps_back
+
+        if options["resume"] or options["canary"]:
+            raise CommandError("--steps rolls back; it takes neither --resume nor --canary.")
+        if any("." in t or ":" in t for t in options["targets"]):
+            raise CommandError("With --steps, give app labels (e.g. league), not app.migration targets.")
+        try:
+            results = rollout_steps_back(steps=options["steps"], apps=options["targets"] or None,
+                                         schemas=schemas or None, dry_run=options["dry_run"],
+                                         workers=options["workers"], by=options["operator"])
+        except ValidationError as error:
+            raise CommandError("; ".join(error.messages)) from error
+        except DomainError as error:
+            raise CommandError(error.message) from error
+        for result in results:
+            if options["dry_run"]:
+                self._print_plans(result, verbosity)
+            else:
+                self._print_summary(result, verbosity)
 
     def _print_plans(self, result, verbosity):
         for schema, plan in result.plans.items():
