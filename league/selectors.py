@@ -202,16 +202,16 @@ WITH results AS (
     SELECT away_team_id, away_score > home_score, away_score < home_score
       FROM league_game WHERE season = %(season)s AND home_score IS NOT NULL AND away_score IS NOT NULL
 )
-SELECT t.id, t.abbreviation, t.full_name,
+SELECT t.id, t.abbreviation, t.full_name, t.city, t.nickname,
        count(*) FILTER (WHERE r.won) AS wins,
        count(*) FILTER (WHERE r.lost) AS losses,
        round(count(*) FILTER (WHERE r.won)::numeric / NULLIF(count(r.team_id), 0), 3)::float AS win_pct
   FROM league_team t LEFT JOIN results r ON r.team_id = t.id
  WHERE %(team_id)s::integer IS NULL OR t.id = %(team_id)s::integer
- GROUP BY t.id, t.abbreviation, t.full_name
+ GROUP BY t.id
  ORDER BY win_pct DESC NULLS LAST, wins DESC, t.full_name
 """
-STANDINGS_COLUMNS = ("id", "abbreviation", "full_name", "wins", "losses", "win_pct")
+STANDINGS_COLUMNS = ("id", "abbreviation", "full_name", "city", "nickname", "wins", "losses", "win_pct")
 
 
 def standings(*, season: str, team_id: int | None = None) -> list[dict]:
