@@ -137,9 +137,34 @@ class SchemaFactory:
         Domain.objects.bulk_create(
             [Domain(domain=host_of(t.schema_name), tenant=t, is_primary=True) for t in tenants],
             batch_size=1000)
+        self.copy_ledger(names)
         self.count = size
         log(f"  grew to {size} tenant schemas (+{len(names)}) in {time.monotonic() - started:.1f}s")
         return names
+
+
+    def catch_up(self) -> None:
+        """Migrate the template (not a tenant: rollouts skip it) to what the tenants now have, and dump it again."""
+        from django.core.management import call_command
+        from django.db import connection
+
+        call_command("migrate_schemas", tenant=True, schema_name=self.template, interactive=False, verbosity=0)
+        connection.set_schema_to_public()
+        self.refresh_dump()
+
+    def copy_ledger(self, names: list[str]) -> None:
+        """The template's ledger rows (public), once per clone: the migration summary and the dashboard read the
+        ledger, so a clone must have one as a migrated tenant does."""
+        from django.db import connection
+
+        from schemas.models import MigrationRecord
+
+        columns = "app_label, name, checksum, applied_at, applied_by, duration_ms, outcome, error, undone_by"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {MigrationRecord._meta.db_table} (schema_name, {columns}) "
+                f"SELECT clone, {columns} FROM {MigrationRecord._meta.db_table}, unnest(%s::text[]) AS clone "
+                f"WHERE schema_name = %s AND outcome = 'applied'", [names, self.template])
 
 
 def measure_signup(size: int) -> dict:
@@ -390,6 +415,7 @@ def main() -> None:
 
             report(measure_signup(size))
             report(measure_migrations(size, migrations_dir, step))
+            factory.catch_up()  # the next size's clones start from the migrations every schema now has
             names = [f"bench_t{i:05d}" for i in range(size)]
             hot = random.Random(size).sample(names, min(HOT_TENANTS, len(names)))
             load.start()
