@@ -92,6 +92,8 @@ def rollout_phased(*, schemas: list[str] | None = None, workers: int | None = No
         pending_data = _pending_data(graph, applied)
         targets = schema_phase_targets(graph, set(pending_data)) if pending_data else None
         chosen = _forwards_schemas(graph, targets, names, applied)
+        if not chosen and not pending_data and outcome.phases:
+            return outcome  # the phases did it all: no empty rollout row at the end
         if chosen or not pending_data:
             phase = Phase("schema", "", rollout_run(schemas=chosen or schemas, targets=targets, workers=workers,
                                                     by=by, progress=progress))
