@@ -23,7 +23,6 @@ from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
 import anyio
-
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -308,7 +307,7 @@ async def _follow(ctx: Context, principal: Principal, run_id: str, wait_seconds:
         now = (state["status"], state["progress"], state["progress_message"])
         if now != seen:
             seen = now
-            message = f"{state['status']}: {state['progress_message']}" if state["progress_message"] else state["status"]
+            message = state["status"] + (f": {state['progress_message']}" if state["progress_message"] else "")
             await ctx.report_progress(state["progress"], 1.0, message[:200])
         if state["finished"] or time.monotonic() >= deadline:
             break
