@@ -121,4 +121,25 @@ def secrets_reseal(*, keys=None, progress=None) -> ResealCounts:
             done += len(batch)
             if progress is not None:
                 progress(done, total)
+    if not keys:
+        _reseal_check_secrets(counts)
     return counts
+
+
+def _reseal_check_secrets(counts: ResealCounts) -> None:
+    """The registry's check secrets (HealthCheck.secret, a DSN sealed with these keys) re-encrypted too."""
+    from django.apps import apps
+
+    check_model = apps.get_model("services", "HealthCheck")
+    ids = list(check_model.objects.filter(secret__isnull=False).order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(ids), RESEAL_BATCH):
+        with transaction.atomic():
+            locked = check_model.objects.select_for_update().filter(pk__in=ids[start:start + RESEAL_BATCH])
+            for pk, stored in locked.order_by("pk").values_list("pk", "secret"):
+                if not sealing.is_sealed(stored) or sealing.sealed_with_newest(stored):
+                    counts.current += sealing.is_sealed(stored)
+                elif not sealing.opens(stored):
+                    counts.unreadable += 1
+                else:
+                    counts.rotated += 1
+                    check_model.objects.filter(pk=pk).update(secret=sealing.reseal(stored))

@@ -215,3 +215,24 @@ def test_signal_receivers_see_the_plain_value_while_the_row_holds_the_envelope(d
         post_save.disconnect(sender=ConfigEntry, dispatch_uid="tests.sealing.seen")
     assert seen == ["pw-seen-by-signals"] and entry.value == "pw-seen-by-signals"
     assert tables_holding("pw-seen-by-signals") == []
+
+
+def test_rotating_keys_re_encrypts_a_health_checks_secret_too(db, settings):
+    from django_tenants.utils import schema_context
+
+    from registry import registration
+    from registry.kinds import _secrets
+    from registry.models import HealthCheck
+
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    dsn = "host=db.internal dbname=app user=monitor password=pg-check-s3cret"
+    settings.CONFIGURATION_SECRET_KEYS = [old_key]
+    with schema_context("public"):
+        registration.service_register(service_id="db-monitored", name="db", host="db.internal", port=5432,
+                                      checks=[{"type": "postgres", "name": "db", "dsn": dsn}])
+        settings.CONFIGURATION_SECRET_KEYS = [new_key, old_key]
+        call_command("config_secrets", "rotate", stdout=StringIO(), stderr=StringIO())
+        settings.CONFIGURATION_SECRET_KEYS = [new_key]  # the old key removed
+        check = HealthCheck.objects.get(instance__service_id="db-monitored")
+        assert json.loads(Fernet(new_key).decrypt(check.secret["$fernet"].encode())) == dsn  # the new key alone
+        assert _secrets.unseal(check.secret) == dsn
