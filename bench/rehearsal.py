@@ -29,8 +29,9 @@ def main() -> int:
     parser.add_argument("--quota", type=int, default=500, help="each tenant's API calls per day")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
-    env = {**os.environ, "REHEARSAL": "1", "REHEARSAL_SECONDS": str(args.seconds), "REHEARSAL_WEB_KILLS": str(args.kills),
-           "REHEARSAL_CLUSTER_KILLS": str(args.kills), "REHEARSAL_QUOTA": str(args.quota)}
+    env = {**os.environ, "REHEARSAL": "1", "REHEARSAL_SECONDS": str(args.seconds),
+           "REHEARSAL_WEB_KILLS": str(args.kills), "REHEARSAL_CLUSTER_KILLS": str(args.kills),
+           "REHEARSAL_QUOTA": str(args.quota)}
     if args.seed is not None:
         env["REHEARSAL_SEED"] = str(args.seed)
     return subprocess.run([sys.executable, "-m", "pytest", "tests/rehearsal", "-m", "rehearsal", "-s", "-q",
