@@ -15,12 +15,16 @@ At each size (the schemas grow in place from one size to the next) it prints:
 and the ratio of each figure to the figure at 100 tenants (the ratio is the result; the target is <= 1.5x,
 per schema for the migration figures).
 
-Where the requests are served: in this process, through Django's test client (server time: URL routing,
-tenant resolution, authentication, metering, the view and its queries, on one database connection, which
-is what a single web worker's backend does). The schemas are built as bench/migrations.py builds them
+Where the requests are served: the tenant API load goes through the production server, gunicorn as
+deploy/gunicorn.conf.py runs it (BENCH_WEB_WORKERS=3 processes x BENCH_WEB_THREADS=4 threads, DEBUG off), its
+database connections through a transaction-pooling PgBouncer (tests/pgbouncer.py, BENCH_POOL_SIZE=8 server
+connections), from BENCH_CLIENTS=6 keep-alive clients at once; each request's time is its round trip. The
+operator pages are served in this process by Django's test client (server time: routing, authentication, the
+view and its queries). The schemas are built as bench/migrations.py builds them
 (pg_dump of one migrated schema replayed by psql; tenant and domain rows in bulk), in a database of its
 own (BENCH_DB, default courtside_bench_scale) on the server of DATABASE_URL or the embedded one,
-dropped at the end.
+dropped at the end. Each size's build and measuring time is printed, and the next step's (10,000)
+extrapolated from them.
 
 PostgreSQL settings 10,000 schemas need (the embedded server sets 1024 and 300, core/embedded_db.py):
   max_locks_per_transaction >= 256: a check or a dump that touches every schema's tables in one
@@ -47,6 +51,10 @@ BENCH_DB = os.environ.get("BENCH_DB", "courtside_bench_scale")
 SIGNUP_SAMPLES = int(os.environ.get("BENCH_SIGNUPS", "7"))
 API_REQUESTS = int(os.environ.get("BENCH_API_REQUESTS", "300"))
 HOT_TENANTS = 50
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "3"))
+WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "4"))
+POOL_SIZE = int(os.environ.get("BENCH_POOL_SIZE", "8"))  # PgBouncer's server connections per database
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "6"))
 
 
 def _load_migrations_bench():
@@ -129,9 +137,34 @@ class SchemaFactory:
         Domain.objects.bulk_create(
             [Domain(domain=host_of(t.schema_name), tenant=t, is_primary=True) for t in tenants],
             batch_size=1000)
+        self.copy_ledger(names)
         self.count = size
         log(f"  grew to {size} tenant schemas (+{len(names)}) in {time.monotonic() - started:.1f}s")
         return names
+
+
+    def catch_up(self) -> None:
+        """Migrate the template (not a tenant: rollouts skip it) to what the tenants now have, and dump it again."""
+        from django.core.management import call_command
+        from django.db import connection
+
+        call_command("migrate_schemas", tenant=True, schema_name=self.template, interactive=False, verbosity=0)
+        connection.set_schema_to_public()
+        self.refresh_dump()
+
+    def copy_ledger(self, names: list[str]) -> None:
+        """The template's ledger rows (public), once per clone: the migration summary and the dashboard read the
+        ledger, so a clone must have one as a migrated tenant does."""
+        from django.db import connection
+
+        from schemas.models import MigrationRecord
+
+        columns = "app_label, name, checksum, applied_at, applied_by, duration_ms, outcome, error, undone_by"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {MigrationRecord._meta.db_table} (schema_name, {columns}) "
+                f"SELECT clone, {columns} FROM {MigrationRecord._meta.db_table}, unnest(%s::text[]) AS clone "
+                f"WHERE schema_name = %s AND outcome = 'applied'", [names, self.template])
 
 
 def measure_signup(size: int) -> dict:
@@ -185,12 +218,16 @@ def _timed(func) -> float:
 
 
 class ApiLoad:
-    """A mixed read load of tenant API requests, served in this process by Django's test client."""
+    """A mixed read load of tenant API requests through the production server: gunicorn as deploy/gunicorn.conf.py
+    runs it (WEB_CONCURRENCY workers x WEB_THREADS threads), its connections through a transaction-pooling
+    PgBouncer (tests/pgbouncer.py), CLIENTS keep-alive clients at once."""
 
     PATHS = ["/api/v1/teams/", "/api/v1/players/?search=james", "/api/v1/players/", "/api/v1/players/?page=2"]
 
     def __init__(self):
         self.keys: dict[str, str] = {}
+        self.server = self.bouncer = None
+        self.port = 0
 
     def key_for(self, schema_name: str) -> str:
         if schema_name not in self.keys:
@@ -202,27 +239,73 @@ class ApiLoad:
             self.keys[schema_name] = raw
         return self.keys[schema_name]
 
-    def run(self, schema_names: list[str], requests: int) -> dict:
+    def start(self) -> None:
         from django.db import connection
-        from django.test import Client
 
-        client = Client()
+        from configuration import config
+        from core.embedded_db import url_from_settings
+
+        sys.path.insert(0, str(ROOT / "tests"))
+        sys.path.insert(0, str(ROOT / "bench"))
+        import serving
+        from pgbouncer import PgBouncer
+
+        config.set("api.rate_limit_per_minute", 1_000_000, changed_by="bench/scale.py")  # counted, never reached
+        settings_dict = connection.settings_dict
+        options = settings_dict.get("OPTIONS", {})
+        self.bouncer = PgBouncer(host=str(settings_dict.get("HOST") or options.get("host") or "127.0.0.1"),
+                                 port=int(settings_dict.get("PORT") or options.get("port") or 5432),
+                                 user=settings_dict.get("USER") or "postgres", pool_size=POOL_SIZE).start()
+        env = {**os.environ, "DATABASE_URL": self.bouncer.url(BENCH_DB),
+               "DATABASE_DIRECT_URL": url_from_settings(settings_dict), "DATABASE_POOL_MODE": "transaction",
+               "LOG_LEVEL": "WARNING", "DEBUG": "0", "DJANGO_SETTINGS_MODULE": "backoffice.settings.local",
+               "COURTSIDE_SERVICES_SELF_REGISTER": "0"}
+        self.server, self.port = serving.start("gunicorn", env, workers=WEB_WORKERS, threads=WEB_THREADS)
+
+    def stop(self) -> None:
+        import serving
+
+        if self.server is not None:
+            serving.stop(self.server)
+        if self.bouncer is not None:
+            self.bouncer.stop()
+        self.server = self.bouncer = None
+
+    def run(self, schema_names: list[str], requests: int) -> dict:
+        import http.client
+        from concurrent.futures import ThreadPoolExecutor
+
+        from django.db import connection
+
         rng = random.Random(len(schema_names))
         plan = [(schema_names[i % len(schema_names)], rng.choice(self.PATHS)) for i in range(requests)]
         rng.shuffle(plan)
         for schema_name in {s for s, _ in plan}:
             self.key_for(schema_name)
         connection.set_schema_to_public()
-        seconds, failures = [], 0
-        for schema_name, path in plan:
-            started = time.perf_counter()
-            response = client.get(path, HTTP_HOST=host_of(schema_name),
-                                  HTTP_AUTHORIZATION=f"Api-Key {self.keys[schema_name]}")
-            seconds.append(time.perf_counter() - started)
-            failures += response.status_code != 200
+        connection.close()  # the bench's own backend is idle while the server is loaded
+
+        def client(share: list[tuple[str, str]]) -> tuple[list[float], list[str]]:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            seconds, failures = [], []
+            for schema_name, path in share:
+                started = time.perf_counter()
+                conn.request("GET", path, headers={"Host": host_of(schema_name),
+                                                   "Authorization": f"Api-Key {self.keys[schema_name]}"})
+                response = conn.getresponse()
+                body = response.read()
+                seconds.append(time.perf_counter() - started)
+                if response.status != 200:
+                    failures.append(f"{response.status} {path} {body[:200]!r}")
+            conn.close()
+            return seconds, failures
+
+        with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+            done = list(pool.map(client, [plan[i::CLIENTS] for i in range(CLIENTS)]))
+        seconds = [s for part, _ in done for s in part]
+        failures = [f for _, part in done for f in part]
         if failures:
-            raise SystemExit(f"{failures} of {requests} tenant API requests failed (e.g. {response.status_code} "
-                             f"{response.content[:300]!r})")
+            raise SystemExit(f"{len(failures)} of {requests} tenant API requests failed (e.g. {failures[0]})")
         return {"p50 (ms)": 1000 * percentile(seconds, 0.5), "p99 (ms)": 1000 * percentile(seconds, 0.99)}
 
 
@@ -259,8 +342,9 @@ def operator_pages() -> dict:
                                                    defaults={"is_staff": True, "is_superuser": True})
     client = Client()
     client.force_login(operator)
-    pages = {"tenant list": "/admin/tenants/tenant/", "migration summary": "/admin/schemas/migrationrecord/matrix/",
-             "dashboard": "/admin/"}
+    pages = {"tenant list": "/admin/tenants/tenant/",
+             "migration summary": "/admin/schemas/migrationrecord/summary/",
+             "migration matrix": "/admin/schemas/migrationrecord/matrix/", "dashboard": "/admin/"}
     figures = {}
     for label, path in pages.items():
         client.get(path, HTTP_HOST="localhost")  # warm: first-request costs are not the page's
@@ -275,12 +359,34 @@ def operator_pages() -> dict:
     return figures
 
 
+def extrapolate(grow: dict[int, float], measure: dict[int, float], target: int) -> str:
+    """The time to grow from the largest size measured to `target` schemas and measure there: growing at the
+    last size's seconds per new schema, measuring on the line through the measured sizes (both grow with the
+    number of schemas)."""
+    if not grow:
+        return "n/a"
+    sizes = sorted(grow)
+    last, previous = sizes[-1], ([0] + sizes)[-2]
+    per_schema = grow[last] / (last - previous)
+    if len(sizes) > 1:
+        slope = (measure[last] - measure[sizes[0]]) / (last - sizes[0])
+        measured = measure[last] + slope * (target - last)
+    else:
+        measured = measure[last] * target / last
+    seconds = per_schema * (target - last) + measured
+    return (f"{seconds / 60:.0f} min more for the {target} step (growing {per_schema:.2f} s/schema, "
+            f"measuring {measured / 60:.0f} min)")
+
+
 def main() -> None:
     config = mig.server_config()
     admin_kwargs = mig.create_database(config)
     app_root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     migrations_dir = mig.write_app(app_root)
     results: dict[int, dict] = {}
+    build_times: dict[int, float] = {}  # seconds to grow to each size and measure it
+    grow_times: dict[int, float] = {}
+    measure_times: dict[int, float] = {}
     try:
         mig.setup_django(config, app_root)
         from django.conf import settings
@@ -294,7 +400,9 @@ def main() -> None:
         load = ApiLoad()
         for step, size in enumerate(SIZES, start=1):
             log(f"-- {size} tenants")
+            size_started = time.monotonic()
             factory.grow_to(size)
+            grow_times[size] = time.monotonic() - size_started
             figures: dict = {}
             results[size] = figures
 
@@ -307,17 +415,28 @@ def main() -> None:
 
             report(measure_signup(size))
             report(measure_migrations(size, migrations_dir, step))
+            factory.catch_up()  # the next size's clones start from the migrations every schema now has
             names = [f"bench_t{i:05d}" for i in range(size)]
             hot = random.Random(size).sample(names, min(HOT_TENANTS, len(names)))
-            load.run(hot, 20)  # warm the hot tenants' keys and caches
-            report({f"API over {HOT_TENANTS} tenants {k}": v for k, v in load.run(hot, API_REQUESTS).items()})
-            spread = random.Random(size + 1).sample(names, min(API_REQUESTS, len(names)))
-            report({f"API spread over all {k}": v for k, v in load.run(spread, API_REQUESTS).items()})
-            report(backend_memory())
+            load.start()
+            try:
+                load.run(hot, 2 * HOT_TENANTS)  # warm the hot tenants' keys and every worker's caches
+                report({f"API over {HOT_TENANTS} tenants {k}": v for k, v in load.run(hot, API_REQUESTS).items()})
+                spread = random.Random(size + 1).sample(names, min(API_REQUESTS, len(names)))
+                report({f"API spread over all {k}": v for k, v in load.run(spread, API_REQUESTS).items()})
+                report(backend_memory())
+            finally:
+                load.stop()
             report(operator_pages())
+            build_times[size] = round(time.monotonic() - size_started, 1)
+            measure_times[size] = build_times[size] - grow_times[size]
+            log(f"  size {size} built in {grow_times[size]:.0f}s and measured in {measure_times[size]:.0f}s "
+                f"({build_times[size]:.0f}s in all)")
     finally:
         from django.db import connections
 
+        log(f"== seconds per size (grow + measure): {build_times}; "
+            f"10,000 extrapolated: {extrapolate(grow_times, measure_times, 10_000)}")
         try:
             connections.close_all()
         except Exception:  # noqa: BLE001

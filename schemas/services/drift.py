@@ -155,7 +155,7 @@ def drift_report(*, schemas: list[str] | None = None, include_public: bool = Tru
         if not affected:
             continue
         entry = changed_files.setdefault(key, {"app": app, "name": name, "file": graph.path(key),
-                                              "checksum": current, "schemas": []})
+                                              "sources": graph.sources(key), "checksum": current, "schemas": []})
         entry["schemas"] = sorted(set(entry["schemas"]) | set(affected))
         for schema in affected:
             if key not in reports[schema].changed:

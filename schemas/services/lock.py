@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from django.db import connection, connections
+from django.db import connection
 
 from core.errors import DomainError
-from core.locks import advisory_lock, lock_key
+from core.locks import advisory_lock, lock_key, session_connection
 
 # One key for every rollout, on every machine: advisory locks are per database (core.locks).
 ROLLOUT_LOCK_KEY = lock_key("rollout")
@@ -25,8 +25,9 @@ def rollout_lock():
     Its own connection, because the rollout closes the shared one before it
     forks workers, and closing would release a session-level lock.
     """
-    lock_connection = connections.create_connection(connection.alias)
-    try:
+    # core.locks.session_connection: past PgBouncer when DATABASE_DIRECT_URL is set; closed at the end,
+    # which ends the session and the lock with it.
+    with session_connection(connection) as lock_connection:
         with advisory_lock("rollout", wait=False, using=lock_connection) as acquired:
             if not acquired:
                 holder = _lock_holder(lock_connection)
@@ -35,8 +36,6 @@ def rollout_lock():
                     detail={"lock_key": ROLLOUT_LOCK_KEY},
                 )
             yield
-    finally:
-        lock_connection.close()  # ends the session: the lock goes with it
 
 
 def _lock_holder(lock_connection) -> str:

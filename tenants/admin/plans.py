@@ -34,7 +34,7 @@ class PlanAdmin(admin.ModelAdmin):
         return billing.format_money(plan.monthly_price_cents)
 
     def get_fields(self, request, obj=None):
-        return ("code", "name", *quotas.plan_limit_fields(), "monthly_price", "max_task_priority",
+        return ("code", "name", *quotas.plan_limit_fields(), "monthly_price", "overage_price", "max_task_priority",
                 "max_task_batch_size", "max_task_chain_length", "max_active_task_runs")
 
     def get_list_display(self, request):

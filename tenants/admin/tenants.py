@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 
 from django.contrib import admin, messages
@@ -78,18 +77,8 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
             statement = selectors.tenant_statement(tenant=tenant, month=timezone.now().strftime("%Y-%m"))
         money = billing.format_money
         if request.GET.get("format") == "csv":
-            response = HttpResponse(content_type="text/csv")
+            response = HttpResponse(billing.statement_csv(statement), content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="statement-{tenant.schema_name}-{month}.csv"'
-            writer = csv.writer(response)
-            writer.writerow(["tenant", "month", "plan", "from", "to", "days", "monthly price", "amount", "currency"])
-            for line in statement.lines:
-                writer.writerow([tenant.schema_name, statement.month, line.label, line.first, line.last, line.days,
-                                 billing.cents_to_amount(line.monthly_price_cents),
-                                 billing.cents_to_amount(line.amount_cents), billing.CURRENCY])
-            writer.writerow([tenant.schema_name, statement.month, "overage", "", "", "", "",
-                             billing.cents_to_amount(statement.overage_cents), billing.CURRENCY])
-            writer.writerow([tenant.schema_name, statement.month, "total", "", "", "", "",
-                             billing.cents_to_amount(statement.total_cents), billing.CURRENCY])
             return response
         first = statement.first
         previous = (first - dt.timedelta(days=1)).strftime("%Y-%m")
@@ -99,6 +88,8 @@ class TenantAdmin(ServiceAddViewMixin, admin.ModelAdmin):
             "title": f"Statement of {tenant.name}, {first:%B %Y}", "statement": statement,
             "lines": [{"line": line, "price": money(line.monthly_price_cents), "amount": money(line.amount_cents)}
                       for line in statement.lines],
+            "overage_lines": [{"line": line, "price": money(line.price_cents_per_1000),
+                               "amount": money(line.amount_cents)} for line in statement.overage_lines],
             "base": money(statement.base_cents), "overage": money(statement.overage_cents),
             "total": money(statement.total_cents), "currency": billing.CURRENCY,
             "previous": previous, "following": following,
