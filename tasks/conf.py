@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -70,3 +71,35 @@ def system_schedules_on_migrate() -> bool:
 def worker_heartbeat() -> float:
     """Seconds between a worker's heartbeats (tasks.engine.workers); 5 by default."""
     return float(q_cluster().get("worker_heartbeat", 5.0))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The cluster settings read once, for a caller that needs several of them in one step (one call, not five)."""
+
+    queue_name: str
+    broker_class: str
+    redis_url: str | None
+    redis_prefix: str
+    lease_grace: int
+    default_timeout: int
+    retry: int
+    bulk: int
+    poll: float
+
+
+def current() -> Snapshot:
+    """The cluster settings now (at call time, like every function here), in one read."""
+    cluster = q_cluster()
+    redis = cluster.get("redis")
+    return Snapshot(
+        queue_name=cluster.get("cluster_name") or cluster.get("name") or "default",
+        broker_class=cluster.get("broker_class") or "tasks.engine.orm_broker.PriorityORMBroker",
+        redis_url=redis if isinstance(redis, str) and redis else None,
+        redis_prefix=cluster.get("redis_prefix", "courtside"),
+        lease_grace=int(cluster.get("lease_grace", DEFAULT_LEASE_GRACE)),
+        default_timeout=int(cluster.get("timeout") or 300),
+        retry=int(cluster.get("retry", 360)),
+        bulk=int(cluster.get("bulk", 1)),
+        poll=float(cluster.get("poll", 0.2)),
+    )

@@ -194,14 +194,15 @@ def build_run(*, name, arguments, tenant, priority, max_retries, timeout, backof
                 {"priority": f"{limits.who} allows task priorities up to {Priority(limits.max_priority).name}."},
                 code="priority_not_allowed",
             )
-    timeout = spec.timeout or conf.default_timeout() if timeout is None else timeout
+    cluster = conf.current()
+    timeout = spec.timeout or cluster.default_timeout if timeout is None else timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ValidationError({"timeout": "The timeout must be a whole number of seconds, at least 1."})
-    retry = int(conf.q_cluster().get("retry", 360))
-    if timeout + conf.lease_grace() > retry:
+    retry = cluster.retry
+    if timeout + cluster.lease_grace > retry:
         # django-q2 would redeliver a package still running (see PITFALLS: retry must exceed timeout).
         raise ValidationError(
-            {"timeout": f"The timeout must be at most {retry - conf.lease_grace()} s "
+            {"timeout": f"The timeout must be at most {retry - cluster.lease_grace} s "
                         "(the cluster's retry minus the lease grace)."}
         )
     max_retries = spec.max_retries if max_retries is None else max_retries

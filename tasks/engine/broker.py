@@ -107,12 +107,13 @@ _brokers: dict[tuple, Broker] = {}
 
 def get_task_broker() -> Broker:
     """The broker the settings name now (read at call time), one instance per process and configuration."""
-    path = conf.broker_class()
-    key = (path, conf.queue_name(), conf.redis_url(), conf.redis_prefix())
+    now = conf.current()
+    path = now.broker_class
+    key = (path, now.queue_name, now.redis_url, now.redis_prefix)
     broker = _brokers.get(key)
     if broker is None:
         module, name = path.rsplit(".", 1)
-        broker = getattr(importlib.import_module(module), name)(list_key=conf.queue_name())
+        broker = getattr(importlib.import_module(module), name)(list_key=now.queue_name)
         _brokers[key] = broker
     return broker
 

@@ -69,11 +69,12 @@ class PriorityORMBroker(Broker):
         self._fresh()
         # Relaxed commit: a delivery lost in a server crash loses its claim with it (one WAL stream, and
         # everything the worker writes later comes after it), so the package is simply delivered again.
-        rows = soft_write(_dequeue_sql(), {"queue": self.list_key, "bulk": conf.bulk(), "grace": conf.lease_grace(),
+        cluster = conf.current()
+        rows = soft_write(_dequeue_sql(), {"queue": self.list_key, "bulk": cluster.bulk, "grace": cluster.lease_grace,
                                            "served_last": self._served_last},
                           alias=self._alias(), all_rows=True)
         if not rows:
-            time.sleep(conf.poll())
+            time.sleep(cluster.poll)
             return None
         # The turn's order (by tenant after the one served last, then by age) matters little once delivered;
         # the turn moves on to the last tenant served.
