@@ -60,6 +60,14 @@ def tenant_usage(*, tenant: Tenant, now: dt.datetime | None = None) -> dict:
         title=f"API calls per UTC day, last {CHART_DAYS} days", color=tenant.primary_color, width=640,
         height=170, limit=call_limit, label_every=6,
     )
+    # The surface of the calls (issue 20.3): the ledger's mcp_calls came through the MCP server, the rest REST.
+    mcp_chart = charts.bar_chart(
+        [(day.strftime("%d %b"), row.mcp_calls if row is not None else None) for day, row in window],
+        title=f"of which MCP tool calls, last {CHART_DAYS} days", color=tenant.primary_color, width=320,
+        height=110, label_every=10,
+    )
+    calls_30_days = sum(row.api_calls for _, row in window if row is not None)
+    mcp_calls_30_days = sum(row.mcp_calls for _, row in window if row is not None)
     lines = [
         QuotaLine("api_calls", "API calls today", calls_today, call_limit),
         QuotaLine("storage", "storage", tenant.storage_bytes, quotas.limit(plan, "storage")),
@@ -70,8 +78,11 @@ def tenant_usage(*, tenant: Tenant, now: dt.datetime | None = None) -> dict:
         "plan": plan,
         "plan_price": format_money(plan.monthly_price_cents) if plan is not None else "",
         "calls_today": calls_today,
-        "calls_30_days": sum(row.api_calls for _, row in window if row is not None),
+        "calls_30_days": calls_30_days,
+        "rest_calls_30_days": max(0, calls_30_days - mcp_calls_30_days),
+        "mcp_calls_30_days": mcp_calls_30_days,
         "calls_chart": chart,
+        "mcp_chart": mcp_chart,
         "quotas": lines,
         "storage_measured_at": tenant.storage_measured_at,
     }

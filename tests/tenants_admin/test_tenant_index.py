@@ -77,3 +77,17 @@ def test_one_tenants_index_never_shows_anothers_usage(lakers_free, warriors_star
     assert figures(warriors[warriors.index('id="tenant-usage"'):])["plan"] == Plan.objects.get(code="STARTER").name
     assert figures(lakers[lakers.index('id="tenant-usage"'):])["calls_today"] == "4321"
     assert re.search(r'<tr data-quota="saved_models" class="over">', lakers)
+
+
+def test_the_index_splits_its_calls_by_surface_rest_and_mcp(lakers_free, warriors_starter, lakers_client):
+    today = utc_today()
+    ledger(lakers_free, today, api_calls=50, mcp_calls=20)
+    ledger(lakers_free, today - dt.timedelta(days=2), api_calls=30, mcp_calls=5)
+    ledger(warriors_starter, today, api_calls=900, mcp_calls=800)  # another tenant's MCP use is never counted here
+
+    page = html(lakers_client.get("/admin/"))
+
+    top = figures(page[page.index('id="tenant-usage"'):])
+    assert (top["calls_30_days"], top["rest_calls_30_days"], top["mcp_calls_30_days"]) == ("80", "55", "25")
+    chart = page[page.index('id="card-mcp-chart"'):page.index('id="card-chart"')]
+    assert re.findall(r'<rect class="bar"[^>]*data-value="(\d+)"', chart) == ["5", "20"]
