@@ -15,6 +15,7 @@ from django.urls import path
 
 from configuration import keys
 from console.dashboard import dashboard_context
+from console.tenant_index import tenant_usage
 from core.admin import add_service_error
 from security import mfa
 from security import views as mfa_views
@@ -86,6 +87,7 @@ class ReadOnlyWhenLockedMixin:
 class TenantAdminSite(MfaAdminSiteMixin, admin.AdminSite):
     site_title = "Courtside"
     index_title = "Your NBA data"
+    index_template = "admin/tenant_index.html"
 
     def each_context(self, request):
         context = super().each_context(request)
@@ -103,7 +105,10 @@ class TenantAdminSite(MfaAdminSiteMixin, admin.AdminSite):
 
     def index(self, request, extra_context=None):
         # The home page greets with the tenant's branding.welcome_message (its own view of the key).
-        return super().index(request, extra_context={"title": keys.welcome_message(), **(extra_context or {})})
+        # Above the app list: the tenant's plan and usage against its quotas (console.tenant_index).
+        return super().index(request, extra_context={"title": keys.welcome_message(),
+                                                     "tenant_usage": tenant_usage(tenant=request.tenant),
+                                                     **(extra_context or {})})
 
     def get_urls(self):
         return [path("branding/", self.admin_view(self.branding_view), name="tenant_branding"), *super().get_urls()]

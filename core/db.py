@@ -120,7 +120,9 @@ def soft_write(sql: str, params, *, alias: str = "default", all_rows: bool = Fal
     connection.ensure_connection()
     raw = connection.connection  # Django's psycopg connection: client-side binding, several statements allowed
     statement, settings = sql, ["synchronous_commit TO OFF"]
-    if prepared is not None and not transaction_pooling():  # a PREPAREd statement is session state
+    if prepared is not None and transaction_pooling():
+        prepared = None  # a PREPAREd statement is session state: behind the pooler the statement goes out plain
+    if prepared is not None:
         settings.append("enable_seqscan TO OFF")
         key = (sql, tuple(sorted(prepared.items())))
         form = _prepared_forms.get(key)

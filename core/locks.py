@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 ADVISORY_LOCK_KEYS: dict[str, int] = {
@@ -60,20 +62,74 @@ def _connection(using):
     return connections[using or "default"] if using is None or isinstance(using, str) else using
 
 
+def _direct_conninfo(connection) -> dict | None:
+    """psycopg arguments for a session past PgBouncer (DATABASE_DIRECT_URL's server and credentials, the
+    database of `connection`), or None when no pooler stands between the process and PostgreSQL."""
+    direct = getattr(settings, "DATABASE_DIRECT", None) or {}
+    if not direct:
+        if getattr(settings, "DATABASE_POOL_MODE", "") == "transaction":
+            raise ImproperlyConfigured(
+                "DATABASE_POOL_MODE=transaction: session advisory locks need DATABASE_DIRECT_URL (a connection "
+                "past PgBouncer); through transaction pooling they neither exclude nor release reliably.")
+        return None
+    conninfo = {"dbname": connection.settings_dict.get("NAME"), "host": direct.get("HOST") or None,
+                "port": direct.get("PORT") or None, "user": direct.get("USER") or None,
+                "password": direct.get("PASSWORD") or None}
+    return {key: value for key, value in conninfo.items() if value is not None}
+
+
+@contextmanager
+def session_connection(using=None):
+    """A PostgreSQL session of its own for the block (closed at the end: its session locks go with it).
+
+    Past PgBouncer (DATABASE_DIRECT_URL) when one is configured, else a new connection like `using`'s.
+    """
+    import psycopg
+
+    connection = _connection(using)
+    conninfo = _direct_conninfo(connection)
+    if conninfo is None:
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        params.pop("prepare_threshold", None)
+        conninfo = params
+    session = psycopg.connect(autocommit=True, application_name="courtside-lock", connect_timeout=10, **conninfo)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _hold(connection, name: str, subkey, wait: bool) -> bool:
+    sql, params = _statement("pg_advisory_lock" if wait else "pg_try_advisory_lock", name, subkey)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        (result,) = cursor.fetchone()
+    return result is not False  # pg_advisory_lock returns void: it waited until it held the lock
+
+
 @contextmanager
 def advisory_lock(name: str, subkey: str | int | None = None, *, wait: bool = True, using=None):
     """Hold the session-level advisory lock `name` (with `subkey`: the two-key form) for the block.
 
     Yields whether it is held: wait=False tries once and yields False when another session holds
     it (the block then decides what to do); wait=True waits, and yields True.
-    `using`: a connection alias or a connection object (a rollout holds its lock on a connection of its own).
+    `using`: a connection alias, a Django connection or a psycopg one (a rollout holds its lock on a
+    session_connection of its own).
+
+    Behind PgBouncer in transaction pooling (DATABASE_DIRECT_URL set) a session lock taken through the
+    pooler lands on whichever server connection runs that statement: another client handed the same
+    server connection would share it, and the unlock may run on another one. There the lock is held on a
+    session of its own past the pooler, on `using`'s database, and ends with the block.
     """
     connection = _connection(using)
-    sql, params = _statement("pg_advisory_lock" if wait else "pg_try_advisory_lock", name, subkey)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (result,) = cursor.fetchone()
-    acquired = result is not False  # pg_advisory_lock returns void: it waited until it held the lock
+    # A psycopg connection given (session_connection's) is a session the caller chose: used as it is.
+    if hasattr(connection, "settings_dict") and _direct_conninfo(connection) is not None:
+        with session_connection(connection) as session:
+            yield _hold(session, name, subkey, wait)
+        return
+    acquired = _hold(connection, name, subkey, wait)
     try:
         yield acquired
     finally:

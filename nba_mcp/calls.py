@@ -138,7 +138,7 @@ def tool_call(*, principal: Principal, tool: str, every_tool: list[str], work: C
             return outcome
         if settings.TENANT_METERING_ENABLED:
             try:
-                admission = metering.admit(tenant=principal.tenant, authenticated=True)
+                admission = metering.admit(tenant=principal.tenant, authenticated=True, surface="mcp")
             except DomainError as error:
                 outcome = Outcome(code=error.code, message=error.message, detail=_refusal_detail(error),
                                   refused=True)

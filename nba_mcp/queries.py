@@ -7,14 +7,12 @@ answers for the same data. `limit` is already capped at the tenant's mcp.max_res
 
 from __future__ import annotations
 
-import statistics
-
-from django.db.models import Avg, Count, F, FloatField, Q
+from django.db.models import Q
 
 from configuration import keys
 from core.errors import DomainError
 from league import selectors
-from league.models import Game, Player, PlayerGameStat, StatModel, Team
+from league.models import Game, Player, PlayerGameStat, Team
 
 
 def _not_found(what: str, **detail) -> DomainError:
@@ -106,14 +104,7 @@ def compare_players(*, player_a: int, player_b: int, season: str | None) -> dict
 def team_roster(*, team: str, season: str | None, limit: int) -> dict:
     found = _team(team)
     season = _season(season)
-    players = (Player.objects.filter(team=found).annotate(
-        games=Count("stat_lines", filter=Q(stat_lines__game__season=season)),
-        ppg=Avg("stat_lines__points", filter=Q(stat_lines__game__season=season), output_field=FloatField()),
-        rpg=Avg(F("stat_lines__offensive_rebounds") + F("stat_lines__defensive_rebounds"),
-                filter=Q(stat_lines__game__season=season), output_field=FloatField()),
-        apg=Avg("stat_lines__assists", filter=Q(stat_lines__game__season=season), output_field=FloatField()),
-    ).order_by(F("ppg").desc(nulls_last=True), "last_name"))
-    rows, truncated = _rows(players, limit)
+    rows, truncated = _rows(selectors.team_roster(team_id=found.pk, season=season), limit)
     return {"team": _team_row(found), "season": season, "truncated": truncated,
             "players": [{**_player_row(p), "games": p.games, "ppg": p.ppg, "rpg": p.rpg, "apg": p.apg}
                         for p in rows]}
@@ -152,41 +143,25 @@ def box_score(*, game_id: int) -> dict:
 
 def standings(*, season: str | None) -> dict:
     season = _season(season)
-    record = {team.pk: {**_team_row(team), "wins": 0, "losses": 0} for team in Team.objects.all()}
-    finished = Game.objects.filter(season=season, home_score__isnull=False, away_score__isnull=False)
-    for home, away, home_score, away_score in finished.values_list("home_team_id", "away_team_id",
-                                                                    "home_score", "away_score"):
-        winner, loser = (home, away) if home_score > away_score else (away, home)
-        record[winner]["wins"] += 1
-        record[loser]["losses"] += 1
-    table = sorted(record.values(), key=lambda row: (-row["wins"], row["losses"], row["full_name"]))
-    for row in table:
-        played = row["wins"] + row["losses"]
-        row["win_pct"] = round(row["wins"] / played, 3) if played else None
-    return {"season": season, "standings": table}
+    return {"season": season, "standings": selectors.standings(season=season)}
 
 
 def project_points(*, player_id: int, model: str | None) -> dict:
     """Next-game points of a player with the tenant's trained points model (league.train_points_model)."""
     player = _player(player_id)
-    models = StatModel.objects.filter(target="points", status=StatModel.Status.READY)
-    chosen = (models.filter(name=model) if model else models.order_by("-trained_at")).first()
+    chosen = selectors.points_model_latest(name=model)
     if chosen is None:
         raise DomainError("No trained points model" + (f" named {model!r}" if model else "") +
                           ": train one first (the league.train_points_model task).",
                           code="no_trained_model", status=404, detail={"model": model})
-    recent = list(PlayerGameStat.objects.filter(player=player).order_by("-game__date", "-game_id")
-                  .values_list("points", "minutes")[: chosen.window_games])
-    if not recent:
+    projection = selectors.points_projection(player_id=player.pk, model=chosen)
+    if projection is None:
         raise DomainError(f"{player.full_name} has no games to project from.", code="no_games", status=404,
                           detail={"player_id": player.pk})
-    metrics = chosen.metrics
-    average = statistics.fmean(points for points, _ in recent)
-    minutes = statistics.fmean(float(m) for _, m in recent)
-    projected = metrics["intercept"] + metrics["recent_average"] * average + metrics["minutes"] * minutes
     return {"player": _player_row(player), "model": {"name": chosen.name, "window_games": chosen.window_games,
-                                                      "mae": metrics.get("mae")},
-            "recent_average": average, "recent_minutes": minutes, "projected_points": round(max(0.0, projected), 2)}
+                                                      "mae": chosen.metrics.get("mae")},
+            "recent_average": projection.recent_average, "recent_minutes": projection.recent_minutes,
+            "projected_points": projection.projected_points}
 
 
 def current_season() -> dict:

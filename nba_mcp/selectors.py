@@ -28,17 +28,14 @@ def _utc_day(day: dt.date | None) -> dt.date:
 
 
 def usage_by_surface(*, tenant: Tenant, day: dt.date | None = None) -> dict:
-    """A tenant's API calls of a UTC day from the usage ledger, split by surface (MCP calls are ToolCall rows).
+    """A tenant's API calls of a UTC day from the usage ledger, split by surface.
 
-    `api_calls` is the ledger's count (what the quota and the statements use); every admitted
-    MCP tools/call is one of them, and the rest came through the REST API (or its task runs).
+    `api_calls` is the ledger's count (what the quota and the statements use); the admission counts the
+    MCP tools/calls among them (UsageDay.mcp_calls), and the rest came through the REST API (or its task runs).
     """
     day = _utc_day(day)
-    total = UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", flat=True).first() or 0
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    mcp = ToolCall.objects.filter(tenant=tenant, started_at__gte=start, started_at__lt=start + dt.timedelta(days=1)
-                                  ).exclude(outcome=ToolCall.Outcome.REFUSED).count()
-    return {"date": day.isoformat(), "api_calls": total, "mcp": mcp, "rest": max(0, total - mcp)}
+    row = UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", "mcp_calls").first() or (0, 0)
+    return {"date": day.isoformat(), "api_calls": row[0], "mcp": row[1], "rest": max(0, row[0] - row[1])}
 
 
 def tool_figures(*, since: dt.datetime | None = None, tenant: Tenant | None = None) -> QuerySet:

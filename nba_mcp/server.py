@@ -14,11 +14,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
+import time
 from contextvars import ContextVar
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+
+import anyio
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
@@ -28,7 +32,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from nba_mcp import calls, queries
+from nba_mcp import calls, queries, training
 from nba_mcp.tenancy import Principal, Refusal, authenticate, hostname, in_schema, in_thread
 
 SERVICE_NAME = "nba-mcp-server"
@@ -193,6 +197,27 @@ class ProjectionModel(BaseModel):
     mae: float | None
 
 
+class TrainingRun(BaseModel):
+    run_id: str
+    task: str
+    status: str
+    finished: bool
+    priority: str
+    progress: float
+    progress_message: str
+    attempts: int
+    result: dict | None
+    error: str
+    submitted_at: str | None
+    finished_at: str | None
+
+
+RunId = Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{32,36}$", description="A run id (train_points_model gives it).")]
+# How often a waiting train_points_model call reads its run's progress, and the longest it waits.
+TRAINING_POLL_SECONDS = 0.1
+TRAINING_WAIT_MAX = 240
+
+
 class Projection(BaseModel):
     player: PlayerRow
     model: ProjectionModel
@@ -218,9 +243,18 @@ _current: ContextVar[Principal | None] = ContextVar("courtside_mcp_principal", d
 
 
 async def _principal_middleware(ctx: ServerRequestContext, call_next):
-    """SDK middleware: every inbound message carries its HTTP request's principal into its handler."""
-    token = _current.set(principal_of(ctx.request) if ctx.request is not None else None)
+    """SDK middleware: every inbound message carries its HTTP request's principal into its handler.
+
+    A `notifications/cancelled` (stateless transport: it comes on a request of its own) cancels the
+    task run the cancelled request submitted, found by the caller's key and the request id.
+    """
+    principal = principal_of(ctx.request) if ctx.request is not None else None
+    token = _current.set(principal)
     try:
+        if ctx.method == "notifications/cancelled" and principal is not None:
+            request_id = (ctx.params or {}).get("requestId")
+            if request_id is not None:
+                await in_thread(training.cancel_for_request, principal=principal, request_id=request_id)
         return await call_next(ctx)
     finally:
         _current.reset(token)
@@ -263,6 +297,24 @@ async def _run(server: CourtsideMCP, ctx: Context, tool: str, work, **arguments)
     body = outcome.error_body()
     return CallToolResult(content=[TextContent(type="text", text=_json(body))], structured_content=body,
                           is_error=True)
+
+
+async def _follow(ctx: Context, principal: Principal, run_id: str, wait_seconds: int) -> CallToolResult:
+    """Wait for a run, sending an MCP progress notification whenever its progress, message or status changes."""
+    deadline = time.monotonic() + wait_seconds
+    seen = None
+    while True:
+        state = await in_schema("public", training.run_state, principal=principal, run_id=run_id)
+        now = (state["status"], state["progress"], state["progress_message"])
+        if now != seen:
+            seen = now
+            message = f"{state['status']}: {state['progress_message']}" if state["progress_message"] else state["status"]
+            await ctx.report_progress(state["progress"], 1.0, message[:200])
+        if state["finished"] or time.monotonic() >= deadline:
+            break
+        await anyio.sleep(TRAINING_POLL_SECONDS)
+    return CallToolResult(content=[TextContent(type="text", text=_json(state))], structured_content=state,
+                          is_error=state["status"] in ("failed", "cancelled"))
 
 
 def build_server() -> CourtsideMCP:
@@ -335,6 +387,36 @@ def build_server() -> CourtsideMCP:
         model: Annotated[str | None, Field(default=None, min_length=1, max_length=100)] = None,
     ) -> Annotated[CallToolResult, Projection]:
         return await _run(server, ctx, "project_points", queries.project_points, player_id=player_id, model=model)
+
+    @tool("train_points_model", "Train (or retrain) a points model on your data as a task at your priority; "
+          "streams the run's progress while you wait, up to wait_seconds. Cancelling the call cancels the run; "
+          "if you disconnect it goes on: ask training_run_state with its run_id.")
+    async def train_points_model(
+        ctx: Context,
+        name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w .-]+$")],
+        window_games: Annotated[int, Field(ge=1, le=82)] = 10,
+        priority: Annotated[Literal["low", "normal", "high", "critical"] | None, Field(
+            default=None, description="Within your plan's highest priority; default the task's.")] = None,
+        wait_seconds: Annotated[int, Field(ge=0, le=TRAINING_WAIT_MAX,
+                                           description="Longest wait for the run to finish.")] = 120,
+    ) -> Annotated[CallToolResult, TrainingRun]:
+        principal = principal_of(ctx.request_context.request)
+        work = functools.partial(training.training_submit, principal=principal, request_id=ctx.request_id)
+        submitted = await _run(server, ctx, "train_points_model", work, name=name, window_games=window_games,
+                               priority=priority)
+        if submitted.is_error:
+            return submitted
+        return await _follow(ctx, principal, submitted.structured_content["run_id"], wait_seconds)
+
+    @tool("training_run_state", "The state of one of your training runs by id (status, progress, result).")
+    async def training_run_state(ctx: Context, run_id: RunId) -> Annotated[CallToolResult, TrainingRun]:
+        work = functools.partial(training.run_state, principal=principal_of(ctx.request_context.request))
+        return await _run(server, ctx, "training_run_state", work, run_id=run_id)
+
+    @tool("cancel_training_run", "Cancel one of your training runs by id (a running one stops at its next step).")
+    async def cancel_training_run(ctx: Context, run_id: RunId) -> Annotated[CallToolResult, TrainingRun]:
+        work = functools.partial(training.run_cancel, principal=principal_of(ctx.request_context.request))
+        return await _run(server, ctx, "cancel_training_run", work, run_id=run_id)
 
     @server.resource("nba://teams", name="teams", mime_type="application/json",
                      description="The teams of your league.")

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django_tenants.utils import get_public_schema_name, get_tenant_model
 
-from core.admin import ServiceErrorFormMixin, operator_site
+from core.admin import operator_site
 from schemas.matrix import matrix_page
 from schemas.models import MigrationRecord, Rollout
 from schemas.selectors import ledger_summary_cached
@@ -85,12 +85,19 @@ class SpareSchemaFilter(admin.SimpleListFilter):
 class MigrationRecordAdmin(admin.ModelAdmin):
     """Read-only history: the ledger is written by migrations, never by hand."""
 
-    list_display = ("schema_name", "app_label", "name", "outcome", "applied_at", "applied_by", "duration_ms",
-                    "undone_at", "short_checksum")
+    list_display = ("schema_name", "app_label", "name", "migration_type", "outcome", "applied_at", "applied_by",
+                    "duration_ms", "undone_at", "short_checksum")
     list_filter = ("outcome", "app_label", SchemaFilter, SpareSchemaFilter)
     search_fields = ("schema_name", "app_label", "name")
     date_hierarchy = "applied_at"
     change_list_template = "admin/schemas/migrationrecord/change_list.html"
+
+    _types: dict = {}
+
+    @admin.display(description="type")
+    def migration_type(self, obj):
+        """schema, data or hybrid, as the file on disk says (— when the file is gone)."""
+        return self._types.get((obj.app_label, obj.name), "—")
 
     def short_checksum(self, obj):
         return obj.checksum[:12]
@@ -114,6 +121,9 @@ class MigrationRecordAdmin(admin.ModelAdmin):
         ]
 
     def changelist_view(self, request, extra_context=None):
+        from schemas.selectors import migration_types
+
+        self._types = migration_types()  # once per page, not per row
         return super().changelist_view(request, {**(extra_context or {}), "spare_counts": spare_counts()})
 
     def summary_view(self, request):
@@ -195,6 +205,7 @@ class RolloutAdmin(admin.ModelAdmin):
     exclude = ("results",)
 
     change_list_template = "admin/schemas/rollout/change_list.html"
+    change_form_template = "admin/schemas/rollout/change_form.html"
 
     def progress(self, obj):
         return f"{obj.done}/{obj.total}"
@@ -202,54 +213,78 @@ class RolloutAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path("start/", self.admin_site.admin_view(self.start_view), name="schemas_rollout_start"),
+            path("<int:object_id>/undo/", self.admin_site.admin_view(self.undo_view), name="schemas_rollout_undo"),
             *super().get_urls(),
         ]
 
     def start_view(self, request):
-        """Start `rollout` as a background task; its progress shows on the rollout and on the task run."""
-        from django import forms
+        """The rollout form: "Dry run" shows the plan (stages, migrations, types, non-atomic ones marked) and
+        changes nothing; "Start" queues the staged rollout as a background task, its progress shown below."""
         from django.contrib import messages
-        from django.core.exceptions import PermissionDenied, ValidationError
         from django.shortcuts import redirect
 
+        from schemas.forms import RolloutForm
+        from schemas.rollouts import rollout_plan
+        from schemas.services import parse_target
         from tasks.actions import task_submit
 
         if not request.user.is_superuser:
             raise PermissionDenied
-
-        class StartForm(ServiceErrorFormMixin, forms.Form):
-            targets = forms.CharField(required=False, help_text="Optional: app.migration targets, space-separated "
-                                      "(a target below the current state rolls back). Empty: every app's latest.")
-            schemas = forms.CharField(required=False, help_text="Optional: tenant schemas, space-separated.")
-            canary = forms.IntegerField(required=False, min_value=1, help_text="Only the first N schemas.")
-            resume = forms.BooleanField(required=False, help_text="Retry the failed and pending schemas of the "
-                                        "last unfinished rollout.")
-
-        form = StartForm(request.POST or None)
+        form, plan = RolloutForm(request.POST or None), None
         if request.method == "POST" and form.is_valid():
-            arguments = {"operator": request.user.get_username()}
-            for key in ("targets", "schemas"):
-                if form.cleaned_data[key].split():
-                    arguments[key] = form.cleaned_data[key].split()
-            if form.cleaned_data["canary"]:
-                arguments["canary"] = form.cleaned_data["canary"]
-            if form.cleaned_data["resume"]:
-                arguments["resume"] = True
-            try:
-                from schemas.services import parse_target
-
-                for target in arguments.get("targets", []):
-                    parse_target(target)  # refused here with a clear message, not in the worker
-                run = task_submit(name="schemas.rollout", arguments=arguments,
-                                  submitted_by=request.user.get_username())
-            except ValidationError as error:
-                form.add_service_error(error)
-            else:
-                messages.success(request, f"Rollout queued as task run #{run.pk}; progress shows below.")
-                return redirect(f"{self.admin_site.name}:schemas_rollout_changelist")
+            with form.service_errors():
+                targets = [parse_target(t) for t in form.cleaned_data["targets"].split()] or None
+                if request.POST.get("action") == "plan":
+                    plan = rollout_plan(targets=targets, **form.service_arguments())
+                else:
+                    rollout_plan(targets=targets, **form.service_arguments())  # refused here, not in the worker
+                    who = request.user.get_username()
+                    run = task_submit(name="schemas.rollout", arguments=form.task_arguments(who), submitted_by=who)
+                    messages.success(request, f"Rollout queued as task run #{run.pk}; progress shows below.")
+                    return redirect(f"{self.admin_site.name}:schemas_rollout_changelist")
         context = {**self.admin_site.each_context(request), "title": "Start a rollout", "form": form,
-                   "opts": self.model._meta}
+                   "plan": plan, "opts": self.model._meta}
         return TemplateResponse(request, "admin/schemas/rollout/start.html", context)
+
+    def undo_view(self, request, object_id):
+        """POST: reverse in one schema what this rollout applied there (a rollback rollout of its own)."""
+        from django.contrib import messages
+        from django.core.exceptions import ValidationError
+        from django.shortcuts import redirect
+
+        from core.errors import DomainError
+        from schemas.rollouts import rollout_undo_schema
+
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        back = redirect(f"{self.admin_site.name}:schemas_rollout_change", object_id)
+        if request.method != "POST":
+            return back
+        schema = request.POST.get("schema", "")[:63]
+        try:
+            result = rollout_undo_schema(rollout_id=int(object_id), schema=schema, by=request.user.get_username())
+        except (ValidationError, DomainError) as error:
+            messages.error(request, "; ".join(getattr(error, "messages", None) or [str(error)]))
+            return back
+        if result.failed:
+            messages.error(request, f"Undo in {schema} failed: {result.failed[schema]['error']}")
+        else:
+            undone = ", ".join(label.lstrip("-") for label in result.results.get(schema, {}).get("applied", []))
+            messages.success(request, f"Undone in {schema}: {undone or 'nothing left to undo'} "
+                                      f"(rollout #{result.rollout.pk}).")
+        return back
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        rollout = self.get_object(request, object_id)
+        rows = []
+        if rollout is not None:
+            rows = [{"schema": s, "status": r.get("status", ""), "applied": ", ".join(r.get("applied") or []),
+                     "error": r.get("error", ""),
+                     "undoable": r.get("status") == "ok" and any(not a.startswith("-") for a in r.get("applied") or [])}
+                    for s, r in sorted(rollout.results.items())[:1000]]
+        extra = {**(extra_context or {}), "schema_rows": rows,
+                 "schema_count": len(rollout.results) if rollout else 0}
+        return super().change_view(request, object_id, form_url, extra)
 
     def failures(self, obj):
         failed = [(s, r.get("error", "")) for s, r in sorted(obj.results.items()) if r.get("status") == "failed"]

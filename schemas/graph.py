@@ -33,6 +33,21 @@ def file_checksum(path: str | None) -> str:
     return _CHECKSUM_CACHE[cache_key]
 
 
+def migration_checksum(migration) -> str:
+    """SHA-256 of a migration's file; for a SQL-file migration, of its file and the .sql file(s) it came from.
+
+    `sqlmigration` names its sources in `sql_file_sources`: an edit to the SQL
+    after generation changes the checksum, so it is drift like an edit to the
+    migration itself. A source that is gone counts as changed, too.
+    """
+    digest = file_checksum(migration_path(migration))
+    sources = getattr(migration, "sql_file_sources", None) or ()
+    if not digest or not sources:
+        return digest
+    parts = [digest, *(f"{path}:{file_checksum(path) or 'missing'}" for path in sources)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def migration_path(migration) -> str | None:
     module = sys.modules.get(type(migration).__module__)
     path = getattr(module, "__file__", None)
@@ -55,7 +70,13 @@ class Graph:
         return migration_path(migration) if migration is not None else None
 
     def checksum(self, key: Key) -> str:
-        return file_checksum(self.path(key))
+        migration = self.loader.disk_migrations.get(key) or self.loader.graph.nodes.get(key)
+        return migration_checksum(migration) if migration is not None else ""
+
+    def sources(self, key: Key) -> list[str]:
+        """The .sql file(s) a SQL-file migration was generated from (checksummed with it); else none."""
+        migration = self.loader.disk_migrations.get(key) or self.loader.graph.nodes.get(key)
+        return list(getattr(migration, "sql_file_sources", None) or ())
 
     def known(self) -> set[Key]:
         """Nodes plus the migrations a squashed migration replaced: neither is a 'file gone'."""

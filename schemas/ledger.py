@@ -17,7 +17,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from schemas import selectors
-from schemas.graph import Graph, Key, file_checksum, load_graph, migration_path
+from schemas.graph import Graph, Key, load_graph, migration_checksum
 from schemas.models import MigrationRecord, Rollout
 
 # Set while our executor records the ledger itself, so the post_migrate
@@ -141,7 +141,7 @@ def ledger_record_stock_plan(*, plan, started_at=None) -> None:
     schema_name = getattr(connection, "schema_name", None) or settings.PUBLIC_SCHEMA_NAME
     keys = [((migration.app_label, migration.name), backwards) for migration, backwards in plan]
     # The plan holds the Migration objects: hash their files directly, no graph load per schema.
-    checksums = {(m.app_label, m.name): file_checksum(migration_path(m)) for m, _ in plan}
+    checksums = {(m.app_label, m.name): migration_checksum(m) for m, _ in plan}
     try:
         with transaction.atomic():
             ledger_record(schema_name=schema_name, plan=keys, started_at=started_at, checksums=checksums)

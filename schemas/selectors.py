@@ -71,6 +71,22 @@ def applied_migrations_by_schema(schema_names: list[str]) -> dict[str, set[tuple
     return result
 
 
+def applied_in_order_by_schema(schema_names: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """{schema: [(app, name), ...]} in the order each schema applied them (django_migrations.id), oldest first."""
+    result: dict[str, list[tuple[str, str]]] = {name: [] for name in schema_names}
+    with_table = sorted(schemas_with_migration_table(schema_names))
+    with connection.cursor() as cursor:
+        for start in range(0, len(with_table), _UNION_CHUNK):
+            chunk = with_table[start:start + _UNION_CHUNK]
+            sql = " UNION ALL ".join(
+                f"SELECT %s::text, id, app, name FROM {_quote(schema)}.django_migrations" for schema in chunk
+            )
+            cursor.execute(f"SELECT * FROM ({sql}) AS m ORDER BY 1, 2", chunk)
+            for schema, _id, app, name in cursor.fetchall():
+                result[schema].append((app, name))
+    return result
+
+
 def columns_by_schema(schema_names: list[str], tables: list[str]) -> dict[str, dict[str, set[str]]]:
     """{schema: {table: {column, ...}}} for the given tables, straight from pg_catalog in one statement."""
     result: dict[str, dict[str, set[str]]] = defaultdict(dict)
@@ -125,6 +141,18 @@ def _is_spare(schema_name: str) -> bool:
 
 
 LEDGER_SUMMARY_SECONDS = 30
+
+
+_TYPES: dict = {}
+
+
+def migration_types() -> dict[tuple[str, str], str]:
+    """{(app, name): schema|data|hybrid} of every migration on disk, reloaded when a migration file changes."""
+    key = migration_files_key()
+    if _TYPES.get("key") != key:
+        graph = load_graph()
+        _TYPES.update(key=key, types={k: graph.type_of(k) for k in graph.nodes})
+    return _TYPES["types"]
 
 
 def migration_files_key() -> tuple:
@@ -210,8 +238,11 @@ def ledger_summary(*, graph=None) -> dict:
             cursor.execute(f"SELECT count(DISTINCT r.schema_name) {joins} AND {mismatch}",
                            [*params, get_public_schema_name()])
             drifted = cursor.fetchone()[0]
-    pending = [{"app": app, "name": name, "schemas": schema_total - rows.get((app, name), (0,))[0]}
+    pending = [{"app": app, "name": name, "schemas": schema_total - rows.get((app, name), (0,))[0],
+                "type": graph.type_of((app, name))}
                for app, name in expected if schema_total - rows.get((app, name), (0,))[0] > 0]
+    for entry in changed:
+        entry["type"] = graph.type_of((entry["app"], entry["name"]))
     return {
         "schemas": schema_total,
         "current": current,

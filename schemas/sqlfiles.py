@@ -264,7 +264,8 @@ def _literal(sql: str) -> str:
     return repr(sql)
 
 
-def render(sql_file: SqlFile, *, app_label: str, dependency: tuple[str, str] | None, source: str) -> str:
+def render(sql_file: SqlFile, *, app_label: str, dependency: tuple[str, str] | None, source: str,
+           sources: list[str] | None = None) -> str:
     dependencies = f"[({dependency[0]!r}, {dependency[1]!r})]" if dependency else "[]"
     elidable = "False"
     return (
@@ -275,7 +276,9 @@ def render(sql_file: SqlFile, *, app_label: str, dependency: tuple[str, str] | N
         f"class Migration(migrations.Migration):\n"
         f"    {repr(sql_file.description or sql_file.name)}\n\n"
         f"    sql_file_version = {sql_file.version!r}\n"
-        f"    sql_file_type = {sql_file.type!r}\n\n"
+        f"    sql_file_type = {sql_file.type!r}\n"
+        f"    # Checksummed with this file: an edit to the SQL after generation is drift.\n"
+        f"    sql_file_sources = {list(sources or [])!r}\n\n"
         f"    dependencies = {dependencies}\n\n"
         f"    operations = [\n"
         f"        migrations.RunSQL(\n"
@@ -288,7 +291,7 @@ def render(sql_file: SqlFile, *, app_label: str, dependency: tuple[str, str] | N
 
 
 def migration_write(*, app_label: str, sql_file: SqlFile, source: str, verify_schema: str | None = None,
-                    skip_verify: bool = False) -> Path:
+                    skip_verify: bool = False, sources: list[str] | None = None) -> Path:
     """Turn a parsed SQL file into the app's next migration; writes nothing if any check fails."""
     try:
         config = django_apps.get_app_config(app_label)
@@ -317,7 +320,10 @@ def migration_write(*, app_label: str, sql_file: SqlFile, source: str, verify_sc
         raise ValidationError(f"{target} already exists.")
     if not skip_verify:
         verify(sql_file, app_label=app_label, schema_name=verify_schema)
-    text = render(sql_file, app_label=app_label, dependency=(app_label, latest) if latest else None, source=source)
+    # The SQL file(s) by absolute path: checksummed with the migration, so a later edit to them is drift.
+    sources = [str(Path(p).resolve()) for p in (sources if sources is not None else [source]) if p]
+    text = render(sql_file, app_label=app_label, dependency=(app_label, latest) if latest else None, source=source,
+                  sources=sources)
     compile(text, str(target), "exec")  # never write a file Python cannot import
     target.write_text(text)
     return target

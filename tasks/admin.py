@@ -15,6 +15,7 @@ from core import charts
 from core.admin import operator_site, tenant_site
 from core.errors import DomainError
 from tasks import actions, registry, selectors
+from tasks.admin_submit import TaskSubmitViewMixin
 from tasks.models import TERMINAL, Priority, Status, TaskAttempt, TaskRun, TaskSchedule, WorkerProcess, public_status
 from tenants import media
 
@@ -35,7 +36,7 @@ class TaskAttemptInline(admin.TabularInline):
         return False
 
 
-class TaskRunAdmin(admin.ModelAdmin):
+class TaskRunAdmin(TaskSubmitViewMixin, admin.ModelAdmin):
     list_display = ["name", "tenant_label", "priority_label", "shown_status", "progress_bar", "attempts", "created_at",
                     "finished_at"]
     list_filter = ["status", "priority", "name", ("finished_at", admin.DateFieldListFilter)]
@@ -184,7 +185,9 @@ class TaskRunAdmin(admin.ModelAdmin):
         progress = self.admin_site.admin_view(self.progress_view)
         act = self.admin_site.admin_view(self.act_view)
         workers = self.admin_site.admin_view(self.workers_view)
+        submit = self.admin_site.admin_view(self.submit_view)
         return [path("progress/", progress, name="tasks_taskrun_progress"),
+                path("submit/", submit, name="tasks_taskrun_submit"),
                 path("workers/", workers, name="tasks_workers"),
                 path("<path:object_id>/do/<str:verb>/", act, name="tasks_taskrun_act"), *super().get_urls()]
 
@@ -217,7 +220,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         points = [(f"{h['hour']:%H}h", h["succeeded"]) for h in hours]
         failures = [(f"{h['hour']:%H}h", h["failed"] + h["cancelled"]) for h in hours]
         extra_context = {
-            **(extra_context or {}),
+            **(extra_context or {}), "may_submit": self.may_act(request),
             "queue_depth": [{"label": label, "count": count, "width": round(100 * count / top)}
                             for label, count in depth.items()],
             "outcome_charts": [

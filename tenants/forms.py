@@ -92,11 +92,18 @@ class ApiKeyCreateForm(forms.Form):
 
 
 class PlanForm(forms.ModelForm):
-    """A plan as the operator edits it: the price in dollars (stored in cents), every other field as is."""
+    """A plan as the operator edits it: the prices in dollars (stored in cents), every other field as is."""
 
     monthly_price = forms.DecimalField(
         label=f"monthly price ({billing.CURRENCY})", min_value=0, max_digits=9, decimal_places=2, required=False,
         help_text="What a tenant on this plan pays a month, e.g. 499.00 (left out: unchanged; new plan: 0).",
+    )
+
+    overage_price = forms.DecimalField(
+        label=f"overage price per 1,000 calls ({billing.CURRENCY})", min_value=0, max_digits=9, decimal_places=2,
+        required=False,
+        help_text="Empty or 0: calls past the daily quota are refused (429). A price, e.g. 0.50: they are admitted "
+                  "and billed per 1,000 on the monthly statement.",
     )
 
     class Meta:
@@ -108,8 +115,11 @@ class PlanForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None:
             self.initial["monthly_price"] = billing.cents_to_amount(self.instance.monthly_price_cents)
+            self.initial["overage_price"] = billing.cents_to_amount(self.instance.overage_price_cents_per_1000)
 
     def save(self, commit=True):
         if self.cleaned_data.get("monthly_price") is not None:
             self.instance.monthly_price_cents = billing.amount_to_cents(self.cleaned_data["monthly_price"])
+        if "overage_price" in self.data:  # sent empty: the plan blocks at its quota; left out: unchanged
+            self.instance.overage_price_cents_per_1000 = billing.amount_to_cents(self.cleaned_data["overage_price"])
         return super().save(commit=commit)

@@ -9,18 +9,20 @@ through the quota registry (tenants.quotas).
 
 The API (stable; the MCP server and any other entry point admit through it):
 
-    admit(*, tenant, authenticated: bool, address: str = "") -> Admission | None
+    admit(*, tenant, authenticated: bool, address: str = "", surface: str = "rest") -> Admission | None
         Let one unit of work in, or raise a 429 DomainError (Retry-After and X-RateLimit-* in its
         headers). Authenticated work on a tenant spends its quotas and takes a lease (an Admission);
         anonymous work spends only its address's allowance (None). Inside a `scope()` the admission is
-        held by the scope, which releases it.
+        held by the scope, which releases it. `surface` ("rest" or "mcp", SURFACES) is recorded on the
+        ledger row in the same upsert (UsageDay.mcp_calls). A plan with an overage price
+        (Plan.overage_allowed) admits calls past its daily quota; they are billed (tenants.statements).
     release(admission: Admission | None) -> None           lets a lease go (None: nothing to do)
-    admitted(*, tenant, authenticated, address="")          context manager: admit, yield the Admission, release
+    admitted(*, tenant, authenticated, address="", surface="rest")  context manager: admit, yield the Admission, release
     scope() -> Scope                                        context manager around one request: holds what
                                                             admit() took, releases it at the end whatever
                                                             happens; Scope.headers(tenant) gives the
                                                             X-RateLimit-* headers of the response
-    calls_admit(*, tenant, calls: int) -> Admission         bulk: `calls` calls against the day, all or none
+    calls_admit(*, tenant, calls: int, surface="rest")     bulk: `calls` calls against the day, all or none
                                                             (a batch of task runs); no lease, no burst window
     Admission.headers() -> dict                             X-RateLimit-Limit / X-RateLimit-Remaining
 
@@ -53,6 +55,19 @@ from tenants.models import Tenant, UsageDay
 logger = logging.getLogger(__name__)
 
 BURST_WINDOW_SECONDS = 60
+# Where an admitted call came from; the ledger counts MCP calls (UsageDay.mcp_calls), REST is the rest.
+SURFACES = ("rest", "mcp")
+
+
+def _is_mcp(surface: str) -> bool:
+    if surface not in SURFACES:
+        raise ValueError(f"Unknown surface {surface!r}; use one of {', '.join(SURFACES)}.")
+    return surface == "mcp"
+
+
+def _admitted_limit(plan, call_limit: int | None) -> int | None:
+    """The daily limit the admission enforces: none when the plan bills calls past its quota instead."""
+    return None if plan.overage_allowed else call_limit
 
 
 @dataclass(frozen=True)
@@ -82,8 +97,9 @@ def rate_limit_headers(*, limit: int | None, remaining: int | None) -> dict[str,
     }
 
 
-def request_admit(*, tenant: Tenant) -> Admission:
+def request_admit(*, tenant: Tenant, surface: str = "rest") -> Admission:
     """Count one API call (day and minute) and take a concurrency lease, or raise a 429 DomainError."""
+    mcp = _is_mcp(surface)
     plan = tenant.plan
     call_limit = quotas.limit(plan, "api_calls")
     concurrency_limit = quotas.limit(plan, "concurrency")
@@ -93,9 +109,9 @@ def request_admit(*, tenant: Tenant) -> Admission:
     with raw_cursor() as cursor:
         cursor.execute(
             "SELECT outcome, calls, active, retry_after"
-            " FROM public.courtside_admit_request(%s, %s, %s, %s, %s, %s, %s)",
-            [tenant.pk, now.astimezone(dt.UTC).date(), call_limit, concurrency_limit, token,
-             settings.TENANT_REQUEST_LEASE_SECONDS, burst_limit],
+            " FROM public.courtside_admit_request(%s, %s, %s, %s, %s, %s, %s, NULL, %s)",
+            [tenant.pk, now.astimezone(dt.UTC).date(), _admitted_limit(plan, call_limit), concurrency_limit, token,
+             settings.TENANT_REQUEST_LEASE_SECONDS, burst_limit, mcp],
         )
         outcome, calls, active, retry_after = cursor.fetchone()
     if outcome != "ok":
@@ -186,7 +202,7 @@ def calls_today(*, tenant: Tenant) -> int:
     return UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", flat=True).first() or 0
 
 
-def calls_admit(*, tenant: Tenant, calls: int) -> Admission:
+def calls_admit(*, tenant: Tenant, calls: int, surface: str = "rest") -> Admission:
     """Count `calls` API calls at once against the tenant's daily quota: all of them, or none and a 429.
 
     For work a tenant asks for in bulk through one request: each task run it submits is one call
@@ -196,6 +212,7 @@ def calls_admit(*, tenant: Tenant, calls: int) -> Admission:
     """
     if calls < 1:
         raise ValueError("Admit at least one call.")
+    mcp = _is_mcp(surface)
     plan = tenant.plan
     call_limit = quotas.limit(plan, "api_calls")
     now = timezone.now()
@@ -205,8 +222,9 @@ def calls_admit(*, tenant: Tenant, calls: int) -> Admission:
             cursor.execute("SELECT current_setting('synchronous_commit')")
             (commit_setting,) = cursor.fetchone()
         cursor.execute(
-            "SELECT outcome, calls FROM public.courtside_admit_request(%s, %s, %s, NULL, NULL, %s, NULL, %s)",
-            [tenant.pk, now.astimezone(dt.UTC).date(), call_limit, settings.TENANT_REQUEST_LEASE_SECONDS, calls],
+            "SELECT outcome, calls FROM public.courtside_admit_request(%s, %s, %s, NULL, NULL, %s, NULL, %s, %s)",
+            [tenant.pk, now.astimezone(dt.UTC).date(), _admitted_limit(plan, call_limit),
+             settings.TENANT_REQUEST_LEASE_SECONDS, calls, mcp],
         )
         outcome, counted = cursor.fetchone()
         if inside:
@@ -245,7 +263,7 @@ def _notify(tenant: Tenant, outcome: str) -> None:
             logger.warning("An admission observer failed", exc_info=True)
 
 
-def admit(*, tenant: Tenant, authenticated: bool, address: str = "") -> Admission | None:
+def admit(*, tenant: Tenant, authenticated: bool, address: str = "", surface: str = "rest") -> Admission | None:
     """Let one unit of work in (see the module docstring); inside a scope() the scope keeps what it took."""
     if not authenticated:
         anonymous_admit(tenant=tenant, address=address)
@@ -253,7 +271,7 @@ def admit(*, tenant: Tenant, authenticated: bool, address: str = "") -> Admissio
     if tenant.schema_name == "public":  # the operator's own API spends no tenant's quota
         return None
     try:
-        admission = request_admit(tenant=tenant)
+        admission = request_admit(tenant=tenant, surface=surface)
     except DomainError as refusal:
         _notify(tenant, OUTCOMES.get(refusal.code, refusal.code))
         raise
@@ -270,9 +288,9 @@ def release(admission: Admission | None) -> None:
 
 
 @contextmanager
-def admitted(*, tenant: Tenant, authenticated: bool, address: str = ""):
+def admitted(*, tenant: Tenant, authenticated: bool, address: str = "", surface: str = "rest"):
     """Admit one unit of work for the block and release it after, whatever happens (outside a request scope)."""
-    admission = admit(tenant=tenant, authenticated=authenticated, address=address)
+    admission = admit(tenant=tenant, authenticated=authenticated, address=address, surface=surface)
     try:
         yield admission
     finally:

@@ -46,6 +46,13 @@ class Plan(models.Model):
     # The quota limits (api_calls_per_day, storage_bytes, max_users, max_models, max_concurrent_requests) are
     # declared by their kinds in tenants.quotas and added below the class.
     monthly_price_cents = models.PositiveIntegerField("monthly price (cents)", default=0)
+    # Billing past the daily call quota (tenants.statements): none or 0 blocks there (429), a price admits
+    # the calls and bills them per 1,000 (tenants.metering reads overage_allowed).
+    overage_price_cents_per_1000 = models.PositiveIntegerField(
+        "overage price per 1,000 calls (cents)", null=True, blank=True,
+        help_text="Empty or 0: calls past the daily quota are refused. A price: they are admitted and billed "
+                  "per 1,000.",
+    )
 
     # What the plan's tenants may ask of the shared task cluster (enforced by tasks.limits and tasks.services).
     # blank=True with a default: a form that does not send these fields keeps the plan's values; one that
@@ -78,6 +85,11 @@ class Plan(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def overage_allowed(self) -> bool:
+        """Calls past the daily quota are admitted and billed (a positive overage price), not refused."""
+        return bool(self.overage_price_cents_per_1000)
 
     def clean(self):
         missing = {name: "Give a value." for name in ("max_task_priority", "max_task_batch_size",
@@ -209,6 +221,9 @@ class UsageDay(models.Model):
     refused_daily_quota = models.PositiveIntegerField("refused: daily quota", default=0, db_default=0)
     refused_burst = models.PositiveIntegerField("refused: burst limit", default=0, db_default=0)
     refused_concurrency = models.PositiveIntegerField("refused: concurrency", default=0, db_default=0)
+    # The surface of the admitted calls: `mcp_calls` of `api_calls` came through the MCP server, the rest
+    # through the REST API (and its task runs). Counted by the same admission upsert (tenants.0010).
+    mcp_calls = models.PositiveBigIntegerField("of which through MCP", default=0, db_default=0)
 
     class Meta:
         ordering = ["-date"]
@@ -218,6 +233,10 @@ class UsageDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} on {self.date}"
+
+    @property
+    def rest_calls(self) -> int:
+        return max(0, self.api_calls - self.mcp_calls)
 
 
 class RequestLease(models.Model):

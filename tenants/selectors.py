@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tenants.models import ApiKey, Plan, PlanChange, Tenant, UsageDay
+from tenants.statements import Statement, month_bounds, plan_on, tenant_statement  # noqa: F401 - read here too
 
 
 def _utc_today() -> dt.date:
@@ -119,28 +119,6 @@ USAGE_EXPORT_FIELDS = (
 )
 
 
-def month_bounds(month: str) -> tuple[dt.date, dt.date]:
-    """First and last day of a 'YYYY-MM' month; ValueError when it is not one."""
-    try:
-        first = dt.datetime.strptime(month, "%Y-%m").date()
-    except (TypeError, ValueError):
-        raise ValueError(f"{month!r} is not a month; use YYYY-MM, like 2026-11.") from None
-    return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
-
-
-def _plan_on(day: dt.date, changes: list[PlanChange], current: Plan | None) -> Plan | None:
-    """The plan in force at the end of `day` by the plan history (bills follow the plan of each day)."""
-    in_force = None
-    for change in changes:  # oldest first
-        if change.changed_at.astimezone(dt.UTC).date() <= day:
-            in_force = change.to_plan
-        else:
-            if in_force is None:  # the day predates the first recorded change
-                in_force = change.from_plan or change.to_plan
-            break
-    return in_force if in_force is not None else current
-
-
 def usage_month_rows(*, month: str) -> list[dict]:
     """One row per tenant per ledger day of the month, ordered by tenant schema then date."""
     first, last = month_bounds(month)
@@ -157,7 +135,7 @@ def usage_month_rows(*, month: str) -> list[dict]:
         history.setdefault(change.tenant_id, []).append(change)
     rows = []
     for day in days:
-        plan = _plan_on(day.date, history.get(day.tenant_id, []), day.tenant.plan)
+        plan = plan_on(day.date, history.get(day.tenant_id, []), day.tenant.plan)
         rows.append({
             "tenant_schema": day.tenant.schema_name,
             "tenant_name": day.tenant.name,
@@ -200,78 +178,3 @@ def usage_totals(*, days: int = 30, end: dt.date | None = None) -> UsageTotals:
                       for i in range(days)],
         refusals_today={code: today.get(code) or 0 for code in columns},
     )
-
-
-# ------------------------------------------------------------- monthly statement
-
-
-@dataclass(frozen=True)
-class StatementLine:
-    plan: Plan | None
-    first: dt.date
-    last: dt.date
-    days: int
-    monthly_price_cents: int
-    amount_cents: int
-
-    @property
-    def label(self) -> str:
-        return self.plan.name if self.plan else "No plan"
-
-
-@dataclass(frozen=True)
-class Statement:
-    """What one tenant owes for one month, from its plan history and the usage ledger."""
-
-    tenant: Tenant
-    month: str
-    first: dt.date
-    last: dt.date
-    days_in_month: int
-    lines: list[StatementLine]
-    api_calls: int
-    refused_calls: int
-    overage_cents: int
-
-    @property
-    def base_cents(self) -> int:
-        return sum(line.amount_cents for line in self.lines)
-
-    @property
-    def total_cents(self) -> int:
-        return self.base_cents + self.overage_cents
-
-
-def tenant_statement(*, tenant: Tenant, month: str, today: dt.date | None = None) -> Statement:
-    """The month's statement: each plan's price pro-rated by the days the tenant spent on it (from its
-    creation, up to today for the running month), the month's calls from the ledger, and the total.
-
-    Plans block calls past their quota (429), so there is no overage to bill: refused calls are listed,
-    never charged.
-    """
-    first, last = month_bounds(month)
-    today = today or _utc_today()
-    days_in_month = (last - first).days + 1
-    start = max(first, tenant.created_at.astimezone(dt.UTC).date()) if tenant.created_at else first
-    end = min(last, today)
-    changes = list(PlanChange.objects.filter(tenant=tenant).select_related("from_plan", "to_plan")
-                   .order_by("changed_at", "id"))
-    lines: list[StatementLine] = []
-    day = start
-    while day <= end:
-        plan = _plan_on(day, changes, tenant.plan)
-        run_first = day
-        while day + dt.timedelta(days=1) <= end and _plan_on(day + dt.timedelta(days=1), changes,
-                                                              tenant.plan) == plan:
-            day += dt.timedelta(days=1)
-        days = (day - run_first).days + 1
-        price = plan.monthly_price_cents if plan else 0
-        lines.append(StatementLine(plan=plan, first=run_first, last=day, days=days, monthly_price_cents=price,
-                                   amount_cents=round(price * days / days_in_month)))
-        day += dt.timedelta(days=1)
-    usage = UsageDay.objects.filter(tenant=tenant, date__range=(first, last)).aggregate(
-        calls=Coalesce(Sum("api_calls"), 0),
-        refused=Coalesce(Sum("refused_daily_quota"), 0) + Coalesce(Sum("refused_burst"), 0)
-        + Coalesce(Sum("refused_concurrency"), 0))
-    return Statement(tenant=tenant, month=month, first=first, last=last, days_in_month=days_in_month, lines=lines,
-                     api_calls=usage["calls"], refused_calls=usage["refused"], overage_cents=0)

@@ -11,4 +11,8 @@ urlpatterns = [
     path("tenants/<str:schema_name>/suspend/", views.TenantSuspendView.as_view(), name="tenant-suspend"),
     path("tenants/<str:schema_name>/reactivate/", views.TenantReactivateView.as_view(), name="tenant-reactivate"),
     path("tenants/<str:schema_name>/usage/", views.TenantUsageView.as_view(), name="tenant-usage"),
+    path("tenants/<str:schema_name>/statements/<str:month>/", views.TenantStatementView.as_view(),
+         name="tenant-statement"),
+    path("tenants/<str:schema_name>/statements/<str:month>/statement.csv", views.TenantStatementCsvView.as_view(),
+         name="tenant-statement-csv"),
 ]

@@ -1,6 +1,8 @@
 """Operator API over tenants: thin, every write through tenants.services."""
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -8,7 +10,7 @@ from rest_framework.views import APIView
 
 from core.errors import DomainError
 from core.permissions import OperatorOnly
-from tenants import selectors, services
+from tenants import billing, selectors, services, statements
 from tenants.api import serializers
 from tenants.models import Plan, Tenant
 
@@ -107,3 +109,29 @@ class PlanListView(generics.ListAPIView):
     serializer_class = serializers.PlanSerializer
     queryset = Plan.objects.all()
     pagination_class = None
+
+
+def _statement(tenant, month: str):
+    try:
+        return statements.tenant_statement(tenant=tenant, month=month)
+    except ValueError as error:
+        raise DomainError(str(error), code="invalid_month", detail={"month": month[:20]}) from None
+
+
+class TenantStatementView(_TenantResource):
+    """A tenant's statement of one month (YYYY-MM) as JSON: base lines, overage lines, calls by surface, total."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, schema_name, month):
+        return Response(billing.statement_data(_statement(self._tenant(schema_name), month)))
+
+
+class TenantStatementCsvView(_TenantResource):
+    """The same statement as CSV (the admin's download): one row per line, then the overage and the total."""
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, schema_name, month):
+        statement = _statement(self._tenant(schema_name), month)
+        response = HttpResponse(billing.statement_csv(statement), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="statement-{schema_name}-{statement.month}.csv"'
+        return response

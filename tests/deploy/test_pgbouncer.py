@@ -130,3 +130,51 @@ def test_the_configuration_listener_listens_past_the_pooler(settings):
     listener = Listener(owner=None, settings_dict={"NAME": "test_db", "HOST": "pgbouncer.internal", "PORT": 6432})
     assert listener.conninfo == {"dbname": "test_db", "host": "db-direct.internal", "port": 5433, "user": "app",
                                  "password": "x"}
+
+
+def _lock_held_elsewhere(params: dict, key: int) -> bool:
+    """Seen from a direct session: can it take the one-key lock? (It lets go at once.)"""
+    with psycopg.connect(autocommit=True, **params) as other:
+        taken = other.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]
+        if taken:
+            other.execute("SELECT pg_advisory_unlock(%s)", [key])
+        return not taken
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_advisory_lock_excludes_a_second_client_behind_the_pooler(bouncer, settings):
+    """Two clients of PgBouncer (a pool of one server connection, as transaction pooling hands it to either):
+    one holds the pool-refill lock, the other must be kept out, and the lock must be gone once the
+    holder's block ends. Through the pooler itself both share the one server session and both "hold" it."""
+    from core import locks
+
+    params = {k: v for k, v in connection.get_connection_params().items() if k in ("dbname", "user", "host", "port")}
+    settings.DATABASE_POOL_MODE = "transaction"
+    settings.DATABASE_DIRECT = {"HOST": params["host"], "PORT": params.get("port") or 5432,
+                                "USER": params.get("user") or "postgres"}
+    one = _wrapper("ops.pooled_backend", bouncer, "one")
+    two = _wrapper("ops.pooled_backend", bouncer, "two")
+    key = locks.lock_key("pool-refill")
+    try:
+        with locks.advisory_lock("pool-refill", wait=False, using=one) as first:
+            assert first
+            with locks.advisory_lock("pool-refill", wait=False, using=two) as second:
+                assert not second  # kept out while the first client holds it
+            assert _lock_held_elsewhere(params, key)
+        assert not _lock_held_elsewhere(params, key)  # released with the holder's block
+        with locks.advisory_lock("pool-refill", wait=False, using=two) as later:
+            assert later
+    finally:
+        one.close()
+        two.close()
+
+
+def test_session_locks_behind_transaction_pooling_without_a_direct_url_are_refused(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from core import locks
+
+    settings.DATABASE_POOL_MODE, settings.DATABASE_DIRECT = "transaction", {}
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_DIRECT_URL"):
+        with locks.advisory_lock("pool-refill", wait=False):
+            pass

@@ -69,3 +69,12 @@ def test_a_prepared_statement_keeps_an_index_plan_made_while_its_table_was_empty
         cursor.execute("RESET plan_cache_mode")
     assert "Index" in plan and "Seq Scan" not in plan
     assert soft_write(statement, {"id": 5}, prepared={"id": "bigint"}) == (5,)
+
+
+def test_behind_a_transaction_pooler_a_prepared_statement_goes_out_plain(settings):
+    # Found by the rehearsal (issue 19.3): behind PgBouncer every fast claim of a task run raised
+    # UnboundLocalError, so no task ran. No PREPARE there (session state), the statement itself instead.
+    settings.DATABASE_POOL_MODE = "transaction"
+    connection.close()
+    assert soft_write(STATEMENT, {"label": "pooled", "number": 1}, prepared=TYPES) == ("pooled-2", "off")
+    assert prepared_here() == []

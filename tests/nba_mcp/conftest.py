@@ -53,9 +53,11 @@ class McpProcess:
                 stream.close()
 
 
-def start_mcp_serve(*extra: str, settings_module: str = "tests.nba_mcp.server_settings") -> McpProcess:
+def start_mcp_serve(*extra: str, settings_module: str = "tests.nba_mcp.server_settings",
+                    env: dict | None = None) -> McpProcess:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "PYTHONPATH": str(ROOT),
-           "DATABASE_URL": database_url()}
+           "DATABASE_URL": database_url(), **(env or {})}
+    env = {name: value for name, value in env.items() if value is not None}  # None: unset
     process = subprocess.Popen([sys.executable, "manage.py", "mcp_serve", "--port", "0", *extra], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + STARTUP_SECONDS

@@ -14,7 +14,8 @@ from tests.nba_mcp.conftest import host, make_key, mcp_session
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TOOLS = {"search_players", "player_averages", "player_game_log", "compare_players", "team_roster", "list_teams",
-         "list_games", "box_score", "standings", "project_points"}
+         "list_games", "box_score", "standings", "project_points", "train_points_model", "training_run_state",
+         "cancel_training_run"}
 
 
 def run(coroutine_function, *args):

@@ -41,7 +41,7 @@ def test_a_process_registers_with_tags_metadata_and_checks_stays_passing_idle_an
         instance = _wait_until_passing(server.service_id)[server.service_id]
         assert (instance.name, instance.port) == ("nba-mcp-server", server.port)
         assert set(instance.tags) == {"mcp", "streamable-http", "v1.0.0"}
-        assert instance.metadata["tools"] == 10 and instance.metadata["port"] == server.port
+        assert instance.metadata["tools"] == 13 and instance.metadata["port"] == server.port
         assert instance.metadata["pid"] == server.process.pid
         checks = {check.kind: check for check in instance.checks.all()}
         assert set(checks) == {"ttl", "http"}

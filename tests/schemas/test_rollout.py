@@ -215,3 +215,27 @@ def test_a_rollout_in_a_daemonic_worker_runs_schemas_in_parallel_threads(probe):
     assert outcome == {"failed": [], "migrated": 2, "threads": ["rollout-0", "rollout-1"]}, outcome
     for schema in ("lakers", "warriors"):
         assert probe.applied(schema) == {"0001_initial"}
+
+
+def test_steps_back_unapplies_each_schemas_last_migrations_and_refuses_bad_input(probe):
+    """`rollout --steps N` as the seed's migrate_down(steps=N); bad input changes nothing."""
+    probe.write("0002_gadget_size", MIGRATIONS["0002_gadget_size"])
+    run()
+    assert probe.applied("lakers") == probe.applied("warriors") == {"0001_initial", "0002_gadget_size"}
+
+    for bad, message in ((["--steps", "0"], "from 1 to"), (["--steps", "3", "courtside_probe"], "more than is applied"),
+                         (["--steps", "1", "nosuchapp"], "Not a tenant app"),
+                         (["--steps", "1", "courtside_probe.0001"], "app labels"),
+                         (["--steps", "1", "--resume"], "neither")):
+        with pytest.raises(CommandError, match=message):
+            run(*bad)
+    assert probe.applied("lakers") == probe.applied("warriors") == {"0001_initial", "0002_gadget_size"}
+
+    run("courtside_probe", steps=1)
+    for schema in ("lakers", "warriors"):
+        assert probe.applied(schema) == {"0001_initial"}
+        assert probe.columns(schema) == {"id", "name"}
+    assert MigrationRecord.objects.filter(name="0002_gadget_size", outcome="undone").count() == 2
+
+    run("courtside_probe", steps=1, schema=["warriors"])  # one schema only: the other is untouched
+    assert probe.applied("warriors") == set() and probe.applied("lakers") == {"0001_initial"}

@@ -250,3 +250,30 @@ def test_a_file_that_is_not_utf8_is_refused_with_its_line(probe_db, tmp_path):
     down.write_bytes(b"-- \xff\nDROP TABLE probe_note;\n")
     with pytest.raises(CommandError, match=rf"^{re.escape(str(down))}, line 1: not UTF-8 text"):
         sqlmigration("courtside_probe", name="note", up=str(up), down=str(down))
+
+
+def test_an_edit_to_the_source_sql_after_generation_is_drift(probe, tmp_path):
+    """The .sql a migration was generated from is checksummed with it: editing the SQL later is drift too."""
+    from schemas.services import drift_report
+
+    rollout()
+    source = tmp_path / "002_colour.sql"
+    source.write_text(GOOD)
+    sqlmigration("courtside_probe", "--from", str(source))
+    rollout()
+    clean = drift_report(schemas=["lakers", "warriors"], include_public=False)
+    assert clean.changed_files == [] and not clean.problem_schemas
+
+    source.write_text(GOOD.replace("'gold'", "'silver'"))  # the migration .py is untouched
+
+    report = drift_report(schemas=["lakers", "warriors"], include_public=False)
+    [entry] = report.changed_files
+    assert (entry["app"], entry["name"]) == ("courtside_probe", "0002_add_gadget_colour")
+    assert entry["schemas"] == ["lakers", "warriors"]
+    assert str(source.resolve()) in entry["sources"]
+    out = StringIO()
+    call_command("migration_status", schema=["lakers", "warriors"], stdout=out)
+    assert f"source {source.resolve()}" in out.getvalue()
+
+    source.write_text(GOOD)  # put back as generated: clean again
+    assert drift_report(schemas=["lakers", "warriors"], include_public=False).changed_files == []

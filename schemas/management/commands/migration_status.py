@@ -36,6 +36,8 @@ class Command(BaseCommand):
             self.stdout.write(style.ERROR(
                 f"CHANGED  {entry['app']}.{entry['name']}  file {entry['file']} differs from the applied one "
                 f"in {len(entry['schemas'])} schema(s): {', '.join(entry['schemas'])}"))
+            for source in entry.get("sources", []):
+                self.stdout.write(style.ERROR(f"         generated from SQL source {source} (checksummed with it)"))
         for entry in report.gone_files:
             self.stdout.write(style.ERROR(
                 f"GONE     {entry['app']}.{entry['name']}  applied but the file is gone, "

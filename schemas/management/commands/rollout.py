@@ -27,6 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--resume", action="store_true",
                             help="Retry only the failed and pending schemas of the last unfinished rollout.")
         parser.add_argument("--dry-run", action="store_true", help="Print each schema's plan and change nothing.")
+        parser.add_argument("--steps", type=int, metavar="N",
+                            help="Roll each schema back by its last N applied migrations, as migrate_down(steps=N); "
+                                 "positional arguments are then app labels to count in (default: every tenant app).")
         parser.add_argument("--operator", default=None, help="Name recorded in the ledger (default: the OS user).")
 
     def handle(self, *args, **options):
@@ -34,6 +37,8 @@ class Command(BaseCommand):
         if options["resume"] and (options["targets"] or schemas):
             raise CommandError("--resume reuses the last rollout's targets and schemas; give neither.")
         verbosity = options["verbosity"]
+        if options["steps"] is not None:
+            return self._steps_back(options, schemas, verbosity)
         bar = None
 
         def progress(result):
@@ -53,9 +58,17 @@ class Command(BaseCommand):
                 if options["canary"]:
                     todo = min(todo, options["canary"])
                 bar = tqdm(total=todo, unit="schema", disable=verbosity < 1 or todo == 0, file=self.stderr._out)
-            result = rollout_run(schemas=schemas or None, targets=targets, workers=options["workers"],
-                                 canary=options["canary"], resume=options["resume"], dry_run=options["dry_run"],
-                                 by=options["operator"], progress=progress)
+            if not (targets or options["canary"] or options["resume"] or options["dry_run"]):
+                # Every app's latest: in phases, each data migration after the schema migrations before it.
+                from schemas.data_migrations import rollout_phased
+
+                phased = rollout_phased(schemas=schemas or None, workers=options["workers"], by=options["operator"],
+                                        progress=progress, phase_done=self._phase_line)
+                result = None
+            else:
+                result = rollout_run(schemas=schemas or None, targets=targets, workers=options["workers"],
+                                     canary=options["canary"], resume=options["resume"],
+                                     dry_run=options["dry_run"], by=options["operator"], progress=progress)
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from error
         except DomainError as error:
@@ -67,7 +80,47 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self._print_plans(result, verbosity)
             return
+        if result is None:
+            if len(phased.phases) == 1:
+                self._print_summary(phased.phases[0].result, verbosity)
+                return
+            if phased.failed:
+                raise CommandError(f"{len(phased.failed)} schema(s) failed: {', '.join(sorted(phased.failed))}. "
+                                   "Fix the cause, then run `rollout` again: it does only what is left.")
+            self.stdout.write(self.style.SUCCESS(f"Done in {len(phased.phases)} phase(s)."))
+            return
         self._print_summary(result, verbosity)
+
+    def _phase_line(self, phase):
+        failed = phase.result.failed
+        errors = "".join(f"\n  FAILED {s}: {r['error']}" for s, r in sorted(failed.items()))
+        if phase.kind == "schema":
+            line = f"schema phase: {phase.done} schema(s) migrated, {len(failed)} failed{errors}"
+        else:
+            line = (f"data phase {phase.migration}: {phase.done}/{len(phase.result.results)} schema(s) done, "
+                    f"{len(failed)} failed{errors}")
+        self.stdout.write(self.style.ERROR(line) if failed else line)
+
+    def _steps_back(self, options, schemas, verbosity):
+        from schemas.rollouts import rollout_steps_back
+
+        if options["resume"] or options["canary"]:
+            raise CommandError("--steps rolls back; it takes neither --resume nor --canary.")
+        if any("." in t or ":" in t for t in options["targets"]):
+            raise CommandError("With --steps, give app labels (e.g. league), not app.migration targets.")
+        try:
+            results = rollout_steps_back(steps=options["steps"], apps=options["targets"] or None,
+                                         schemas=schemas or None, dry_run=options["dry_run"],
+                                         workers=options["workers"], by=options["operator"])
+        except ValidationError as error:
+            raise CommandError("; ".join(error.messages)) from error
+        except DomainError as error:
+            raise CommandError(error.message) from error
+        for result in results:
+            if options["dry_run"]:
+                self._print_plans(result, verbosity)
+            else:
+                self._print_summary(result, verbosity)
 
     def _print_plans(self, result, verbosity):
         for schema, plan in result.plans.items():

@@ -31,7 +31,8 @@ class Command(BaseCommand):
                                      description=options["description"])
             target = migration_write(app_label=options["app_label"], sql_file=sql_file,
                                      source=options["path"] or options["up"], verify_schema=options["schema"],
-                                     skip_verify=options["no_verify"])
+                                     skip_verify=options["no_verify"],
+                                     sources=[p for p in (options["path"], options["up"], options["down"]) if p])
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from error
         self.stdout.write(self.style.SUCCESS(f"Wrote {target} ({sql_file.type}, version {sql_file.version})."))

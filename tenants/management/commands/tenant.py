@@ -1,8 +1,10 @@
+import json
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from tenants import provisioning, services
+from tenants import billing, provisioning, selectors, services
 from tenants.models import Tenant
 
 
@@ -13,7 +15,7 @@ def validation_messages(error: ValidationError) -> str:
 
 
 class Command(BaseCommand):
-    help = "Tenant lifecycle: create, plan, suspend, reactivate, delete, export, usage, pool."
+    help = "Tenant lifecycle: create, plan, suspend, reactivate, delete, export, usage, pool, stats."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -33,6 +35,8 @@ class Command(BaseCommand):
         delete.add_argument("schema_name")
         delete.add_argument("--confirm", default=None, help="The schema name again; asked for when omitted.")
         sub.add_parser("usage", help="Measure storage, users and models of every tenant into today's ledger.")
+        stats = sub.add_parser("stats", help="Tenants by plan and status, with monthly recurring revenue.")
+        stats.add_argument("--json", dest="as_json", action="store_true", help="One JSON object instead of a table.")
         pool = sub.add_parser("pool", help="Refill the pool of pre-migrated schemas.")
         pool.add_argument("--size", type=int, default=None)
 
@@ -100,3 +104,25 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Pool: {result['added']} added, {result['dropped']} stale dropped, {result['size']} ready."
         ))
+
+    def _stats(self, *, as_json, **options):
+        self.stdout.write(tenant_stats_text(as_json=as_json))
+
+
+def tenant_stats_text(*, as_json: bool) -> str:
+    """`tenant stats`: selectors.plan_totals as a table or JSON (customer tenants only)."""
+    totals = selectors.plan_totals()
+    rows = [{"plan": t.plan.code if t.plan else None, "tenants": t.tenants, "active": t.active,
+             "suspended": t.suspended, "mrr": str(billing.cents_to_amount(t.mrr_cents))} for t in totals]
+    summary = {"tenants": sum(t.tenants for t in totals), "active": sum(t.active for t in totals),
+               "suspended": sum(t.suspended for t in totals),
+               "mrr": str(billing.cents_to_amount(sum(t.mrr_cents for t in totals))), "currency": billing.CURRENCY}
+    if as_json:
+        return json.dumps({"plans": rows, "total": summary}, indent=2)
+    lines = [f"{'plan':<14}{'tenants':>9}{'active':>9}{'suspended':>11}{'MRR (' + billing.CURRENCY + ')':>14}"]
+    for row in rows:
+        lines.append(f"{row['plan'] or '(none)':<14}{row['tenants']:>9}{row['active']:>9}{row['suspended']:>11}"
+                     f"{row['mrr']:>14}")
+    lines.append(f"{'total':<14}{summary['tenants']:>9}{summary['active']:>9}{summary['suspended']:>11}"
+                 f"{summary['mrr']:>14}")
+    return "\n".join(lines)
