@@ -363,9 +363,9 @@ def extrapolate(grow: dict[int, float], measure: dict[int, float], target: int) 
     """The time to grow from the largest size measured to `target` schemas and measure there: growing at the
     last size's seconds per new schema, measuring on the line through the measured sizes (both grow with the
     number of schemas)."""
-    if not grow:
+    sizes = sorted(size for size in grow if size in measure)  # a size that failed mid-way is left out
+    if not sizes:
         return "n/a"
-    sizes = sorted(grow)
     last, previous = sizes[-1], ([0] + sizes)[-2]
     per_schema = grow[last] / (last - previous)
     if len(sizes) > 1:

@@ -104,14 +104,16 @@ def columns_by_schema(schema_names: list[str], tables: list[str]) -> dict[str, d
     return result
 
 
-def recorded_checksums() -> dict[tuple[str, str, str], list[str]]:
-    """{(app, name, checksum): [schema, ...]} for every migration the ledger holds as applied."""
+def recorded_checksums(schemas: list[str] | None = None) -> dict[tuple[str, str, str], list[str]]:
+    """{(app, name, checksum): [schema, ...]} for every migration the ledger holds as applied (in `schemas`
+    only, when given: a page of the matrix reads its own schemas' rows, not the whole ledger's)."""
+    only = " AND schema_name = ANY(%s)" if schemas is not None else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT app_label, name, checksum, array_agg(DISTINCT schema_name ORDER BY schema_name) "
-            f"FROM {_quote(MigrationRecord._meta.db_table)} WHERE outcome = %s AND checksum <> '' "
+            f"FROM {_quote(MigrationRecord._meta.db_table)} WHERE outcome = %s AND checksum <> ''{only} "
             f"GROUP BY app_label, name, checksum",
-            [MigrationRecord.Outcome.APPLIED],
+            [MigrationRecord.Outcome.APPLIED, *([list(schemas)] if schemas is not None else [])],
         )
         return {(app, name, checksum): list(schemas) for app, name, checksum, schemas in cursor.fetchall()}
 

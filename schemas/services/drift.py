@@ -144,7 +144,8 @@ def drift_report(*, schemas: list[str] | None = None, include_public: bool = Tru
             gone_files[key].append(report.schema)
 
     changed_files: dict[Key, dict] = {}
-    for (app, name, checksum), recorded_in in selectors.recorded_checksums().items():
+    for (app, name, checksum), recorded_in in selectors.recorded_checksums(
+            names if schemas is not None else None).items():
         key = (app, name)
         if key not in graph.nodes:
             continue
