@@ -15,7 +15,7 @@ from tests.conftest import PUBLIC_HOST, TenantClient, make_user, tenant_host
 
 # Values for path parameters naming nothing, so a served method answers 404 or 400 and nothing is changed.
 ABSENT = {"schema_name": "nosuchtenant", "id": 999999, "run_id": "00000000-0000-0000-0000-000000000000",
-          "key": "no.such.key", "service_id": "no-such-service", "name": "no-such-service"}
+          "key": "no.such.key", "service_id": "no-such-service", "name": "no-such-service", "month": "2026-11"}
 
 
 def assert_method_not_allowed(response):
@@ -90,4 +90,6 @@ def test_the_operator_documents_only_the_methods_of_each_tenant_endpoint():
         "/api/v1/tenants/{schema_name}/suspend/": {"post"},
         "/api/v1/tenants/{schema_name}/reactivate/": {"post"},
         "/api/v1/tenants/{schema_name}/usage/": {"get"},
+        "/api/v1/tenants/{schema_name}/statements/{month}/": {"get"},
+        "/api/v1/tenants/{schema_name}/statements/{month}/statement.csv": {"get"},
     }
