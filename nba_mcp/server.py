@@ -39,6 +39,9 @@ VERSION = "1.0.0"
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/health"
 STATE_KEY = "courtside_principal"
+# One JSON-RPC message per POST; the largest tool call (arguments are bounded by the tools' schemas) is
+# a few KiB. The SDK reads any body whole, so the gate bounds it first.
+MAX_BODY_BYTES = 256 * 1024
 
 Season = Annotated[str | None, Field(default=None, pattern=r"^(\d{4}-\d{2})$",
                                      description="Like 2025-26; without it, the tenant's reports.default_season.")]
@@ -244,16 +247,11 @@ _current: ContextVar[Principal | None] = ContextVar("courtside_mcp_principal", d
 async def _principal_middleware(ctx: ServerRequestContext, call_next):
     """SDK middleware: every inbound message carries its HTTP request's principal into its handler.
 
-    A `notifications/cancelled` (stateless transport: it comes on a request of its own) cancels the
-    task run the cancelled request submitted, found by the caller's key and the request id.
+    (A `notifications/cancelled` is acted on by TenantGate, before the SDK sees it: see there why.)
     """
     principal = principal_of(ctx.request) if ctx.request is not None else None
     token = _current.set(principal)
     try:
-        if ctx.method == "notifications/cancelled" and principal is not None:
-            request_id = (ctx.params or {}).get("requestId")
-            if request_id is not None:
-                await in_thread(training.cancel_for_request, principal=principal, request_id=request_id)
         return await call_next(ctx)
     finally:
         _current.reset(token)
@@ -482,7 +480,79 @@ class TenantGate:
             return await _error(refusal.status, refusal.code, refusal.message, refusal.detail,
                                 headers)(scope, receive, send)
         scope.setdefault("state", {})[STATE_KEY] = principal
-        return await self.app(scope, receive, send)
+        if scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        try:
+            body = await _read_body(scope, receive, limit=MAX_BODY_BYTES)
+        except BodyTooLarge:
+            return await _error(413, "body_too_large", f"An MCP message is at most {MAX_BODY_BYTES:,} bytes.",
+                                {"max_bytes": MAX_BODY_BYTES})(scope, receive, send)
+        except ClientDisconnected:
+            return None
+        await _act_on_cancellation(principal, body)
+        return await self.app(scope, _replay(body, receive), send)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+async def _read_body(scope, receive, *, limit: int) -> bytes:
+    """The request's whole body, refused past `limit` bytes (by Content-Length or by what arrives)."""
+    declared = dict(scope.get("headers") or []).get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """An ASGI receive that hands the SDK the body already read, then the client's own messages."""
+    delivered = False
+
+    async def replay():
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _act_on_cancellation(principal: Principal, body: bytes) -> None:
+    """A `notifications/cancelled` cancels the task run the cancelled request submitted.
+
+    On the stateless transport a notification comes on a POST of its own: the SDK answers 202 and
+    terminates that request's transport at once, so a handler inside the SDK may be torn down before
+    it runs (under load it was, and the run went on). Acting here, before the 202, makes it certain.
+    """
+    if b"notifications/cancelled" not in body:
+        return
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return  # the SDK answers malformed JSON with its own parse error
+    if not isinstance(message, dict) or message.get("method") != "notifications/cancelled":
+        return
+    params = message.get("params")
+    request_id = params.get("requestId") if isinstance(params, dict) else None
+    if isinstance(request_id, (str, int)) and not isinstance(request_id, bool):
+        await in_thread(training.cancel_for_request, principal=principal, request_id=request_id)
 
 
 def build_app(*, instance: str = "", json_response: bool = False):

@@ -170,6 +170,29 @@ def test_unknown_hosts_and_foreign_browser_origins_are_refused(mcp_server, leagu
     assert same_site.status_code == 200
 
 
+def test_a_message_over_the_size_bound_is_refused_with_413_before_the_sdk_reads_it(mcp_server, leagues):
+    _, key = leagues["lakers"]
+    headers = {"Host": host("lakers"), "Content-Type": "application/json",
+               "Accept": "application/json, text/event-stream", "Authorization": f"Bearer {key}"}
+    padding = "x" * (300 * 1024)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "search_players", "arguments": {"query": padding}}}
+    declared = httpx2.post(mcp_server.url, headers=headers, json=body, timeout=30)
+    assert declared.status_code == 413
+    assert declared.json()["error"]["code"] == "body_too_large"
+
+    def chunks():  # no Content-Length: the bound holds on what arrives
+        yield b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"pad": "'
+        for _ in range(300):
+            yield b"x" * 1024
+        yield b'"}}'
+
+    streamed = httpx2.post(mcp_server.url, headers=headers, content=chunks(), timeout=30)
+    assert streamed.status_code == 413
+    assert _post_tools_list(mcp_server.url, host_header=host("lakers"),
+                            authorization=f"Bearer {key}").status_code == 200
+
+
 def test_two_tenants_calling_concurrently_each_see_only_their_own_rows(mcp_server, leagues):
     expected = {}
     for schema_name, (league, _) in leagues.items():
