@@ -69,7 +69,7 @@ def test_a_data_migration_runs_after_the_schema_migrations_outside_their_lock_wi
         assert filled.applied(schema) == {"0001_initial", "0002_gadget_size", "0003_fill"}
         assert sizes(filled, schema) == [("ball", 4), ("hoop", 4)]
     assert "schema phase: 2 schema(s) migrated" in output
-    assert "data phase courtside_probe.0003_fill: 2/2 schema(s) done" in output
+    assert "data phase courtside_probe.0003_fill (data): 2/2 schema(s) done" in output
     data_rollout = Rollout.objects.filter(targets=[["courtside_probe", "0003_fill"]]).get()
     assert {s: r["status"] for s, r in data_rollout.results.items()} == {"lakers": "ok", "warriors": "ok"}
 
@@ -90,7 +90,7 @@ def test_a_failed_data_migration_leaves_the_schema_part_and_the_other_tenant_don
     filled.execute("lakers", "DELETE FROM courtside_probe_gadget WHERE name = 'bad'")
     output = rollout()
 
-    assert "data phase courtside_probe.0003_fill: 1/1 schema(s) done" in output  # only the schema left
+    assert "data phase courtside_probe.0003_fill (data): 1/1 schema(s) done" in output  # only the schema left
     assert filled.applied("lakers") == {"0001_initial", "0002_gadget_size", "0003_fill"}
     assert sizes(filled, "lakers") == [("ball", 4), ("hoop", 4)]
 
