@@ -75,9 +75,11 @@ def main() -> None:
                          f"({time.monotonic() - seen['phase_started']:.1f}s into the phase)")
 
         def phase_done(phase):
-            base.log(f"  {phase.kind} phase {phase.migration}: {phase.done}/{len(phase.result.results)} done, "
+            batch = f" batch {phase.batch}/{phase.batches}" if phase.batches > 1 else ""
+            base.log(f"  {phase.kind} phase {phase.migration}{batch}: {phase.done}/{len(phase.result.results)} done, "
                      f"{len(phase.result.failed)} failed, {time.monotonic() - seen['phase_started']:.2f}s")
-            seen.update(n=0, phase_started=time.monotonic())
+            if phase.batch == phase.batches:
+                seen.update(n=0, phase_started=time.monotonic())
 
         base.log("Phased rollout (ours): schema phase, then the data phase")
         started = time.monotonic()
@@ -86,9 +88,12 @@ def main() -> None:
         assert not result.failed, result.failed
         applied = applied_migrations_by_schema(names)
         assert all(("bench_probe", "0003_fill_distance") in applied[n] for n in names), "a schema was missed"
-        data_row = Rollout.objects.filter(targets=[["bench_probe", "0003_fill_distance"]]).get()
-        done = sum(1 for r in data_row.results.values() if r["status"] == "ok")
-        base.log(f"  data phase's Rollout #{data_row.pk}: {done}/{data_row.total} schemas ok ({data_row.status})")
+        rows = list(Rollout.objects.filter(phase__kind="data", phase__migration="bench_probe.0003_fill_distance"))
+        done = sum(1 for row in rows for r in row.results.values() if r["status"] == "ok")
+        first, last = min(r.pk for r in rows), max(r.pk for r in rows)
+        base.log(f"  data phase: {len(rows)} batch rows (Rollout #{first}-#{last}), "
+                 f"{done}/{sum(r.total for r in rows)} schemas ok, "
+                 f"statuses {sorted({r.status for r in rows})}")
 
         if not BASELINE:
             base.log("Summary:")

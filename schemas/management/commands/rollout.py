@@ -65,8 +65,9 @@ class Command(BaseCommand):
                 # In phases, each data migration after the schema migrations before it, in batches.
                 from schemas.data_migrations import DEFAULT_BATCH, rollout_phased
 
+                batch = DEFAULT_BATCH if options["batch_size"] is None else options["batch_size"]
                 phased = rollout_phased(schemas=schemas or None, targets=targets, canary=options["canary"],
-                                        resume=options["resume"], batch_size=options["batch_size"] or DEFAULT_BATCH,
+                                        resume=options["resume"], batch_size=batch,
                                         workers=options["workers"], by=options["operator"], progress=progress,
                                         phase_done=self._phase_line)
                 result = None
