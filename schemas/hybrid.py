@@ -1,8 +1,9 @@
 """A hybrid migration split in two: its schema part (a node of its own) and its data part (the migration itself).
 
-The declaration: a migration of type `hybrid` (declared `migration_type = "hybrid"`, or RunPython beside schema
-operations) whose operations are schema operations first, then data operations (RunPython / RunSQL) to the end,
-is split when the graph is loaded:
+The declaration: a migration that declares `migration_type = "hybrid"` and whose operations are schema operations
+first, then data operations (RunPython / RunSQL) to the end, is split when the graph is loaded (a migration that
+is only inferred hybrid, RunPython beside schema operations without the declaration, is not: the project's
+existing migrations keep their one node and run whole in the data phase):
 
   * `<name>__schema` (type `schema`), a node of its own with the migration's dependencies, runs the schema
     operations against the database (a SeparateDatabaseAndState with no state operations): it runs in the
@@ -52,9 +53,9 @@ def split_hybrids(graph, *, hybrid_type) -> None:
     loader = graph.loader
     django_graph = loader.graph
     for key in list(django_graph.nodes):
-        if is_schema_part(key) or graph.type_of(key) != hybrid_type:
-            continue
         migration = django_graph.nodes[key]
+        if is_schema_part(key) or getattr(type(migration), "migration_type", None) != hybrid_type:
+            continue  # only a migration that declares itself hybrid is split
         cut = split_point(migration)
         if cut is None:
             continue

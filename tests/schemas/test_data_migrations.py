@@ -150,6 +150,7 @@ HYBRID = """
 
 
     class Migration(migrations.Migration):
+        migration_type = "hybrid"  # declared: split into its schema part and its data part
         dependencies = [("courtside_probe", "0001_initial")]
         operations = [
             migrations.AddField("gadget", "size", models.IntegerField(default=0)),
