@@ -57,11 +57,10 @@ def _checks() -> list[dict]:
 
 
 def _register(register_kwargs: dict) -> str:
-    from registry import registration, sweeps
+    from registry import registration
 
+    # The sweep that judges these TTLs is a system job (registry.tasks.health_sweep), scheduled after migrate.
     registration.service_register(**register_kwargs, checks=_checks())
-    if conf.auto_schedule_enabled():
-        sweeps.health_schedule_ensure()
     return register_kwargs["service_id"]
 
 
