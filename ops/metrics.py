@@ -198,9 +198,11 @@ class DatabaseCollector:
         rows = instance.objects.values("name", "status").annotate(n=Count("pk")).order_by("name", "status")
         yield _gauge("courtside_registry_instances", "Registered service instances by service and status.",
                      ["service", "status"], [((r["name"], r["status"]), r["n"]) for r in rows])
-        task = apps.get_model("django_q", "Task")
-        last = (task.objects.filter(func__endswith="health_sweep_task").order_by("-stopped")
-                .values_list("started", "stopped").first())
+        run = apps.get_model("tasks", "TaskRun")  # the sweep is a system job: each of its runs is a TaskRun
+        # Newest first along the taskrun_newest index: a sweep runs every 30 s, so the walk stops at once.
+        last = (run.objects.filter(name="registry.health_sweep", status="succeeded", started_at__isnull=False,
+                                   finished_at__isnull=False)
+                .order_by("-created_at").values_list("started_at", "finished_at").first())
         if last is not None:
             yield _gauge("courtside_registry_sweep_duration_seconds", "Duration of the last health sweep.",
                          rows=[((), (last[1] - last[0]).total_seconds())])
