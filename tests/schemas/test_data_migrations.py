@@ -271,3 +271,7 @@ def test_the_rollouts_list_in_the_admin_names_each_rows_phase_and_batch(filled, 
     row = Rollout.objects.get(phase__kind="data", phase__batch=2)
     page = operator_client.get(f"/admin/schemas/rollout/{row.pk}/change/").content.decode()
     assert "batch 2/2" in page
+    api = operator_client.get(f"/api/v1/schemas/rollouts/{row.pk}/")
+    assert api.status_code == 200, api.content[:200]
+    assert api.json()["phase"] == {**row.phase, "batch": 2, "batches": 2, "kind": "data",
+                                   "migration": "courtside_probe.0003_fill", "type": "data"}
