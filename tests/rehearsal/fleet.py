@@ -365,10 +365,14 @@ class Rehearsal:
 
     def _spend_the_rest(self) -> None:
         """A slow machine may not have spent the quotas during the load: read on until each tenant is refused."""
+        deadline = time.monotonic() + 120  # bounded: a server that stopped answering is a finding, not a hang
         for schema in TENANTS:
             auth = {"Authorization": f"Api-Key {self.keys[schema]}"}
             with httpx.Client(timeout=20) as client:
                 for _ in range(2 * self.knobs.quota):
+                    if time.monotonic() > deadline:
+                        self.errors.append(f"{schema}: the quota was not spent within 120 s after the load")
+                        break
                     call = self._request(client, "read", "GET", "/api/v1/teams/", host=f"{schema}.localhost",
                                          tenant=schema, headers=auth)
                     if call.status == 429:
