@@ -130,6 +130,7 @@ class Rehearsal:
         self.sweep_gaps: list[float] = []  # start to start of consecutive sweeps: the sweep period
         self.recoveries = 0
         self.charged_unanswered: dict[str, int] = {}
+        self.counts: dict[str, int] = {}  # lost_requests, lost_tasks, run_twice: filled by verdict()
         self.keys: dict[str, str] = {}
         self.observer_log = workdir / "observer.log"
         self._halt = threading.Event()
@@ -427,6 +428,7 @@ class Rehearsal:
         servers = {w.index: w for w in self.webs}
         lost = [c for c in self.calls if c.status is None and not servers[c.slot].was_down(c.started, c.ended)]
         broken += [f"lost request: {c.kind} to web {c.slot} ({c.error})" for c in lost[:10]]
+        self.counts["lost_requests"] = len(lost)
         failed = [c for c in self.calls if c.status is not None and c.status >= 500]
         broken += [f"{c.status} on {c.kind}: {c.error}" for c in failed[:10]]
         # Daily quotas exact across both servers.
@@ -454,10 +456,14 @@ class Rehearsal:
         accepted = {c.label for c in self.calls if c.kind == "task" and c.status == 201}
         broken += [f"task {label} accepted but no run" for label in accepted if label not in by_label][:10]
         broken += [f"task {label}: {n} runs" for label, n in by_label.items() if n != 1][:10]
+        self.counts["lost_tasks"] = sum(1 for label in accepted if label not in by_label)
+        self.counts["run_twice"] = sum(1 for n in by_label.values() if n != 1)
         broken += [f"run {pk} ended {status}" for pk, status, _ in runs if status != "succeeded"][:10]
         for pk, _, _ in runs:
             succeeded = TaskAttempt.objects.filter(run_id=pk, outcome="succeeded").count()
             effects = TaskEffect.objects.filter(key=f"taskrun:{pk}").count()
+            if succeeded > 1 or effects > 1:
+                self.counts["run_twice"] += 1
             if succeeded != 1 or effects != 1:
                 broken.append(f"run {pk}: {succeeded} successful attempts, {effects} effects")
         # Configuration everywhere within `within`.
@@ -511,6 +517,7 @@ class Rehearsal:
             "max_sweep_period_s": round(max(self.sweep_gaps), 2) if self.sweep_gaps else None,
             "charged_unanswered": sum(self.charged_unanswered.values()),
             "over_admissions": self.over_admissions(),
+            **self.counts,
         }
 
     def over_admissions(self) -> int:
