@@ -42,8 +42,9 @@ DEFAULTS = {
     "MAX_BLOCKING_WAIT": 60.0,
     # Dogfooding: the web and cluster processes register themselves.
     "SELF_REGISTER": None,  # None: on, except under the test settings
-    # The health-sweep schedule is created after migrate and on the first request.
-    "AUTO_SCHEDULE": None,  # None: on, except under the test settings
+    # False keeps the health sweep's and the Consul sync's system schedules off (registry/tasks.py); None: they
+    # are on wherever the task layer reconciles its system schedules (after migrate, not under the tests).
+    "AUTO_SCHEDULE": None,
     # Each of Courtside's own processes heartbeats from a thread this often, with or without traffic.
     "SELF_HEARTBEAT_EVERY": 10.0,
     "SELF_TTL": 60.0,
@@ -111,7 +112,3 @@ def check_kind_modules() -> list[str]:
 
 def self_register_enabled() -> bool:
     return _on_except_under_tests("SELF_REGISTER")
-
-
-def auto_schedule_enabled() -> bool:
-    return _on_except_under_tests("AUTO_SCHEDULE")

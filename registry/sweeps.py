@@ -250,32 +250,3 @@ def events_prune(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=conf.get("EVENT_RETENTION_DAYS"))
     deleted, _ = RegistryEvent.objects.filter(at__lt=cutoff).delete()
     return deleted
-
-
-# --- schedules --------------------------------------------------------------------------------------------------
-
-HEALTH_SCHEDULE_NAME = "services: health sweep"
-CONSUL_SCHEDULE_NAME = "services: Consul sync"
-
-
-def health_schedule_ensure():
-    """The django-q2 schedules of the registry; idempotent, an operator's edits to them are kept.
-
-    The health sweep runs every 30 s (the scheduler's own granularity) and keeps
-    sweeping for SWEEP_BUDGET_SECONDS; the Consul sync runs every minute when
-    CONSUL_URL is set.
-    """
-    from django_q.models import Schedule
-
-    schedule, _ = Schedule.objects.get_or_create(
-        name=HEALTH_SCHEDULE_NAME,
-        defaults={"func": "registry.tasks.health_sweep_task", "schedule_type": Schedule.CRON,
-                  "cron": "* * * * * */30", "repeats": -1},
-    )
-    if conf.get("CONSUL_URL"):
-        Schedule.objects.get_or_create(
-            name=CONSUL_SCHEDULE_NAME,
-            defaults={"func": "registry.tasks.consul_sync_task", "schedule_type": Schedule.MINUTES,
-                      "minutes": 1, "repeats": -1},
-        )
-    return schedule
