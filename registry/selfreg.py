@@ -110,11 +110,10 @@ def _ready_in_process() -> bool:
 
 
 def _register(register_kwargs: dict) -> str:
-    from registry import registration, sweeps
+    from registry import registration
 
+    # The sweep that judges these TTLs is a system job (registry.tasks.health_sweep), scheduled after migrate.
     registration.service_register(**register_kwargs, checks=_checks(register_kwargs))
-    if conf.auto_schedule_enabled():
-        sweeps.health_schedule_ensure()
     return register_kwargs["service_id"]
 
 
