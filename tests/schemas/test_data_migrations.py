@@ -260,3 +260,18 @@ def test_explicit_targets_with_a_canary_then_resume_go_through_the_phases_up_to_
 def test_a_bad_batch_size_is_a_command_error(filled):
     with pytest.raises(CommandError, match="batch of 1 to 10,000"):
         rollout(batch_size=0)
+
+
+def test_the_rollouts_list_in_the_admin_names_each_rows_phase_and_batch(filled, operator_client):
+    rollout(batch_size=1)
+
+    listing = operator_client.get("/admin/schemas/rollout/").content.decode()
+    assert "data courtside_probe.0003_fill (data), batch 1/2" in listing
+    assert "data courtside_probe.0003_fill (data), batch 2/2" in listing
+    row = Rollout.objects.get(phase__kind="data", phase__batch=2)
+    page = operator_client.get(f"/admin/schemas/rollout/{row.pk}/change/").content.decode()
+    assert "batch 2/2" in page
+    api = operator_client.get(f"/api/v1/schemas/rollouts/{row.pk}/")
+    assert api.status_code == 200, api.content[:200]
+    assert api.json()["phase"] == {**row.phase, "batch": 2, "batches": 2, "kind": "data",
+                                   "migration": "courtside_probe.0003_fill", "type": "data"}
