@@ -86,9 +86,10 @@ def rollout_phased(*, schemas: list[str] | None = None, workers: int | None = No
     graph = load_graph()
     applied = selectors.applied_migrations_by_schema(names)
     limit = 2 * len(_pending_data(graph, applied)) + 2
-    for _ in range(limit):
-        graph = load_graph()
-        applied = selectors.applied_migrations_by_schema(names)
+    for round_ in range(limit):
+        if round_:  # the first round uses the read above; later ones look again (a phase moved the state)
+            graph = load_graph()
+            applied = selectors.applied_migrations_by_schema(names)
         pending_data = _pending_data(graph, applied)
         targets = schema_phase_targets(graph, set(pending_data)) if pending_data else None
         chosen = _forwards_schemas(graph, targets, names, applied)
@@ -96,7 +97,7 @@ def rollout_phased(*, schemas: list[str] | None = None, workers: int | None = No
             return outcome  # the phases did it all: no empty rollout row at the end
         if chosen or not pending_data:
             phase = Phase("schema", "", rollout_run(schemas=chosen or schemas, targets=targets, workers=workers,
-                                                    by=by, progress=progress))
+                                                    by=by, progress=progress, applied=applied))
             outcome.phases.append(phase)
             if phase_done is not None:
                 phase_done(phase)
