@@ -261,11 +261,11 @@ def ledger_summary_cached() -> dict:
 def ledger_summary(*, graph=None) -> dict:
     """Tenant schemas, and how many lack each tenant migration or hold a changed one, from the ledger alone.
 
-    One aggregate statement over the ledger joined to the tenants (never one
+    One statement, one scan of the ledger joined to the tenants (never one
     per schema; one applied row per schema and migration is a constraint, so
     counting rows counts schemas) against the graph and the checksums of the
-    files on disk, plus a second, only when something drifted, for the number
-    of distinct drifted schemas. Spare schemas are not tenants, so they are
+    files on disk: its rows grouped per migration give the pending and changed
+    counts, the same rows grouped per schema the current and drifted ones. Spare schemas are not tenants, so they are
     left out. `drift_report` reads each schema's own django_migrations
     instead: this is the summary, that the detail.
     """
@@ -275,36 +275,35 @@ def ledger_summary(*, graph=None) -> dict:
     checksums = [graph.checksum(key) for key in expected]
     tenants = get_tenant_model()._meta.db_table
     ledger = MigrationRecord._meta.db_table
-    current = ("SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) AS c(app, name, checksum)")
     params = [[a for a, _ in expected], [n for _, n in expected], checksums]
-    mismatch = "r.checksum <> '' AND r.checksum <> c.checksum"
-    joins = (f"FROM {_quote(ledger)} r JOIN ({current}) c ON c.app = r.app_label AND c.name = r.name "
-             f"JOIN {_quote(tenants)} t ON t.schema_name = r.schema_name "
-             f"WHERE r.outcome = 'applied' AND t.schema_name <> %s")
+    # One scan of the ledger for every figure: per migration (schemas holding it, holding a changed one) and,
+    # from the same rows grouped per schema, how many schemas are complete and unchanged and how many drifted.
+    rows_sql = (
+        f"WITH per AS (SELECT r.app_label, r.name, r.schema_name, "
+        f"(r.checksum <> '' AND r.checksum <> c.checksum) AS bad FROM {_quote(ledger)} r "
+        f"JOIN unnest(%s::text[], %s::text[], %s::text[]) AS c(app, name, checksum) "
+        f"ON c.app = r.app_label AND c.name = r.name "
+        f"WHERE r.outcome = 'applied' AND r.schema_name IN "
+        f"(SELECT schema_name FROM {_quote(tenants)} WHERE schema_name <> %s)) "
+        f"SELECT app_label, name, count(*), count(*) FILTER (WHERE bad), "
+        f"(array_agg(schema_name) FILTER (WHERE bad))[1:3] FROM per GROUP BY app_label, name "
+        f"UNION ALL SELECT NULL, NULL, count(*) FILTER (WHERE held = %s AND changed = 0), "
+        f"count(*) FILTER (WHERE changed > 0), NULL FROM (SELECT count(*) AS held, count(*) FILTER (WHERE bad) "
+        f"AS changed FROM per GROUP BY schema_name) AS schemas"
+    )
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {_quote(tenants)} WHERE schema_name <> %s",
                        [get_public_schema_name()])
         schema_total = cursor.fetchone()[0]
-        cursor.execute(
-            f"SELECT r.app_label, r.name, count(*), count(*) FILTER (WHERE {mismatch}), "
-            f"(array_agg(r.schema_name) FILTER (WHERE {mismatch}))[1:3] "
-            f"{joins} GROUP BY r.app_label, r.name",
-            [*params, get_public_schema_name()],
-        )
-        rows = {(app, name): (applied, changed, examples) for app, name, applied, changed, examples in cursor}
+        cursor.execute(rows_sql, [*params, get_public_schema_name(), len(expected)])
+        rows, current, drifted = {}, 0, 0
+        for app, name, applied, changed_count, examples in cursor.fetchall():
+            if app is None:
+                current, drifted = applied, changed_count
+            else:
+                rows[(app, name)] = (applied, changed_count, examples)
         changed = [{"app": app, "name": name, "schemas": rows[(app, name)][1], "examples": rows[(app, name)][2]}
                    for app, name in expected if rows.get((app, name), (0, 0))[1]]
-        cursor.execute(  # schemas holding every tenant migration, none of them changed since
-            f"SELECT count(*) FROM (SELECT r.schema_name {joins} GROUP BY r.schema_name "
-            f"HAVING count(*) = %s AND count(*) FILTER (WHERE {mismatch}) = 0) AS complete",
-            [*params, get_public_schema_name(), len(expected)],
-        )
-        current = cursor.fetchone()[0]
-        drifted = 0
-        if changed:
-            cursor.execute(f"SELECT count(DISTINCT r.schema_name) {joins} AND {mismatch}",
-                           [*params, get_public_schema_name()])
-            drifted = cursor.fetchone()[0]
     pending = [{"app": app, "name": name, "schemas": schema_total - rows.get((app, name), (0,))[0],
                 "type": graph.type_of((app, name))}
                for app, name in expected if schema_total - rows.get((app, name), (0,))[0] > 0]
