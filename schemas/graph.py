@@ -66,6 +66,16 @@ class Graph:
     loader: MigrationLoader
     nodes: set[Key] = field(default_factory=set)
     replacements: dict[Key, list[Key]] = field(default_factory=dict)
+    # Per distinct applied set: many schemas share one (selectors.applied_migrations_by_schema hands out shared
+    # frozensets), so what follows from it is computed once per state, not once per schema.
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, kind: str, applied, compute):
+        """compute(), remembered for (kind, this applied set) while the graph lives; the applied set as given."""
+        key = (kind, applied if isinstance(applied, frozenset) else frozenset(applied))
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def path(self, key: Key) -> str | None:
         migration = self.loader.disk_migrations.get(key) or self.loader.graph.nodes.get(key)
@@ -89,6 +99,8 @@ class Graph:
 
     def effective_applied(self, applied: set[Key]) -> set[Key]:
         """Applied set as the graph sees it: a squashed node counts as applied when all it replaces are."""
+        if not self.replacements:
+            return set(applied)
         effective = set(applied)
         for key, replaced in self.replacements.items():
             if key not in effective and replaced and all(r in applied for r in replaced):
@@ -105,8 +117,11 @@ class Graph:
         return list(order)
 
     def pending(self, applied: set[Key]) -> list[Key]:
-        effective = self.effective_applied(applied)
-        return [key for key in self.ordered if key not in effective]
+        def compute():
+            effective = self.effective_applied(applied)
+            return tuple(key for key in self.ordered if key not in effective)
+
+        return list(self.memo("pending", applied, compute))
 
     def latest_by_app(self) -> dict[str, str]:
         return {app: name for app, name in self.loader.graph.leaf_nodes()}

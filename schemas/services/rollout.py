@@ -40,13 +40,17 @@ def _validate_schemas(names: list[str]) -> list[str]:
 
 def rollout_run(*, schemas: list[str] | None = None, targets: list[tuple[str, str | None]] | None = None,
                 workers: int | None = None, canary: int | None = None, resume: bool = False,
-                dry_run: bool = False, by: str | None = None, progress=None) -> RolloutResult:
+                dry_run: bool = False, by: str | None = None, progress=None,
+                applied: dict[str, frozenset[Key]] | None = None) -> RolloutResult:
     """Migrate tenant schemas to targets (default: every app's latest), one transaction per schema.
 
     Failures are isolated: a failed schema stays wholly on its old state
     (PostgreSQL DDL is transactional), the others carry on, and the rollout
     row lists each schema's outcome so `resume` retries only what is left.
     A plan that goes backwards is a rollback; `dry_run` only returns plans.
+    `applied` ({schema: applied set}, covering `schemas`) is a read the caller has just made
+    (selectors.applied_migrations_by_schema): it only decides which schemas to visit; each schema's migrator
+    reads its own state again under its lock.
     """
     by = operator_name(by)
     if resume:
@@ -66,7 +70,8 @@ def rollout_run(*, schemas: list[str] | None = None, targets: list[tuple[str, st
     migrator_graph = load_graph()
 
     migrator = SchemaMigrator(targets=targets, by=by, graph=migrator_graph)
-    applied = selectors.applied_migrations_by_schema(names)
+    if applied is None or any(name not in applied for name in names):
+        applied = selectors.applied_migrations_by_schema(names)
     plans = {name: migrator.plan(applied[name]) for name in names}
     todo = [name for name in names if plans[name]]
     if dry_run:
