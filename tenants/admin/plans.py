@@ -8,9 +8,9 @@ from django.utils.safestring import mark_safe
 from core import charts
 from core.admin import operator_site
 from tenants import billing, quotas, selectors
+from tenants.admin.base import _quota
 from tenants.forms import PlanForm
 from tenants.models import Plan
-from tenants.admin.base import _quota
 
 
 def _quota_column(kind: quotas.QuotaKind):
