@@ -1,6 +1,6 @@
 """Many processes, one system (issue 19.3): the long rehearsal, five SIGKILLs or more of each kind.
 
-    python bench/rehearsal.py [--seconds 150] [--kills 5] [--quota 500] [--seed N]
+    python bench/rehearsal.py [--seconds 150] [--kills 5] [--quota 500] [--seed N] [--reuse-db]
 
 Runs the rehearsal of tests/rehearsal/fleet.py (two gunicorn web servers, two
 qclusters on the Redis broker, PgBouncer in front of PostgreSQL, Redis as
@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=5, help="SIGKILLs of a web server, and of a cluster")
     parser.add_argument("--quota", type=int, default=500, help="each tenant's API calls per day")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--reuse-db", action="store_true", help="keep the test database of an earlier run")
     args = parser.parse_args()
     env = {**os.environ, "REHEARSAL": "1", "REHEARSAL_SECONDS": str(args.seconds),
            "REHEARSAL_WEB_KILLS": str(args.kills), "REHEARSAL_CLUSTER_KILLS": str(args.kills),
@@ -35,7 +36,9 @@ def main() -> int:
     if args.seed is not None:
         env["REHEARSAL_SEED"] = str(args.seed)
     return subprocess.run([sys.executable, "-m", "pytest", "tests/rehearsal", "-m", "rehearsal", "-s", "-q",
-                           "-p", "no:randomly", "-W", "ignore::RuntimeWarning"], cwd=ROOT, env=env).returncode
+                           "-p", "no:randomly", "-W", "ignore::RuntimeWarning",
+                           *(["--reuse-db"] if args.reuse_db else [])],
+                          cwd=ROOT, env=env, timeout=args.seconds + 900).returncode
 
 
 if __name__ == "__main__":

@@ -198,17 +198,28 @@ class MigrationRecordAdmin(admin.ModelAdmin):
 class RolloutAdmin(admin.ModelAdmin):
     """Rollouts and their per-schema progress (started with `manage.py rollout`)."""
 
-    list_display = ("id", "status", "progress", "backwards", "started_at", "finished_at", "started_by")
+    list_display = ("id", "status", "progress", "phase_label", "backwards", "started_at", "finished_at", "started_by")
     list_filter = ("status", "backwards")
-    readonly_fields = ("targets", "backwards", "status", "started_at", "finished_at", "started_by", "total", "done",
-                       "failures")
-    exclude = ("results",)
+    readonly_fields = ("targets", "backwards", "status", "phase_label", "started_at", "finished_at", "started_by",
+                       "total", "done", "failures")
+    exclude = ("results", "phase")
 
     change_list_template = "admin/schemas/rollout/change_list.html"
     change_form_template = "admin/schemas/rollout/change_form.html"
 
     def progress(self, obj):
         return f"{obj.done}/{obj.total}"
+
+    @admin.display(description="phase")
+    def phase_label(self, obj):
+        """Which phase of a phased rollout this row is (schemas/data_migrations.py); "—" for a plain one."""
+        phase = obj.phase or {}
+        if not phase.get("kind"):
+            return "—"
+        if phase["kind"] != "data":
+            return phase["kind"]
+        batch = f", batch {phase.get('batch', 1)}/{phase.get('batches', 1)}"
+        return f"data {phase.get('migration', '')} ({phase.get('type') or 'data'}){batch}"
 
     def get_urls(self):
         return [

@@ -67,7 +67,11 @@ admin_users = {self.user}
         args = [BINARY, str(self.dir / "pgbouncer.ini")]
         if os.geteuid() == 0:
             args[1:1] = ["-u", "postgres"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # Its log goes to a file, never to a pipe: nobody reads a pipe while it runs, and once the pipe's 64 KiB
+        # were full (a line per connection: the rehearsal's kills and restarts got there in two minutes) PgBouncer
+        # blocked on its next log line and stopped answering anyone.
+        self._stderr = open(self.dir / "pgbouncer.stderr", "wb")  # noqa: SIM115 - closed by stop()
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._stderr,
                                         start_new_session=True)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -76,7 +80,8 @@ admin_users = {self.user}
                 return self
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"pgbouncer exited: {self.process.stderr.read().decode()[-2000:]}") from None
+                    error = (self.dir / "pgbouncer.stderr").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"pgbouncer exited: {error}") from None
                 time.sleep(0.1)
         raise RuntimeError("pgbouncer did not start listening")
 
@@ -91,6 +96,8 @@ admin_users = {self.user}
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        if getattr(self, "_stderr", None) is not None:
+            self._stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -24,4 +24,4 @@ class RolloutSerializer(serializers.ModelSerializer):
     class Meta:
         model = Rollout
         fields = ["id", "status", "targets", "backwards", "started_at", "finished_at", "started_by", "total", "done",
-                  "failed_schemas", "results"]
+                  "failed_schemas", "results", "phase"]

@@ -45,6 +45,11 @@ def _run_parallel(migrator, todo: list[str], workers: int | None):
     with context.Pool(workers) as pool:
         try:
             yield from pool.imap_unordered(worker_run, todo, chunksize=chunksize)
+            # Every result is in: let the workers exit on their own. The context's terminate() could SIGTERM a
+            # worker holding the task queue's lock while the pool starts a replacement that then waits on that
+            # lock forever (the pool never joined: seen twice over 1,000 schemas, a pool per data batch).
+            pool.close()
+            pool.join()
         finally:
             set_worker_migrator(None)
 

@@ -7,3 +7,8 @@ passing even on a loaded machine, a killed one lapses within seconds.
 from backoffice.settings.test import *  # noqa: F403
 
 SERVICES = {"SELF_REGISTER": True, "SELF_TTL": 3.0, "SELF_HEARTBEAT_EVERY": 0.5}
+
+# These servers run with no task cluster: their /readyz (and so their registered readiness check, issue 16.2)
+# leaves the cluster out, as a web-only deployment configures it; tests/deploy/test_probes.py covers the
+# cluster's part of readiness.
+HEALTH_CHECK_CLUSTER = False
