@@ -19,6 +19,7 @@ Where the requests are served: the tenant API load goes through the production s
 deploy/gunicorn.conf.py runs it (BENCH_WEB_WORKERS=3 processes x BENCH_WEB_THREADS=4 threads, DEBUG off), its
 database connections through a transaction-pooling PgBouncer (tests/pgbouncer.py, BENCH_POOL_SIZE=8 server
 connections), from BENCH_CLIENTS=6 keep-alive clients at once; each request's time is its round trip. The
+server's stdout and stderr go to a log file (bench/serving.py); a failed request prints its tail. The
 operator pages are served in this process by Django's test client (server time: routing, authentication, the
 view and its queries). The schemas are built as bench/migrations.py builds them
 (pg_dump of one migrated schema replayed by psql; tenant and domain rows in bulk), in a database of its

@@ -16,7 +16,6 @@ from django.template.defaultfilters import filesizeformat
 from core.admin import add_service_error
 from tenants import quotas, services
 
-
 UNLIMITED = quotas.UNLIMITED
 
 

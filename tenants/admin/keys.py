@@ -6,10 +6,9 @@ from django.contrib import admin, messages
 
 from core.admin import operator_site, tenant_site
 from tenants import selectors, services
+from tenants.admin.base import ReadOnlyAdmin, ServiceAddViewMixin
 from tenants.forms import ApiKeyCreateForm
 from tenants.models import ApiKey
-from tenants.admin.base import ReadOnlyAdmin, ServiceAddViewMixin
-
 
 API_KEY_FIELDS = ("name", "prefix", "scope", "created_at", "created_by", "last_used_at", "revoked_at")
 
