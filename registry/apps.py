@@ -12,7 +12,6 @@ class ServicesConfig(AppConfig):
 
     def ready(self):
         from django.core.signals import request_started
-        from django.db.models.signals import post_migrate
         from django_q.signals import post_spawn
 
         from registry import checks, conf, kinds, selfreg  # noqa: F401 - importing checks registers them
@@ -21,15 +20,6 @@ class ServicesConfig(AppConfig):
 
         request_started.connect(selfreg.web_request_started, dispatch_uid="services.selfreg.web")
         post_spawn.connect(selfreg.cluster_worker_spawned, dispatch_uid="services.selfreg.cluster")
-        post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="services.schedules")
+        # The health sweep and the Consul sync are system jobs (registry/tasks.py): the task layer's one
+        # post_migrate step puts them on the schedules page, as it does every app's.
 
-
-def _ensure_schedules(sender, using="default", **kwargs):
-    """After migrate: the health-sweep schedule exists (off under the test settings)."""
-    from django_tenants.utils import schema_context
-
-    from registry import conf, sweeps
-
-    if conf.auto_schedule_enabled():
-        with schema_context("public"):
-            sweeps.health_schedule_ensure()

@@ -25,6 +25,10 @@ DEFAULTS = {
     # Services with fewer heartbeat-checked instances than this never enter it:
     # with 1 or 2 instances, one death is already above any sensible share.
     "SELF_PRESERVATION_MIN_INSTANCES": 3,
+    # ... and it takes at least this many lapses at once: a lapse alone is a death, never a partition. Without it,
+    # one death in a service of under 7 instances (two web servers and a restarted one: 1 of 3) is over 15% and
+    # froze expiry for a whole window. 1 is Eureka's rule unmodified.
+    "SELF_PRESERVATION_MIN_MISSED": 2,
     # "At once" means: heartbeats that lapsed within this many seconds.
     "SELF_PRESERVATION_WINDOW": 60.0,
     # HTTP and TCP checks run concurrently, at most this many at a time.
@@ -38,8 +42,9 @@ DEFAULTS = {
     "MAX_BLOCKING_WAIT": 60.0,
     # Dogfooding: the web and cluster processes register themselves.
     "SELF_REGISTER": None,  # None: on, except under the test settings
-    # The health-sweep schedule is created after migrate and on the first request.
-    "AUTO_SCHEDULE": None,  # None: on, except under the test settings
+    # False keeps the health sweep's and the Consul sync's system schedules off (registry/tasks.py); None: they
+    # are on wherever the task layer reconciles its system schedules (after migrate, not under the tests).
+    "AUTO_SCHEDULE": None,
     # Each of Courtside's own processes heartbeats from a thread this often, with or without traffic.
     "SELF_HEARTBEAT_EVERY": 10.0,
     "SELF_TTL": 60.0,
@@ -107,7 +112,3 @@ def check_kind_modules() -> list[str]:
 
 def self_register_enabled() -> bool:
     return _on_except_under_tests("SELF_REGISTER")
-
-
-def auto_schedule_enabled() -> bool:
-    return _on_except_under_tests("AUTO_SCHEDULE")

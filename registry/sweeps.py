@@ -78,11 +78,15 @@ def self_preservation_evaluate(*, now: datetime | None = None) -> dict[str, bool
     heartbeat expiry falls after the window's start: those that lapsed within
     the window are `missed`. Instances dead for longer than the window count in
     neither, so an old death cannot hold a service in self-preservation forever.
+    One lapse is never enough (SELF_PRESERVATION_MIN_MISSED, 2): in a small
+    service one death is already above any share, and is a death, not a
+    partition, so it turns critical at the first sweep past its TTL.
     """
     now = now or timezone.now()
     window = timedelta(seconds=conf.get("SELF_PRESERVATION_WINDOW"))
     threshold = conf.get("SELF_PRESERVATION_THRESHOLD")
     minimum = conf.get("SELF_PRESERVATION_MIN_INSTANCES")
+    minimum_missed = conf.get("SELF_PRESERVATION_MIN_MISSED")
     rows = (
         ttl_checks().filter(instance__maintenance=False, expiry__gt=now - window)
         .values("instance__name").order_by()
@@ -94,7 +98,7 @@ def self_preservation_evaluate(*, now: datetime | None = None) -> dict[str, bool
     result = {}
     for name in set(counts) | {name for name, state in states.items() if state.active}:
         total, missed = counts.get(name, [0, 0])
-        active = total >= minimum and missed / total > threshold
+        active = total >= minimum and missed >= minimum_missed and missed / total > threshold
         state = states.get(name) or SelfPreservation(service_name=name)
         if active != state.active:
             state.since = now if active else None
@@ -246,32 +250,3 @@ def events_prune(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=conf.get("EVENT_RETENTION_DAYS"))
     deleted, _ = RegistryEvent.objects.filter(at__lt=cutoff).delete()
     return deleted
-
-
-# --- schedules --------------------------------------------------------------------------------------------------
-
-HEALTH_SCHEDULE_NAME = "services: health sweep"
-CONSUL_SCHEDULE_NAME = "services: Consul sync"
-
-
-def health_schedule_ensure():
-    """The django-q2 schedules of the registry; idempotent, an operator's edits to them are kept.
-
-    The health sweep runs every 30 s (the scheduler's own granularity) and keeps
-    sweeping for SWEEP_BUDGET_SECONDS; the Consul sync runs every minute when
-    CONSUL_URL is set.
-    """
-    from django_q.models import Schedule
-
-    schedule, _ = Schedule.objects.get_or_create(
-        name=HEALTH_SCHEDULE_NAME,
-        defaults={"func": "registry.tasks.health_sweep_task", "schedule_type": Schedule.CRON,
-                  "cron": "* * * * * */30", "repeats": -1},
-    )
-    if conf.get("CONSUL_URL"):
-        Schedule.objects.get_or_create(
-            name=CONSUL_SCHEDULE_NAME,
-            defaults={"func": "registry.tasks.consul_sync_task", "schedule_type": Schedule.MINUTES,
-                      "minutes": 1, "repeats": -1},
-        )
-    return schedule

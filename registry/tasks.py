@@ -1,4 +1,8 @@
-"""django-q2 task functions of the registry: thin, they call services."""
+"""The registry's tasks, registered with the task layer; the health sweep and the Consul sync are system jobs.
+
+Each is declared with its timetable (tasks.registry.system_job): the reconcile after every migrate puts it on
+the schedules page, and each time it fires it is a TaskRun like any other (its result in the admin).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from django.utils import timezone
 
 from core.locks import advisory_lock, lock_key
 from registry import conf
-from tasks.registry import OPERATOR, register_task
+from tasks.registry import system_job
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +36,7 @@ def _seconds_to_next_event() -> float | None:
     return max(0.0, (min(upcoming) - timezone.now()).total_seconds())
 
 
-def health_sweep_task(budget: float | None = None) -> dict:
+def _sweep_within(budget: float | None) -> dict:
     """Sweep the registry, and again whenever something falls due within `budget` seconds.
 
     django-q2's scheduler wakes up about every 30 s, so a check interval of
@@ -66,7 +70,26 @@ def health_sweep_task(budget: float | None = None) -> dict:
     return totals
 
 
-def consul_sync_task() -> dict:
+def _schedule_on() -> bool:
+    # SERVICES["AUTO_SCHEDULE"] = False keeps the registry's schedules off the schedules page (the next reconcile
+    # removes them); unset, they are on wherever the system schedules are (tasks.conf: not under the tests).
+    return conf.get("AUTO_SCHEDULE") is not False
+
+
+# Every 30 s: a six-field cron whose last field is the seconds (croniter's, which TaskSchedule's validation and
+# django-q2's scheduler both use). An interval schedule counts whole minutes, too coarse for checks of 10 s.
+@system_job("registry.health_sweep", cron="* * * * * */30", schedule_name="services: health sweep",
+            enabled=_schedule_on, timeout=120,
+            schema={"type": "object", "additionalProperties": False,
+                    "properties": {"budget": {"type": "number", "minimum": 0, "maximum": 60}}})
+def health_sweep(ctx, budget: float | None = None) -> dict:
+    """Sweep the registry's health checks (and keep sweeping for `budget` seconds, SWEEP_BUDGET_SECONDS unset)."""
+    return _sweep_within(budget)
+
+
+@system_job("registry.consul_sync", every_minutes=1, schedule_name="services: Consul sync",
+            enabled=lambda: _schedule_on() and bool(conf.get("CONSUL_URL")), timeout=120)
+def consul_sync(ctx) -> dict:
     """Two-way sync with the Consul agent at CONSUL_URL (nothing to do when unset)."""
     from registry import consul
 
@@ -75,19 +98,3 @@ def consul_sync_task() -> dict:
         return {"skipped": "CONSUL_URL is not set"}
     with consul.ConsulClient(url, token=conf.get("CONSUL_TOKEN") or None) as client:
         return consul.consul_sync(client=client).as_dict()
-
-
-# Registered with the task layer, so the operator can run either now as a TaskRun (API, admin, task_submit).
-# The scheduled sweep still goes through health_schedule_ensure's django-q2 schedule (see tasks/README.md).
-@register_task("registry.health_sweep", scope=OPERATOR, timeout=120,
-               schema={"type": "object", "additionalProperties": False,
-                       "properties": {"budget": {"type": "number", "minimum": 0, "maximum": 60}}})
-def health_sweep(ctx, budget: float | None = None) -> dict:
-    """Sweep the registry's health checks now (and keep sweeping for `budget` seconds)."""
-    return health_sweep_task(budget=budget)
-
-
-@register_task("registry.consul_sync", scope=OPERATOR, timeout=120)
-def consul_sync(ctx) -> dict:
-    """Sync the registry with the Consul agent at CONSUL_URL now (nothing to do when unset)."""
-    return consul_sync_task()

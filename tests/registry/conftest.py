@@ -123,3 +123,38 @@ def closed_port():
     port = probe.getsockname()[1]
     probe.close()  # nothing listens there any more
     return port
+
+
+SWEEP_TASK = "registry.health_sweep"
+
+
+def sweep(budget: float = 0) -> dict:
+    """One run of the health sweep's system job as the cluster runs it: a TaskRun, executed here; its result."""
+    from tasks import actions
+    from tasks.engine import execution
+    from tasks.models import TaskRun
+
+    run = actions.task_submit(name=SWEEP_TASK, arguments={"budget": budget}, submitted_by="test")
+    outcome = execution.run_execute(run_id=run.pk)
+    run = TaskRun.objects.get(pk=run.pk)
+    assert (outcome, run.name, run.tenant_id) == ("succeeded", SWEEP_TASK, None), run.error
+    return run.result
+
+
+def sweep_schedule_due():
+    """The health sweep's system schedule, reconciled as after a migrate, due now; the other system ones left out.
+
+    Returns its django-q2 schedule, which the cluster's scheduler fires as a TaskRun of registry.health_sweep.
+    """
+    from django_q.models import Schedule
+
+    from tasks import actions
+    from tasks.models import TaskSchedule
+
+    actions.system_schedules_reconcile()
+    schedule = TaskSchedule.objects.select_related("q_schedule").get(name="services: health sweep")
+    assert (schedule.system, schedule.task_name, schedule.cron) == (True, SWEEP_TASK, "* * * * * */30")
+    q = schedule.q_schedule
+    Schedule.objects.exclude(pk=q.pk).delete()  # this test is about the sweep alone
+    Schedule.objects.filter(pk=q.pk).update(next_run=q.next_run.replace(year=2000))
+    return q

@@ -15,9 +15,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from registry import health, registration, sweeps, tasks
+from registry import health, registration, sweeps
 from registry.models import HealthCheck, RegistryEvent, ServiceInstance
-from tests.registry.conftest import register
+from tests.registry.conftest import register, sweep
 from tests.registry.test_api import REGISTRATION, assert_error, post_json
 
 
@@ -165,7 +165,7 @@ def test_one_bad_stored_row_cannot_stop_the_sweep_for_everyone(db, probe_target,
     assert any("out of range" in record.getMessage() for record in caplog.records)
     assert RegistryEvent.objects.filter(kind="invalid", service_id="bad").count() == 1  # marked once, not per sweep
     # The task around the sweep (its wait for the next due check) survives it too.
-    assert tasks.health_sweep_task(budget=0)["sweeps"] == 1
+    assert sweep(budget=0)["sweeps"] == 1
 
 
 def test_a_bad_row_cannot_stop_self_preservation_either(db):

@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from registry import sweeps, tasks
 from registry.models import ServiceInstance
 from tests.conftest import PUBLIC_HOST, TenantClient, database_url
-from tests.registry.conftest import register
+from tests.registry.conftest import SWEEP_TASK, register, sweep, sweep_schedule_due
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_nothing_registers_itself_under_the_test_settings(operator_client):
     operator_client.get("/admin/")
-    tasks.health_sweep_task(budget=0)
+    sweep(budget=0)
     assert not ServiceInstance.objects.exists()
 
 
@@ -50,7 +49,7 @@ def test_a_tenant_request_registers_the_process_in_the_public_registry_only(lake
 def test_the_cluster_registers_itself_from_its_sweep(db, settings):
     settings.SERVICES = {"SELF_REGISTER": True}
 
-    tasks.health_sweep_task(budget=0)
+    sweep(budget=0)
 
     cluster = ServiceInstance.objects.get(name="courtside-cluster")
     assert cluster.status == "passing" and cluster.port is None
@@ -70,22 +69,20 @@ SCHEDULER_ONCE = (
 @pytest.mark.cluster
 @pytest.mark.django_db(transaction=True)
 def test_the_scheduled_sweep_runs_http_checks_on_a_real_cluster(public_tenant, probe_target):
-    from django_q.models import Schedule, Success
+    from tasks.models import Status, TaskRun
 
     register("stats-1", checks=[{"kind": "http", "url": probe_target.url, "interval": "1s", "timeout": "1s"}])
-    schedule = sweeps.health_schedule_ensure()
-    assert (schedule.func, schedule.cron) == ("registry.tasks.health_sweep_task", "* * * * * */30")
-    Schedule.objects.filter(pk=schedule.pk).update(next_run=schedule.next_run.replace(year=2000))
+    sweep_schedule_due()  # the system job's schedule, as the reconcile after migrate makes it
     env = _env("tests.registry.cluster_settings")
     cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = TaskRun.objects.filter(name=SWEEP_TASK, status=Status.SUCCEEDED)
     try:
-        # What the cluster's guard does every 30 s, once, now: enqueue the due schedule.
+        # What the cluster's guard does every 30 s, once, now: enqueue the due schedule (it submits a TaskRun).
         subprocess.run([sys.executable, "-c", SCHEDULER_ONCE], cwd=ROOT, env=env, check=True, timeout=60,
                        capture_output=True)
         deadline = time.monotonic() + 60  # a bound on waiting, not an assertion on speed
-        while time.monotonic() < deadline and cluster.poll() is None and not Success.objects.filter(
-                func="registry.tasks.health_sweep_task").exists():
+        while time.monotonic() < deadline and cluster.poll() is None and not done.exists():
             time.sleep(0.2)
     finally:
         cluster.send_signal(signal.SIGTERM)
@@ -93,8 +90,9 @@ def test_the_scheduled_sweep_runs_http_checks_on_a_real_cluster(public_tenant, p
             cluster.wait(timeout=30)
         except subprocess.TimeoutExpired:
             cluster.kill()
-    run = Success.objects.filter(func="registry.tasks.health_sweep_task").first()
+    run = done.first()
     assert run is not None, cluster.stderr.read()[-3000:] if cluster.stderr else ""
+    assert run.schedule.name == "services: health sweep" and run.submitted_by == "schedule services: health sweep"
     assert run.result["sweeps"] >= 1 and run.result["probed"] >= 1
     assert ServiceInstance.objects.get(service_id="stats-1").status == "passing"
     assert probe_target.requests >= 1

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from registry import registration, sweeps
 from registry.models import CheckResult, HealthCheck, RegistryEvent, SelfPreservation, ServiceInstance
-from tests.registry.conftest import register
+from tests.registry.conftest import register, sweep
 
 
 def status_of(service_id: str) -> str:
@@ -174,12 +174,10 @@ def test_self_preservation_is_per_service(db):
 
 
 def test_the_sweep_task_keeps_sweeping_only_while_checks_fall_due_within_its_budget(db, probe_target):
-    from registry import tasks
-
-    assert tasks.health_sweep_task(budget=5)["sweeps"] == 1  # nothing registered: one sweep, worker freed
+    assert sweep(budget=5)["sweeps"] == 1  # nothing registered: one sweep, worker freed
 
     register("stats-1", checks=[{"kind": "http", "url": probe_target.url, "interval": "1s", "timeout": "1s"}])
-    result = tasks.health_sweep_task(budget=2.5)
+    result = sweep(budget=2.5)
 
     assert result["sweeps"] >= 2 and result["probed"] >= 2
     assert status_of("stats-1") == "passing"
@@ -193,9 +191,9 @@ def test_a_second_sweeper_steps_aside_while_one_runs(db):
 
     with psycopg.connect(**connection_params(), autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [tasks.SWEEP_LOCK_KEY])
-        assert tasks.health_sweep_task(budget=0) == {"skipped": "another sweep is running"}
+        assert sweep(budget=0) == {"skipped": "another sweep is running"}
         other.execute("SELECT pg_advisory_unlock(%s)", [tasks.SWEEP_LOCK_KEY])
-    assert tasks.health_sweep_task(budget=0)["sweeps"] == 1
+    assert sweep(budget=0)["sweeps"] == 1
 
 
 def test_old_registry_events_are_pruned(db):

@@ -21,6 +21,7 @@ import pytest
 
 from registry import registration, sweeps
 from registry.models import ServiceInstance
+from tests.registry.conftest import sweep_schedule_due
 from tests.registry.test_cluster_and_dogfood import ROOT, SCHEDULER_ONCE, _env
 
 TTL = 3.0
@@ -164,13 +165,10 @@ def test_an_idle_cluster_stays_passing_and_a_killed_one_turns_critical_within_it
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         # One scheduled health sweep (what the cluster's guard does every 30 s), then nothing to do at all.
-        from django_q.models import Schedule
-
-        schedule = sweeps.health_schedule_ensure()
-        Schedule.objects.filter(pk=schedule.pk).update(next_run=schedule.next_run.replace(year=2000))
+        schedule = sweep_schedule_due()  # the system job's schedule, as the reconcile after migrate makes it
         subprocess.run([sys.executable, "-c", SCHEDULER_ONCE], cwd=ROOT, env=env, check=True, timeout=60,
                        capture_output=True)
-        Schedule.objects.filter(pk=schedule.pk).delete()
+        schedule.delete()
         deadline = time.monotonic() + STARTUP_SECONDS
         while not ServiceInstance.objects.filter(name="courtside-cluster").exists():
             assert time.monotonic() < deadline and cluster.poll() is None, cluster.stderr.read()[-3000:]

@@ -21,7 +21,7 @@ from core.masking import MASK
 from security import audit
 from tasks import actions as task_actions
 from tasks import registry
-from tasks.models import TaskRun
+from tasks.models import TaskRun, TaskSchedule
 from tenants import quotas
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Plan, Tenant
@@ -159,19 +159,15 @@ def test_the_prune_keeps_the_retention_in_every_schema_and_is_a_registered_sched
             assert not LogEntry.objects.filter(object_repr=f"{schema}-old").exists()
             assert LogEntry.objects.filter(object_repr=f"{schema}-recent").exists()
     assert registry.get_spec("security.audit_prune").scope == registry.OPERATOR
-    import importlib
+    # A system job (security/tasks.py): on the schedules page after migrate, daily at 03:30 UTC, fired as a TaskRun.
+    from tasks import runner
 
-    from django.apps import apps
-    from django_q.models import Schedule
-
-    migration = importlib.import_module("security.migrations.0001_security_audit_prune_schedule")
-    migration.create(apps, None)
-    schedule = Schedule.objects.get(name=migration.NAME)
-    assert schedule.schedule_type == Schedule.DAILY and schedule.next_run > timezone.now()
-    from security.tasks import audit_prune_scheduled
-
-    run = TaskRun.objects.get(pk=audit_prune_scheduled())
-    assert run.name == "security.audit_prune" and run.tenant is None
+    task_actions.system_schedules_reconcile()
+    schedule = TaskSchedule.objects.select_related("q_schedule").get(name="security: audit log prune")
+    assert (schedule.system, schedule.task_name, schedule.cron) == (True, "security.audit_prune", "30 3 * * *")
+    assert schedule.q_schedule.func == "tasks.runner.fire_schedule"
+    run = TaskRun.objects.get(pk=runner.fire_schedule(schedule.pk))
+    assert run.name == "security.audit_prune" and run.tenant is None and run.schedule_id == schedule.pk
     with pytest.raises(ValueError):
         audit.audit_prune(days=0)
 

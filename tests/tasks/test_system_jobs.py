@@ -65,18 +65,19 @@ def test_a_new_scheduled_system_job_is_one_declaration_beside_its_task(declared_
 def test_the_products_background_jobs_are_system_schedules_of_registered_tasks(operator_client, lakers_client):
     actions.system_schedules_reconcile()
     system = {s.name: s for s in TaskSchedule.objects.filter(system=True)}
-    expected = {"tasks: recover stalled runs": ("tasks.recover_stalled_runs", 1),
-                "tenants: usage refresh": ("tenants.refresh_storage_usage", 15),
-                "tenants: schema pool refill": ("tenants.pool_refill", 10)}
-    for name, (task, minutes) in expected.items():
-        assert (system[name].task_name, system[name].interval_minutes) == (task, minutes)
+    expected = {"tasks: recover stalled runs": ("tasks.recover_stalled_runs", 1, ""),
+                "tenants: usage refresh": ("tenants.refresh_storage_usage", 15, ""),
+                "tenants: schema pool refill": ("tenants.pool_refill", 10, ""),
+                # every 30 s: a six-field cron whose last field is the seconds (croniter's, as TaskSchedule checks)
+                "services: health sweep": ("registry.health_sweep", None, "* * * * * */30"),
+                "security: audit log prune": ("security.audit_prune", None, "30 3 * * *")}
+    assert set(system) == set(expected)  # the Consul sync only where CONSUL_URL is set
+    for name, (task, minutes, cron) in expected.items():
+        assert (system[name].task_name, system[name].interval_minutes, system[name].cron) == (task, minutes, cron)
         assert system[name].q_schedule.func == "tasks.runner.fire_schedule"
-        registry.get_spec(task)  # a registered task, with its TaskRun when it runs
-    # The registry's jobs are registered operator tasks too (their timetable is still the registry's own).
-    assert {registry.get_spec(n).scope for n in ("registry.health_sweep", "registry.consul_sync")} == {"operator"}
-    # No plain django-q2 function is scheduled any more (the registry's sweep and the audit prune aside).
-    assert not Schedule.objects.filter(func__in=["tasks.runner.recover_stalled_runs", "tenants.tasks.pool_refill",
-                                                 "tenants.tasks.usage_refresh_all"]).exists()
+        assert registry.get_spec(task).scope in ("operator", "any")  # a registered task, with its TaskRun
+    # No plain django-q2 function is scheduled any more: every system job is a TaskSchedule firing a TaskRun.
+    assert not Schedule.objects.exclude(func="tasks.runner.fire_schedule").exists()
     # Reconciling again changes nothing; an operator's switch stays.
     TaskSchedule.objects.filter(name="tenants: usage refresh").update(enabled=False)
     assert actions.system_schedules_reconcile() == {"created": 0, "updated": 0, "removed": 0}
@@ -94,7 +95,7 @@ def test_a_fired_system_schedule_shows_its_last_run(operator_client):
     assert execution.run_execute(run_id=run.pk) == "succeeded"
     assert TaskRun.objects.get(pk=run.pk).result == {"running": 0, "queued": 0}
     body = operator_client.get("/admin/tasks/taskschedule/?system__exact=1").content.decode()
-    assert body.count("System (declared in code)") == 3 and body.count(">—<") <= 2  # two never ran
+    assert body.count("System (declared in code)") == 5 and body.count(">—<") <= 4  # four never ran
 
 
 @override_settings(TENANT_POOL_SIZE=2)
@@ -112,3 +113,32 @@ def test_a_sign_up_refills_the_pool_through_a_registered_task_with_its_run(publi
 def test_a_system_job_needs_exactly_one_timetable(timing):
     with pytest.raises(ImproperlyConfigured):
         system_job("example.untimed", **timing)
+
+
+def test_the_registry_schedules_follow_their_settings(settings):
+    settings.SERVICES = {"CONSUL_URL": "http://127.0.0.1:9"}
+    actions.system_schedules_reconcile()
+    consul = TaskSchedule.objects.get(name="services: Consul sync")
+    assert (consul.system, consul.task_name, consul.interval_minutes) == (True, "registry.consul_sync", 1)
+    # The sweep's 30 s cron passes the validation every schedule passes, and the scheduler's next run is 30 s off.
+    actions.schedule_validate(task_name="registry.health_sweep", arguments={}, tenant=None, cron="* * * * * */30",
+                              by_operator=True)
+    settings.SERVICES = {"AUTO_SCHEDULE": False}
+    assert actions.system_schedules_reconcile()["removed"] == 2
+    assert not TaskSchedule.objects.filter(task_name__startswith="registry.").exists()
+
+
+def test_the_migrations_remove_the_plain_django_q_schedules_of_the_registry_and_the_audit_prune():
+    import importlib
+
+    from django.apps import apps
+
+    registry_migration = importlib.import_module("registry.migrations.0008_system_schedules_in_code")
+    security_migration = importlib.import_module("security.migrations.0002_audit_prune_system_job")
+    registry_migration.restore_raw(apps, None)
+    security_migration.restore_raw(apps, None)
+    old = ["registry.tasks.health_sweep_task", "security.tasks.audit_prune_scheduled"]
+    assert Schedule.objects.filter(func__in=old).count() == 2  # what the old code scheduled
+    registry_migration.remove_raw(apps, None)
+    security_migration.remove_raw(apps, None)
+    assert not Schedule.objects.filter(func__in=old).exists()

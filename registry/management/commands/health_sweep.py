@@ -1,18 +1,27 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from registry import sweeps
+from tasks import actions
+from tasks.models import TaskSchedule
 
 
 class Command(BaseCommand):
-    help = "Run the registry's health sweep once here (the cluster runs it on its schedule); --schedule ensures that."
+    help = ("Run the registry's health sweep once here (the cluster runs it as a system job); --schedule puts the "
+            "system schedules declared in code on the schedules page, as every migrate does.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--schedule", action="store_true", help="Create the django-q2 schedules and stop.")
+        parser.add_argument("--schedule", action="store_true",
+                            help="Reconcile the system schedules (the health sweep's among them) and stop.")
 
     def handle(self, *args, **options):
         if options["schedule"]:
-            schedule = sweeps.health_schedule_ensure()
-            self.stdout.write(self.style.SUCCESS(f"Schedule {schedule.name!r}: {schedule.func} ({schedule.cron})."))
+            counts = actions.system_schedules_reconcile()
+            schedule = TaskSchedule.objects.filter(system=True, task_name="registry.health_sweep").first()
+            if schedule is None:
+                raise CommandError("The health sweep's schedule is off (SERVICES['AUTO_SCHEDULE'] is False).")
+            self.stdout.write(self.style.SUCCESS(
+                f"System schedules: {counts['created']} created, {counts['updated']} updated, {counts['removed']} "
+                f"removed. Schedule {schedule.name!r}: {schedule.task_name} ({schedule.cron})."))
             return
         report = sweeps.health_sweep()
         self.stdout.write(self.style.SUCCESS(
