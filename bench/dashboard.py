@@ -93,7 +93,7 @@ def seed() -> None:
 
 
 def main() -> None:
-    setup_django("courtside_bench_dashboard")
+    setup_django(os.environ.get("BENCH_DB", "courtside_bench_dashboard"))  # a database of its own per checkout
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext

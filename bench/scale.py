@@ -305,7 +305,11 @@ class ApiLoad:
         seconds = [s for part, _ in done for s in part]
         failures = [f for _, part in done for f in part]
         if failures:
-            raise SystemExit(f"{len(failures)} of {requests} tenant API requests failed (e.g. {failures[0]})")
+            import serving
+
+            print(serving.log_tail(self.server), file=sys.stderr, flush=True)
+            raise SystemExit(f"{len(failures)} of {requests} tenant API requests failed (e.g. {failures[0]}); "
+                             f"the server's log: {self.server.log_path}")
         return {"p50 (ms)": 1000 * percentile(seconds, 0.5), "p99 (ms)": 1000 * percentile(seconds, 0.99)}
 
 

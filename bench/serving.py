@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,14 +53,30 @@ def start(kind: str, env: dict, *, workers: int = 2, threads: int = 4) -> tuple[
                 "backoffice.wsgi:application"]
     else:
         raise ValueError(kind)
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    # The server's stderr (tracebacks of 500s, worker boots and timeouts) goes to a log file, not to /dev/null:
+    # a failing bench prints its tail (log_tail), which is how the cause of a 500 shows.
+    log = tempfile.NamedTemporaryFile(prefix=f"bench_{kind}_", suffix=".log", delete=False)
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
+    log.close()
+    process.log_path = log.name
     try:
         wait_for_port(port)
     except BaseException:
+        print(log_tail(process), file=sys.stderr, flush=True)
         stop(process)
         raise
     return process, port
+
+
+def log_tail(process: subprocess.Popen, lines: int = 60) -> str:
+    """The last `lines` of a server's log (stdout and stderr), to print when a bench fails."""
+    path = getattr(process, "log_path", None)
+    if not path or not os.path.exists(path):
+        return "(no server log)"
+    with open(path, errors="replace") as log:
+        tail = log.readlines()[-lines:]
+    return f"--- last {len(tail)} lines of {path}:\n" + "".join(tail)
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -29,6 +29,7 @@ class QuotaLine:
     label: str
     used: int
     limit: int | None
+    color: str = charts.DEFAULT_COLOR  # the tenant's brand colour: one palette with the header and the charts
 
     @property
     def used_display(self) -> str:
@@ -40,7 +41,7 @@ class QuotaLine:
 
     @property
     def meter(self):
-        return charts.meter(self.used, self.limit)
+        return charts.meter(self.used, self.limit, color=self.color)
 
     @property
     def over(self) -> bool:
@@ -68,11 +69,13 @@ def tenant_usage(*, tenant: Tenant, now: dt.datetime | None = None) -> dict:
     )
     calls_30_days = sum(row.api_calls for _, row in window if row is not None)
     mcp_calls_30_days = sum(row.mcp_calls for _, row in window if row is not None)
+    brand = tenant.primary_color or charts.DEFAULT_COLOR
     lines = [
-        QuotaLine("api_calls", "API calls today", calls_today, call_limit),
-        QuotaLine("storage", "storage", tenant.storage_bytes, quotas.limit(plan, "storage")),
-        QuotaLine("users", "users", get_user_model().objects.count(), quotas.limit(plan, "users")),
-        QuotaLine("saved_models", "saved models", StatModel.objects.count(), quotas.limit(plan, "saved_models")),
+        QuotaLine("api_calls", "API calls today", calls_today, call_limit, brand),
+        QuotaLine("storage", "storage", tenant.storage_bytes, quotas.limit(plan, "storage"), brand),
+        QuotaLine("users", "users", get_user_model().objects.count(), quotas.limit(plan, "users"), brand),
+        QuotaLine("saved_models", "saved models", StatModel.objects.count(), quotas.limit(plan, "saved_models"),
+                  brand),
     ]
     return {
         "plan": plan,

@@ -82,12 +82,13 @@ def bar_chart(
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above
 
 
-def meter(used: float, limit: float | None, *, width: int = 80, height: int = 8) -> SafeString:
-    """A small horizontal bar of used/limit, red from 90 %; empty markup when the limit is unlimited."""
+def meter(used: float, limit: float | None, *, width: int = 80, height: int = 8,
+          color: str = DEFAULT_COLOR) -> SafeString:
+    """A small horizontal bar of used/limit in `color`, red from 90 %; empty markup when the limit is unlimited."""
     if limit is None:
         return mark_safe("")
     share = 1.0 if limit <= 0 else min(used / limit, 1.0)
-    fill = OVER_COLOR if share >= 0.9 else DEFAULT_COLOR
+    fill = OVER_COLOR if share >= 0.9 else escape(color)
     percent = 100.0 if limit <= 0 else 100.0 * used / limit
     return mark_safe(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="meter" width="{width}" height="{height}" '

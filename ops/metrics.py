@@ -107,7 +107,7 @@ class DatabaseCollector:
 
     def collect(self):
         connection.set_schema_to_public()
-        for part in (self._quotas, self._tasks, self._registry, self._configuration):
+        for part in (self._quotas, self._tasks, self._workers, self._registry, self._configuration):
             try:
                 yield from part()
             except Exception:  # noqa: BLE001 - one missing figure does not lose the others
@@ -158,6 +158,39 @@ class DatabaseCollector:
                     rows.append(((phase, quantile), value))
         yield _gauge("courtside_task_run_latency_seconds", "Runs finished in the last hour: time queued before "
                      "starting (wait) and running (run), by quantile.", ["phase", "quantile"], rows)
+
+    @staticmethod
+    def _workers():
+        """Each cluster's worker processes as their heartbeats tell (tasks.engine.workers): one row per live
+        worker, so the series are bounded by the processes running, plus the ends by kind."""
+        from tasks import conf
+        from tasks.engine.workers import STALE_HEARTBEATS
+
+        worker = apps.get_model("tasks", "WorkerProcess")
+        now = timezone.now()
+        cutoff = now - timezone.timedelta(seconds=STALE_HEARTBEATS * conf.worker_heartbeat())
+        live = list(worker.objects.filter(ended_at__isnull=True)
+                    .values_list("cluster", "host", "pid", "last_heartbeat_at", "tasks_done", "current_run_id"))
+        clusters = sorted({row[0] for row in live} | set(worker.objects.values_list("cluster", flat=True)
+                                                        .distinct()))
+        alive = {cluster: 0 for cluster in clusters}
+        for cluster, _, _, beat, _, _ in live:
+            alive[cluster] += beat >= cutoff
+        yield _gauge("courtside_workers_alive", "Worker processes heartbeating in time, by cluster.", ["cluster"],
+                     [((cluster,), n) for cluster, n in alive.items()])
+        yield _gauge("courtside_worker_last_heartbeat_age_seconds", "Seconds since each running worker's last "
+                     "heartbeat (one past a few heartbeats is about to be reported lost).",
+                     ["cluster", "host", "pid"],
+                     [((c, h, p), max(0.0, (now - beat).total_seconds())) for c, h, p, beat, _, _ in live])
+        yield _gauge("courtside_worker_tasks_done", "Tasks each running worker has finished since it started.",
+                     ["cluster", "host", "pid"], [((c, h, p), done) for c, h, p, _, done, _ in live])
+        yield _gauge("courtside_worker_busy", "1 while a running worker holds a task run.", ["cluster", "host", "pid"],
+                     [((c, h, p), int(run is not None)) for c, h, p, _, _, run in live])
+        ends = (worker.objects.exclude(end="").values("cluster", "end").annotate(n=Count("pk"))
+                .order_by("cluster", "end"))
+        yield _gauge("courtside_worker_ends", "Worker processes that ended, by cluster and how: recycled (their "
+                     "quota of tasks done), stopped with their cluster, lost (stopped heartbeating).",
+                     ["cluster", "end"], [((r["cluster"], r["end"]), r["n"]) for r in ends])
 
     @staticmethod
     def _registry():

@@ -24,6 +24,9 @@ def check_settings(app_configs=None, **kwargs):
         errors.append(checks.Error("SERVICES['SELF_PRESERVATION_THRESHOLD'] must be a share between 0 and 1.",
                                    hint="Eureka's rule uses 0.15: more than 15% of heartbeats missed at once.",
                                    id="services.E003"))
+    if not isinstance(values["SELF_PRESERVATION_MIN_MISSED"], int) or values["SELF_PRESERVATION_MIN_MISSED"] < 1:
+        errors.append(checks.Error("SERVICES['SELF_PRESERVATION_MIN_MISSED'] must be a whole number of at least 1.",
+                                   hint="2: a lapse alone is a death, never a partition.", id="services.E007"))
     if values["DEFAULT_TTL"] < values["MIN_CHECK_INTERVAL"]:
         errors.append(checks.Error("SERVICES['DEFAULT_TTL'] is below MIN_CHECK_INTERVAL: every default "
                                    "registration would be refused.", id="services.E004"))

@@ -25,6 +25,10 @@ DEFAULTS = {
     # Services with fewer heartbeat-checked instances than this never enter it:
     # with 1 or 2 instances, one death is already above any sensible share.
     "SELF_PRESERVATION_MIN_INSTANCES": 3,
+    # ... and it takes at least this many lapses at once: a lapse alone is a death, never a partition. Without it,
+    # one death in a service of under 7 instances (two web servers and a restarted one: 1 of 3) is over 15% and
+    # froze expiry for a whole window. 1 is Eureka's rule unmodified.
+    "SELF_PRESERVATION_MIN_MISSED": 2,
     # "At once" means: heartbeats that lapsed within this many seconds.
     "SELF_PRESERVATION_WINDOW": 60.0,
     # HTTP and TCP checks run concurrently, at most this many at a time.

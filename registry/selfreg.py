@@ -5,7 +5,11 @@ seconds, whether it serves traffic or not: an idle process stays passing, a
 killed one stops heartbeating and turns critical within SELF_TTL.
 
 - The web process registers on its first request (which tells it its port)
-  and then starts its heartbeat thread.
+  and then starts its heartbeat thread. Besides its TTL check it has an HTTP
+  check of its own /readyz, probed by the health sweep: an instance whose
+  database or task cluster is down is critical though it heartbeats. A new
+  check starts critical (Consul's rule); the process registers it with its
+  readiness judged in-process as the first result (_record_ready_at_registration).
 - The task cluster registers as its sentinel (`cluster-<host>-<sentinel pid>`):
   every worker starts a heartbeat thread when django-q2 spawns it
   (`post_spawn`), and beats only while its sentinel and the `qcluster` process
@@ -31,6 +35,8 @@ import time
 from collections.abc import Callable
 
 import psutil
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
@@ -49,18 +55,65 @@ _lock = threading.Lock()
 _state: dict = {"web_id": None, "web_last": 0.0, "cluster_id": None, "cluster_last": 0.0}
 
 
-def _checks() -> list[dict]:
+READY_CHECK = "readyz"  # the web process's HTTP check of its own /readyz
+
+
+def _checks(registration: dict | None = None) -> list[dict]:
     ttl = conf.get("SELF_TTL")
     # A dead process is deregistered after ten TTLs: long enough to ride out a restart.
-    return [{"kind": "ttl", "name": "ttl", "ttl": ttl, "deregister_critical_after": min(ttl * 10,
-                                                                                          MAX_DEREGISTER_AFTER)}]
+    checks = [{"kind": "ttl", "name": "ttl", "ttl": ttl, "deregister_critical_after": min(ttl * 10,
+                                                                                            MAX_DEREGISTER_AFTER)}]
+    ready_url = ((registration or {}).get("metadata") or {}).get("ready_url")
+    if ready_url:
+        # The sweep GETs /readyz as often as the process heartbeats: critical while its database or task cluster
+        # is down (a 503), though the process lives. Two failures in a row, so one slow probe of a loaded
+        # machine does not take it out of routing; the TTL check alone stands for "the process is dead".
+        checks.append({"kind": "http", "name": READY_CHECK, "url": ready_url, "failures_before_critical": 2,
+                       "interval": max(conf.get("SELF_HEARTBEAT_EVERY"), conf.get("MIN_CHECK_INTERVAL"))})
+    return checks
+
+
+def _ready_url(host: str, port: int | None, path: str) -> str | None:
+    """http://<host>:<port><path>, with the host's address when its name is not one a URL may carry (a bare
+    host name such as "vm"); None when there is no port, or no address either (no HTTP check then)."""
+    if not port:
+        return None
+    for resolve in (False, True):
+        try:
+            name = socket.gethostbyname(host) if resolve else host
+            url = f"http://{f'[{name}]' if ':' in name else name}:{port}{path}"
+            URLValidator(schemes=["http"])(url)
+            return url
+        except (OSError, ValidationError):
+            continue
+    return None
+
+
+def _record_ready_at_registration(service_id: str, ready: bool) -> None:
+    """Consul's trap: a new HTTP check starts critical until its first probe. The process knows its own
+    readiness (what /readyz would answer, run in-process before the registration's transaction), so a new
+    check gets that as its first result, in the registration's commit. A check probed before keeps its state."""
+    from registry.health import check_record
+    from registry.models import HealthCheck
+
+    check_id = (HealthCheck.objects.filter(instance__service_id=service_id, name=READY_CHECK, kind="http",
+                                           last_checked_at__isnull=True).values_list("pk", flat=True).first())
+    if check_id is not None:
+        check_record(check_id=check_id, outcome="passing" if ready else "critical",
+                     output=f"readiness in-process at registration: {'ok' if ready else 'unavailable'}")
+
+
+def _ready_in_process() -> bool:
+    from ops.health import readiness
+
+    return readiness()[0]
 
 
 def _register(register_kwargs: dict) -> str:
     from registry import registration
 
     # The sweep that judges these TTLs is a system job (registry.tasks.health_sweep), scheduled after migrate.
-    registration.service_register(**register_kwargs, checks=_checks())
+    registration.service_register(**register_kwargs, checks=_checks(register_kwargs))
     return register_kwargs["service_id"]
 
 
@@ -79,8 +132,10 @@ class ProcessHeartbeat:
     deregistered meanwhile (evicted after a long outage, removed by an operator).
     """
 
-    def __init__(self, *, register_kwargs: dict, still_ours: Callable[[], bool] = lambda: True):
+    def __init__(self, *, register_kwargs: dict, still_ours: Callable[[], bool] = lambda: True,
+                 ready_now: Callable[[], bool] | None = None):
         self.register_kwargs = register_kwargs
+        self.ready_now = ready_now
         self.service_id = register_kwargs["service_id"]
         self.still_ours = still_ours
         self.registered = False
@@ -103,9 +158,14 @@ class ProcessHeartbeat:
 
     def _register_passing(self) -> None:
         # New checks start critical; this process lives, so it registers and beats in one commit: no sweep or
-        # reader ever sees a live process critical between its registration and its first heartbeat.
+        # reader ever sees a live process critical between its registration and its first heartbeat. Its
+        # readiness (the web process's /readyz check) is judged before the transaction, and recorded in it.
+        has_ready_check = bool(self.register_kwargs.get("metadata", {}).get("ready_url"))
+        ready = self.ready_now() if self.ready_now is not None and has_ready_check else None
         with transaction.atomic():
             _register(self.register_kwargs)
+            if ready is not None:
+                _record_ready_at_registration(self.service_id, ready)
             _beat(self.service_id)
         self.registered = True
 
@@ -175,12 +235,14 @@ def _web_registration(environ: dict) -> dict:
     host = environ.get("SERVER_NAME") or ""
     if host in UNROUTABLE_HOSTS or not host_validator.regex.match(host):
         host = hostname
+    ready_url = _ready_url(host, port, "/readyz")
     return {
         "service_id": f"web-{hostname}-{port or 0}-{os.getpid()}", "name": WEB_SERVICE,
         "host": host, "port": port, "portless": port is None,
         "tags": ["courtside", "web"],
-        # Its probes (ops/health.py), for a load balancer or an HTTP check of the registry.
-        "metadata": {"pid": os.getpid(), "hostname": hostname, "health_path": "/healthz", "ready_path": "/readyz"},
+        # Its probes (ops/health.py), for a load balancer; the registry's HTTP check GETs ready_url (_checks).
+        "metadata": {"pid": os.getpid(), "hostname": hostname, "health_path": "/healthz", "ready_path": "/readyz",
+                     **({"ready_url": ready_url} if ready_url else {})},
     }
 
 
@@ -197,7 +259,7 @@ def web_request_started(sender=None, environ=None, **kwargs) -> None:
     if not conf.self_register_enabled() or not _lock.acquire(blocking=False):
         return
     try:
-        heartbeat = ProcessHeartbeat(register_kwargs=_web_registration(environ or {}))
+        heartbeat = ProcessHeartbeat(register_kwargs=_web_registration(environ or {}), ready_now=_ready_in_process)
         try:
             heartbeat.beat_once()
             _state["web_id"] = heartbeat.service_id

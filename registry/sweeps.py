@@ -78,11 +78,15 @@ def self_preservation_evaluate(*, now: datetime | None = None) -> dict[str, bool
     heartbeat expiry falls after the window's start: those that lapsed within
     the window are `missed`. Instances dead for longer than the window count in
     neither, so an old death cannot hold a service in self-preservation forever.
+    One lapse is never enough (SELF_PRESERVATION_MIN_MISSED, 2): in a small
+    service one death is already above any share, and is a death, not a
+    partition, so it turns critical at the first sweep past its TTL.
     """
     now = now or timezone.now()
     window = timedelta(seconds=conf.get("SELF_PRESERVATION_WINDOW"))
     threshold = conf.get("SELF_PRESERVATION_THRESHOLD")
     minimum = conf.get("SELF_PRESERVATION_MIN_INSTANCES")
+    minimum_missed = conf.get("SELF_PRESERVATION_MIN_MISSED")
     rows = (
         ttl_checks().filter(instance__maintenance=False, expiry__gt=now - window)
         .values("instance__name").order_by()
@@ -94,7 +98,7 @@ def self_preservation_evaluate(*, now: datetime | None = None) -> dict[str, bool
     result = {}
     for name in set(counts) | {name for name, state in states.items() if state.active}:
         total, missed = counts.get(name, [0, 0])
-        active = total >= minimum and missed / total > threshold
+        active = total >= minimum and missed >= minimum_missed and missed / total > threshold
         state = states.get(name) or SelfPreservation(service_name=name)
         if active != state.active:
             state.since = now if active else None

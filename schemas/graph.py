@@ -12,6 +12,8 @@ from functools import cached_property
 from django.conf import settings
 from django.db.migrations.loader import MigrationLoader
 
+from schemas.hybrid import split_hybrids
+
 Key = tuple[str, str]
 
 # (path, mtime_ns, size) -> digest: a no-op check over many schemas hashes each file once.
@@ -139,7 +141,9 @@ def load_graph() -> Graph:
     importlib.invalidate_caches()  # files written or deleted a moment ago are seen
     loader = MigrationLoader(None, ignore_no_migrations=True)
     replacements = {key: list(migration.replaces) for key, migration in loader.replacements.items()}
-    return Graph(loader=loader, nodes=set(loader.graph.nodes), replacements=replacements)
+    graph = Graph(loader=loader, nodes=set(loader.graph.nodes), replacements=replacements)
+    split_hybrids(graph, hybrid_type=HYBRID)  # a hybrid's schema part runs in the schema phase (schemas/hybrid.py)
+    return graph
 
 
 def apps_for(schema_name: str) -> list[str]:

@@ -70,6 +70,9 @@ class Rollout(models.Model):
     done = models.PositiveIntegerField("done", default=0, help_text="Schemas finished, successfully or not.")
     results = models.JSONField("results", default=dict, blank=True,
                                help_text="{schema: {status: ok|failed|pending, error, applied}} per schema.")
+    phase = models.JSONField("phase", default=dict, blank=True,
+                             help_text="In a phased rollout: {kind: schema|data, migration, type, batch, batches, "
+                                       "goal, scope, canary}; empty for a plain rollout.")
 
     class Meta:
         verbose_name = "rollout"

@@ -40,8 +40,9 @@ def log_in(browser, base_url: str, username: str, password: str = "pass-word-123
 def screenshot(browser, name: str) -> Path:
     """The whole page (not just the viewport) at 1,400 px wide, as var/screenshots/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1400, min(max(height, 600), 4000))
+    height, chrome = browser.execute_script(  # the window's size includes the browser's own bars
+        "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]")
+    browser.set_window_size(1400, min(max(height, 600), 4000) + chrome)
     path = SCREENSHOTS / f"{name}.png"
     browser.save_screenshot(str(path))
     browser.set_window_size(1400, 1000)

@@ -43,3 +43,53 @@ def test_readyz_follows_the_task_cluster(production_server, production_env):
     assert stopped.status_code == 503
     assert stopped.json() == {"status": "unavailable",
                               "checks": {"database": "ok", "migrations": "ok", "cluster": "unavailable"}}
+
+
+def _web_instances():
+    from registry.models import ServiceInstance
+
+    return {instance.service_id: instance for instance in ServiceInstance.objects.filter(name="courtside-web")}
+
+
+def _sweep_until(condition, *, what: str, timeout: float = 60.0):
+    """Sweep the registry (probing, as the cluster's scheduled sweep does) until condition(instances) holds."""
+    from registry import sweeps
+
+    deadline = time.monotonic() + timeout
+    while True:
+        sweeps.health_sweep()
+        instances = _web_instances()
+        if instances and condition(instances):
+            return instances
+        assert time.monotonic() < deadline, f"{what}: {[(i.service_id, i.status) for i in instances.values()]}"
+        time.sleep(0.3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_process_registers_a_readyz_check_that_follows_the_task_cluster(production_server, production_env):
+    """The registry's HTTP check of each gunicorn worker GETs its /readyz: passing with the cluster up, critical
+    once the cluster stopped, while the worker still heartbeats (its TTL check stays passing)."""
+    from registry.models import HealthCheck
+
+    cluster = stack.start_cluster(production_env)
+    try:
+        ready = _wait_for(production_server, 200)
+        assert ready.status_code == 200, (ready.text, cluster.output[-3000:])
+        for _ in range(6):  # a worker registers on its first request; with two workers, likely both do
+            _probe(production_server, "/healthz")
+        port = production_server.url.rsplit(":", 1)[1]
+        passing = _sweep_until(lambda found: all(i.status == "passing" for i in found.values()),
+                               what="the web workers never showed passing")
+        for instance in passing.values():
+            check = HealthCheck.objects.get(instance=instance, kind="http")
+            assert (check.name, check.http_url) == ("readyz", f"http://127.0.0.1:{port}/readyz")
+            assert check.status == "passing"
+    finally:
+        cluster.stop()
+    assert _wait_for(production_server, 503, timeout=30).status_code == 503
+    critical = _sweep_until(lambda found: all(i.status == "critical" for i in found.values()),
+                            what="the web workers never turned critical with the cluster stopped")
+    for instance in critical.values():
+        checks = {check.name: check for check in HealthCheck.objects.filter(instance=instance)}
+        assert checks["readyz"].status == "critical" and "503" in checks["readyz"].output
+        assert checks["ttl"].status == "passing"  # alive, not ready

@@ -155,6 +155,16 @@ def test_killing_etcd_during_a_sync_loses_no_registration_and_reconciles_within_
               f"{elapsed:.2f} s after etcd came back (the last reconcile took "
               f"{mirror.stats.last_reconcile_seconds:.2f} s; {mirror.stats.reconciles} in all)")
     assert elapsed < 5
+    # Every live instance of ours is on a live lease after the restart (re-granted where it was gone), so its
+    # key still expires in etcd if it stops heartbeating.
+    client = etcd.client()
+    leases = {meta["key"].decode().rsplit("/", 1)[1]: int(meta.get("lease") or 0)
+              for _, meta in client.get_prefix(PREFIX + "/instances/web-")}
+    assert len(leases) == 220 and all(leases.values()), "a key of ours without a lease"
+    from etcd3gw.lease import Lease
+
+    ttls = {lease: Lease(lease, client).ttl() for lease in set(leases.values())}
+    assert all(ttl > 0 for ttl in ttls.values()), f"an expired lease: {ttls}"
     assert ServiceInstance.objects.filter(source="courtside").count() == 220, "no registration lost here"
     assert ServiceInstance.objects.filter(service_id="billing-1").exists(), "nor one pulled before the kill"
 

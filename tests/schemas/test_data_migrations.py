@@ -69,7 +69,7 @@ def test_a_data_migration_runs_after_the_schema_migrations_outside_their_lock_wi
         assert filled.applied(schema) == {"0001_initial", "0002_gadget_size", "0003_fill"}
         assert sizes(filled, schema) == [("ball", 4), ("hoop", 4)]
     assert "schema phase: 2 schema(s) migrated" in output
-    assert "data phase courtside_probe.0003_fill: 2/2 schema(s) done" in output
+    assert "data phase courtside_probe.0003_fill (data): 2/2 schema(s) done" in output
     data_rollout = Rollout.objects.filter(targets=[["courtside_probe", "0003_fill"]]).get()
     assert {s: r["status"] for s, r in data_rollout.results.items()} == {"lakers": "ok", "warriors": "ok"}
 
@@ -90,7 +90,7 @@ def test_a_failed_data_migration_leaves_the_schema_part_and_the_other_tenant_don
     filled.execute("lakers", "DELETE FROM courtside_probe_gadget WHERE name = 'bad'")
     output = rollout()
 
-    assert "data phase courtside_probe.0003_fill: 1/1 schema(s) done" in output  # only the schema left
+    assert "data phase courtside_probe.0003_fill (data): 1/1 schema(s) done" in output  # only the schema left
     assert filled.applied("lakers") == {"0001_initial", "0002_gadget_size", "0003_fill"}
     assert sizes(filled, "lakers") == [("ball", 4), ("hoop", 4)]
 
@@ -131,3 +131,132 @@ def test_the_type_shows_in_the_summary_the_ledger_list_and_migration_status(fill
                                                                        "schema_name": "lakers"}).content.decode()
     assert re.search(r'0003_fill</td><td class="field-migration_type">data</td>', listing)
     assert re.search(r'0002_gadget_size</td><td class="field-migration_type">schema</td>', listing)
+
+
+HYBRID = """
+    from django.db import migrations, models
+
+
+    def forwards(apps, schema_editor):
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation' "
+                           "AND mode = 'AccessExclusiveLock'")
+            if cursor.fetchone()[0]:
+                raise RuntimeError("data part inside the schema part's lock")
+        Gadget = apps.get_model("courtside_probe", "Gadget")
+        for gadget in Gadget.objects.all():
+            gadget.size = len(gadget.name)
+            gadget.save(update_fields=["size"])
+
+
+    class Migration(migrations.Migration):
+        migration_type = "hybrid"  # declared: split into its schema part and its data part
+        dependencies = [("courtside_probe", "0001_initial")]
+        operations = [
+            migrations.AddField("gadget", "size", models.IntegerField(default=0)),
+            migrations.RunPython(forwards, migrations.RunPython.noop),
+        ]
+"""
+
+
+def test_a_hybrid_migration_runs_its_schema_part_in_the_schema_phase_and_its_data_part_after_it(probe):
+    rollout()
+    for schema in ("lakers", "warriors"):
+        probe.execute(schema, "INSERT INTO courtside_probe_gadget (name) VALUES ('ball'), ('hoop')")
+    probe.write("0002_size_hybrid", HYBRID)
+    status = StringIO()
+    call_command("migration_status", schema=["lakers"], stdout=status)
+    assert "pending   courtside_probe.0002_size_hybrid__schema  (schema)" in status.getvalue()
+    assert "pending   courtside_probe.0002_size_hybrid  (hybrid)" in status.getvalue()
+
+    output = rollout()
+
+    assert "schema phase: 2 schema(s) migrated" in output
+    assert "data phase courtside_probe.0002_size_hybrid (hybrid): 2/2 schema(s) done" in output
+    for schema in ("lakers", "warriors"):
+        assert probe.applied(schema) == {"0001_initial", "0002_size_hybrid__schema", "0002_size_hybrid"}
+        assert sizes(probe, schema) == [("ball", 4), ("hoop", 4)]
+        recorded = set(MigrationRecord.objects.filter(schema_name=schema, app_label="courtside_probe",
+                                                      outcome="applied").values_list("name", flat=True))
+        assert recorded == {"0001_initial", "0002_size_hybrid__schema", "0002_size_hybrid"}
+    schema_row = Rollout.objects.get(phase__kind="schema", phase__goal=[],
+                                     results__lakers__applied=["courtside_probe.0002_size_hybrid__schema"])
+    assert schema_row.status == "succeeded"
+    data_row = Rollout.objects.get(phase__kind="data", phase__migration="courtside_probe.0002_size_hybrid")
+    assert data_row.phase["type"] == "hybrid"
+    assert data_row.results["warriors"]["applied"] == ["courtside_probe.0002_size_hybrid"]
+
+    rollout("courtside_probe.0001_initial")  # a rollback undoes both parts
+
+    for schema in ("lakers", "warriors"):
+        assert probe.applied(schema) == {"0001_initial"}
+        assert "size" not in probe.columns(schema)
+
+
+def test_a_data_phase_runs_in_batches_and_after_an_abort_resumes_without_redoing_a_done_schema(filled):
+    from schemas.data_migrations import rollout_phased
+
+    filled.write("0003_fill", FILL.replace(
+        'cursor.execute("UPDATE courtside_probe_gadget SET size = length(name)")',
+        'cursor.execute("UPDATE courtside_probe_gadget SET size = size + length(name)")'))  # twice shows
+    seen = []
+
+    class Killed(BaseException):
+        pass
+
+    def progress(result):
+        if "courtside_probe.0003_fill" in result["applied"]:
+            seen.append(result["schema"])
+            raise Killed  # as a kill right after the first schema of the data phase committed
+
+    with pytest.raises(Killed):
+        rollout_phased(batch_size=1, workers=1, progress=progress)
+
+    assert seen == ["lakers"]
+    assert "0003_fill" in filled.applied("lakers") and "0003_fill" not in filled.applied("warriors")
+    killed = Rollout.objects.get(phase__kind="data", phase__batch=1)
+    assert killed.status == "running" and killed.phase["batches"] == 2
+
+    output = rollout(resume=True, batch_size=1)
+
+    assert "data phase courtside_probe.0003_fill (data): 1/1 schema(s) done, 0 failed" in output  # warriors only
+    assert sizes(filled, "lakers") == [("ball", 4), ("hoop", 4)]  # not run twice
+    assert sizes(filled, "warriors") == [("ball", 4), ("hoop", 4)]
+    killed.refresh_from_db()
+    assert killed.status == "succeeded"
+    rest = Rollout.objects.filter(phase__kind="data").latest("id")
+    assert set(rest.results) == {"warriors"} and rest.status == "succeeded"
+    assert MigrationRecord.objects.filter(name="0003_fill", outcome="applied").count() == 2
+
+
+def test_explicit_targets_with_a_canary_then_resume_go_through_the_phases_up_to_the_targets(filled):
+    filled.write("0004_gadget_colour", """
+        from django.db import migrations, models
+
+
+        class Migration(migrations.Migration):
+            dependencies = [("courtside_probe", "0003_fill")]
+            operations = [migrations.AddField("gadget", "colour", models.CharField(max_length=9, default=""))]
+    """)
+
+    output = rollout("courtside_probe.0003_fill", canary=1)
+
+    assert "data phase courtside_probe.0003_fill (data): 1/1 schema(s) done" in output
+    assert "1 schema(s) left: run `rollout --resume`" in output
+    assert filled.applied("lakers") == {"0001_initial", "0002_gadget_size", "0003_fill"}
+    assert filled.applied("warriors") == {"0001_initial"}
+    assert sizes(filled, "lakers") == [("ball", 4), ("hoop", 4)]  # the data ran outside the AddField's lock
+
+    output = rollout(resume=True)
+
+    assert "data phase courtside_probe.0003_fill (data): 1/1 schema(s) done" in output
+    for schema in ("lakers", "warriors"):  # up to the target: 0004 stays pending
+        assert filled.applied(schema) == {"0001_initial", "0002_gadget_size", "0003_fill"}
+        assert sizes(filled, schema) == [("ball", 4), ("hoop", 4)]
+    with pytest.raises(CommandError, match="Nothing to resume"):
+        rollout(resume=True)
+
+
+def test_a_bad_batch_size_is_a_command_error(filled):
+    with pytest.raises(CommandError, match="batch of 1 to 10,000"):
+        rollout(batch_size=0)

@@ -30,6 +30,9 @@ class Command(BaseCommand):
         parser.add_argument("--steps", type=int, metavar="N",
                             help="Roll each schema back by its last N applied migrations, as migrate_down(steps=N); "
                                  "positional arguments are then app labels to count in (default: every tenant app).")
+        parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                            help="Schemas per batch of a data phase (default 100): each batch is a rollout row of "
+                                 "its own, so a kill loses at most the batch under way.")
         parser.add_argument("--operator", default=None, help="Name recorded in the ledger (default: the OS user).")
 
     def handle(self, *args, **options):
@@ -58,12 +61,15 @@ class Command(BaseCommand):
                 if options["canary"]:
                     todo = min(todo, options["canary"])
                 bar = tqdm(total=todo, unit="schema", disable=verbosity < 1 or todo == 0, file=self.stderr._out)
-            if not (targets or options["canary"] or options["resume"] or options["dry_run"]):
-                # Every app's latest: in phases, each data migration after the schema migrations before it.
-                from schemas.data_migrations import rollout_phased
+            if not options["dry_run"]:
+                # In phases, each data migration after the schema migrations before it, in batches.
+                from schemas.data_migrations import DEFAULT_BATCH, rollout_phased
 
-                phased = rollout_phased(schemas=schemas or None, workers=options["workers"], by=options["operator"],
-                                        progress=progress, phase_done=self._phase_line)
+                batch = DEFAULT_BATCH if options["batch_size"] is None else options["batch_size"]
+                phased = rollout_phased(schemas=schemas or None, targets=targets, canary=options["canary"],
+                                        resume=options["resume"], batch_size=batch,
+                                        workers=options["workers"], by=options["operator"], progress=progress,
+                                        phase_done=self._phase_line)
                 result = None
             else:
                 result = rollout_run(schemas=schemas or None, targets=targets, workers=options["workers"],
@@ -81,12 +87,17 @@ class Command(BaseCommand):
             self._print_plans(result, verbosity)
             return
         if result is None:
-            if len(phased.phases) == 1:
+            if len(phased.phases) == 1 and not phased.canary_left:
                 self._print_summary(phased.phases[0].result, verbosity)
                 return
             if phased.failed:
                 raise CommandError(f"{len(phased.failed)} schema(s) failed: {', '.join(sorted(phased.failed))}. "
                                    "Fix the cause, then run `rollout` again: it does only what is left.")
+            if phased.canary_left:
+                self.stdout.write(self.style.WARNING(
+                    f"Canary done in {len(phased.phases)} phase(s); {phased.canary_left} schema(s) left: "
+                    "run `rollout --resume` for the rest."))
+                return
             self.stdout.write(self.style.SUCCESS(f"Done in {len(phased.phases)} phase(s)."))
             return
         self._print_summary(result, verbosity)
@@ -96,9 +107,12 @@ class Command(BaseCommand):
         errors = "".join(f"\n  FAILED {s}: {r['error']}" for s, r in sorted(failed.items()))
         if phase.kind == "schema":
             line = f"schema phase: {phase.done} schema(s) migrated, {len(failed)} failed{errors}"
+        elif phase.kind == "rollback":
+            line = f"rollback: {phase.done} schema(s) rolled back, {len(failed)} failed{errors}"
         else:
-            line = (f"data phase {phase.migration}: {phase.done}/{len(phase.result.results)} schema(s) done, "
-                    f"{len(failed)} failed{errors}")
+            batch = f", batch {phase.batch}/{phase.batches}" if phase.batches > 1 else ""
+            line = (f"data phase {phase.migration} ({phase.type}): {phase.done}/{len(phase.result.results)} "
+                    f"schema(s) done{batch}, {len(failed)} failed{errors}")
         self.stdout.write(self.style.ERROR(line) if failed else line)
 
     def _steps_back(self, options, schemas, verbosity):
