@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def setup_django(db_name: str) -> None:
     """Point Django at `db_name` on DATABASE_URL's server (or the embedded one), migrated."""
+    db_name += os.environ.get("BENCH_DB_SUFFIX", "")  # two checkouts benched side by side: a database each
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
     import psycopg

@@ -26,7 +26,13 @@ N = int(os.environ.get("BENCH_TENANTS", "50"))
 IN_PLACE = int(os.environ.get("BENCH_IN_PLACE", "5"))
 
 
+def say(line: str) -> None:
+    # Flushed at once: under a timeout or a pipe the figures must not die in a buffer (they once went missing).
+    print(line, flush=True)
+
+
 def main() -> None:
+    say(f"tenant provisioning: {N} tenants each way, {IN_PLACE} in place; migrating the bench database…")
     setup_django("courtside_bench_provisioning")
     from django.db import connection
 
@@ -41,6 +47,7 @@ def main() -> None:
         pooled.delete()
     plan = Plan.objects.get(code="STARTER")
 
+    say(f"filling the pool with {N} schemas…")
     started = time.perf_counter()
     provisioning.pool_refill(size=N)
     fill_per_schema = (time.perf_counter() - started) / N
@@ -64,13 +71,13 @@ def main() -> None:
         services.tenant_create(name=f"Bench in place {i}", schema_name=f"bench_in_place_{i}", plan=plan)
         in_place.append(time.perf_counter() - t0)
 
-    print(f"tenant provisioning, {N} tenants each way, same run")
-    print(f"  ours  (pooled schema rename, reference data in the pool): {describe(ours)}")
-    print(f"  stock (django-tenants, migrations, no reference data): {describe(stock)}")
+    say(f"tenant provisioning, {N} tenants each way, same run")
+    say(f"  ours  (pooled schema rename, reference data in the pool): {describe(ours)}")
+    say(f"  stock (django-tenants, migrations, no reference data): {describe(stock)}")
     if in_place:
-        print(f"  ours with an empty pool ({IN_PLACE}: migrations + reference data): {describe(in_place)}")
-    print(f"  pool refill cost per schema (background, on the cluster): {fill_per_schema * 1000:.1f} ms")
-    print(f"  ratio stock/ours at p50: {percentile(stock, 0.5) / percentile(ours, 0.5):.1f}x")
+        say(f"  ours with an empty pool ({IN_PLACE}: migrations + reference data): {describe(in_place)}")
+    say(f"  pool refill cost per schema (background, on the cluster): {fill_per_schema * 1000:.1f} ms")
+    say(f"  ratio stock/ours at p50: {percentile(stock, 0.5) / percentile(ours, 0.5):.1f}x")
 
     for tenant in Tenant.objects.filter(schema_name__startswith="bench_"):
         tenant.delete(force_drop=True)

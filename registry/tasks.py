@@ -78,8 +78,9 @@ def _schedule_on() -> bool:
 
 # Every 30 s: a six-field cron whose last field is the seconds (croniter's, which TaskSchedule's validation and
 # django-q2's scheduler both use). An interval schedule counts whole minutes, too coarse for checks of 10 s.
+# Timeout 90 s: a budget of at most 60 s plus one sweep, within any cluster whose retry exceeds 100 s.
 @system_job("registry.health_sweep", cron="* * * * * */30", schedule_name="services: health sweep",
-            enabled=_schedule_on, timeout=120,
+            enabled=_schedule_on, timeout=90,
             schema={"type": "object", "additionalProperties": False,
                     "properties": {"budget": {"type": "number", "minimum": 0, "maximum": 60}}})
 def health_sweep(ctx, budget: float | None = None) -> dict:
@@ -88,7 +89,7 @@ def health_sweep(ctx, budget: float | None = None) -> dict:
 
 
 @system_job("registry.consul_sync", every_minutes=1, schedule_name="services: Consul sync",
-            enabled=lambda: _schedule_on() and bool(conf.get("CONSUL_URL")), timeout=120)
+            enabled=lambda: _schedule_on() and bool(conf.get("CONSUL_URL")), timeout=90)
 def consul_sync(ctx) -> dict:
     """Two-way sync with the Consul agent at CONSUL_URL (nothing to do when unset)."""
     from registry import consul

@@ -57,7 +57,7 @@ def broker_class() -> str:
 def system_schedules_on_migrate() -> bool:
     """Whether migrate reconciles the system schedules declared in code (TASKS_SYSTEM_SCHEDULES).
 
-    Unset: on, except under the test settings and pytest (the registry's AUTO_SCHEDULE does the same), so
+    Unset: on, except under the test settings and pytest (the registry's SELF_REGISTER does the same), so
     other tests never find the system schedules in their database; tests/tasks/test_system_jobs.py runs
     the reconcile itself.
     """
