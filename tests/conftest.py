@@ -39,6 +39,39 @@ def _tenant_storage_follows_media_root(setting, **kwargs):
                 vars(default_storage._wrapped).pop(name, None)
 
 
+def _flush_retrying_on_live_writers() -> None:
+    """A transactional test's flush, retried when a live server process of the test run fights it.
+
+    Modules that start real web servers or clusters (tests/deploy, the registry's live tests) keep them up
+    across their tests, so each test's flush meets their writes: a heartbeat's transaction and the flush's
+    TRUNCATE deadlock, or the flush's post_migrate re-creates a content type that a server process's
+    `ContentType.objects.get_for_model` has just re-created. Either way the flush rolled back whole (it
+    runs in one transaction; post_migrate's inserts are each atomic), so running it again is safe.
+    Production never flushes; this is the test harness's race, not the product's.
+    """
+    import time
+
+    from django.core.management.base import CommandError
+    from django.db import DatabaseError
+    from django.test.testcases import TransactionTestCase
+
+    flush_once = TransactionTestCase._fixture_teardown
+
+    def flush(self):
+        for attempt in range(4):
+            try:
+                return flush_once(self)
+            except (CommandError, DatabaseError):
+                if attempt == 3:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = flush
+
+
+_flush_retrying_on_live_writers()
+
+
 def database_url(settings_dict: dict | None = None) -> str:
     """A DATABASE_URL for a subprocess to reach the current (test) database, socket or TCP."""
     from core.embedded_db import url_from_settings
