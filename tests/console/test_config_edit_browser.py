@@ -5,6 +5,7 @@ Screenshots: config_invalid.png, config_saved.png."""
 from __future__ import annotations
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -29,7 +30,7 @@ def test_the_operator_is_refused_an_invalid_value_then_saves_a_valid_one(live_se
     make_user("public", username="operator", superuser=True)
     log_in(browser, live_server.url, "operator")
     browser.get(f"{live_server.url}/admin/configuration/configentry/{entry.pk}/change/")
-    wait = WebDriverWait(browser, 15)
+    wait = WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,))
 
     _submit_value(browser, "9999")
     errors = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".errorlist"))

@@ -4,6 +4,7 @@ watches its state go from running to cancellation requested to cancelled (screen
 from __future__ import annotations
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -35,7 +36,8 @@ def test_the_operator_cancels_a_running_task_from_its_page_and_sees_it_stop(
     assert not browser.find_elements(By.ID, "task-retry")  # only what a running run allows
 
     browser.find_element(By.ID, "task-cancel").click()
-    WebDriverWait(browser, 15).until(lambda b: b.current_url == page and "cancel" in _status(b).lower())
+    WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: b.current_url == page and "cancel" in _status(b).lower())
 
     def cancelled(driver) -> bool:  # the worker stops at its next progress report (every 0.5 s)
         driver.refresh()

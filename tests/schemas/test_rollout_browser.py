@@ -13,6 +13,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -58,7 +59,8 @@ def test_the_operator_dry_runs_then_rolls_out_a_migration_canary_first_and_resum
     probe.write("0003_name_index", NAME_INDEX)
     make_user("public", username="operator", superuser=True)
     log_in(browser, live_server.url, "operator")
-    wait = WebDriverWait(browser, 20)
+    # A wait may read the page while a form's POST replaces it: an element of the old page is stale, look again.
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
 
     # Before: the migration summary has the two new migrations pending in both schemas.
     browser.get(f"{live_server.url}/admin/schemas/migrationrecord/summary/")
