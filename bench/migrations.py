@@ -278,6 +278,22 @@ def quiet(command: str, *args, **options):
     return lambda: call_command(command, *args, stdout=StringIO(), stderr=StringIO(), **options)
 
 
+
+def clone_schemas(*, config: dict, db_name: str, dump: str, template: str, major: str, names: list[str]) -> None:
+    """Replay the template schema's pg_dump once per name, BATCH schemas per psql session, two sessions at once."""
+    env = libpq_env(config, db_name)
+
+    def replay(batch: list[str]) -> None:
+        script = "SET synchronous_commit = off;\n" + "".join(
+            f"BEGIN;\n{dump.replace(template, name)}\nCOMMIT;\n" for name in batch)
+        done = subprocess.run([pg_binary("psql", major), "-q", "-v", "ON_ERROR_STOP=1", "-X"],
+                              input=script, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"psql failed cloning {batch[0]}..{batch[-1]}: {done.stderr[-2000:]}")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(replay, [names[i:i + BATCH] for i in range(0, len(names), BATCH)]))
+
 def main() -> None:
     import signal
 

@@ -113,25 +113,13 @@ class SchemaFactory:
                                    env=env, capture_output=True, text=True, check=True).stdout
 
     def grow_to(self, size: int) -> list[str]:
-        import subprocess
-        from concurrent.futures import ThreadPoolExecutor
 
         from tenants.models import Domain, Plan, Tenant
 
         names = [f"bench_t{i:05d}" for i in range(self.count, size)]
-        env = mig.libpq_env(self.config, BENCH_DB)
         started = time.monotonic()
-
-        def replay(batch: list[str]) -> None:
-            script = "SET synchronous_commit = off;\n" + "".join(
-                f"BEGIN;\n{self.dump.replace(self.template, name)}\nCOMMIT;\n" for name in batch)
-            done = subprocess.run([mig.pg_binary("psql", self.major), "-q", "-v", "ON_ERROR_STOP=1", "-X"],
-                                  input=script, env=env, capture_output=True, text=True)
-            if done.returncode:
-                raise SystemExit(f"psql failed cloning {batch[0]}..{batch[-1]}: {done.stderr[-2000:]}")
-
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(replay, [names[i:i + mig.BATCH] for i in range(0, len(names), mig.BATCH)]))
+        mig.clone_schemas(config=self.config, db_name=BENCH_DB, dump=self.dump, template=self.template,
+                          major=self.major, names=names)
         plan = Plan.objects.get(code="ENTERPRISE")
         tenants = Tenant.objects.bulk_create(
             [Tenant(schema_name=name, name=f"Bench {name}", plan=plan) for name in names], batch_size=1000)
