@@ -100,7 +100,16 @@ def server_config() -> dict:
         from core import embedded_db as embedded
 
         url = embedded.ensure_running()
-    return environ.Env.db_url_config(url)
+    config = environ.Env.db_url_config(url)
+    # The embedded server's URL names its socket directory and port in the query string, which django-environ
+    # files under OPTIONS: lift them into HOST/PORT, or psql and the bench's own DATABASE_URL fall back to the
+    # default socket, which on a machine with a system PostgreSQL is another server (the bench measured the
+    # machine's server, whose max_locks_per_transaction of 64 is too small for 10,000 schemas).
+    options = config.get("OPTIONS") or {}
+    if not config.get("HOST") and options.get("host"):
+        config["HOST"] = options.pop("host")
+        config["PORT"] = options.pop("port", config.get("PORT") or "")
+    return config
 
 
 def libpq_env(config: dict, dbname: str) -> dict:
