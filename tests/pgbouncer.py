@@ -14,6 +14,7 @@ rule, not luck (tests/deploy/test_pgbouncer.py).
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -66,7 +67,12 @@ admin_users = {self.user}
             os.chmod(self.dir / name, 0o644)
         args = [BINARY, str(self.dir / "pgbouncer.ini")]
         if os.geteuid() == 0:
-            args[1:1] = ["-u", "postgres"]
+            # PgBouncer refuses to run as root. It runs as the owner of the server's socket directory when it
+            # reaches the server on a socket (the embedded server's lives in its pgdata, mode 0700: as postgres
+            # every server connection failed with "Permission denied"), else as postgres.
+            socket_dir = Path(self.server_host)
+            owner = pwd.getpwuid(socket_dir.stat().st_uid).pw_name if socket_dir.is_absolute() else "postgres"
+            args[1:1] = ["-u", owner if owner != "root" else "postgres"]
         # Its log goes to a file, never to a pipe: nobody reads a pipe while it runs, and once the pipe's 64 KiB
         # were full (a line per connection: the rehearsal's kills and restarts got there in two minutes) PgBouncer
         # blocked on its next log line and stopped answering anyone.
