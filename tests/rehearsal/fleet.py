@@ -14,7 +14,7 @@ Afterwards `Rehearsal.verdict()` lists every broken promise; `figures()` says
 what was done. The processes' configuration is observed through
 tests/rehearsal/observer.py (one log line per process per value it learns).
 The caller's Django (pytest-django's test database) is the operator's view:
-it makes the tenants, sweeps the registry as the cluster's sweep would (every
+it makes the tenants, sweeps the registry (probing) as the cluster's sweep would (every
 0.3 s, so a lapse is seen within a third of a second) and reads the outcome.
 """
 
@@ -321,7 +321,7 @@ class Rehearsal:
             while not self._halt.is_set():
                 self.sweep_gaps.append(time.monotonic() - last)
                 last = time.monotonic()
-                health_sweep(probe=False)
+                health_sweep()  # probing, as the cluster's scheduled sweep does: the web servers' /readyz checks
                 now = time.time()
                 for service_id, name, status, metadata, beat, since in ServiceInstance.objects.filter(
                         name__in=("courtside-web", "courtside-cluster")).values_list(
@@ -330,7 +330,10 @@ class Rehearsal:
                         "name": name, "pid": int(metadata.get("pid") or metadata.get("sentinel_pid") or 0)})
                     key = f"{status}_at"
                     entry.setdefault(key, now)
-                    if status == "critical" and since is not None and "critical_since" not in entry:
+                    # A lapse of a process seen passing before (not its start: a process may register before
+                    # its dependencies are ready, critical until its next heartbeat).
+                    if status == "critical" and since is not None and "critical_since" not in entry \
+                            and "passing_at" in entry:
                         # The sweep's own clock when it judged the lapse, and the heartbeat it judged from.
                         entry["critical_since"] = since.timestamp()
                         entry["last_beat"] = beat.timestamp() if beat else None
@@ -483,6 +486,9 @@ class Rehearsal:
                 period = max(self.sweep_gaps, default=0.0)
                 for entry in mine:
                     since = entry.get("critical_since")
+                    if "passing_at" not in entry:
+                        broken.append(f"{server.kind} {server.index}: killed instance never passing before")
+                        continue
                     if since is None:
                         broken.append(f"{server.kind} {server.index}: killed instance never critical")
                         continue
@@ -491,9 +497,12 @@ class Rehearsal:
                     if late > self.knobs.ttl + period + 0.05:
                         broken.append(f"{server.kind} {server.index}: killed instance critical {late:.2f} s after "
                                       f"the kill (TTL {self.knobs.ttl:g} s + sweep period {period:.2f} s)")
+            # Its process at the end (the restarted one, or the first if it was never killed) passing.
             tree = server.last_tree
             if not any(e["pid"] in tree and "passing_at" in e for e in self.registry.values()):
-                broken.append(f"{server.kind} {server.index}: the restarted process never passing in the registry")
+                which = f"the process restarted after kill {len(server.kills)}" if server.kills else \
+                    "its process (never killed)"
+                broken.append(f"{server.kind} {server.index}: {which} never passing in the registry")
         return broken
 
     def figures(self) -> dict:
