@@ -10,6 +10,10 @@ killed one stops heartbeating and turns critical within SELF_TTL.
   database or task cluster is down is critical though it heartbeats. A new
   check starts critical (Consul's rule); the process registers it with its
   readiness judged in-process as the first result (_record_ready_at_registration).
+  Not ready then (no cluster has heartbeated yet, say), each heartbeat judges it
+  in-process again until the check is passing (_ready_check_settled): a process
+  started before the cluster is routable within one heartbeat of the cluster's
+  first beat, not at the next probing sweep. From then on the probes judge it.
 - The task cluster registers as its sentinel (`cluster-<host>-<sentinel pid>`):
   every worker starts a heartbeat thread when django-q2 spawns it
   (`post_spawn`), and beats only while its sentinel and the `qcluster` process
@@ -89,18 +93,48 @@ def _ready_url(host: str, port: int | None, path: str) -> str | None:
     return None
 
 
-def _record_ready_at_registration(service_id: str, ready: bool) -> None:
+IN_PROCESS = "readiness in-process"  # the output of a result the process recorded itself, not a probe
+
+
+def _record_ready_at_registration(service_id: str, ready: bool) -> bool:
     """Consul's trap: a new HTTP check starts critical until its first probe. The process knows its own
     readiness (what /readyz would answer, run in-process before the registration's transaction), so a new
-    check gets that as its first result, in the registration's commit. A check probed before keeps its state."""
+    check gets that as its first result, in the registration's commit. A check probed before keeps its state.
+    True when the check is passing afterwards."""
     from registry.health import check_record
     from registry.models import HealthCheck
 
-    check_id = (HealthCheck.objects.filter(instance__service_id=service_id, name=READY_CHECK, kind="http",
-                                           last_checked_at__isnull=True).values_list("pk", flat=True).first())
-    if check_id is not None:
-        check_record(check_id=check_id, outcome="passing" if ready else "critical",
-                     output=f"readiness in-process at registration: {'ok' if ready else 'unavailable'}")
+    check_id, status, checked = (HealthCheck.objects.filter(instance__service_id=service_id, name=READY_CHECK,
+                                                            kind="http")
+                                 .values_list("pk", "status", "last_checked_at").first() or (None, None, None))
+    if check_id is None:
+        return True  # no readiness check to settle
+    if checked is None:
+        check = check_record(check_id=check_id, outcome="passing" if ready else "critical",
+                             output=f"{IN_PROCESS} at registration: {'ok' if ready else 'unavailable'}")
+        return check is not None and check.status == "passing"
+    return status == "passing"
+
+
+def _ready_check_settled(service_id: str, ready_now: Callable[[], bool]) -> bool:
+    """A heartbeat of a process whose readiness check is not passing yet: judge its readiness in-process again,
+    and record it when it is ready. The check was recorded critical at registration (its database or the task
+    cluster not there yet) and no probe may come soon (the sweep runs every 30 s; a deployment may sweep without
+    probing): without this the process stayed out of routing for that long though ready since. Once the check
+    is passing (by this or by a probe) the probes alone judge it: this process vouches for itself once, so it
+    never flaps against a probe that fails where the process cannot see (its address unreachable from the
+    sweep). True when settled: the check is passing, or gone."""
+    from registry.health import check_record
+    from registry.models import HealthCheck, Status
+
+    row = (HealthCheck.objects.filter(instance__service_id=service_id, name=READY_CHECK, kind="http")
+           .values_list("pk", "status").first())
+    if row is None or row[1] == Status.PASSING:
+        return True
+    if not ready_now():
+        return False  # still not ready: no result written at every beat, the check stays critical
+    check = check_record(check_id=row[0], outcome=Status.PASSING, output=f"{IN_PROCESS} at a heartbeat: ok")
+    return check is None or check.status == Status.PASSING
 
 
 def _ready_in_process() -> bool:
@@ -117,10 +151,11 @@ def _register(register_kwargs: dict) -> str:
     return register_kwargs["service_id"]
 
 
-def _beat(service_id: str) -> None:
+def _beat(service_id: str) -> str:
+    """Heartbeat; the instance's status afterwards."""
     from registry import registration
 
-    registration.service_heartbeat(service_id=service_id)
+    return registration.service_heartbeat(service_id=service_id)
 
 
 class ProcessHeartbeat:
@@ -139,6 +174,7 @@ class ProcessHeartbeat:
         self.service_id = register_kwargs["service_id"]
         self.still_ours = still_ours
         self.registered = False
+        self.ready_pending = False  # its readiness check recorded not passing, and no probe has judged it since
         self.pid = os.getpid()
         self._stop = threading.Event()
         self._last_logged = 0.0
@@ -164,10 +200,11 @@ class ProcessHeartbeat:
         ready = self.ready_now() if self.ready_now is not None and has_ready_check else None
         with transaction.atomic():
             _register(self.register_kwargs)
-            if ready is not None:
-                _record_ready_at_registration(self.service_id, ready)
+            settled = True if ready is None else _record_ready_at_registration(self.service_id, ready)
             _beat(self.service_id)
         self.registered = True
+        # Not ready at registration: each heartbeat judges its readiness again until the check is passing.
+        self.ready_pending = not settled
 
     def beat_once(self) -> None:
         with schema_context("public"):
@@ -175,11 +212,15 @@ class ProcessHeartbeat:
                 self._register_passing()
                 return
             try:
-                _beat(self.service_id)
+                status = _beat(self.service_id)
             except DomainError as error:
                 if error.code != "not_found":
                     raise
                 self._register_passing()  # deregistered meanwhile: this process still lives
+                return
+            if self.ready_pending:
+                self.ready_pending = not (status == "passing" or _ready_check_settled(self.service_id,
+                                                                                        self.ready_now))
 
     def _run(self) -> None:
         try:

@@ -216,25 +216,36 @@ def consul_mirrors_expire(*, now: datetime | None = None) -> tuple[int, list[str
     return expired, removed
 
 
+def checks_probe_due(*, now: datetime | None = None) -> int:
+    """Run every due probed check (HTTP, TCP, …) concurrently and record the outcomes; how many were probed.
+
+    A pass takes as long as its slowest probe (up to that check's timeout: a server that accepts connections
+    but answers nothing, as gunicorn's master does while its workers start). A caller that must judge TTLs
+    more often than that runs this apart from the rest of the sweep (health_sweep(probe=False)).
+    """
+    due = list(
+        HealthCheck.objects.filter(kind__in=kinds.probed(), instance__source=Source.COURTSIDE)
+        .filter(next_check_at__lte=now or timezone.now()).exclude(out_of_range_q())
+        .values(*kinds.PROBE_FIELDS)
+    )
+    if not due:
+        return 0
+    for outcome in probes.run_all(due, concurrency=conf.get("CHECK_CONCURRENCY")):
+        try:
+            check_record(check_id=outcome.check_id, outcome=outcome.status, output=outcome.output,
+                         duration_ms=outcome.duration_ms, now=now)
+        except Exception:  # noqa: BLE001 - one row never stops the sweep
+            logger.exception("Sweep: recording the probe of health check %s failed", outcome.check_id)
+    return len(due)
+
+
 def health_sweep(*, now: datetime | None = None, probe: bool = True) -> SweepReport:
     """One pass: run due probed checks (HTTP, TCP, …) concurrently, expire TTLs, judge self-preservation, evict,
     age mirrors."""
     report = SweepReport()
     report.out_of_range = checks_mark_out_of_range(now=now)
     if probe:
-        due = list(
-            HealthCheck.objects.filter(kind__in=kinds.probed(), instance__source=Source.COURTSIDE)
-            .filter(next_check_at__lte=now or timezone.now()).exclude(out_of_range_q())
-            .values(*kinds.PROBE_FIELDS)
-        )
-        if due:
-            for outcome in probes.run_all(due, concurrency=conf.get("CHECK_CONCURRENCY")):
-                try:
-                    check_record(check_id=outcome.check_id, outcome=outcome.status, output=outcome.output,
-                                 duration_ms=outcome.duration_ms, now=now)
-                except Exception:  # noqa: BLE001 - one row never stops the sweep
-                    logger.exception("Sweep: recording the probe of health check %s failed", outcome.check_id)
-            report.probed = len(due)
+        report.probed = checks_probe_due(now=now)
     with transaction.atomic():
         report.self_preservation = self_preservation_evaluate(now=now)
     protected = {name for name, active in report.self_preservation.items() if active}

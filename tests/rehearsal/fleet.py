@@ -15,7 +15,8 @@ what was done. The processes' configuration is observed through
 tests/rehearsal/observer.py (one log line per process per value it learns).
 The caller's Django (pytest-django's test database) is the operator's view:
 it makes the tenants, sweeps the registry as the cluster's sweep would (every
-0.3 s, so a lapse is seen within a third of a second) and reads the outcome.
+0.3 s, so a lapse is seen within a third of a second; its probes of the web
+servers' /readyz on a thread of their own) and reads the outcome.
 """
 
 from __future__ import annotations
@@ -321,7 +322,7 @@ class Rehearsal:
             while not self._halt.is_set():
                 self.sweep_gaps.append(time.monotonic() - last)
                 last = time.monotonic()
-                health_sweep(probe=False)
+                health_sweep(probe=False)  # TTLs; the probes run on a thread of their own (_probes)
                 now = time.time()
                 for service_id, name, status, metadata, beat, since in ServiceInstance.objects.filter(
                         name__in=("courtside-web", "courtside-cluster")).values_list(
@@ -330,13 +331,33 @@ class Rehearsal:
                         "name": name, "pid": int(metadata.get("pid") or metadata.get("sentinel_pid") or 0)})
                     key = f"{status}_at"
                     entry.setdefault(key, now)
-                    if status == "critical" and since is not None and "critical_since" not in entry:
+                    # A lapse of a process seen passing before (not its start: a process may register before
+                    # its dependencies are ready, critical until its next heartbeat).
+                    if status == "critical" and since is not None and "critical_since" not in entry \
+                            and "passing_at" in entry:
                         # The sweep's own clock when it judged the lapse, and the heartbeat it judged from.
                         entry["critical_since"] = since.timestamp()
                         entry["last_beat"] = beat.timestamp() if beat else None
                 self._halt.wait(0.3)
         except Exception as exc:  # noqa: BLE001 - reported in the verdict
             self.errors.append(f"sweep: {exc!r}")
+        finally:
+            connection.close()
+
+    def _probes(self) -> None:
+        """The sweep's probes (the web servers' /readyz checks), as the cluster's scheduled sweep runs them, apart
+        from the TTL sweep: a probe of a server that is starting again waits up to its timeout (5 s), and must
+        not hold up the judging of a lapse."""
+        from django.db import connection
+
+        from registry.sweeps import checks_probe_due
+
+        try:
+            while not self._halt.is_set():
+                checks_probe_due()
+                self._halt.wait(0.3)
+        except Exception as exc:  # noqa: BLE001 - reported in the verdict
+            self.errors.append(f"probes: {exc!r}")
         finally:
             connection.close()
 
@@ -347,10 +368,11 @@ class Rehearsal:
         for _ in range(2):  # a second reader per tenant: calls overlap on both servers
             workers += [threading.Thread(target=self._tenant_load, args=(s,), daemon=True) for s in TENANTS]
         sweeper = threading.Thread(target=self._sweeps, daemon=True)
+        prober = threading.Thread(target=self._probes, daemon=True)
         killers = [threading.Thread(target=self._kills, args=(self.webs, self.knobs.web_kills), daemon=True),
                    threading.Thread(target=self._kills, args=(self.clusters, self.knobs.cluster_kills), daemon=True)]
         configurer = threading.Thread(target=self._configuration, daemon=True)
-        threads = [sweeper, *workers, *killers, configurer]
+        threads = [sweeper, prober, *workers, *killers, configurer]
         for thread in threads:
             thread.start()
         time.sleep(self.knobs.seconds)
@@ -411,11 +433,14 @@ class Rehearsal:
     def _final_sweeps(self) -> None:
         """Two TTLs more of sweeps: the restarted processes show passing, the last killed ones critical."""
         self._halt.clear()
-        sweeper = threading.Thread(target=self._sweeps, daemon=True)
-        sweeper.start()
+        threads = [threading.Thread(target=self._sweeps, daemon=True), threading.Thread(target=self._probes,
+                                                                                         daemon=True)]
+        for thread in threads:
+            thread.start()
         time.sleep(2 * self.knobs.ttl + 0.5)
         self._halt.set()
-        sweeper.join(30)
+        for thread in threads:
+            thread.join(30)
 
     # ------------------------------------------------------------------ the verdict
 
@@ -483,6 +508,9 @@ class Rehearsal:
                 period = max(self.sweep_gaps, default=0.0)
                 for entry in mine:
                     since = entry.get("critical_since")
+                    if "passing_at" not in entry:
+                        broken.append(f"{server.kind} {server.index}: killed instance never passing before")
+                        continue
                     if since is None:
                         broken.append(f"{server.kind} {server.index}: killed instance never critical")
                         continue
@@ -491,9 +519,12 @@ class Rehearsal:
                     if late > self.knobs.ttl + period + 0.05:
                         broken.append(f"{server.kind} {server.index}: killed instance critical {late:.2f} s after "
                                       f"the kill (TTL {self.knobs.ttl:g} s + sweep period {period:.2f} s)")
+            # Its process at the end (the restarted one, or the first if it was never killed) passing.
             tree = server.last_tree
             if not any(e["pid"] in tree and "passing_at" in e for e in self.registry.values()):
-                broken.append(f"{server.kind} {server.index}: the restarted process never passing in the registry")
+                which = f"the process restarted after kill {len(server.kills)}" if server.kills else \
+                    "its process (never killed)"
+                broken.append(f"{server.kind} {server.index}: {which} never passing in the registry")
         return broken
 
     def figures(self) -> dict:
