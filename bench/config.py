@@ -18,12 +18,20 @@ kept afterwards), never the database the URL names. Printed figures:
   separate process (this script with --child) sees the new value through its
   LISTEN thread, against a raw PostgreSQL NOTIFY round trip measured in the
   same run (the baseline; ratio printed). Target: at most 1 s.
+- watcher: the same, until a config.watch() callback fires in the second
+  process (the listener thread rebuilds the view on its own Django connection,
+  kept open between changes).
+- after a lost LISTEN connection: the second process is paused (SIGSTOP), its
+  LISTEN backend ended (pg_terminate_backend), a change committed that no one
+  hears, the process resumed: time from the resumption until get() and a
+  watcher see the change (the listener reconnects and catches up).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -65,6 +73,22 @@ def child(key: str) -> None:
             value = current
             print(json.dumps({"value": value, "at": time.monotonic()}), flush=True)
         time.sleep(0.0005)
+
+
+def child_watch(key: str) -> None:
+    """Watch the key; print each callback with the monotonic time it fired."""
+    import django
+
+    django.setup()
+    from configuration.conf import config
+
+    config.watch(key, lambda k, old, new: print(json.dumps({"value": new, "at": time.monotonic()}), flush=True))
+    if not config.listener_ready(timeout=10):
+        print(json.dumps({"error": "listener not ready"}), flush=True)
+        return
+    print(json.dumps({"ready": True, "value": config.get(key)}), flush=True)
+    while True:
+        time.sleep(1)
 
 
 def setup_database():
@@ -182,12 +206,29 @@ def bench_notify_baseline(connection) -> list[float]:
     return times
 
 
-def bench_reload(connection) -> list[float]:
+def _pause_and_cut(connection, process) -> None:
+    """Pause the child and end its LISTEN backend (it is the only listener: this process's is off)."""
+    os.kill(process.pid, signal.SIGSTOP)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = "
+                       "current_database() AND application_name = 'courtside-config-listener'")
+        if [row[0] for row in cursor.fetchall()] != [True]:
+            raise SystemExit("the child's listener backend was not found alone")
+
+
+def bench_reload(connection, mode: str = "--child", *, lost_connection: bool = False) -> list[float]:
+    """Seconds from each committed change until the child sees it; with lost_connection, the change is made
+    while the child is paused with its LISTEN backend ended, and timed from its resumption."""
+    from django.conf import settings
+
     from configuration.conf import config
 
+    if lost_connection:  # this process's own listener would be a second one to tell apart: off
+        settings.CONFIGURATION_HOT_RELOAD = False
+        config.stop_listener()
     config.set(KEY, 1)
     env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
-    process = subprocess.Popen([sys.executable, __file__, "--child", KEY], stdout=subprocess.PIPE, text=True,
+    process = subprocess.Popen([sys.executable, __file__, mode, KEY], stdout=subprocess.PIPE, text=True,
                                env=env)
     lines: list[dict] = []
 
@@ -203,21 +244,29 @@ def bench_reload(connection) -> list[float]:
         if not lines or not lines[0].get("ready"):
             raise SystemExit(f"the child process did not start: {lines}")
         times = []
-        for i in range(CHANGES):
+        for i in range(CHANGES // 2 if lost_connection else CHANGES):
             seen = len(lines)
+            if lost_connection:
+                _pause_and_cut(connection, process)
+                config.set(KEY, 1000 + i, changed_by="bench")  # notified to nobody
+                os.kill(process.pid, signal.SIGCONT)
             started = time.monotonic()
-            config.set(KEY, 1000 + i, changed_by="bench")
+            if not lost_connection:
+                config.set(KEY, 1000 + i, changed_by="bench")
             deadline = started + 5
             while len(lines) == seen and time.monotonic() < deadline:
                 time.sleep(0.0002)
             if len(lines) == seen:
                 raise SystemExit(f"change {i} not seen within 5 s")
             times.append(lines[-1]["at"] - started)
-            time.sleep(0.05)
+            time.sleep(0.3 if lost_connection else 0.05)  # reconnected and idle again before the next cut
         return times
     finally:
+        os.kill(process.pid, signal.SIGCONT)
         process.kill()
         process.wait()
+        if lost_connection:
+            settings.CONFIGURATION_HOT_RELOAD = True
 
 
 def summary(times: list[float]) -> str:
@@ -233,11 +282,21 @@ def main() -> None:
         bench_rebuild()
         baseline = bench_notify_baseline(connection)
         reload = bench_reload(connection)
+        watched = bench_reload(connection, "--child-watch")
         print(f"\ncross-process reload, {CHANGES} changes (target <= 1000 ms):")
         print(f"  raw NOTIFY round trip (baseline)       {summary(baseline)}")
         print(f"  config.set -> other process's get()    {summary(reload)}")
+        print(f"  config.set -> other process's watcher  {summary(watched)}")
         ratio = statistics.median(reload) / statistics.median(baseline)
-        print(f"  ratio of medians to the raw NOTIFY     {ratio:.1f}x")
+        print(f"  ratio of medians to the raw NOTIFY     {ratio:.1f}x (get), "
+              f"{statistics.median(watched) / statistics.median(baseline):.1f}x (watcher)")
+        cut = bench_reload(connection, lost_connection=True)
+        cut_watched = bench_reload(connection, "--child-watch", lost_connection=True)
+        print(f"\nafter a lost LISTEN connection ({CHANGES // 2} changes made while the child was paused with its "
+              f"backend ended; timed from its resumption; target <= 1000 ms):")
+        print(f"  seen by get()                          {summary(cut)}")
+        print(f"  seen by a watcher                      {summary(cut_watched)}")
+        reload = reload + watched + cut + cut_watched
         print(f"\nverdict: get {'OK' if get_us <= 5 else 'OVER'} ({get_us:.2f} us <= 5 us), "
               f"reload {'OK' if max(reload) <= 1 else 'OVER'} ({max(reload) * 1000:.1f} ms <= 1000 ms)")
     finally:
@@ -249,5 +308,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         child(sys.argv[2])
+    elif sys.argv[1:2] == ["--child-watch"]:
+        child_watch(sys.argv[2])
     else:
         main()

@@ -12,7 +12,7 @@ import time
 from django.db import connection, transaction
 from django_q.exceptions import TimeoutException
 
-from tasks import actions
+from tasks import actions, pruning
 from tasks.engine import recovery, workers
 from tasks.models import TaskEffect
 from tasks.registry import ANY, OPERATOR, register_task, system_job
@@ -27,6 +27,17 @@ def recover_stalled_runs(ctx):
     if lost:
         recovered["workers_lost"] = lost  # the key only when some were
     return recovered
+
+
+@system_job("tasks.prune_runs", cron="45 3 * * *", schedule_name="tasks: prune finished runs", timeout=300,
+            schema={"type": "object", "additionalProperties": False,
+                    "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 36500},
+                                   "batch_size": {"type": "integer", "minimum": 1, "maximum": pruning.MAX_BATCH}}})
+def prune_runs(ctx, days: int | None = None, batch_size: int = pruning.PRUNE_BATCH):
+    """Delete finished task runs older than TASKRUN_RETENTION_DAYS (or `days`), in batches; unfinished runs stay."""
+    # Stops a minute before its timeout (at most the cluster's retry less the lease grace); what is left goes at
+    # the next prune.
+    return pruning.taskrun_prune(days=days, batch_size=batch_size, max_seconds=240, progress=ctx.progress)
 
 
 # ------------------------------------------------------------ diagnostics

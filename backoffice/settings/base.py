@@ -360,3 +360,9 @@ def OTP_TOTP_ISSUER(device):  # noqa: N802 - django-otp calls the setting with t
 # Audit log of privileged writes (security/audit.py registers the models): kept this many days.
 AUDITLOG_MASK_CALLABLE = "security.audit.mask_whole"
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
+# Finished task runs (with their attempts) are deleted this many days after they finished, by the daily system
+# job tasks.prune_runs (tasks/pruning.py); unfinished runs are kept whatever their age. Not COURTSIDE_*: that
+# prefix is the configuration's environment layer (configuration/layers.py).
+TASKRUN_RETENTION_DAYS = env.int("TASKRUN_RETENTION_DAYS", default=30)
+if TASKRUN_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("TASKRUN_RETENTION_DAYS must be at least 1 (days).")

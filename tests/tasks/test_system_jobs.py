@@ -66,6 +66,7 @@ def test_the_products_background_jobs_are_system_schedules_of_registered_tasks(o
     actions.system_schedules_reconcile()
     system = {s.name: s for s in TaskSchedule.objects.filter(system=True)}
     expected = {"tasks: recover stalled runs": ("tasks.recover_stalled_runs", 1, ""),
+                "tasks: prune finished runs": ("tasks.prune_runs", None, "45 3 * * *"),
                 "tenants: usage refresh": ("tenants.refresh_storage_usage", 15, ""),
                 "tenants: schema pool refill": ("tenants.pool_refill", 10, ""),
                 # every 30 s: a six-field cron whose last field is the seconds (croniter's, as TaskSchedule checks)
@@ -95,7 +96,7 @@ def test_a_fired_system_schedule_shows_its_last_run(operator_client):
     assert execution.run_execute(run_id=run.pk) == "succeeded"
     assert TaskRun.objects.get(pk=run.pk).result == {"running": 0, "queued": 0}
     body = operator_client.get("/admin/tasks/taskschedule/?system__exact=1").content.decode()
-    assert body.count("System (declared in code)") == 5 and body.count(">—<") <= 4  # four never ran
+    assert body.count("System (declared in code)") == 6 and body.count(">—<") <= 5  # five never ran
 
 
 @override_settings(TENANT_POOL_SIZE=2)
