@@ -107,3 +107,54 @@ def test_after_a_sigkill_and_a_restart_writes_in_etcd_reach_the_registry_and_not
         print(f"\netcd mirror, SIGKILL then restart {restart}: " + "; ".join(
             f"cycle {n + 1}: reconciled {r:.2f} s after the restart, a watched put here in {w:.2f} s"
             for n, (r, w) in enumerate(figures)))
+
+
+STOP_BOUND = 3.0  # generous: the sync period (0.2 s here, 1 s by default) and a clean close of the watch
+
+
+def test_stopping_the_mirror_while_etcd_is_up_returns_promptly(running, etcd):  # noqa: F811
+    mirror, stop, thread = running
+    register("web-1")
+    wait_for(lambda: ours_in_etcd(etcd) == {"web-1"}, timeout=BOUND)
+    assert mirror._watch_thread.is_alive(), "the mirror is on its watch"
+    started = time.monotonic()
+    stop.set()
+    thread.join(15)
+    stopped = time.monotonic() - started
+    assert not thread.is_alive() and stopped < STOP_BOUND, f"the mirror took {stopped:.1f} s to stop"
+    mirror._watch_thread.join(STOP_BOUND)
+    assert not mirror._watch_thread.is_alive(), "its watch thread still reads the stream"
+    assert ours_in_etcd(etcd) == {"web-1"}, "a stop is not a deregistration: the key lives on its lease"
+
+
+def test_the_etcd_mirror_command_stops_promptly_on_sigterm(etcd, public_tenant):  # noqa: F811
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import database_url
+
+    register("web-1")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "backoffice.settings.test"}
+    process = subprocess.Popen([sys.executable, str(root / "manage.py"), "etcd_mirror", "--url", etcd.url,
+                                "--prefix", PREFIX], cwd=root, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: ours_in_etcd(etcd) == {"web-1"}, timeout=60, every=0.1)  # it runs, in sync
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            pass
+        stopped = time.monotonic() - started
+        output = process.stdout.read() if process.poll() is not None else ""
+        assert process.returncode == 0 and stopped < STOP_BOUND, f"stopped after {stopped:.1f} s: {output[-600:]}"
+        assert "Stopped after 1 reconcile(s)." in output, output[-600:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
