@@ -116,14 +116,15 @@ def test_stopping_the_mirror_while_etcd_is_up_returns_promptly(running, etcd):  
     mirror, stop, thread = running
     register("web-1")
     wait_for(lambda: ours_in_etcd(etcd) == {"web-1"}, timeout=BOUND)
-    assert mirror._watch_thread.is_alive(), "the mirror is on its watch"
+    watch_thread = mirror._watch_thread
+    assert watch_thread.is_alive(), "the mirror is on its watch"
     started = time.monotonic()
     stop.set()
     thread.join(15)
     stopped = time.monotonic() - started
     assert not thread.is_alive() and stopped < STOP_BOUND, f"the mirror took {stopped:.1f} s to stop"
-    mirror._watch_thread.join(STOP_BOUND)
-    assert not mirror._watch_thread.is_alive(), "its watch thread still reads the stream"
+    watch_thread.join(STOP_BOUND)
+    assert not watch_thread.is_alive(), "its watch thread still reads the stream"
     assert ours_in_etcd(etcd) == {"web-1"}, "a stop is not a deregistration: the key lives on its lease"
 
 
