@@ -9,32 +9,53 @@ a put, a change and a delete, which only the new watch can bring.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
 
 from configuration import etcd_layer, stack
 from configuration.conf import config
-from tests.etcd import etcd  # noqa: F401  (the fixture)
+from tests.etcd import TcpProxy, etcd  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PREFIX = "/courtside/config/"
 BOUND = 5.0
 
 
-@pytest.fixture
-def layer(etcd, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("COURTSIDE_CONFIG_ETCD_URL", etcd.url)
+@contextlib.contextmanager
+def installed_layer(etcd, url, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("COURTSIDE_CONFIG_ETCD_URL", url)
     etcd.client().put(f"{PREFIX}reports.max_rows", "321")
     installed = etcd_layer.install()
     installed.signature()  # starts its thread
     assert installed.loaded.wait(10), "the etcd layer never read its prefix"
     config.reload()
     assert config.listener_ready(timeout=10)  # the listener polls the layer's version twice a second
-    yield installed
-    installed.stop()
-    stack.unregister(installed)
-    config.reload()
+    try:
+        yield installed
+    finally:
+        installed.stop()
+        stack.unregister(installed)
+        config.reload()
+
+
+@pytest.fixture
+def layer(etcd, monkeypatch):  # noqa: F811
+    with installed_layer(etcd, etcd.url, monkeypatch) as installed:
+        yield installed
+
+
+@pytest.fixture
+def proxy(etcd):  # noqa: F811
+    with TcpProxy(etcd.client_port) as hop:
+        yield hop
+
+
+@pytest.fixture
+def layer_behind_a_proxy(etcd, proxy, monkeypatch):  # noqa: F811
+    with installed_layer(etcd, proxy.url, monkeypatch) as installed:
+        yield installed
 
 
 def wait_until(predicate, *, timeout: float) -> float:
@@ -79,3 +100,21 @@ def test_after_a_sigkill_and_a_restart_puts_in_etcd_reach_the_configuration_with
         print(f"\netcd configuration layer, SIGKILL then restart {restart}: " + "; ".join(
             f"cycle {n + 1}: the put at the restart live in {r:.2f} s, a watched put in {w:.2f} s"
             for n, (r, w) in enumerate(figures)))
+
+
+def test_a_watch_stream_cut_while_etcd_stays_up_is_followed_again_within_5_s(
+        layer_behind_a_proxy, proxy, etcd, capsys):  # noqa: F811
+    """A balancer in front of etcd drops the layer's connections (an idle timeout, its own restart): etcd stays
+    up with the same raft term, so only the layer itself can notice that its watch ended."""
+    wait_until(lambda: config.get("reports.max_rows") == 321, timeout=BOUND)
+    client = etcd.client()  # the writer goes straight to etcd, not through the proxy
+    figures = []
+    for cycle in range(2):
+        assert proxy.cut() >= 1, "the layer's watch goes through the proxy"
+        time.sleep(2.5)  # past the layer's health check, which finds etcd up and its raft term unchanged
+        client.put(f"{PREFIX}reports.max_rows", str(600 + cycle))
+        figures.append(wait_until(lambda c=cycle: config.get("reports.max_rows") == 600 + c, timeout=BOUND))
+    assert not unreachable()
+    with capsys.disabled():
+        print("\netcd configuration layer, its watch stream cut by a proxy: a put after it live in "
+              + ", ".join(f"{f:.2f} s" for f in figures))
