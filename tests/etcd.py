@@ -9,6 +9,9 @@ Use the fixtures from any test folder (the registry's etcd mirror, the configura
         client.put("/x", "1")
         etcd.kill(); etcd.start()          # a fault: SIGKILL, then the same server again (same ports, same data)
 
+    with TcpProxy(etcd.client_port) as proxy:  # a loopback hop in front of it, as a load balancer would be
+        ...proxy.url...; proxy.cut()       # a fault: every connection through it reset, etcd itself up
+
 Each server has its own data dir (under pytest's tmp_path) and its own client and peer ports, chosen by
 binding port 0 on 127.0.0.1, so tests and helpers running at once never meet. Where the binary cannot run
 (no wheel for this platform, a noexec filesystem), the fixtures skip with the reason; nothing else skips.
@@ -18,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -117,6 +122,90 @@ class EtcdServer:
         import etcd3gw
 
         return etcd3gw.Etcd3Client(host="127.0.0.1", port=self.client_port, timeout=kwargs.pop("timeout", 5), **kwargs)
+
+
+class TcpProxy:
+    """A loopback TCP hop to a port: what a load balancer in front of etcd is; `cut()` resets every connection.
+
+    A proxy or balancer that drops long-lived connections (idle timeouts, a restart) ends a watch stream while
+    etcd stays up with the same raft term: what a client must notice by itself, as nothing else changes.
+    """
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._closed = False
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True, name="tcp-proxy").start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        peers = {client: upstream, upstream: client}
+        try:
+            while True:
+                readable, _, _ = select.select(list(peers), [], [], 0.5)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peers[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            self._drop(client, upstream)
+
+    def _drop(self, client: socket.socket, upstream: socket.socket) -> None:
+        with self._lock:
+            if (client, upstream) in self._pairs:
+                self._pairs.remove((client, upstream))
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                # SO_LINGER 0: closed with a reset, as a balancer dropping a connection does.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def cut(self) -> int:
+        """Reset every connection through the proxy (new ones are accepted again at once); how many."""
+        with self._lock:
+            pairs = list(self._pairs)
+        for client, upstream in pairs:
+            self._drop(client, upstream)
+        self.cuts += 1
+        return len(pairs)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        self.cut()
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 @contextlib.contextmanager
