@@ -356,3 +356,12 @@ def test_an_admin_rollout_with_a_canary_then_the_rest_goes_through_the_phases_in
     assert stages == [("canary", "schema", ["lakers"]), ("canary", "data", ["lakers"]),
                       ("rest", "schema", ["warriors"]), ("rest", "data", ["warriors"])]
     assert [s["stage"] for s in run.result["stages"]] == ["canary", "rest"]
+
+
+def test_the_admins_dry_run_names_the_phases_the_rollout_will_go_through(filled, operator_client):
+    page = operator_client.post("/admin/schemas/rollout/start/", {"action": "plan"}).content.decode()
+
+    assert ('<p id="plan-phases">Phases: schema phase, then data phase courtside_probe.0003_fill (data)</p>'
+            in page)
+    assert "Apply courtside_probe.0003_fill <small>(data)</small>" in page
+    assert filled.applied("lakers") == {"0001_initial"}  # a dry run
