@@ -365,3 +365,19 @@ def test_the_admins_dry_run_names_the_phases_the_rollout_will_go_through(filled,
             in page)
     assert "Apply courtside_probe.0003_fill <small>(data)</small>" in page
     assert filled.applied("lakers") == {"0001_initial"}  # a dry run
+
+
+def test_the_matrix_shows_each_migrations_type_in_its_cells_its_header_and_the_pending_list(filled, operator_client):
+    import re
+
+    rollout(schema=["warriors"])
+
+    page = operator_client.get("/admin/schemas/migrationrecord/matrix/", {"q": "e"}).content.decode()
+
+    header = page.split("latest on disk")[1].split("</tr>")[0]
+    assert "0003_fill (data)" in header  # the app's latest migration on disk, and its type
+    warriors = page.split('data-schema="warriors"')[1].split("</tr>")[0]
+    assert re.search(r'0003_fill <small class="migration-type">\(data\)</small>', warriors)
+    lakers = page.split('data-schema="lakers"')[1].split("</tr>")[0]
+    assert re.search(r'0001_initial <small class="migration-type">\(schema\)</small>', lakers)
+    assert "pending courtside_probe.0002_gadget_size (schema); pending courtside_probe.0003_fill (data)" in lakers
