@@ -372,7 +372,7 @@ def test_the_matrix_shows_each_migrations_type_in_its_cells_its_header_and_the_p
 
     rollout(schema=["warriors"])
 
-    page = operator_client.get("/admin/schemas/migrationrecord/matrix/", {"q": "e"}).content.decode()
+    page = operator_client.get("/admin/schemas/migrationrecord/matrix/").content.decode()
 
     header = page.split("latest on disk")[1].split("</tr>")[0]
     assert "0003_fill (data)" in header  # the app's latest migration on disk, and its type
