@@ -381,3 +381,21 @@ def test_the_matrix_shows_each_migrations_type_in_its_cells_its_header_and_the_p
     lakers = page.split('data-schema="lakers"')[1].split("</tr>")[0]
     assert re.search(r'0001_initial <small class="migration-type">\(schema\)</small>', lakers)
     assert "pending courtside_probe.0002_gadget_size (schema); pending courtside_probe.0003_fill (data)" in lakers
+
+
+def test_bad_api_rollout_arguments_are_a_400_or_fail_the_run_before_anything_changes(filled, operator_client):
+    from tasks.models import TaskRun
+
+    before = Rollout.objects.count()
+    refused = operator_client.post("/api/v1/tasks/runs/", {"name": "schemas.rollout", "args": {"canary": 0}},
+                                   content_type="application/json")
+    assert refused.status_code == 400 and "error" in refused.json()
+    assert not TaskRun.objects.filter(name="schemas.rollout").exists()
+
+    operator_client.post("/api/v1/tasks/runs/", {"name": "schemas.rollout",
+                                                 "args": {"targets": ["courtside_probe.9999"]}},
+                         content_type="application/json")
+    state, run = _execute_rollout_run()
+
+    assert state == "failed" and "courtside_probe.9999" in run.error
+    assert Rollout.objects.count() == before and filled.applied("lakers") == {"0001_initial"}
