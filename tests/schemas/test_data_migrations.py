@@ -399,3 +399,22 @@ def test_bad_api_rollout_arguments_are_a_400_or_fail_the_run_before_anything_cha
 
     assert state == "failed" and "courtside_probe.9999" in run.error
     assert Rollout.objects.count() == before and filled.applied("lakers") == {"0001_initial"}
+
+
+def test_an_api_rollout_splits_a_hybrid_into_its_schema_part_then_its_data_part(probe, operator_client):
+    rollout()
+    for schema in ("lakers", "warriors"):
+        probe.execute(schema, "INSERT INTO courtside_probe_gadget (name) VALUES ('ball'), ('hoop')")
+    probe.write("0002_size_hybrid", HYBRID)
+
+    operator_client.post("/api/v1/tasks/runs/", {"name": "schemas.rollout", "args": {}},
+                         content_type="application/json")
+    state, run = _execute_rollout_run()
+
+    assert state == "succeeded", run.error  # the data part checks it holds no AddField lock
+    assert run.result["phases"] == ["schema phase: 2 schema(s) migrated, 0 failed",
+                                    "data phase courtside_probe.0002_size_hybrid (hybrid): 2/2 schema(s) done, "
+                                    "0 failed"]
+    for schema in ("lakers", "warriors"):
+        assert probe.applied(schema) == {"0001_initial", "0002_size_hybrid__schema", "0002_size_hybrid"}
+        assert sizes(probe, schema) == [("ball", 4), ("hoop", 4)]
