@@ -165,10 +165,10 @@ class MigrationRecordAdmin(admin.ModelAdmin):
             for app in apps:
                 status = schema.app_status(app, report.latest[app])
                 cells.append({"app": app, "name": schema.latest.get(app) or "—", "status": status,
-                              "css": status.replace(" ", "-")})
+                              "css": status.replace(" ", "-"), "type": matrix.type_of(app, schema.latest.get(app))})
             rows.append({"schema": schema.schema, "cells": cells, "problems": schema.problems,
                          "history": f"{history_url}?schema_name={schema.schema}",
-                         "details": [f"pending {a}.{n}" for a, n in schema.pending]
+                         "details": [f"pending {a}.{n} ({matrix.type_of(a, n) or '?'})" for a, n in schema.pending]
                          + [f"changed {a}.{n}" for a, n in schema.changed]
                          + [f"file gone {a}.{n}" for a, n in schema.gone]
                          + [f"missing {t}" for t in schema.missing_tables + schema.missing_columns]})
@@ -178,7 +178,7 @@ class MigrationRecordAdmin(admin.ModelAdmin):
             "title": "Migrations by schema",
             "opts": self.model._meta,
             "apps": apps,
-            "latest": [report.latest[app] for app in apps],
+            "latest": [{"name": report.latest[app], "type": matrix.type_of(app, report.latest[app])} for app in apps],
             "rows": rows,
             "page": page,
             "query": urlencode(keep),

@@ -30,10 +30,12 @@ class RolloutForm(ServiceErrorFormMixin, forms.Form):
             self.add_error("canary_percent", "Give a canary count or a percentage, not both.")
         if data.get("resume") and (data.get("targets", "").split() or data.get("schemas", "").split()):
             self.add_error("resume", "Resume reuses the last rollout's targets and schemas; give neither.")
+        elif data.get("resume") and (data.get("canary") or data.get("canary_percent")):
+            self.add_error("resume", "Resume goes on with what the last rollout left; give no canary.")
         return data
 
     def service_arguments(self) -> dict:
-        """Keyword arguments of rollout_plan / rollout_staged (targets parsed by the caller)."""
+        """Keyword arguments of rollout_plan (targets parsed by the caller)."""
         data = self.cleaned_data
         return {"schemas": data["schemas"].split() or None, "canary": data.get("canary"),
                 "percent": data.get("canary_percent"), "resume": data["resume"]}

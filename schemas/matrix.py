@@ -4,7 +4,8 @@ The page's rows are read live, and only the page's schemas (their django_migrati
 ledger rows): a hundred schemas' worth whatever the tenant count. What needs every schema (how many have a
 problem, which ones for the problems-only filter, changed and deleted migration files) comes from one full
 `drift_report`, cached like the migration summary: recomputed when the ledger, the tenants or the migration
-files change, or after LEDGER_SUMMARY_SECONDS.
+files change, or after LEDGER_SUMMARY_SECONDS. Each migration named (a cell's latest applied, an app's latest
+on disk, a pending one) carries its type, schema, data or hybrid, as the files on disk say.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class MatrixPage:
     changed_files: list[dict]
     gone_files: list[dict]
     seconds: float  # of the full check the counts come from
+    types: dict[tuple[str, str], str]  # (app, name): schema, data or hybrid, as the file on disk says
+
+    def type_of(self, app: str, name: str | None) -> str:
+        """A migration's type; "" for none (no migration applied) or a file that is gone."""
+        return self.types.get((app, name), "") if name else ""
 
 
 def drift_overview_cached() -> dict:
@@ -62,4 +68,5 @@ def matrix_page(*, number: str | int | None, search: str = "", problems_only: bo
         report.schemas = [s for s in report.schemas if s.problems]
     return MatrixPage(page=page, report=report, total=len(overview["schemas"]),
                       problem_count=len(overview["problems"]), changed_files=overview["changed_files"],
-                      gone_files=overview["gone_files"], seconds=overview["seconds"])
+                      gone_files=overview["gone_files"], seconds=overview["seconds"],
+                      types=selectors.migration_types())

@@ -1,10 +1,11 @@
-"""Staged rollouts on top of `rollout_run`: a dry-run plan, a canary stage then the rest, undo per schema.
+"""Around a rollout: the dry-run plan (stages, phases, types), the canary's size, undo per schema, `--steps N` back.
 
-The admin's rollout form and the `schemas.rollout` task call these; every
-schema change still goes through `services.rollout_run` (its lock, its ledger,
-its resumable Rollout row). A stage "halts at the first failure" by running
-its schemas one by one (rollout_run's canary path); what it did not reach stays
-pending on the Rollout row, so `resume` goes on from there.
+The admin's rollout form shows `rollout_plan`; the rollout itself, from the
+admin, the API (the `schemas.rollout` task) or `manage.py rollout`, is one
+service, `schemas.data_migrations.rollout_phased` (schema phase, then each data
+migration's phase, a canary stage then the rest). Every schema change still
+goes through `services.rollout_run` (its lock, its ledger, its resumable
+Rollout row).
 """
 
 from __future__ import annotations
@@ -55,9 +56,43 @@ class StagedPlan:
     def todo(self) -> int:
         return len(self.schemas)
 
+    @property
+    def phases(self) -> list[str]:
+        """The phases the rollout goes through: "schema phase", then "data phase app.name (type)" for each pending
+        data or hybrid migration, in order (a rollback is one pass: "rollback")."""
+        if any(step.backwards for plan in self.schemas for step in plan.steps):
+            return ["rollback"]
+        names: dict[str, None] = {}
+        schema_first = False
+        for plan in self.schemas:
+            for step in plan.steps:
+                if step.type in ("data", "hybrid"):
+                    names.setdefault(f"data phase {step.app}.{step.name} ({step.type})")
+                elif not names:
+                    schema_first = True
+        return (["schema phase"] if schema_first or not names else []) + list(names)
+
+    @property
+    def visits(self) -> int:
+        """Schema-phase visits the rollout will make (its progress' denominator): per schema, one per run of
+        schema migrations and one per data or hybrid migration of its plan; a rollback visits each schema once."""
+        total = 0
+        for plan in self.schemas:
+            if any(step.backwards for step in plan.steps):
+                total += 1
+                continue
+            previous = ""
+            for step in plan.steps:
+                kind = "data" if step.type in ("data", "hybrid") else "schema"
+                if kind == "data" or previous != "schema":
+                    total += 1
+                previous = kind
+        return total
+
     def as_dict(self) -> dict:
         return {
             "todo": self.todo, "unchanged": self.unchanged, "canary": self.canary, "non_atomic": self.non_atomic,
+            "phases": self.phases,
             "schemas": [{"schema": s.schema, "stage": s.stage,
                          "steps": [{"migration": f"{p.app}.{p.name}", "backwards": p.backwards,
                                     "atomic": p.atomic, "type": p.type} for p in s.steps]}
@@ -107,68 +142,6 @@ def rollout_plan(*, schemas: list[str] | None = None, targets: list[tuple[str, s
                                   type=graph.type_of((app, migration))))
         plans.append(SchemaPlan(schema=name, stage="canary" if index < size else "rest", steps=steps))
     return StagedPlan(schemas=plans, unchanged=preview.skipped, canary=size, non_atomic=list(non_atomic))
-
-
-@dataclass
-class StagedResult:
-    stages: list[tuple[str, RolloutResult]]  # ("canary" | "rest", result)
-    halted: str = ""  # why the rollout stopped before the rest, if it did
-
-    @property
-    def rollout(self) -> Rollout | None:
-        return self.stages[-1][1].rollout if self.stages else None
-
-    def as_dict(self) -> dict:
-        return {
-            "rollout": self.rollout.pk if self.rollout else None,
-            "stages": [{"stage": stage, "migrated": sum(1 for r in result.results.values() if r["status"] == "ok"),
-                        "failed": sorted(result.failed)} for stage, result in self.stages],
-            "halted": self.halted,
-            "status": self.rollout.status if self.rollout else "nothing to do",
-        }
-
-
-def rollout_staged(*, schemas: list[str] | None = None, targets: list[tuple[str, str | None]] | None = None,
-                   canary: int | None = None, percent: int | None = None, then_rest: bool = True,
-                   halt_on_failure: bool = True, resume: bool = False, workers: int | None = None,
-                   by: str | None = None, progress=None) -> StagedResult:
-    """The canary stage (one by one, halting at its first failure), then, if it passed and `then_rest`, the rest.
-
-    The rest halts at its first failure too unless `halt_on_failure` is off
-    (then it runs in parallel, failures isolated). Either way the Rollout row
-    keeps each schema's state: `resume=True` later goes on with what is left.
-    """
-    _check_names(schemas)
-    preview = rollout_run(schemas=schemas, targets=targets, resume=resume, dry_run=True)
-    todo = sum(1 for plan in preview.plans.values() if plan)
-    size = canary_size(todo=todo, canary=canary, percent=percent)
-    result = StagedResult(stages=[])
-    if todo == 0:
-        return result
-    if size:
-        first = rollout_run(schemas=schemas, targets=targets, resume=resume, canary=size, by=by, progress=progress)
-        result.stages.append(("canary", first))
-        if first.failed:
-            result.halted = f"the canary failed in {', '.join(sorted(first.failed))}; the rest was not started"
-            return result
-        if not first.stopped_early:
-            return result  # the canary was every schema
-        if not then_rest:
-            result.halted = "canary done; resume the rollout for the rest"
-            return result
-        schemas, targets, resume = None, None, True  # the rest: what the canary's Rollout row left pending
-    left = _left(preview, result) if halt_on_failure else None
-    rest = rollout_run(schemas=schemas, targets=targets, resume=resume, canary=left, workers=workers, by=by,
-                       progress=progress)
-    result.stages.append(("rest", rest))
-    if rest.failed and halt_on_failure:
-        result.halted = f"halted at the first failure ({', '.join(sorted(rest.failed))}); resume after the fix"
-    return result
-
-
-def _left(preview: RolloutResult, result: StagedResult) -> int:
-    done = sum(len(stage.results) for _, stage in result.stages)
-    return max(1, sum(1 for plan in preview.plans.values() if plan) - done)
 
 
 def undo_targets(*, rollout: Rollout, schema: str) -> list[tuple[str, str | None]]:

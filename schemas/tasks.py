@@ -20,32 +20,37 @@ ROLLOUT_ARGUMENTS = {
 
 
 @register_task("schemas.rollout", schema=ROLLOUT_ARGUMENTS, scope=OPERATOR, timeout=300,
-               description="Migrate every tenant schema (or roll back to targets), as `manage.py rollout`: "
-                           "a canary first (a count or a percentage) then the rest, halting at the first failure.")
+               description="Migrate every tenant schema (or roll back to targets), as `manage.py rollout`: in phases "
+                           "(schema migrations, then each data migration in batches), a canary first (a count or a "
+                           "percentage) then the rest, halting at the first failure.")
 def rollout(ctx, *, targets=None, schemas=None, resume=False, canary=None, canary_percent=None,
             stop_after_canary=False, parallel=False, operator=""):
-    """Migrate tenant schemas in the background; progress is the share of schemas done."""
+    """Migrate tenant schemas in the background through `rollout_phased`; progress is the share of the plan's
+    schema visits done (a schema visited in the schema phase and again in a data phase counts twice), its message
+    the phase and the schema."""
     from core.errors import DomainError
-    from schemas.rollouts import rollout_plan, rollout_staged
+    from schemas.data_migrations import phase_label, rollout_phased
+    from schemas.rollouts import rollout_plan
     from schemas.services import parse_target
 
     parsed = [parse_target(t) for t in targets or []] or None
     plan = rollout_plan(schemas=schemas, targets=parsed, resume=resume)
-    total = max(1, plan.todo)
-    seen = []
+    total = max(1, plan.visits)
+    seen, last = [0], [""]
 
     def progress(result):
-        seen.append(result)
-        ctx.progress(min(1.0, len(seen) / total), f"{result['schema']}: {result['status']}")
+        seen[0] += 1
+        last[0] = f"{phase_label(result.get('phase'))}: {result['schema']} {result['status']}"
+        ctx.progress(min(1.0, seen[0] / total), last[0])
 
-    staged = rollout_staged(schemas=schemas, targets=parsed, resume=resume, canary=canary, percent=canary_percent,
+    phased = rollout_phased(schemas=schemas, targets=parsed, resume=resume, canary=canary, percent=canary_percent,
                             then_rest=not stop_after_canary, halt_on_failure=not parallel, by=operator or None,
                             progress=progress)
-    failed = sorted({s for _, stage in staged.stages for s in stage.failed})
-    migrated = sum(1 for _, stage in staged.stages for r in stage.results.values() if r["status"] == "ok")
-    summary = {"rollout": staged.rollout.pk if staged.rollout else None, "migrated": migrated, "failed": failed,
-               "up_to_date": plan.unchanged, "stages": staged.as_dict()["stages"], "halted": staged.halted}
-    if failed:
+    summary = {**phased.as_dict(), "up_to_date": plan.unchanged}
+    if phased.failed:
+        failed = summary["failed"]
         raise DomainError(f"Rollout #{summary['rollout']}: {len(failed)} schema(s) failed: {', '.join(failed)}"
-                          f"{'; ' + staged.halted if staged.halted else ''}.", detail=summary)
+                          f"{'; ' + phased.halted if phased.halted else ''}.", detail=summary)
+    if seen[0]:
+        ctx.progress(1.0, last[0])
     return summary

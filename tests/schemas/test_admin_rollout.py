@@ -52,18 +52,25 @@ def test_a_staged_rollout_does_the_canary_then_resumes_for_the_rest(probe, opera
     assert _runs().last().arguments == {"operator": "operator", "canary": 1, "stop_after_canary": True}
 
     state, run = _execute_last()
-    assert state == "succeeded" and run.result["halted"].startswith("canary done")
+    assert state == "succeeded" and run.result["canary_left"] == 1
+    assert run.result["halted"] == "canary done; 1 schema(s) left: resume the rollout for the rest"
     assert probe.applied("lakers") == {"0001_initial"} and probe.applied("warriors") == set()
-    rollout = Rollout.objects.get()
-    assert rollout.status == "partial" and rollout.results["warriors"]["status"] == "pending"
+    rollout = Rollout.objects.get()  # the canary's phase, the rest listed on it as pending
+    assert rollout.status == "partial" and rollout.phase["stage"] == "canary"
+    assert {s: r["status"] for s, r in rollout.results.items()} == {"lakers": "ok", "warriors": "pending"}
 
     assert operator_client.post(START, {"action": "Start rollout", "resume": "on"}).status_code == 302
     assert _runs().count() == 2
     state, run = _execute_last()
     assert state == "succeeded" and run.result["migrated"] == 1
     assert probe.applied("warriors") == {"0001_initial"}
-    rollout.refresh_from_db()
+    rollout.refresh_from_db()  # the canary's row settled from the rest's phases
     assert rollout.status == "succeeded" and rollout.done == 2
+    assert rollout.results["warriors"] == {"status": "ok", "error": "", "applied": ["courtside_probe.0001_initial"]}
+    rest = Rollout.objects.latest("id")
+    assert set(rest.results) == {"warriors"} and rest.status == "succeeded" and rest.phase["stage"] == "rest"
+    refused = operator_client.post(START, {"action": "Start rollout", "resume": "on", "canary": "1"})
+    assert "give no canary" in refused.content.decode() and _runs().count() == 2
 
 
 def test_the_staged_rollout_halts_at_the_canarys_failure_and_the_other_tenant_is_untouched(probe, operator_client):
@@ -79,7 +86,8 @@ def test_the_staged_rollout_halts_at_the_canarys_failure_and_the_other_tenant_is
     assert probe.applied("lakers") == {"0001_initial"}  # wholly on its old state
     assert probe.applied("warriors") == {"0001_initial"}  # the rest never started
     rollout = Rollout.objects.order_by("-id").first()
-    assert rollout.results["lakers"]["status"] == "failed" and rollout.results["warriors"]["status"] == "pending"
+    assert rollout.results == {"lakers": {"status": "failed", "error": rollout.results["lakers"]["error"],
+                                          "applied": []}}  # the canary's phase: the rest never started
 
 
 def test_undo_in_one_schema_reverses_what_the_rollout_applied_there_only(probe, operator_client):

@@ -275,3 +275,146 @@ def test_the_rollouts_list_in_the_admin_names_each_rows_phase_and_batch(filled, 
     assert api.status_code == 200, api.content[:200]
     assert api.json()["phase"] == {**row.phase, "batch": 2, "batches": 2, "kind": "data",
                                    "migration": "courtside_probe.0003_fill", "type": "data"}
+
+
+# The admin's "Start a rollout" and the API's POST /api/v1/tasks/runs/ {"name": "schemas.rollout"} queue the
+# `schemas.rollout` task: it goes through the same phases as `manage.py rollout` (one service, rollout_phased).
+
+
+def _execute_rollout_run():
+    from tasks.engine.execution import run_execute
+    from tasks.models import TaskRun
+
+    run = TaskRun.objects.filter(name="schemas.rollout").order_by("created_at").last()
+    state = run_execute(run_id=run.pk)  # the queue is not under test: the task's own code runs here
+    run.refresh_from_db()
+    return state, run
+
+
+def test_a_rollout_started_from_the_admin_runs_the_data_migration_in_its_own_phase_after_the_schema_phase(
+        filled, operator_client):
+    before = Rollout.objects.latest("id").pk  # the fixture's own rollout of 0001
+    page = operator_client.post("/admin/schemas/rollout/start/", {"action": "Start rollout"})
+    assert page.status_code == 302
+
+    state, run = _execute_rollout_run()
+
+    assert state == "succeeded", run.error  # one pass would run 0003_fill inside 0002's AddField lock and fail
+    for schema in ("lakers", "warriors"):
+        assert filled.applied(schema) == {"0001_initial", "0002_gadget_size", "0003_fill"}
+        assert sizes(filled, schema) == [("ball", 4), ("hoop", 4)]
+    rows = Rollout.objects.filter(pk__gt=before).order_by("id")
+    assert [(r.phase.get("kind"), r.phase.get("migration")) for r in rows] == [
+        ("schema", ""), ("data", "courtside_probe.0003_fill")]
+    assert all(r.started_by == "operator" and r.status == "succeeded" for r in rows)
+    assert run.result["phases"] == ["schema phase: 2 schema(s) migrated, 0 failed",
+                                    "data phase courtside_probe.0003_fill (data): 2/2 schema(s) done, 0 failed"]
+    assert run.result["migrated"] == 2 and run.result["failed"] == []
+    assert run.progress == 1.0 and run.progress_message.startswith("data phase courtside_probe.0003_fill (data)")
+    listing = operator_client.get("/admin/schemas/rollout/").content.decode()
+    assert "data courtside_probe.0003_fill (data), batch 1/1" in listing
+
+
+def test_an_api_rollout_with_a_canary_runs_the_phases_on_the_canary_first_and_halts_there_on_failure(
+        filled, operator_client):
+    filled.execute("lakers", "INSERT INTO courtside_probe_gadget (name) VALUES ('bad')")  # the canary fails
+
+    submitted = operator_client.post("/api/v1/tasks/runs/", {"name": "schemas.rollout", "args": {"canary": 1}},
+                                     content_type="application/json")
+    assert submitted.status_code == 201, submitted.content[:300]
+    state, run = _execute_rollout_run()
+
+    assert state == "failed" and "lakers" in run.error and "the rest was not started" in run.error
+    assert filled.applied("lakers") == {"0001_initial", "0002_gadget_size"}  # its schema phase stands
+    assert filled.applied("warriors") == {"0001_initial"}  # the other tenant is untouched
+    data_row = Rollout.objects.get(phase__kind="data")
+    assert data_row.phase["stage"] == "canary" and data_row.results["lakers"]["status"] == "failed"
+
+    filled.execute("lakers", "DELETE FROM courtside_probe_gadget WHERE name = 'bad'")
+    operator_client.post("/api/v1/tasks/runs/", {"name": "schemas.rollout", "args": {"resume": True}},
+                         content_type="application/json")
+    state, run = _execute_rollout_run()
+
+    assert state == "succeeded", run.error
+    for schema in ("lakers", "warriors"):
+        assert filled.applied(schema) == {"0001_initial", "0002_gadget_size", "0003_fill"}
+        assert sizes(filled, schema) == [("ball", 4), ("hoop", 4)]
+    assert MigrationRecord.objects.filter(name="0003_fill", outcome="applied").count() == 2
+
+
+def test_an_admin_rollout_with_a_canary_then_the_rest_goes_through_the_phases_in_each_stage(filled, operator_client):
+    before = Rollout.objects.latest("id").pk
+    operator_client.post("/admin/schemas/rollout/start/", {"action": "Start rollout", "canary": "1"})
+
+    state, run = _execute_rollout_run()
+
+    assert state == "succeeded", run.error
+    for schema in ("lakers", "warriors"):
+        assert sizes(filled, schema) == [("ball", 4), ("hoop", 4)]
+    rows = Rollout.objects.filter(pk__gt=before).order_by("id")
+    stages = [(r.phase["stage"], r.phase["kind"], sorted(r.results)) for r in rows]
+    assert stages == [("canary", "schema", ["lakers"]), ("canary", "data", ["lakers"]),
+                      ("rest", "schema", ["warriors"]), ("rest", "data", ["warriors"])]
+    assert [s["stage"] for s in run.result["stages"]] == ["canary", "rest"]
+
+
+def test_the_admins_dry_run_names_the_phases_the_rollout_will_go_through(filled, operator_client):
+    page = operator_client.post("/admin/schemas/rollout/start/", {"action": "plan"}).content.decode()
+
+    assert ('<p id="plan-phases">Phases: schema phase, then data phase courtside_probe.0003_fill (data)</p>'
+            in page)
+    assert "Apply courtside_probe.0003_fill <small>(data)</small>" in page
+    assert filled.applied("lakers") == {"0001_initial"}  # a dry run
+
+
+def test_the_matrix_shows_each_migrations_type_in_its_cells_its_header_and_the_pending_list(filled, operator_client):
+    import re
+
+    rollout(schema=["warriors"])
+
+    page = operator_client.get("/admin/schemas/migrationrecord/matrix/").content.decode()
+
+    header = page.split("latest on disk")[1].split("</tr>")[0]
+    assert "0003_fill (data)" in header  # the app's latest migration on disk, and its type
+    warriors = page.split('data-schema="warriors"')[1].split("</tr>")[0]
+    assert re.search(r'0003_fill <small class="migration-type">\(data\)</small>', warriors)
+    lakers = page.split('data-schema="lakers"')[1].split("</tr>")[0]
+    assert re.search(r'0001_initial <small class="migration-type">\(schema\)</small>', lakers)
+    assert "pending courtside_probe.0002_gadget_size (schema); pending courtside_probe.0003_fill (data)" in lakers
+
+
+def test_bad_api_rollout_arguments_are_a_400_or_fail_the_run_before_anything_changes(filled, operator_client):
+    from tasks.models import TaskRun
+
+    before = Rollout.objects.count()
+    refused = operator_client.post("/api/v1/tasks/runs/", {"name": "schemas.rollout", "args": {"canary": 0}},
+                                   content_type="application/json")
+    assert refused.status_code == 400 and "error" in refused.json()
+    assert not TaskRun.objects.filter(name="schemas.rollout").exists()
+
+    operator_client.post("/api/v1/tasks/runs/", {"name": "schemas.rollout",
+                                                 "args": {"targets": ["courtside_probe.9999"]}},
+                         content_type="application/json")
+    state, run = _execute_rollout_run()
+
+    assert state == "failed" and "courtside_probe.9999" in run.error
+    assert Rollout.objects.count() == before and filled.applied("lakers") == {"0001_initial"}
+
+
+def test_an_api_rollout_splits_a_hybrid_into_its_schema_part_then_its_data_part(probe, operator_client):
+    rollout()
+    for schema in ("lakers", "warriors"):
+        probe.execute(schema, "INSERT INTO courtside_probe_gadget (name) VALUES ('ball'), ('hoop')")
+    probe.write("0002_size_hybrid", HYBRID)
+
+    operator_client.post("/api/v1/tasks/runs/", {"name": "schemas.rollout", "args": {}},
+                         content_type="application/json")
+    state, run = _execute_rollout_run()
+
+    assert state == "succeeded", run.error  # the data part checks it holds no AddField lock
+    assert run.result["phases"] == ["schema phase: 2 schema(s) migrated, 0 failed",
+                                    "data phase courtside_probe.0002_size_hybrid (hybrid): 2/2 schema(s) done, "
+                                    "0 failed"]
+    for schema in ("lakers", "warriors"):
+        assert probe.applied(schema) == {"0001_initial", "0002_size_hybrid__schema", "0002_size_hybrid"}
+        assert sizes(probe, schema) == [("ball", 4), ("hoop", 4)]

@@ -105,14 +105,7 @@ class Command(BaseCommand):
     def _phase_line(self, phase):
         failed = phase.result.failed
         errors = "".join(f"\n  FAILED {s}: {r['error']}" for s, r in sorted(failed.items()))
-        if phase.kind == "schema":
-            line = f"schema phase: {phase.done} schema(s) migrated, {len(failed)} failed{errors}"
-        elif phase.kind == "rollback":
-            line = f"rollback: {phase.done} schema(s) rolled back, {len(failed)} failed{errors}"
-        else:
-            batch = f", batch {phase.batch}/{phase.batches}" if phase.batches > 1 else ""
-            line = (f"data phase {phase.migration} ({phase.type}): {phase.done}/{len(phase.result.results)} "
-                    f"schema(s) done{batch}, {len(failed)} failed{errors}")
+        line = f"{phase.summary}{errors}"
         self.stdout.write(self.style.ERROR(line) if failed else line)
 
     def _steps_back(self, options, schemas, verbosity):
