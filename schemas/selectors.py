@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, get_tenant_model
 
 from schemas.graph import apps_for, load_graph
-from schemas.models import MigrationRecord, Rollout
+from schemas.models import LedgerState, MigrationRecord, Rollout
 from schemas.spares import spare_prefixes
 
 # UNION ALL branches per statement: one round-trip per 250 schemas keeps the statement small enough to plan
@@ -261,13 +261,14 @@ def ledger_summary_cached() -> dict:
 def ledger_summary(*, graph=None) -> dict:
     """Tenant schemas, and how many lack each tenant migration or hold a changed one, from the ledger alone.
 
-    One statement, one scan of the ledger joined to the tenants (never one
-    per schema; one applied row per schema and migration is a constraint, so
-    counting rows counts schemas) against the graph and the checksums of the
-    files on disk: its rows grouped per migration give the pending and changed
-    counts, the same rows grouped per schema the current and drifted ones. Spare schemas are not tenants, so they are
-    left out. `drift_report` reads each schema's own django_migrations
-    instead: this is the summary, that the detail.
+    One statement whose cost follows the number of distinct ledger states, not the number of schemas: the
+    tenants are grouped by their row in schemas_ledgerstate (applied rows and a digest of them, kept by
+    PostgreSQL's triggers on the ledger, migration 0004), and the ledger rows of one schema per group (its
+    first by name) are compared with the graph and the checksums of the files on disk, each counted as many
+    times as its group has schemas. 10,000 schemas in two states read two schemas' rows (the index on
+    schema_name), not 560,000. A tenant without ledger rows is a group of its own that holds nothing. Spare
+    schemas are not tenants, so they are left out. `drift_report` reads each schema's own django_migrations
+    instead: this is the summary, that the detail. `states` says how many distinct states there were.
     """
     graph = graph or load_graph()
     tenant_apps = set(apps_for("__tenant__"))
@@ -275,33 +276,45 @@ def ledger_summary(*, graph=None) -> dict:
     checksums = [graph.checksum(key) for key in expected]
     tenants = get_tenant_model()._meta.db_table
     ledger = MigrationRecord._meta.db_table
-    params = [[a for a, _ in expected], [n for _, n in expected], checksums]
-    # One scan of the ledger for every figure: per migration (schemas holding it, holding a changed one) and,
-    # from the same rows grouped per schema, how many schemas are complete and unchanged and how many drifted.
+    state = LedgerState._meta.db_table
+    params = [get_public_schema_name(), [a for a, _ in expected], [n for _, n in expected], checksums,
+              len(expected)]
+    # groups: one row per distinct state of the tenants (n schemas, the first three by name); per: the
+    # representative's applied rows of expected migrations, each marked bad when its checksum changed (a lateral
+    # subquery with OFFSET 0 is not pulled up into a join: one index lookup per group, never a hash join over the
+    # whole ledger, whatever the planner guesses of the number of groups). Then per
+    # migration (schemas holding it, holding a changed one, examples), per schema (current, drifted) and the
+    # totals, each weighted by n, in one statement: one snapshot for every figure.
     rows_sql = (
-        f"WITH per AS (SELECT r.app_label, r.name, r.schema_name, "
-        f"(r.checksum <> '' AND r.checksum <> c.checksum) AS bad FROM {_quote(ledger)} r "
+        f"WITH groups AS (SELECT count(*) AS n, min(t.schema_name) AS rep, "
+        f"(array_agg(t.schema_name::text ORDER BY t.schema_name))[1:3] AS examples "
+        f"FROM {_quote(tenants)} t LEFT JOIN {_quote(state)} s ON s.schema_name = t.schema_name "
+        f"WHERE t.schema_name <> %s GROUP BY coalesce(s.rows, 0), coalesce(s.h1, 0), coalesce(s.h2, 0)), "
+        f"per AS (SELECT r.app_label, r.name, g.rep, g.n, g.examples, "
+        f"(r.checksum <> '' AND r.checksum <> c.checksum) AS bad FROM groups g "
+        f"CROSS JOIN LATERAL (SELECT app_label, name, checksum FROM {_quote(ledger)} "
+        f"WHERE schema_name = g.rep AND outcome = 'applied' OFFSET 0) AS r "
         f"JOIN unnest(%s::text[], %s::text[], %s::text[]) AS c(app, name, checksum) "
-        f"ON c.app = r.app_label AND c.name = r.name "
-        f"WHERE r.outcome = 'applied' AND r.schema_name IN "
-        f"(SELECT schema_name FROM {_quote(tenants)} WHERE schema_name <> %s)) "
-        f"SELECT app_label, name, count(*), count(*) FILTER (WHERE bad), "
-        f"(array_agg(schema_name) FILTER (WHERE bad))[1:3] FROM per GROUP BY app_label, name "
-        f"UNION ALL SELECT NULL, NULL, count(*) FILTER (WHERE held = %s AND changed = 0), "
-        f"count(*) FILTER (WHERE changed > 0), NULL FROM (SELECT count(*) AS held, count(*) FILTER (WHERE bad) "
-        f"AS changed FROM per GROUP BY schema_name) AS schemas"
+        f"ON c.app = r.app_label AND c.name = r.name) "
+        f"SELECT app_label, name, sum(n), coalesce(sum(n) FILTER (WHERE bad), 0), "
+        f"string_agg(array_to_string(examples, chr(31)), chr(31) ORDER BY rep) FILTER (WHERE bad) "
+        f"FROM per GROUP BY app_label, name "
+        f"UNION ALL SELECT NULL, 'schemas', coalesce(sum(n) FILTER (WHERE held = %s AND changed = 0), 0), "
+        f"coalesce(sum(n) FILTER (WHERE changed > 0), 0), NULL FROM (SELECT rep, n, count(*) AS held, "
+        f"count(*) FILTER (WHERE bad) AS changed FROM per GROUP BY rep, n) AS schemas "
+        f"UNION ALL SELECT NULL, 'groups', coalesce(sum(n), 0), count(*), NULL FROM groups"
     )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {_quote(tenants)} WHERE schema_name <> %s",
-                       [get_public_schema_name()])
-        schema_total = cursor.fetchone()[0]
-        cursor.execute(rows_sql, [*params, get_public_schema_name(), len(expected)])
-        rows, current, drifted = {}, 0, 0
+        cursor.execute(rows_sql, params)
+        rows, current, drifted, schema_total, states = {}, 0, 0, 0, 0
         for app, name, applied, changed_count, examples in cursor.fetchall():
-            if app is None:
-                current, drifted = applied, changed_count
+            if app is None and name == "schemas":
+                current, drifted = int(applied), int(changed_count)
+            elif app is None:
+                schema_total, states = int(applied), int(changed_count)
             else:
-                rows[(app, name)] = (applied, changed_count, examples)
+                rows[(app, name)] = (int(applied), int(changed_count),
+                                     examples.split(chr(31))[:3] if examples else None)
         changed = [{"app": app, "name": name, "schemas": rows[(app, name)][1], "examples": rows[(app, name)][2]}
                    for app, name in expected if rows.get((app, name), (0, 0))[1]]
     pending = [{"app": app, "name": name, "schemas": schema_total - rows.get((app, name), (0,))[0],
@@ -311,6 +324,7 @@ def ledger_summary(*, graph=None) -> dict:
         entry["type"] = graph.type_of((entry["app"], entry["name"]))
     return {
         "schemas": schema_total,
+        "states": states,
         "current": current,
         "pending": pending,
         "pending_schemas": max((p["schemas"] for p in pending), default=0),
