@@ -12,8 +12,9 @@ as the ratio to the first size:
     summary page itself (server time, Django's test client, cache cleared before each sample);
   * the number of SQL statements of the no-op check (it must not grow with the schemas);
   * one AddField rolled out to every schema (BENCH_ADDFIELD=0 skips it).
-BENCH_KEEP=1 keeps the database (BENCH_DB, default courtside_bench_noop) and its clones for the next run,
-which grows it from what is there instead of starting over.
+BENCH_PROFILE=1 prints a profile of one no-op `rollout` at each size (pyinstrument when installed in the
+environment, else cProfile's top 30 by cumulative time). BENCH_KEEP=1 keeps the database (BENCH_DB, default
+courtside_bench_noop) and its clones for the next run, which grows it from what is there instead of starting over.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ BENCH_DB = os.environ.get("BENCH_DB", "courtside_bench_noop")
 KEEP = os.environ.get("BENCH_KEEP") == "1"
 ADDFIELD = os.environ.get("BENCH_ADDFIELD", "1") == "1"
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "3"))
+PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 APP_ROOT = Path(os.environ.get("BENCH_APP_ROOT", f"/tmp/{BENCH_DB}_app"))
 mig.BENCH_DB = BENCH_DB
 log = mig.log
@@ -162,12 +164,32 @@ def summary_page_ms() -> float:
     return 1000 * statistics.median(samples[1:])
 
 
+def profile_noop() -> None:
+    """One no-op `rollout`, profiled: where the per-schema cost goes."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(mig.quiet("rollout"))
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        return
+    profiler = Profiler(interval=0.002)
+    with profiler:
+        mig.quiet("rollout")()
+    print(profiler.output_text(unicode=False, color=False, show_all=False), flush=True)
+
+
 def measure(size: int, migrations_dir: Path) -> tuple[int, dict]:
     from django.db import connection
 
     from schemas.selectors import applied_migrations_by_schema, ledger_summary, tenant_schema_names
 
     count = len(tenant_schema_names())
+    if PROFILE:
+        profile_noop()
     noop = statistics.median(timed(mig.quiet("rollout")) for _ in range(SAMPLES))
     status = statistics.median(timed(mig.quiet("migration_status")) for _ in range(SAMPLES))
     summary = statistics.median(timed(ledger_summary) for _ in range(SAMPLES))
