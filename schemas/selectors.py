@@ -246,11 +246,17 @@ def ledger_version() -> tuple:
         return tuple(str(value) for value in cursor.fetchone())
 
 
+def ledger_summary_cache_key() -> str:
+    """The cache key of the summary as the ledger, the tenants and the files are now (a bench deletes it to time
+    the page uncached)."""
+    return "schemas:ledger-summary:" + hashlib.sha256(
+        repr((ledger_version(), migration_files_key())).encode()).hexdigest()[:32]
+
+
 def ledger_summary_cached() -> dict:
     """`ledger_summary()`, recomputed when the ledger, the tenants or the migration files change, or after
     LEDGER_SUMMARY_SECONDS (an undo marks rows without adding one). Its `computed_at` says how fresh it is."""
-    key = "schemas:ledger-summary:" + hashlib.sha256(
-        repr((ledger_version(), migration_files_key())).encode()).hexdigest()[:32]
+    key = ledger_summary_cache_key()
     summary = cache.get(key)
     if summary is None:
         summary = {**ledger_summary(), "computed_at": timezone.now()}
