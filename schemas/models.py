@@ -73,6 +73,30 @@ class LedgerState(models.Model):
         return f"{self.schema_name}: {self.rows} applied"
 
 
+class AppliedState(models.Model):
+    """One row per django_migrations table (by its oid, so a renamed schema keeps it): its rows and their digest.
+
+    Kept by triggers on each schema's django_migrations (migration 0005's `schemas_applied_state_apply`), in the
+    transaction that changes the table; a row exists only for a table that `schemas_applied_state_adopt` took
+    over (under a lock that keeps writers out while it counts), and the triggers never create one. The digest is
+    that of LedgerState over (app, name). The no-op migration check reads these 10,000 rows and one catalog query
+    instead of opening 10,000 tables; a table without a row, or whose triggers are missing or disabled, is read
+    directly as before (schemas.selectors.applied_fingerprints).
+    """
+
+    relid = models.BigIntegerField("table oid", primary_key=True)
+    rows = models.IntegerField("rows", default=0)
+    h1 = models.DecimalField("digest (high)", max_digits=20, decimal_places=0, default=0)
+    h2 = models.DecimalField("digest (low)", max_digits=20, decimal_places=0, default=0)
+
+    class Meta:
+        verbose_name = "applied-migrations state"
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"table {self.relid}: {self.rows} rows"
+
+
 class Rollout(models.Model):
     """One run of `rollout` over many schemas: its targets and each schema's result, so it can resume."""
 

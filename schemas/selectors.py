@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, get_tenant_model
 
 from schemas.graph import apps_for, load_graph
-from schemas.models import LedgerState, MigrationRecord, Rollout
+from schemas.models import AppliedState, LedgerState, MigrationRecord, Rollout
 from schemas.spares import spare_prefixes
 
 # UNION ALL branches per statement: one round-trip per 250 schemas keeps the statement small enough to plan
@@ -84,18 +84,44 @@ def applied_migrations_by_schema(schema_names: list[str]) -> dict[str, frozenset
     return result
 
 
+APPLIED_STATE_TRIGGERS = [f"schemas_applied_state_{kind}" for kind in ("insert", "update", "delete", "truncate")]
+
+
 def applied_fingerprints(schema_names: list[str]) -> dict[str, tuple[int, str]]:
-    """{schema: (rows, md5 of its sorted app.name list)} for every schema that has a django_migrations table."""
-    with_table = sorted(schemas_with_migration_table(schema_names))
+    """{schema: (rows, digest of its app.name list)} for every schema that has a django_migrations table.
+
+    One catalog query for every schema: each django_migrations table with its four triggers in place and enabled
+    and its row in schemas_appliedstate (migration 0005: kept by those triggers in the transaction of every write)
+    takes its fingerprint from that row, without opening the table. Any other table (never adopted, a trigger
+    dropped or disabled, restored by pg_dump under a new oid) is fingerprinted by reading it: the MD5 of its
+    sorted rows, computed by PostgreSQL, a UNION ALL per 250 schemas. The two kinds of digest never compare equal
+    (a schema read directly is a representative of its own), so the grouping stays exact either way.
+    """
+    public = _quote(get_public_schema_name())
     fingerprints: dict[str, tuple[int, str]] = {}
     with connection.cursor() as cursor:
-        for start in range(0, len(with_table), _UNION_CHUNK):
-            chunk = with_table[start:start + _UNION_CHUNK]
+        cursor.execute(
+            f"SELECT n.nspname, s.rows, s.h1, s.h2, (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid "
+            f"AND t.tgenabled IN ('O', 'A') AND t.tgname = ANY(%s)) AS triggers "
+            f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"LEFT JOIN {public}.{_quote(AppliedState._meta.db_table)} s ON s.relid = c.oid "
+            f"WHERE c.relname = 'django_migrations' AND c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)",
+            [APPLIED_STATE_TRIGGERS, list(schema_names)],
+        )
+        direct = []
+        for schema, rows, h1, h2, triggers in cursor.fetchall():
+            if rows is not None and triggers == len(APPLIED_STATE_TRIGGERS):
+                fingerprints[schema] = (rows, f"kept:{h1}:{h2}")
+            else:
+                direct.append(schema)
+        direct.sort()
+        for start in range(0, len(direct), _UNION_CHUNK):
+            chunk = direct[start:start + _UNION_CHUNK]
             cursor.execute(" UNION ALL ".join(
                 f"SELECT %s::text, count(*), coalesce(md5(string_agg(app || chr(31) || name, chr(30) "
                 f"ORDER BY app, name)), '') FROM {_quote(schema)}.django_migrations" for schema in chunk), chunk)
             for schema, count, digest in cursor.fetchall():
-                fingerprints[schema] = (count, digest)
+                fingerprints[schema] = (count, f"read:{digest}")
     return fingerprints
 
 
