@@ -145,6 +145,8 @@ class SchemaMigrator:
         keys = [((m.app_label, m.name), backwards) for m, backwards in plan]
         ledger.ledger_record(schema_name=schema_name, plan=keys, timings=self._timings, by=self.by,
                                rollout_id=self.rollout_id, graph=self.graph, started_at=started_at)
+        # Under the lock taken above: the triggers that keep schemas_appliedstate are there, the count exact.
+        ledger.applied_state_adopt_one(schema_name=schema_name)
         return [f"{'-' if b else ''}{a}.{n}" for (a, n), b in keys]
 
     def _plan_is_atomic(self, quoted: str) -> bool:
@@ -188,6 +190,7 @@ class SchemaMigrator:
                 self._record_each = None
             if forwards:
                 self._post_migrate(plan, state)
+            ledger.applied_state_adopt_one(schema_name=schema_name)
             return [f"{'-' if b else ''}{m.app_label}.{m.name}" for m, b in plan]
 
     def run(self, schema_name: str) -> dict:

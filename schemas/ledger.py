@@ -148,6 +148,10 @@ def ledger_record_stock_plan(*, plan, started_at=None) -> None:
     except DatabaseError:
         # The ledger table is not there yet (e.g. migrating a schema before public): nothing to record into.
         pass
+    try:
+        applied_state_adopt_one(schema_name=schema_name)  # a new schema's state kept from its first migrate on
+    except DatabaseError:
+        pass  # migration 0005 not applied yet: the no-op check reads this schema's table directly
 
 
 def ledger_schema_rename(*, old_name: str, new_name: str) -> int:
@@ -187,3 +191,37 @@ def ledger_schema_forget(*, schema_name: str) -> int:
     with transaction.atomic(savepoint=False):
         deleted, _ = MigrationRecord.objects.filter(schema_name=schema_name).delete()
     return deleted
+
+
+# -- the applied-migrations state of each schema's django_migrations (migration 0005) --------------------------
+
+ADOPT_BATCH = 200  # tables per transaction: each holds one lock until commit (max_locks_per_transaction)
+
+
+def applied_state_adopt(*, schema_names: list[str] | None = None) -> int:
+    """Install the triggers that keep schemas_appliedstate on these schemas' django_migrations (every schema's,
+    when None) and count each table under its lock; return how many tables were adopted.
+
+    Idempotent: a table already adopted is counted again (its triggers stay). Called where a schema is migrated
+    (the executor, a stock migrate's post_migrate) so a new schema's state is kept from its first migration.
+    """
+    public = connection.ops.quote_name(settings.PUBLIC_SCHEMA_NAME)
+    with connection.cursor() as cursor:
+        only = " AND n.nspname = ANY(%s)" if schema_names is not None else ""
+        cursor.execute("SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                       f"WHERE c.relname = 'django_migrations' AND c.relkind = 'r'{only} ORDER BY c.oid",
+                       [list(schema_names)] if schema_names is not None else [])
+        tables = [row[0] for row in cursor.fetchall()]
+    for start in range(0, len(tables), ADOPT_BATCH):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT {public}.schemas_applied_state_adopt(t::regclass) FROM unnest(%s::oid[]) AS t",
+                           [tables[start:start + ADOPT_BATCH]])
+    return len(tables)
+
+
+def applied_state_adopt_one(*, schema_name: str) -> None:
+    """`applied_state_adopt` for one schema's django_migrations, in one statement (the executor's, per schema)."""
+    public = connection.ops.quote_name(settings.PUBLIC_SCHEMA_NAME)
+    table = f"{connection.ops.quote_name(schema_name)}.django_migrations"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT {public}.schemas_applied_state_adopt(%s::regclass)", [table])

@@ -49,6 +49,54 @@ class MigrationRecord(models.Model):
         return f"{self.schema_name}: {self.app_label}.{self.name} ({self.outcome})"
 
 
+class LedgerState(models.Model):
+    """One row per schema: how many applied ledger rows it has and a digest of them, kept by PostgreSQL itself.
+
+    Written only by the triggers of migration 0004 on the ledger table (every INSERT, UPDATE, DELETE and TRUNCATE,
+    raw SQL included), in the statement that changes the ledger: never by Django code. The digest is two sums,
+    modulo 2**64, of 64-bit halves of the MD5 of each applied row's (app, name, checksum), so it can be updated
+    by adding and subtracting rows. Two schemas with equal (rows, h1, h2) hold the same applied migrations with
+    the same checksums (up to a 128-bit collision): the migration summary reads one schema's ledger rows per
+    distinct state, not every schema's (schemas.selectors.ledger_summary).
+    """
+
+    schema_name = models.CharField("schema", max_length=63, primary_key=True)
+    rows = models.IntegerField("applied rows", default=0)
+    h1 = models.DecimalField("digest (high)", max_digits=20, decimal_places=0, default=0)
+    h2 = models.DecimalField("digest (low)", max_digits=20, decimal_places=0, default=0)
+
+    class Meta:
+        verbose_name = "ledger state"
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.schema_name}: {self.rows} applied"
+
+
+class AppliedState(models.Model):
+    """One row per django_migrations table (by its oid, so a renamed schema keeps it): its rows and their digest.
+
+    Kept by triggers on each schema's django_migrations (migration 0005's `schemas_applied_state_apply`), in the
+    transaction that changes the table; a row exists only for a table that `schemas_applied_state_adopt` took
+    over (under a lock that keeps writers out while it counts), and the triggers never create one. The digest is
+    that of LedgerState over (app, name). The no-op migration check reads these 10,000 rows and one catalog query
+    instead of opening 10,000 tables; a table without a row, or whose triggers are missing or disabled, is read
+    directly as before (schemas.selectors.applied_fingerprints).
+    """
+
+    relid = models.BigIntegerField("table oid", primary_key=True)
+    rows = models.IntegerField("rows", default=0)
+    h1 = models.DecimalField("digest (high)", max_digits=20, decimal_places=0, default=0)
+    h2 = models.DecimalField("digest (low)", max_digits=20, decimal_places=0, default=0)
+
+    class Meta:
+        verbose_name = "applied-migrations state"
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"table {self.relid}: {self.rows} rows"
+
+
 class Rollout(models.Model):
     """One run of `rollout` over many schemas: its targets and each schema's result, so it can resume."""
 

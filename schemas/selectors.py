@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, get_tenant_model
 
 from schemas.graph import apps_for, load_graph
-from schemas.models import MigrationRecord, Rollout
+from schemas.models import AppliedState, LedgerState, MigrationRecord, Rollout
 from schemas.spares import spare_prefixes
 
 # UNION ALL branches per statement: one round-trip per 250 schemas keeps the statement small enough to plan
@@ -84,18 +84,44 @@ def applied_migrations_by_schema(schema_names: list[str]) -> dict[str, frozenset
     return result
 
 
+APPLIED_STATE_TRIGGERS = [f"schemas_applied_state_{kind}" for kind in ("insert", "update", "delete", "truncate")]
+
+
 def applied_fingerprints(schema_names: list[str]) -> dict[str, tuple[int, str]]:
-    """{schema: (rows, md5 of its sorted app.name list)} for every schema that has a django_migrations table."""
-    with_table = sorted(schemas_with_migration_table(schema_names))
+    """{schema: (rows, digest of its app.name list)} for every schema that has a django_migrations table.
+
+    One catalog query for every schema: each django_migrations table with its four triggers in place and enabled
+    and its row in schemas_appliedstate (migration 0005: kept by those triggers in the transaction of every write)
+    takes its fingerprint from that row, without opening the table. Any other table (never adopted, a trigger
+    dropped or disabled, restored by pg_dump under a new oid) is fingerprinted by reading it: the MD5 of its
+    sorted rows, computed by PostgreSQL, a UNION ALL per 250 schemas. The two kinds of digest never compare equal
+    (a schema read directly is a representative of its own), so the grouping stays exact either way.
+    """
+    public = _quote(get_public_schema_name())
     fingerprints: dict[str, tuple[int, str]] = {}
     with connection.cursor() as cursor:
-        for start in range(0, len(with_table), _UNION_CHUNK):
-            chunk = with_table[start:start + _UNION_CHUNK]
+        cursor.execute(
+            f"SELECT n.nspname, s.rows, s.h1, s.h2, (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid "
+            f"AND t.tgenabled IN ('O', 'A') AND t.tgname = ANY(%s)) AS triggers "
+            f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"LEFT JOIN {public}.{_quote(AppliedState._meta.db_table)} s ON s.relid = c.oid "
+            f"WHERE c.relname = 'django_migrations' AND c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)",
+            [APPLIED_STATE_TRIGGERS, list(schema_names)],
+        )
+        direct = []
+        for schema, rows, h1, h2, triggers in cursor.fetchall():
+            if rows is not None and triggers == len(APPLIED_STATE_TRIGGERS):
+                fingerprints[schema] = (rows, f"kept:{h1}:{h2}")
+            else:
+                direct.append(schema)
+        direct.sort()
+        for start in range(0, len(direct), _UNION_CHUNK):
+            chunk = direct[start:start + _UNION_CHUNK]
             cursor.execute(" UNION ALL ".join(
                 f"SELECT %s::text, count(*), coalesce(md5(string_agg(app || chr(31) || name, chr(30) "
                 f"ORDER BY app, name)), '') FROM {_quote(schema)}.django_migrations" for schema in chunk), chunk)
             for schema, count, digest in cursor.fetchall():
-                fingerprints[schema] = (count, digest)
+                fingerprints[schema] = (count, f"read:{digest}")
     return fingerprints
 
 
@@ -246,11 +272,17 @@ def ledger_version() -> tuple:
         return tuple(str(value) for value in cursor.fetchone())
 
 
+def ledger_summary_cache_key() -> str:
+    """The cache key of the summary as the ledger, the tenants and the files are now (a bench deletes it to time
+    the page uncached)."""
+    return "schemas:ledger-summary:" + hashlib.sha256(
+        repr((ledger_version(), migration_files_key())).encode()).hexdigest()[:32]
+
+
 def ledger_summary_cached() -> dict:
     """`ledger_summary()`, recomputed when the ledger, the tenants or the migration files change, or after
     LEDGER_SUMMARY_SECONDS (an undo marks rows without adding one). Its `computed_at` says how fresh it is."""
-    key = "schemas:ledger-summary:" + hashlib.sha256(
-        repr((ledger_version(), migration_files_key())).encode()).hexdigest()[:32]
+    key = ledger_summary_cache_key()
     summary = cache.get(key)
     if summary is None:
         summary = {**ledger_summary(), "computed_at": timezone.now()}
@@ -261,13 +293,14 @@ def ledger_summary_cached() -> dict:
 def ledger_summary(*, graph=None) -> dict:
     """Tenant schemas, and how many lack each tenant migration or hold a changed one, from the ledger alone.
 
-    One statement, one scan of the ledger joined to the tenants (never one
-    per schema; one applied row per schema and migration is a constraint, so
-    counting rows counts schemas) against the graph and the checksums of the
-    files on disk: its rows grouped per migration give the pending and changed
-    counts, the same rows grouped per schema the current and drifted ones. Spare schemas are not tenants, so they are
-    left out. `drift_report` reads each schema's own django_migrations
-    instead: this is the summary, that the detail.
+    One statement whose cost follows the number of distinct ledger states, not the number of schemas: the
+    tenants are grouped by their row in schemas_ledgerstate (applied rows and a digest of them, kept by
+    PostgreSQL's triggers on the ledger, migration 0004), and the ledger rows of one schema per group (its
+    first by name) are compared with the graph and the checksums of the files on disk, each counted as many
+    times as its group has schemas. 10,000 schemas in two states read two schemas' rows (the index on
+    schema_name), not 560,000. A tenant without ledger rows is a group of its own that holds nothing. Spare
+    schemas are not tenants, so they are left out. `drift_report` reads each schema's own django_migrations
+    instead: this is the summary, that the detail. `states` says how many distinct states there were.
     """
     graph = graph or load_graph()
     tenant_apps = set(apps_for("__tenant__"))
@@ -275,33 +308,45 @@ def ledger_summary(*, graph=None) -> dict:
     checksums = [graph.checksum(key) for key in expected]
     tenants = get_tenant_model()._meta.db_table
     ledger = MigrationRecord._meta.db_table
-    params = [[a for a, _ in expected], [n for _, n in expected], checksums]
-    # One scan of the ledger for every figure: per migration (schemas holding it, holding a changed one) and,
-    # from the same rows grouped per schema, how many schemas are complete and unchanged and how many drifted.
+    state = LedgerState._meta.db_table
+    params = [get_public_schema_name(), [a for a, _ in expected], [n for _, n in expected], checksums,
+              len(expected)]
+    # groups: one row per distinct state of the tenants (n schemas, the first three by name); per: the
+    # representative's applied rows of expected migrations, each marked bad when its checksum changed (a lateral
+    # subquery with OFFSET 0 is not pulled up into a join: one index lookup per group, never a hash join over the
+    # whole ledger, whatever the planner guesses of the number of groups). Then per
+    # migration (schemas holding it, holding a changed one, examples), per schema (current, drifted) and the
+    # totals, each weighted by n, in one statement: one snapshot for every figure.
     rows_sql = (
-        f"WITH per AS (SELECT r.app_label, r.name, r.schema_name, "
-        f"(r.checksum <> '' AND r.checksum <> c.checksum) AS bad FROM {_quote(ledger)} r "
+        f"WITH groups AS (SELECT count(*) AS n, min(t.schema_name) AS rep, "
+        f"(array_agg(t.schema_name::text ORDER BY t.schema_name))[1:3] AS examples "
+        f"FROM {_quote(tenants)} t LEFT JOIN {_quote(state)} s ON s.schema_name = t.schema_name "
+        f"WHERE t.schema_name <> %s GROUP BY coalesce(s.rows, 0), coalesce(s.h1, 0), coalesce(s.h2, 0)), "
+        f"per AS (SELECT r.app_label, r.name, g.rep, g.n, g.examples, "
+        f"(r.checksum <> '' AND r.checksum <> c.checksum) AS bad FROM groups g "
+        f"CROSS JOIN LATERAL (SELECT app_label, name, checksum FROM {_quote(ledger)} "
+        f"WHERE schema_name = g.rep AND outcome = 'applied' OFFSET 0) AS r "
         f"JOIN unnest(%s::text[], %s::text[], %s::text[]) AS c(app, name, checksum) "
-        f"ON c.app = r.app_label AND c.name = r.name "
-        f"WHERE r.outcome = 'applied' AND r.schema_name IN "
-        f"(SELECT schema_name FROM {_quote(tenants)} WHERE schema_name <> %s)) "
-        f"SELECT app_label, name, count(*), count(*) FILTER (WHERE bad), "
-        f"(array_agg(schema_name) FILTER (WHERE bad))[1:3] FROM per GROUP BY app_label, name "
-        f"UNION ALL SELECT NULL, NULL, count(*) FILTER (WHERE held = %s AND changed = 0), "
-        f"count(*) FILTER (WHERE changed > 0), NULL FROM (SELECT count(*) AS held, count(*) FILTER (WHERE bad) "
-        f"AS changed FROM per GROUP BY schema_name) AS schemas"
+        f"ON c.app = r.app_label AND c.name = r.name) "
+        f"SELECT app_label, name, sum(n), coalesce(sum(n) FILTER (WHERE bad), 0), "
+        f"string_agg(array_to_string(examples, chr(31)), chr(31) ORDER BY rep) FILTER (WHERE bad) "
+        f"FROM per GROUP BY app_label, name "
+        f"UNION ALL SELECT NULL, 'schemas', coalesce(sum(n) FILTER (WHERE held = %s AND changed = 0), 0), "
+        f"coalesce(sum(n) FILTER (WHERE changed > 0), 0), NULL FROM (SELECT rep, n, count(*) AS held, "
+        f"count(*) FILTER (WHERE bad) AS changed FROM per GROUP BY rep, n) AS schemas "
+        f"UNION ALL SELECT NULL, 'groups', coalesce(sum(n), 0), count(*), NULL FROM groups"
     )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {_quote(tenants)} WHERE schema_name <> %s",
-                       [get_public_schema_name()])
-        schema_total = cursor.fetchone()[0]
-        cursor.execute(rows_sql, [*params, get_public_schema_name(), len(expected)])
-        rows, current, drifted = {}, 0, 0
+        cursor.execute(rows_sql, params)
+        rows, current, drifted, schema_total, states = {}, 0, 0, 0, 0
         for app, name, applied, changed_count, examples in cursor.fetchall():
-            if app is None:
-                current, drifted = applied, changed_count
+            if app is None and name == "schemas":
+                current, drifted = int(applied), int(changed_count)
+            elif app is None:
+                schema_total, states = int(applied), int(changed_count)
             else:
-                rows[(app, name)] = (applied, changed_count, examples)
+                rows[(app, name)] = (int(applied), int(changed_count),
+                                     examples.split(chr(31))[:3] if examples else None)
         changed = [{"app": app, "name": name, "schemas": rows[(app, name)][1], "examples": rows[(app, name)][2]}
                    for app, name in expected if rows.get((app, name), (0, 0))[1]]
     pending = [{"app": app, "name": name, "schemas": schema_total - rows.get((app, name), (0,))[0],
@@ -311,6 +356,7 @@ def ledger_summary(*, graph=None) -> dict:
         entry["type"] = graph.type_of((entry["app"], entry["name"]))
     return {
         "schemas": schema_total,
+        "states": states,
         "current": current,
         "pending": pending,
         "pending_schemas": max((p["schemas"] for p in pending), default=0),

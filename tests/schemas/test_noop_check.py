@@ -150,3 +150,85 @@ def test_the_no_op_checks_statements_do_not_grow_with_the_number_of_schemas(curr
     assert many == few
     plans = rollout_run(dry_run=True).plans
     assert len(plans) == 32 and not any(plans.values())  # 30 clones and two tenants, all current
+
+
+# -- the kept state of django_migrations (migration 0005): exact whatever happens to a table ----------------------
+
+
+def _kept(schema: str) -> bool:
+    """True when the no-op check takes this schema's fingerprint from schemas_appliedstate, without reading it."""
+    from schemas.selectors import applied_fingerprints
+
+    return applied_fingerprints([schema])[schema][1].startswith("kept:")
+
+
+def test_migrated_tenants_are_kept_and_a_raw_sql_edit_of_one_is_still_found(current):
+    assert _kept("lakers") and _kept("warriors")  # migrated by rollout: adopted by the executor
+    current.execute("warriors", "DELETE FROM django_migrations WHERE app = %s AND name = %s", [PROBE, SECOND])
+    current.execute("lakers", "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, now())",
+                    [PROBE, "0009_ghost"])
+
+    assert _kept("lakers") and _kept("warriors")
+    assert problems(drift_report()) == {
+        "warriors": {"pending": [(PROBE, SECOND)], "gone": [], "changed": [], "missing": []},
+        "lakers": {"pending": [], "gone": [(PROBE, "0009_ghost")], "changed": [], "missing": []}}
+
+
+def test_a_table_whose_trigger_was_disabled_is_read_directly_and_its_change_found(current):
+    from schemas.ledger import applied_state_adopt
+
+    current.execute("lakers", "ALTER TABLE django_migrations DISABLE TRIGGER schemas_applied_state_delete")
+    current.execute("lakers", "DELETE FROM django_migrations WHERE app = %s AND name = %s", [PROBE, SECOND])
+
+    assert not _kept("lakers") and _kept("warriors")
+    assert problems(drift_report()) == {"lakers": {"pending": [(PROBE, SECOND)], "gone": [], "changed": [],
+                                                   "missing": []}}
+    current.execute("lakers", "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, now())",
+                    [PROBE, SECOND])
+    applied_state_adopt(schema_names=["lakers"])  # as the executor does after migrating it: triggers back, recounted
+    assert _kept("lakers") and problems(drift_report()) == {}
+
+
+def test_a_truncated_table_and_a_renamed_schema_keep_an_exact_state(current):
+    from schemas.ledger import ledger_schema_rename
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT app, name, applied FROM warriors.django_migrations ORDER BY id")
+        rows = cursor.fetchall()
+    current.execute("warriors", "TRUNCATE django_migrations")
+    assert _kept("warriors")
+    assert [s.schema for s in drift_report().problem_schemas] == ["warriors"]
+    assert applied_migrations_by_schema(["warriors"])["warriors"] == frozenset()
+    with connection.cursor() as cursor:  # put back as it was: the insert trigger keeps the count
+        cursor.executemany("INSERT INTO warriors.django_migrations (app, name, applied) VALUES (%s, %s, %s)", rows)
+    assert _kept("warriors") and problems(drift_report()) == {}
+
+    with connection.cursor() as cursor:  # as a pool sign-up renames a spare: the table (and its oid) moves along
+        cursor.execute('ALTER SCHEMA "warriors" RENAME TO "warriors_renamed"')
+        ledger_schema_rename(old_name="warriors", new_name="warriors_renamed")
+        try:
+            fingerprints = applied_migrations_by_schema(["lakers", "warriors_renamed"])
+            assert _kept("warriors_renamed")
+            assert fingerprints["warriors_renamed"] == fingerprints["lakers"]
+        finally:
+            cursor.execute('ALTER SCHEMA "warriors_renamed" RENAME TO "warriors"')
+            ledger_schema_rename(old_name="warriors_renamed", new_name="warriors")
+
+
+def test_kept_and_read_schemas_in_one_state_plan_alike_and_statements_stay_flat(current):
+    from schemas.ledger import applied_state_adopt
+
+    read = _clone_tenants(3, 0)  # created by SQL, rows inserted before any trigger: read directly
+    assert not any(_kept(name) for name in read)
+    few = _statements(rollout)
+    kept = _clone_tenants(30, 3)
+    applied_state_adopt(schema_names=kept)
+    assert all(_kept(name) for name in kept)
+
+    assert _statements(rollout) == few
+    applied = applied_migrations_by_schema(["lakers", *read, *kept])
+    assert len({applied[name] for name in ["lakers", *read, *kept]}) == 1
+    current.execute(kept[17], "DELETE FROM django_migrations WHERE app = %s AND name = %s", [PROBE, SECOND])
+    plans = rollout_run(dry_run=True).plans
+    assert [name for name, plan in plans.items() if plan] == [kept[17]]
+    assert plans[kept[17]] == [((PROBE, SECOND), False)]
