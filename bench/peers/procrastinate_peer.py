@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import time
 
@@ -34,6 +35,7 @@ DATABASE_URL = os.environ.get("PEERS_DATABASE_URL", "postgresql://postgres@127.0
 QUEUE = os.environ.get("PEERS_QUEUE", "bench")
 CRITICAL, NORMAL, LOW = 3, 1, 0
 
+logging.getLogger("procrastinate").setLevel(logging.ERROR)  # its warning about an app in __main__, at every start
 app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=DATABASE_URL))
 
 
