@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install browser pgbouncer run dev test bench lint
+.PHONY: install browser pgbouncer run dev test bench bench-peers lint
 
 install: $(VENV)/.installed
 
@@ -47,3 +47,15 @@ BENCHES := $(filter-out bench/common.py bench/serving.py bench/stock_django_q_se
 
 bench: install
 	@for script in $(BENCHES); do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# The task layer's peers (Celery on Redis, Procrastinate on PostgreSQL) for bench/tasks.py, in an environment of
+# their own: never the product's dependencies. bench/tasks.py measures them when .venv-peers exists.
+PEERS_VENV := .venv-peers
+
+bench-peers: $(PEERS_VENV)/.installed
+
+$(PEERS_VENV)/.installed: bench/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/pip install -q -r bench/peers/requirements.txt
+	touch $@

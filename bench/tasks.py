@@ -30,13 +30,24 @@ Printed figures:
   Two tenants of a bench plan (no quota, no cap) with empty schemas: a no-op
   task touches no table of theirs.
 
+- the peers, same run, same PostgreSQL server and Redis, same 2 workers and no-op tasks: Celery on the
+  Redis broker and Procrastinate (PostgreSQL-native), each in .venv-peers (`make bench-peers`; never the
+  product's dependencies), its workers and its enqueuer subprocesses of that environment (bench/peers/*.py
+  say how each is set up: priorities, completion, what "2 workers" is). Each peer's tasks/s is timed from
+  its first enqueue to its last completion (best of --rounds) and its CRITICAL start latency sampled
+  --samples times behind a --backlog of LOW tasks, as ours. Without .venv-peers the bench says how to
+  build it and prints the rest. The closing table: system, tasks/s, CRITICAL start p50/p95, ratio of
+  tasks/s to plain django-q2's.
+
 Options: --tasks N (default 2000), --backlog N (default 10000), --flood N (default 10000),
---workers N (default 2), --rounds N (default 2; each side's best round counts).
+--workers N (default 2), --rounds N (default 2; each side's best round counts), --samples N (CRITICAL
+starts sampled behind the backlog, default 20), --no-peers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -49,7 +60,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import setup_django  # noqa: E402
+from bench.common import percentile, setup_django  # noqa: E402
 
 
 def wait(predicate, timeout: float, what: str):
@@ -85,6 +96,58 @@ def stop_cluster(process: subprocess.Popen) -> None:
         pass
 
 
+PEERS_VENV = ROOT / ".venv-peers"
+PEERS = {  # name: (script, worker processes to start, each given PEERS_WORKERS)
+    "Celery": ("bench/peers/celery_peer.py", lambda workers: [workers]),
+    "Procrastinate": ("bench/peers/procrastinate_peer.py", lambda workers: [1] * workers),
+}
+
+
+def peers_database_url() -> str:
+    """A database of the peers' own (bench_peers) on the server bench_tasks is on, made on first use."""
+    import psycopg
+
+    base, _, query = os.environ["DATABASE_URL"].partition("?")
+    name = "bench_peers" + os.environ.get("BENCH_DB_SUFFIX", "")
+    url = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    url = url.replace("postgres://", "postgresql://", 1)
+    admin = psycopg.connect(base.rsplit("/", 1)[0].replace("postgres://", "postgresql://", 1) + "/postgres"
+                            + (f"?{query}" if query else ""), autocommit=True)
+    if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        admin.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    return url
+
+
+def run_peer(name: str, options, redis_url: str, database_url: str) -> dict:
+    """One peer's figures: its workers started from .venv-peers, its enqueuer run there, its JSON read."""
+    script, worker_counts = PEERS[name]
+    python = str(PEERS_VENV / "bin" / "python")
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "PEERS_REDIS_URL": redis_url, "PEERS_DATABASE_URL": database_url,
+           "PEERS_PREFIX": f"courtside-bench-peers-{tag}:", "PEERS_QUEUE": f"bench-{tag}"}
+    for key in ("DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV", "PYTHONPATH"):
+        env.pop(key, None)
+    if name == "Procrastinate":
+        subprocess.run([python, script, "schema"], cwd=ROOT, env=env, check=True)
+    log = ROOT / "var" / f"bench-tasks-{name.lower()}.log"
+    handle = log.open("wb")
+    workers = [subprocess.Popen([python, script, "worker"], cwd=ROOT, env={**env, "PEERS_WORKERS": str(count)},
+                                stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+               for count in worker_counts(options.workers)]
+    try:
+        done = subprocess.run([python, script, "run", "--tasks", str(options.tasks), "--rounds", str(options.rounds),
+                               "--backlog", str(options.backlog), "--samples", str(options.samples)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0:
+            raise SystemExit(f"{name} enqueuer failed:\n{done.stderr[-3000:]}\nworkers: {log.read_text()[-2000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        for process in workers:
+            stop_cluster(process)
+        handle.close()
+
+
 def bench_tenants():
     """Two tenants on a bench plan (no quota, no cap), their schemas empty: made once, kept in bench_tasks."""
     from django.db import connection
@@ -114,6 +177,8 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=10000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--no-peers", action="store_true", help="leave Celery and Procrastinate out")
     options = parser.parse_args()
 
     os.environ["TASKS_QUEUE_NAME"] = f"bench-{uuid.uuid4().hex[:8]}"
@@ -233,6 +298,33 @@ def main() -> None:
         if is_orm:
             stock_round()
 
+        # The peers, with our cluster stopped so that it takes none of the machine while they run.
+        peers = {}
+        if options.no_peers:
+            print("peers: left out (--no-peers)")
+        elif not (PEERS_VENV / "bin" / "python").exists():
+            print("peers: Celery and Procrastinate not measured: their environment is missing; build it with "
+                  "`make bench-peers` (python -m venv .venv-peers; pip install -r bench/peers/requirements.txt)")
+        else:
+            from django.conf import settings
+
+            redis_url = (os.environ.get("BENCH_PEERS_REDIS_URL") or getattr(settings, "REDIS_URL", "")
+                         or "redis://127.0.0.1:6379/0")
+            database_url = peers_database_url()
+            stop_cluster(cluster[0])
+            try:
+                for name in PEERS:
+                    peers[name] = figures = run_peer(name, options, redis_url, database_url)
+                    best = min(t for t, _ in figures["rounds"])
+                    print(f"peer {name} {figures['version']} on {figures['broker']}: "
+                          f"{options.tasks / best:7.1f} tasks/s (best of {options.rounds}; rounds "
+                          + ", ".join(f"{t:.2f} s (submit {s_:.2f} s)" for t, s_ in figures["rounds"]) + ")")
+            finally:
+                cluster[0] = start_cluster(options.workers, log)
+            for _ in range(20):  # the restarted cluster warm before our latency figures
+                services.task_submit(name="system.noop")
+            wait(lambda: TaskRun.objects.filter(status=Status.SUCCEEDED).count() >= 20, 60, "the second warm-up")
+
         # Latency on an idle queue: the baseline.
         idle = []
         for _ in range(5):
@@ -245,13 +337,20 @@ def main() -> None:
         with transaction.atomic():
             for _ in range(options.backlog):
                 services.task_submit(name="system.noop", priority=Priority.LOW)
-        t0 = time.time()
-        critical = services.task_submit(name="system.noop", priority=Priority.CRITICAL)
-        wait(lambda: TaskRun.objects.filter(pk=critical.pk, started_at__isnull=False).exists(), 60, "critical")
-        latency = TaskRun.objects.get(pk=critical.pk).started_at.timestamp() - t0
-        waiting = TaskRun.objects.filter(priority=Priority.LOW, status=Status.QUEUED).count()
-        print(f"CRITICAL start latency behind {options.backlog} LOW: {latency * 1000:7.1f} ms "
-              f"({waiting} LOW still queued when it started)   target <= 1000 ms")
+        critical_latencies, waiting = [], []
+        for _ in range(options.samples):  # one at a time, each behind what is left of the backlog
+            t0 = time.time()
+            critical = services.task_submit(name="system.noop", priority=Priority.CRITICAL)
+            wait(lambda critical=critical: TaskRun.objects.filter(pk=critical.pk, started_at__isnull=False).exists(),
+                 60, "critical")
+            critical_latencies.append(TaskRun.objects.get(pk=critical.pk).started_at.timestamp() - t0)
+            waiting.append(TaskRun.objects.filter(priority=Priority.LOW, status=Status.QUEUED).count())
+            time.sleep(0.05)
+        latency = percentile(critical_latencies, 0.5)
+        print(f"CRITICAL start latency behind {options.backlog} LOW ({options.samples} samples): "
+              f"p50 {latency * 1000:7.1f} ms   p95 {percentile(critical_latencies, 0.95) * 1000:7.1f} ms   "
+              f"max {max(critical_latencies) * 1000:7.1f} ms ({min(waiting)} to {max(waiting)} LOW still queued "
+              f"at its starts)   target <= 1000 ms")
         print(f"CRITICAL start latency on an idle queue (baseline): {idle_latency * 1000:7.1f} ms   "
               f"ratio {latency / idle_latency:.2f}")
 
@@ -288,11 +387,35 @@ def main() -> None:
               f"ratio {crowded_median / alone:.2f}   target <= 2.00")
         TaskRun.objects.filter(pk__in=[run.pk for run in flood]).exclude(status=Status.SUCCEEDED).update(
             status=Status.CANCELLED)
+
+        print_table(options, plain=plain, ours=ours, critical=critical_latencies, waiting=waiting, peers=peers)
     finally:
         stop_cluster(cluster[0])
         TaskAttempt.objects.all().delete()
         TaskRun.objects.all().delete()
         broker.purge_queue()
+
+
+def print_table(options, *, plain: float, ours: float, critical: list[float], waiting: list[int],
+                peers: dict) -> None:
+    """The peers table: tasks/s (best round), CRITICAL start p50/p95 behind the LOW backlog, ratio to plain."""
+    rows = [("plain django-q2 (same broker)", options.tasks / plain, None, ""),
+            ("courtside layer", options.tasks / ours, critical, f"{min(waiting)}-{max(waiting)} LOW queued")]
+    for name, figures in peers.items():
+        waiting = figures["waiting"]
+        rows.append((f"{name} {figures['version']}", options.tasks / min(t for t, _ in figures["rounds"]),
+                     figures["critical"], f"{min(waiting)}-{max(waiting)} LOW queued"))
+    print(f"\npeers: {options.tasks} no-op tasks, {options.workers} workers, CRITICAL behind {options.backlog} LOW "
+          f"({options.samples} samples)")
+    print(f"{'system':34s} {'tasks/s':>8s} {'CRITICAL p50':>13s} {'CRITICAL p95':>13s} {'ratio':>6s}  backlog left")
+    for name, rate, latencies, note in rows:
+        if latencies:
+            p50, p95 = (f"{percentile(latencies, f) * 1000:10.1f} ms" for f in (0.5, 0.95))
+        else:
+            p50 = p95 = f"{'no priority':>13s}"
+        print(f"{name:34s} {rate:8.1f} {p50} {p95} {rate / (options.tasks / plain):6.2f}  {note}")
+    if not peers:
+        print("(Celery and Procrastinate not measured: see above)")
 
 
 if __name__ == "__main__":
