@@ -21,8 +21,9 @@ from django_q.brokers import Broker
 
 from core.db import prepared_cursor, raw_cursor, soft_write
 from tasks import conf
+from tasks.engine import acknowledgements
 from tasks.engine.broker import Acknowledgement, ClaimedMessage, package_hints
-from tasks.engine.outcome import record_acknowledged_success
+from tasks.engine.outcome import record_acknowledged_success, record_successes
 from tasks.engine.rows import insert_sql
 from tasks.engine.sql import public_table
 from tasks.models import Priority, QueueMessage
@@ -95,10 +96,19 @@ class PriorityORMBroker(Broker):
     def acknowledge(self, task_id):
         """django-q2's monitor, done with a package: a run's success is recorded as its package is deleted."""
         if isinstance(task_id, Acknowledgement):
-            self._fresh()
-            record_acknowledged_success(task_id)  # one statement: the run succeeded, its package deleted
+            # In the cluster's monitor: held while more results wait, then recorded with them
+            # (tasks.engine.acknowledgements). Elsewhere, or for one alone: one statement, the run
+            # succeeded and its package deleted.
+            if not acknowledgements.hold(self, task_id):
+                self._fresh()
+                record_acknowledged_success(task_id)
             return
         self.delete(task_id)
+
+    def acknowledge_batch(self, acks) -> int:
+        """Record the successes of a batch of acknowledgements, their packages deleted: one statement."""
+        self._fresh()
+        return record_successes(list(acks))
 
     def inserting(self, run, *, priority: int, eta: float | None, lease: int) -> RunInsertingBroker:
         """This broker, inserting `run`'s row in the statement that enqueues its package."""

@@ -24,10 +24,10 @@ from django.test import override_settings
 from django_q.signing import SignedPackage
 
 from tasks import actions
+from tasks.engine import acknowledgements
 from tasks.engine.broker import get_task_broker
 from tasks.engine.delivery import Delivery
 from tasks.models import QueueMessage, Status, TaskAttempt, TaskRun
-from tests.tasks.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,6 +97,7 @@ def test_the_successes_of_n_runs_are_recorded_with_their_packages_deleted_in_one
     assert sent == []  # the worker writes nothing for a short success: it travels in the acknowledgement
     with counted_statements() as sent:
         orm_queue.acknowledge_batch(acks)
+    sent = [sql for sql in sent if not sql.startswith("PREPARE ")]  # planned once per connection
     assert len(sent) == 1, sent
     ids = [r.pk for r in runs]
     assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED, started_at__isnull=False).count() == N
@@ -104,18 +105,65 @@ def test_the_successes_of_n_runs_are_recorded_with_their_packages_deleted_in_one
     assert not QueueMessage.objects.filter(run_id__in=ids).exists()
 
 
-def test_acknowledgements_one_by_one_reach_the_database_in_batches(orm_queue):
+def test_the_monitors_acknowledgements_one_by_one_reach_the_database_in_batches(orm_queue):
+    """django-q2's own monitor loop, run here on a real result queue holding N finished runs, then STOP."""
+    import multiprocessing
+
+    from django_q.monitor import monitor
+
     runs = [actions.task_submit(name="system.noop") for _ in range(N)]
-    acks = [execute_in_worker(ack_id, payload) for ack_id, payload in orm_queue.dequeue()]
+    results = multiprocessing.Queue()
+    for ack_id, payload in orm_queue.dequeue():
+        task = SignedPackage.loads(payload)
+        task["ack_id"] = execute_in_worker(ack_id, payload)
+        task.update(success=True, result="succeeded", stopped=task["started"])
+        results.put(task)
+    time.sleep(0.2)  # the queue's feeder thread has put them all through its pipe
+    results.put("STOP")
     ids = [r.pk for r in runs]
-    with counted_statements() as sent:
-        for ack in acks:  # django-q2's monitor: one acknowledge() per finished task
-            orm_queue.acknowledge(ack)
-        wait_for(lambda: TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED).count() == N, timeout=10,
-                 message="the successes to be recorded")
-        time.sleep(0.1)
-    # The test's own polling reads go out too: count the writes (each a relaxed-commit transaction, core.db).
+    orm_queue.result_queue = results  # what the cluster's monitor process finds itself (acknowledgements)
+    try:
+        with counted_statements() as sent:
+            monitor(results, orm_queue)
+            # Each result had another behind it (the last, STOP): all are held until the monitor process
+            # exits, whose finalizer (multiprocessing's, registered by tasks.engine.acknowledgements) writes them.
+            assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED).count() == 0
+            acknowledgements.flush()
+    finally:
+        del orm_queue.result_queue
     writes = [sql for sql in sent if sql.startswith("BEGIN; SET LOCAL synchronous_commit")]
-    assert 1 <= len(writes) <= 3, f"{len(writes)} statements recorded {N} successes"
+    assert 1 <= len(writes) <= 3, f"{len(writes)} statements recorded {N} successes: {sent}"
+    assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED).count() == N
     assert TaskAttempt.objects.filter(run__in=ids, outcome="succeeded").count() == N
     assert not QueueMessage.objects.filter(run_id__in=ids).exists()
+
+
+def test_a_lone_success_is_recorded_at_once_even_in_the_monitor(orm_queue):
+    """An idle cluster's monitor holds nothing back: the queue is empty after the result, so it writes now."""
+    import multiprocessing
+
+    from django_q.monitor import monitor
+
+    run = actions.task_submit(name="system.noop")
+    results = multiprocessing.Queue()
+    (ack_id, payload), = orm_queue.dequeue()
+    task = SignedPackage.loads(payload)
+    task["ack_id"] = execute_in_worker(ack_id, payload)
+    task.update(success=True, result="succeeded", stopped=task["started"])
+    recorded = []
+    orm_queue.result_queue = results
+
+    def check_then_stop(sender, **kwargs):
+        recorded.append(TaskRun.objects.get(pk=run.pk).status)
+        results.put("STOP")
+
+    from django_q.signals import post_execute
+
+    post_execute.connect(check_then_stop, dispatch_uid="test-lone-success")
+    try:
+        results.put(task)
+        monitor(results, orm_queue)
+    finally:
+        post_execute.disconnect(dispatch_uid="test-lone-success")
+        del orm_queue.result_queue
+    assert recorded == [Status.SUCCEEDED]
