@@ -188,7 +188,8 @@ class PriorityORMBroker(Broker):
         # Relaxed commit: a delivery lost in a server crash loses its claim with it (one WAL stream, and
         # everything the worker writes later comes after it), so the package is simply delivered again.
         cluster = conf.current()
-        rows = soft_write(_dequeue_sql(), {"queue": self.list_key, "bulk": cluster.bulk, "grace": cluster.lease_grace,
+        rows = soft_write(_dequeue_sql(), {"queue": self.list_key, "bulk": self._batch_size(cluster.bulk),
+                                           "grace": cluster.lease_grace,
                                            "served_last": self._served_last},
                           alias=self._alias(), all_rows=True)
         if not rows:
@@ -211,6 +212,27 @@ class PriorityORMBroker(Broker):
                      "delivered_at": delivered_at}
             packages.append((ClaimedMessage(message_id, claim), payload))
         return packages
+
+    @staticmethod
+    def _batch_size(bulk: int) -> int:
+        """How many packages this dequeue may take: `bulk`, and in a cluster's pusher no more than its prefetch
+        queue has room for (queue_limit minus what waits there), so a batch never deepens the prefetch a
+        CRITICAL package cannot overtake: it stays queue_limit deep whatever `bulk` is."""
+        import multiprocessing
+
+        process = multiprocessing.current_process()
+        target = getattr(process, "_target", None)
+        if bulk <= 1 or getattr(target, "__module__", "") != "django_q.pusher":
+            return max(1, bulk)
+        task_queue = (getattr(process, "_args", ()) or (None,))[0]
+        limit = getattr(task_queue, "_maxsize", 0)
+        if not limit or limit <= 0 or limit >= 2**31 - 1:
+            return bulk
+        try:
+            room = limit - task_queue.qsize()
+        except (NotImplementedError, OSError, ValueError):
+            return 1
+        return max(1, min(bulk, room))
 
     def acknowledge(self, task_id):
         """django-q2's monitor, done with a package: a run's success is recorded as its package is deleted."""
