@@ -29,7 +29,9 @@ Q_CLUSTER = {
     # Strict priority needs a short prefetch: packages already handed to the
     # worker pool cannot be overtaken by a CRITICAL one.
     "queue_limit": env.int("Q_QUEUE_LIMIT", default=_workers),
-    "bulk": 1,
+    # Packages one dequeue takes and claims in one statement; in a pusher never more than its prefetch queue
+    # (queue_limit) has room for, so the prefetch stays as deep as before (tasks.engine.orm_broker).
+    "bulk": env.int("Q_BULK", default=max(1, _workers)),
     "orm": "default",
     "broker_class": "tasks.engine.orm_broker.PriorityORMBroker",
     # Seconds added to a task's timeout for its lease and its ORM delivery lock.

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
+import select
 import time
 from datetime import UTC, datetime
 
@@ -19,13 +22,121 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import Broker
 
-from core.db import prepared_cursor, raw_cursor, soft_write
+from core.db import prepared_cursor, raw_cursor, soft_write, transaction_pooling
 from tasks import conf
+from tasks.engine import acknowledgements
 from tasks.engine.broker import Acknowledgement, ClaimedMessage, package_hints
-from tasks.engine.outcome import record_acknowledged_success
+from tasks.engine.outcome import record_acknowledged_success, record_successes
 from tasks.engine.rows import insert_sql
 from tasks.engine.sql import public_table
 from tasks.models import Priority, QueueMessage
+
+logger = logging.getLogger("tasks")
+
+# The channel every insert of packages notifies (migration tasks 0011), the queue's name as the payload.
+NOTIFY_CHANNEL = "courtside_tasks"
+NOTIFY_TRIGGER = """
+CREATE OR REPLACE FUNCTION "{schema}".courtside_queue_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('courtside_tasks', q.queue) FROM (SELECT DISTINCT queue FROM inserted) AS q;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER queuemessage_notify AFTER INSERT ON "{schema}".tasks_queuemessage
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".courtside_queue_notify();
+"""
+NOTIFY_TRIGGER_DROP = """
+DROP TRIGGER IF EXISTS queuemessage_notify ON "{schema}".tasks_queuemessage;
+DROP FUNCTION IF EXISTS "{schema}".courtside_queue_notify();
+"""
+
+
+class QueueListener:
+    """The pusher's wake-up: a connection of its own LISTENing on NOTIFY_CHANNEL for its queue's inserts.
+
+    wait(timeout) returns as soon as a package for this queue is committed, or after `timeout` (delayed
+    packages and expired leases send nothing: the poll still finds them). Only in a cluster's pusher;
+    behind PgBouncer's transaction pooling (no LISTEN there), outside a pusher, or while the connection
+    fails, it sleeps the poll, as the pusher did before.
+    """
+
+    def __init__(self, queue: str, alias: str):
+        self.queue, self.alias, self.pid = queue, alias, os.getpid()
+        self.connection = None
+        self.retry_at = 0.0
+
+    @staticmethod
+    def in_pusher() -> bool:
+        """Whether this process is a cluster's pusher (django-q2's pusher function is its target)."""
+        import multiprocessing
+
+        target = getattr(multiprocessing.current_process(), "_target", None)
+        return getattr(target, "__module__", "") == "django_q.pusher"
+
+    def _connect(self):
+        if self.connection is not None or time.monotonic() < self.retry_at:
+            return self.connection
+        if transaction_pooling() or not self.in_pusher():
+            self.retry_at = float("inf")  # elsewhere (a test, a bench calling dequeue) the poll, as before
+            return None
+        import psycopg
+
+        try:
+            params = db.connections[self.alias].get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self.connection = psycopg.connect(**params, autocommit=True)
+            self.connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except Exception:
+            logger.warning("The task queue's LISTEN connection failed; polling instead", exc_info=True)
+            self.close()
+            self.retry_at = time.monotonic() + 30
+        return self.connection
+
+    def close(self):
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:
+                pass
+        self.connection = None
+
+    def drain(self) -> bool:
+        """Read the notifications that came, without waiting: whether one was for this queue."""
+        connection = self.connection
+        if connection is None:
+            return False
+        try:
+            pgconn = connection.pgconn
+            pgconn.consume_input()
+            ours = False
+            while (notification := pgconn.notifies()) is not None:
+                ours = ours or notification.extra.decode() == self.queue
+            return ours
+        except Exception:
+            logger.warning("The task queue's LISTEN connection broke; polling until it is back", exc_info=True)
+            self.close()
+            return False
+
+    def wait(self, timeout: float) -> bool:
+        """Until a package for this queue is committed (True) or `timeout` seconds have passed (False)."""
+        connection = self._connect()
+        if connection is None:
+            time.sleep(timeout)
+            return False
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.drain():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or self.connection is None:
+                return False
+            try:
+                select.select([connection.fileno()], [], [], left)
+            except (OSError, ValueError):
+                self.close()
+                return False
 
 
 class PriorityORMBroker(Broker):
@@ -38,6 +149,13 @@ class PriorityORMBroker(Broker):
     def __init__(self, list_key: str | None = None):
         super().__init__(list_key=list_key or conf.queue_name())
         self._served_last = [-1] * len(Priority.values)  # per priority: the tenant key served last
+        self._queue_listener: QueueListener | None = None
+
+    def _listener(self) -> QueueListener:
+        listener = self._queue_listener
+        if listener is None or listener.pid != os.getpid():  # a forked process gets a connection of its own
+            listener = self._queue_listener = QueueListener(self.list_key, self._alias())
+        return listener
 
     @staticmethod
     def get_connection(list_key: str | None = None):
@@ -70,12 +188,15 @@ class PriorityORMBroker(Broker):
         # Relaxed commit: a delivery lost in a server crash loses its claim with it (one WAL stream, and
         # everything the worker writes later comes after it), so the package is simply delivered again.
         cluster = conf.current()
-        rows = soft_write(_dequeue_sql(), {"queue": self.list_key, "bulk": cluster.bulk, "grace": cluster.lease_grace,
+        rows = soft_write(_dequeue_sql(), {"queue": self.list_key, "bulk": self._batch_size(cluster.bulk),
+                                           "grace": cluster.lease_grace,
                                            "served_last": self._served_last},
                           alias=self._alias(), all_rows=True)
         if not rows:
-            time.sleep(cluster.poll)
+            # Idle: wait for an enqueue's notification (or the poll, for delayed packages and expired leases).
+            self._listener().wait(cluster.poll)
             return None
+        self._listener().drain()  # notifications of what this batch took: keep the connection's socket clear
         # The turn's order (by tenant after the one served last, then by age) matters little once delivered;
         # the turn moves on to the last tenant served.
         rows.sort(key=lambda row: (-row[1], row[3] <= self._served_last[row[1]], row[3], row[0]))
@@ -92,13 +213,43 @@ class PriorityORMBroker(Broker):
             packages.append((ClaimedMessage(message_id, claim), payload))
         return packages
 
+    @staticmethod
+    def _batch_size(bulk: int) -> int:
+        """How many packages this dequeue may take: `bulk`, and in a cluster's pusher no more than its prefetch
+        queue has room for (queue_limit minus what waits there), so a batch never deepens the prefetch a
+        CRITICAL package cannot overtake: it stays queue_limit deep whatever `bulk` is."""
+        import multiprocessing
+
+        process = multiprocessing.current_process()
+        target = getattr(process, "_target", None)
+        if bulk <= 1 or getattr(target, "__module__", "") != "django_q.pusher":
+            return max(1, bulk)
+        task_queue = (getattr(process, "_args", ()) or (None,))[0]
+        limit = getattr(task_queue, "_maxsize", 0)
+        if not limit or limit <= 0 or limit >= 2**31 - 1:
+            return bulk
+        try:
+            room = limit - task_queue.qsize()
+        except (NotImplementedError, OSError, ValueError):
+            return 1
+        return max(1, min(bulk, room))
+
     def acknowledge(self, task_id):
         """django-q2's monitor, done with a package: a run's success is recorded as its package is deleted."""
         if isinstance(task_id, Acknowledgement):
-            self._fresh()
-            record_acknowledged_success(task_id)  # one statement: the run succeeded, its package deleted
+            # In the cluster's monitor: held while more results wait, then recorded with them
+            # (tasks.engine.acknowledgements). Elsewhere, or for one alone: one statement, the run
+            # succeeded and its package deleted.
+            if not acknowledgements.hold(self, task_id):
+                self._fresh()
+                record_acknowledged_success(task_id)
             return
         self.delete(task_id)
+
+    def acknowledge_batch(self, acks) -> int:
+        """Record the successes of a batch of acknowledgements, their packages deleted: one statement."""
+        self._fresh()
+        return record_successes(list(acks))
 
     def inserting(self, run, *, priority: int, eta: float | None, lease: int) -> RunInsertingBroker:
         """This broker, inserting `run`'s row in the statement that enqueues its package."""

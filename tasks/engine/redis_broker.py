@@ -7,8 +7,9 @@ import time
 from django_q.brokers import Broker
 
 from tasks import conf
+from tasks.engine import acknowledgements
 from tasks.engine.broker import Acknowledgement, package_hints
-from tasks.engine.outcome import record_acknowledged_success
+from tasks.engine.outcome import record_acknowledged_success, record_successes
 
 # The Redis layout under {base} = {prefix}:{queue}: per priority p, a list per tenant t ({base}:p{p}:t{t})
 # and the tenants that have packages there, in turn order ({base}:p{p}:turns: a tenant is in it exactly
@@ -129,8 +130,12 @@ class PriorityRedisBroker(Broker):
 
     def acknowledge(self, task_id):
         """No receipts on Redis; a run's success handed back by its worker is recorded here (in the monitor)."""
-        if isinstance(task_id, Acknowledgement):
-            record_acknowledged_success(task_id)
+        if isinstance(task_id, Acknowledgement) and not acknowledgements.hold(self, task_id):
+            record_acknowledged_success(task_id)  # else held and recorded with a batch (tasks.engine.acknowledgements)
+
+    def acknowledge_batch(self, acks) -> int:
+        """Record the successes of a batch of acknowledgements in one statement."""
+        return record_successes(list(acks))
 
     def queue_size(self) -> int:
         return int(self._size(args=[self.base]))
