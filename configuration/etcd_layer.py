@@ -9,25 +9,33 @@ typed like an environment variable (YAML: `30`, `true`, `[a, b]`, `{ttl_seconds:
 loader, configuration/loading.py). The layer holds the prefix in memory: a thread loads it once, then follows
 an etcd watch from the next revision; its version is the signature each process's listener polls (twice a
 second), so a put in etcd reaches every process within a second. When etcd goes away the last values stay live
-(and config.validate() says so); when it is back (a health check every 2 s notices a new raft term or a failed
-watch) the thread loads the prefix again and watches from there, so nothing written meanwhile is missed. Values
+(and config.validate() says so); when it is back (the watch stream ended, or a health check every 2 s noticed a
+new raft term or a failed call) the thread loads the prefix again and watches from there, so nothing written
+meanwhile is missed. The thread reads the watch stream itself, so a stream that ends for any reason (etcd
+killed, a balancer between here and etcd dropping the connection while etcd stays up) is noticed at once. Values
 that break a schema are refused whole, the last good ones staying live, like a refused file.
 
-The client is etcd3gw (etcd's v3 API through its gRPC gateway; etcd3 0.12 breaks on protobuf >= 4).
+The client is etcd3gw (etcd's v3 API through its gRPC gateway; etcd3 0.12 breaks on protobuf >= 4), its watch
+stream read here on its session (etcd3gw's own watch iterator never ends when its stream breaks).
 This module and the one line in apps.py that installs it are all an etcd layer takes (issue 15's "a new
 configuration layer in at most two files").
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from urllib.parse import urlsplit
 
 import etcd3gw
+import requests
 from django.conf import settings
 
 from configuration import layers, stack, validation
@@ -136,13 +144,49 @@ class EtcdLayer(stack.Layer):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                revision = self._load()
-                events, self._cancel = self._client.watch_prefix(self.prefix, start_revision=revision + 1)
-                for event in events:
-                    self._apply(event)
+                self._watch(self._load())
             except Exception as exc:  # etcd is down or restarting: keep the last values, retry
                 self._fail(exc)
             self._stop.wait(0.5)
+
+    def _watch(self, revision: int) -> None:
+        """Follow the prefix from `revision + 1` until the stream ends (then the caller loads it again).
+
+        The stream is read here rather than through etcd3gw's watch_prefix: its iterator blocks for ever when
+        the stream breaks, so a connection dropped between here and etcd (a balancer's idle timeout, a proxy's
+        restart) while etcd stays up with the same raft term left the layer silently stale.
+        """
+        body = {"create_request": {
+            "key": etcd3gw.utils._encode(self.prefix),
+            "range_end": etcd3gw.utils._encode(etcd3gw.utils._increment_last_byte(self.prefix)),
+            "start_revision": revision + 1,
+        }}
+        response = self._client.session.post(self._client.get_url("/watch"), json=body, stream=True,
+                                             timeout=(5, None))
+        response.raise_for_status()
+        self._cancel = functools.partial(_end_stream, response)
+        try:
+            if self._stop.is_set():
+                return
+            for line in response.iter_lines():
+                if not line.strip():
+                    continue
+                result = json.loads(line).get("result", {})
+                if result.get("canceled"):  # e.g. its revision compacted away: load again
+                    logger.warning("configuration: etcd cancelled the layer's watch: %s",
+                                   str(result.get("cancel_reason", ""))[:200])
+                    return
+                for event in result.get("events", []):
+                    kv = event.get("kv", {})
+                    self._apply({"type": event.get("type"), "kv": {
+                        "key": etcd3gw.utils._decode(kv.get("key", "")),
+                        "value": etcd3gw.utils._decode(kv.get("value", "")),
+                    }})
+        except (requests.RequestException, OSError, ValueError) as exc:  # the stream broke: load again
+            logger.info("configuration: the etcd layer's watch ended (%s); loading the prefix again",
+                        type(exc).__name__)
+        finally:
+            _end_stream(response)
 
     def _load(self) -> int:
         """Read the whole prefix; the revision it was read at."""
@@ -193,6 +237,16 @@ class EtcdLayer(stack.Layer):
         if term is None or (self._term is not None and term != self._term):
             cancel, self._cancel = self._cancel, None
             cancel()  # the thread's watch ends; it loads the prefix again and watches from there
+
+
+def _end_stream(response) -> None:
+    """End a watch stream at once: a shutdown wakes the thread blocked reading it, then the close goes through."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(Exception):
+        response.close()
 
 
 def _text(value) -> str:
