@@ -26,3 +26,9 @@ def create_team_here(nba_id: int) -> str:
     Team.objects.create(nba_id=nba_id, abbreviation="TST", full_name="Test Team", nickname="Testers",
                         city="Nowhere", year_founded=2000)
     return connection.schema_name
+
+
+def large_result(marker: str, size: int) -> str:
+    """A result larger than a pipe holds (64 KiB on Linux): written to the monitor in more than one write."""
+    Path(marker).write_text(str(os.getpid()))
+    return "x" * size

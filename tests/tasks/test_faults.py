@@ -8,6 +8,7 @@ recovery (recovery.recover_stalled_runs) hands it back, tested at the end.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -15,9 +16,11 @@ import pytest
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from tasks import actions
 from tasks.engine import recovery
+from tasks.engine.broker import get_task_broker
 from tasks.models import TERMINAL, Status, TaskEffect, TaskRun
 from tests.tasks.conftest import redis_available, wait_for
 
@@ -72,6 +75,61 @@ def test_sigkilled_workers_lose_no_task_and_every_side_effect_happens_once(clust
     lost = TaskRun.objects.filter(pk__in=ids, lost_attempts__gt=0).count()
     assert lost >= 1
     assert TaskRun.objects.filter(pk__in=killed_runs, attempts__gte=2).exists()
+
+
+def _monitor_pid(cluster) -> int:
+    """The pid of the cluster's django-q2 monitor, from its own log line ("... monitoring at <pid>")."""
+    found = re.findall(r"monitoring at (\d+)", cluster.log_path.read_text(errors="replace"))
+    assert found, cluster.log_tail()
+    return int(found[-1])
+
+
+def test_a_worker_sigkilled_mid_task_while_its_last_result_is_still_being_written_loses_nothing(
+        cluster_factory, tmp_path):
+    """django-q2's workers share one result pipe and one lock around each write to it. A worker writes a
+    result from a background thread (multiprocessing's feeder), so it could start its next task while that
+    write still held the lock; SIGKILLed mid-task then, it took the lock with it, and no result of any worker
+    reached the monitor again: every success of the cluster was lost, the runs came back as lost attempts
+    until they failed. Here the monitor is stopped (SIGSTOP: a monitor slowed down by its database, made
+    certain) while a result larger than the pipe is written, and every worker seen mid-task is SIGKILLed.
+    A worker starts no task before its last result is written (tasks.engine.results), so what a kill
+    takes is never a lock, and every run succeeds once the monitor goes on."""
+    cluster = cluster_factory(broker="orm", workers=2, lease_grace=4).start()
+    monitor = _monitor_pid(cluster)
+    marker = tmp_path / "large-result-worker"
+    os.kill(monitor, signal.SIGSTOP)
+    try:
+        async_task("tests.tasks.jobs.large_result", str(marker), 1 << 18, broker=get_task_broker())
+        runs = submit_tallies(6, "behind-a-large-result")
+        wait_for(marker.exists, timeout=30, message="the large result's task to run")
+        large = int(marker.read_text())
+        kills, killed_runs = [], []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(kills) < 3:
+            fresh = timezone.now() - timezone.timedelta(seconds=0.5)
+            running = (TaskRun.objects.filter(pk__in=[r.pk for r in runs], status=Status.RUNNING,
+                                              updated_at__gte=fresh, worker_pid__in=cluster.worker_pids())
+                       .exclude(pk__in=killed_runs).order_by("-updated_at"))
+            # The worker whose large result is still being written first, whenever it runs a task.
+            candidate = running.filter(worker_pid=large).first() or running.first()
+            if candidate is None:
+                time.sleep(0.05)
+                continue
+            os.kill(candidate.worker_pid, signal.SIGKILL)
+            kills.append(candidate.worker_pid)
+            killed_runs.append(candidate.pk)
+            time.sleep(0.6)
+        assert kills, "no worker was seen mid-task"
+    finally:
+        os.kill(monitor, signal.SIGCONT)
+    ids = [r.pk for r in runs]
+    wait_for(lambda: not TaskRun.objects.filter(pk__in=ids).exclude(status__in=TERMINAL).exists(), timeout=90,
+             interval=0.5, message="every run to finish once the monitor goes on")
+    unhappy = [(r.status, r.error, list(r.attempt_log.values_list("outcome", "error")))
+               for r in TaskRun.objects.filter(pk__in=ids).exclude(status=Status.SUCCEEDED)]
+    assert not unhappy, (kills, large, unhappy)
+    effects = dict(TaskEffect.objects.filter(run__in=ids).values_list("run").annotate(n=Count("pk")))
+    assert len(effects) == len(ids) and set(effects.values()) == {1}
 
 
 def test_a_cancel_survives_a_cluster_restart(cluster_factory):
