@@ -132,6 +132,42 @@ def test_a_worker_sigkilled_mid_task_while_its_last_result_is_still_being_writte
     assert len(effects) == len(ids) and set(effects.values()) == {1}
 
 
+def _blocked_in_read(pid: int) -> bool:
+    """Whether the process's main thread waits in read(2) (syscall 0 on x86-64: /proc/<pid>/syscall)."""
+    with open(f"/proc/{pid}/syscall") as f:
+        return f.read().split()[0] == "0"
+
+
+def test_idle_workers_and_the_monitor_sigkilled_while_they_wait_leave_a_working_cluster(cluster_factory):
+    """A django-q2 reader waiting for its queue held the queue's read lock all that time: an idle worker
+    SIGKILLed (an OOM kill, kill -9) took the task queue's with it and no worker got a package again; the
+    monitor killed, the result queue's, and no success was recorded again. Readers now wait holding no
+    lock (tasks.engine.queues): after both idle workers and the idle monitor are killed, the cluster's new
+    processes run and record every run."""
+    cluster = cluster_factory(broker="orm", workers=2, lease_grace=4).start()
+    first = submit_tallies(2, "before")
+    wait_for(lambda: TaskRun.objects.filter(pk__in=[r.pk for r in first], status=Status.SUCCEEDED).count() == 2,
+             timeout=30, message="the first runs")
+    from tasks.models import WorkerProcess
+
+    time.sleep(1.0)  # every process back in its wait for the next message
+    workers = set(WorkerProcess.objects.filter(ended_at__isnull=True).values_list("pid", flat=True)) & \
+        cluster.worker_pids()
+    assert len(workers) == 2, workers
+    monitor = _monitor_pid(cluster)
+    # Without the fix one idle worker (and the monitor) waits in read(2) holding its queue's read lock.
+    waiting = [pid for pid in (*workers, monitor) if _blocked_in_read(pid)]
+    for pid in (*workers, monitor):
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _monitor_pid(cluster) != monitor and len(cluster.worker_pids() - workers - {monitor}) >= 4,
+             timeout=30, message="the sentinel to start new workers and a new monitor")
+    runs = submit_tallies(4, "after")
+    ids = [r.pk for r in runs]
+    wait_for(lambda: not TaskRun.objects.filter(pk__in=ids).exclude(status__in=TERMINAL).exists(), timeout=60,
+             interval=0.5, message=f"the runs after the kills (blocked in read when killed: {waiting})")
+    assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED).count() == 4
+
+
 def test_a_cancel_survives_a_cluster_restart(cluster_factory):
     cluster = cluster_factory(broker="orm", workers=1).start()
     run = actions.task_submit(name="system.whoami", countdown=1.5)
