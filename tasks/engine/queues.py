@@ -88,6 +88,8 @@ def _instrument(queue) -> None:
 
 
 def _put(self, obj, block=True, timeout=None):
+    if not _expected(self):
+        return _installed["put"](self, obj, block, timeout)
     if self._thread is None and getattr(self, "_courtside_counted", None) is not self._send_bytes:
         _instrument(self)
     _count(id(self), +1)
@@ -126,7 +128,7 @@ def wait_for_own_writes(*, besides=None, timeout: float | None = None) -> bool:
 
 
 def _get(self, block=True, timeout=None):
-    if not block or timeout is not None or self._closed:
+    if not block or timeout is not None or not _expected(self) or self._closed:
         return _installed["get"](self, block, timeout)
     wait_for_own_writes(besides=self)
     while True:
@@ -141,22 +143,21 @@ def _get(self, block=True, timeout=None):
     return ForkingPickler.loads(message)
 
 
+_EXPECTED = ("_rlock", "_wlock", "_reader", "_writer", "_poll", "_recv_bytes", "_send_bytes", "_sem", "_thread",
+             "_closed", "_on_queue_feeder_error", "size")
+
+
+def _expected(queue) -> bool:
+    """This queue is the multiprocessing Queue these patches were written for (else they step aside)."""
+    return all(hasattr(queue, name) for name in _EXPECTED)
+
+
 def install() -> bool:
-    """Patch django-q2's Queue (once per process); False if this Python's queues are not the ones expected."""
+    """Patch django-q2's Queue (once per process; no queue is made here). A queue of another shape (another
+    Python, another django-q2) is left to the original methods, call by call."""
     if _installed:
         return True
     queue_class = django_q_queues.Queue
-    probe = queue_class()
-    try:
-        expected = all(hasattr(probe, name) for name in (
-            "_rlock", "_wlock", "_reader", "_writer", "_poll", "_recv_bytes", "_send_bytes", "_sem", "_thread",
-            "_closed", "_on_queue_feeder_error", "size"))
-    finally:
-        probe._reader.close()
-        probe._writer.close()
-    if not expected:
-        logger.warning("django-q2's Queue is not the multiprocessing Queue expected: left as it is")
-        return False
     _installed.update(get=queue_class.get, put=queue_class.put)
     queue_class.get = _get
     queue_class.put = _put
