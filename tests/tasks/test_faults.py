@@ -168,6 +168,29 @@ def test_idle_workers_and_the_monitor_sigkilled_while_they_wait_leave_a_working_
     assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED).count() == 4
 
 
+def test_a_worker_killed_inside_its_timer_lock_does_not_stop_the_sentinels_guard(cluster_factory):
+    """django-q2's guard takes each worker's timer lock every cycle; a worker does too, around each result. One
+    SIGKILLed holding it stopped the guard for good: no dead worker was replaced again, no timeout enforced.
+    The guard now goes on without the lock of a dead holder (tasks.engine.queues)."""
+    cluster = cluster_factory(broker="orm", workers=2, lease_grace=4).start()
+    async_task("tests.tasks.jobs.die_holding_the_workers_timer_lock", broker=get_task_broker())
+    wait_for(lambda: cluster.log_path.read_text(errors="replace").count("after death") >= 1, timeout=30,
+             message=f"the guard to replace the worker killed in its timer lock:\n{cluster.log_tail()}")
+    from tasks.models import WorkerProcess
+
+    time.sleep(1.0)
+    workers = set(WorkerProcess.objects.filter(ended_at__isnull=True).values_list("pid", flat=True)) & \
+        cluster.worker_pids()
+    for pid in workers:  # and it goes on guarding: these are replaced too
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: cluster.log_path.read_text(errors="replace").count("after death") >= 1 + len(workers),
+             timeout=30, message=f"the guard to replace the other workers:\n{cluster.log_tail()}")
+    runs = submit_tallies(4, "after-the-guard-went-on")
+    ids = [r.pk for r in runs]
+    wait_for(lambda: TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED).count() == 4, timeout=60,
+             interval=0.5, message="the runs after the kills")
+
+
 def test_a_cancel_survives_a_cluster_restart(cluster_factory):
     cluster = cluster_factory(broker="orm", workers=1).start()
     run = actions.task_submit(name="system.whoami", countdown=1.5)
