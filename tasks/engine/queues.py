@@ -20,21 +20,28 @@ So, in every process of the cluster (install(), from tasks.apps before a cluster
 - get() first waits until this process's own puts are in their pipe: a worker takes no package before its
   last result is written, so no task ever runs while its process holds a write lock.
 
+And each worker's `timer` lock (TimerLock), which the sentinel's guard takes every cycle, records its
+holder: a worker killed inside it (after a task, around its result's put) stopped the guard for good; now
+the guard goes on without the lock of a dead holder.
+
 Left as django-q2 has them (each a window of microseconds, between tasks, never during one): a process
 killed while it takes a message or writes one; a worker killed between tasks while its result still waits
-for room in a full pipe (the monitor 64 KiB of results behind); a worker killed inside django-q2's own
-`timer` lock (after a task, around the result's put), which stops the sentinel's guard.
+for room in a full pipe (the monitor 64 KiB of results behind).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.sharedctypes
+import multiprocessing.synchronize
 import os
 import threading
 import time
 from multiprocessing.connection import wait as wait_readable
 from multiprocessing.reduction import ForkingPickler
 
+from django_q import cluster as django_q_cluster
 from django_q import queues as django_q_queues
 
 logger = logging.getLogger("tasks")
@@ -152,13 +159,93 @@ def _expected(queue) -> bool:
     return all(hasattr(queue, name) for name in _EXPECTED)
 
 
+def _dead(pid: int) -> bool:
+    """The process is gone or a zombie (a killed worker stays one until the sentinel's guard reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+    except OSError:
+        return False
+
+
+class TimerLock(multiprocessing.synchronize.RLock):
+    """django-q2's per-worker `timer` lock, which the sentinel's guard takes for every worker each cycle and the
+    worker around each result. A worker SIGKILLed holding it stopped the guard for good (no dead worker
+    replaced, no timeout enforced, no schedule fired). The holder's pid is kept beside the lock; a process
+    waiting for it goes on without it once that holder is dead."""
+
+    WAIT_SLICE = 0.5
+
+    def __init__(self, *, ctx):
+        super().__init__(ctx=ctx)
+        self._holder = multiprocessing.sharedctypes.RawValue("i", 0)
+        self._skipped = threading.local()
+
+    def _make_methods(self):
+        # multiprocessing binds acquire and release to the semaphore itself: ours record the holder.
+        pass
+
+    def acquire(self, block=True, timeout=None):
+        """As an RLock's; waiting without a timeout, it gives up once the holder is dead (True, not holding)."""
+        if block and timeout is None:
+            while not self._semlock.acquire(True, self.WAIT_SLICE):
+                holder = self._holder.value
+                if holder and holder != os.getpid() and _dead(holder):
+                    self._stack().append(True)  # its holder was killed holding it: no one will release it
+                    return True
+        elif not self._semlock.acquire(block, timeout):
+            return False
+        self._holder.value = os.getpid()
+        self._stack().append(False)
+        return True
+
+    def release(self):
+        stack = self._stack()
+        if stack and stack.pop():
+            return  # acquired past a dead holder: nothing to release
+        if self._semlock._count() == 1:
+            self._holder.value = 0
+        self._semlock.release()
+
+    def _stack(self) -> list:
+        stack = getattr(self._skipped, "stack", None)
+        if stack is None:
+            stack = self._skipped.stack = []
+        return stack
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __getstate__(self):
+        return (super().__getstate__(), self._holder)
+
+    def __setstate__(self, state):
+        semlock_state, self._holder = state
+        super().__setstate__(semlock_state)
+        self._skipped = threading.local()
+
+
+def _timer_value(typecode_or_type, *args, **kwargs):
+    """django_q.cluster's Value (its only use: each worker's timer), with a TimerLock."""
+    if "lock" in kwargs:
+        return multiprocessing.Value(typecode_or_type, *args, **kwargs)
+    return multiprocessing.sharedctypes.Value(typecode_or_type, *args,
+                                              lock=TimerLock(ctx=django_q_cluster.get_mp_context()))
+
+
 def install() -> bool:
-    """Patch django-q2's Queue (once per process; no queue is made here). A queue of another shape (another
-    Python, another django-q2) is left to the original methods, call by call."""
+    """Patch django-q2's Queue and its workers' timer lock (once per process; no queue or lock is made here).
+    A queue of another shape (another Python, another django-q2) is left to the original methods, call by call."""
     if _installed:
         return True
     queue_class = django_q_queues.Queue
-    _installed.update(get=queue_class.get, put=queue_class.put)
+    _installed.update(get=queue_class.get, put=queue_class.put, value=django_q_cluster.Value)
     queue_class.get = _get
     queue_class.put = _put
+    django_q_cluster.Value = _timer_value
     return True
