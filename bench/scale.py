@@ -77,6 +77,19 @@ mig = _load_migrations_bench()
 log = mig.log
 
 
+def _helper(name: str):
+    """tests/pgbouncer.py or bench/serving.py, loaded from its file: never by putting tests/ on sys.path, where its
+    packages named like the project's apps (tests/schemas, tests/tenants) would shadow them."""
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = "tests" if name == "pgbouncer" else "bench"
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def host_of(schema_name: str) -> str:
     """Schema names may hold underscores; host names may not."""
     return f"{schema_name.replace('_', '-')}.bench.localhost"
@@ -246,10 +259,8 @@ class ApiLoad:
         from configuration import config
         from core.embedded_db import url_from_settings
 
-        sys.path.insert(0, str(ROOT / "tests"))
-        sys.path.insert(0, str(ROOT / "bench"))
-        import serving
-        from pgbouncer import PgBouncer
+        serving = _helper("serving")
+        PgBouncer = _helper("pgbouncer").PgBouncer
 
         config.set("api.rate_limit_per_minute", 1_000_000, changed_by="bench/scale.py")  # counted, never reached
         settings_dict = connection.settings_dict
@@ -264,10 +275,8 @@ class ApiLoad:
         self.server, self.port = serving.start("gunicorn", env, workers=WEB_WORKERS, threads=WEB_THREADS)
 
     def stop(self) -> None:
-        import serving
-
         if self.server is not None:
-            serving.stop(self.server)
+            _helper("serving").stop(self.server)
         if self.bouncer is not None:
             self.bouncer.stop()
         self.server = self.bouncer = None
@@ -321,8 +330,7 @@ class ApiLoad:
         seconds = [s for part, _ in done for s in part]
         failures = [f for _, part in done for f in part]
         if failures:
-            import serving
-
+            serving = _helper("serving")
             print(serving.log_tail(self.server), file=sys.stderr, flush=True)
             alive = "running" if self.server.poll() is None else f"exited with {self.server.returncode}"
             why = "stopped at the first 5xx or connection error" if broken.is_set() else "non-200 answers"
@@ -413,8 +421,7 @@ def extrapolate(grow: dict[int, float], measure: dict[int, float], target: int) 
 
 def require_pgbouncer() -> None:
     """The API load goes through PgBouncer: say so first, and stop before building anything when it is missing."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from pgbouncer import BINARY
+    BINARY = _helper("pgbouncer").BINARY
 
     log(f"== bench/scale.py needs PgBouncer (the tenant API load goes through it; `make pgbouncer` installs it): "
         f"{BINARY}")

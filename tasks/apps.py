@@ -12,6 +12,11 @@ class TasksConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         from tasks import checks, signals  # noqa: F401
+        from tasks.engine import queues
+
+        # django-q2's process queues, safe against a process SIGKILLed while it waits or works (before any
+        # cluster makes its queues).
+        queues.install()
 
         # Each app's tasks.py registers its tasks (and declares its system schedules) with the registry.
         autodiscover_modules("tasks")

@@ -13,11 +13,9 @@ def production_env(tmp_path_factory, django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         url = database_url()
     # The cluster heartbeats every half second; /readyz wants a beat within 4 s.
-    env = stack.production_env(url, tmp_path_factory.mktemp("static"), HEALTH_CLUSTER_MAX_AGE="4",
-                               COURTSIDE_SERVICES_SELF_HEARTBEAT_EVERY="0.5",
-                               METRICS_TOKEN=stack.METRICS_TOKEN)
-    stack.collectstatic(env)
-    return env
+    static_root = stack.collected_static_root(url, tmp_path_factory.getbasetemp())  # once per session
+    return stack.production_env(url, static_root, HEALTH_CLUSTER_MAX_AGE="4",
+                                COURTSIDE_SERVICES_SELF_HEARTBEAT_EVERY="0.5", METRICS_TOKEN=stack.METRICS_TOKEN)
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,20 @@ def collectstatic(env: dict[str, str]) -> None:
                    check=True, capture_output=True, timeout=180)
 
 
+_collected: dict[str, Path] = {}
+
+
+def collected_static_root(database_url: str, base: Path) -> Path:
+    """A STATIC_ROOT holding the production static files, collected once per test session: collectstatic
+    (hashed names and compressed copies of some 700 files) takes seconds, and what it writes depends on the
+    code only, not on the environment a test gives its server."""
+    if "root" not in _collected:
+        root = base / "production-static"
+        collectstatic(production_env(database_url, root))
+        _collected["root"] = root
+    return _collected["root"]
+
+
 def start_server(env: dict[str, str]) -> tuple[Process, str]:
     server = Process([str(GUNICORN), "-c", "deploy/gunicorn.conf.py"], env)
     try:

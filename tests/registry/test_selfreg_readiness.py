@@ -48,13 +48,13 @@ def _wait(condition, *, what: str, timeout: float = STARTUP_SECONDS, every: floa
         time.sleep(every)
 
 
-def test_a_web_process_registered_before_any_cluster_beat_turns_passing_within_one_heartbeat(tmp_path):
+def test_a_web_process_registered_before_any_cluster_beat_turns_passing_within_one_heartbeat(tmp_path_factory):
     from registry.models import CheckResult, HealthCheck
 
-    env = stack.production_env(database_url(), tmp_path / "static", HEALTH_CLUSTER_MAX_AGE="4",
+    static_root = stack.collected_static_root(database_url(), tmp_path_factory.getbasetemp())  # once per session
+    env = stack.production_env(database_url(), static_root, HEALTH_CLUSTER_MAX_AGE="4",
                                COURTSIDE_SERVICES_SELF_HEARTBEAT_EVERY=str(HEARTBEAT),
                                COURTSIDE_SERVICES_SELF_TTL="3", WEB_CONCURRENCY="1", WEB_THREADS="4")
-    stack.collectstatic(env)
     server, _url = stack.start_server(env)  # its GET /healthz registers the worker: no cluster has beaten yet
     cluster = None
     try:

@@ -276,16 +276,23 @@ class Rehearsal:
                 return
 
     def _configuration(self) -> None:
+        from django.db import connection
+
         from configuration import config
 
         index = 0
-        while not self._halt.wait(self.knobs.config_every):
-            index += 1
-            value = 5 + index % 90
-            config.set("api.page_size", value, changed_by="rehearsal")
-            changed = time.time()
-            self.changes.append((changed, value))
-            threading.Timer(self.knobs.within + 0.3, self._check_change, args=(changed, value)).start()
+        try:
+            while not self._halt.wait(self.knobs.config_every):
+                index += 1
+                value = 5 + index % 90
+                config.set("api.page_size", value, changed_by="rehearsal")
+                changed = time.time()
+                self.changes.append((changed, value))
+                threading.Timer(self.knobs.within + 0.3, self._check_change, args=(changed, value)).start()
+        finally:
+            # This thread's own connection (config.set's), else it outlives the rehearsal and pytest-django
+            # cannot drop the test database ("being accessed by other users").
+            connection.close()
 
     def _observed(self) -> list[dict]:
         if not self.observer_log.exists():
