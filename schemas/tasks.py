@@ -18,8 +18,14 @@ ROLLOUT_ARGUMENTS = {
     "additionalProperties": False,
 }
 
+# An hour: a rollout over thousands of schemas with data migrations outlasts the cluster's default 300 s. Safe on
+# our brokers, which lease each run for its own timeout (tasks.conf.RUN_LEASING_BROKERS); on django-q2's own the
+# task layer cuts it to the cluster's retry minus the lease grace. A rollout cut by its timeout keeps every batch
+# it finished (a Rollout row each) and goes on with resume.
+ROLLOUT_TIMEOUT = 3600
 
-@register_task("schemas.rollout", schema=ROLLOUT_ARGUMENTS, scope=OPERATOR, timeout=300,
+
+@register_task("schemas.rollout", schema=ROLLOUT_ARGUMENTS, scope=OPERATOR, timeout=ROLLOUT_TIMEOUT,
                description="Migrate every tenant schema (or roll back to targets), as `manage.py rollout`: in phases "
                            "(schema migrations, then each data migration in batches), a canary first (a count or a "
                            "percentage) then the rest, halting at the first failure.")

@@ -73,6 +73,14 @@ def worker_heartbeat() -> float:
     return float(q_cluster().get("worker_heartbeat", 5.0))
 
 
+# Brokers that lease each run's package for the run's own timeout plus the lease grace (the ORM queue row's
+# lease_seconds; Redis never redelivers, the recovery sweep goes by the run's lease_until): with them a run
+# longer than the cluster's `retry` is not delivered again while it runs (tests/tasks/test_long_timeouts.py).
+# django-q2's own brokers redeliver after `retry` whatever the task's timeout (PITFALLS.md).
+RUN_LEASING_BROKERS = frozenset({"tasks.engine.orm_broker.PriorityORMBroker",
+                                 "tasks.engine.redis_broker.PriorityRedisBroker"})
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The cluster settings read once, for a caller that needs several of them in one step (one call, not five)."""
@@ -86,6 +94,11 @@ class Snapshot:
     retry: int
     bulk: int
     poll: float
+
+    @property
+    def leases_per_run(self) -> bool:
+        """Whether the broker leases each run's package for the run's own timeout (RUN_LEASING_BROKERS)."""
+        return self.broker_class in RUN_LEASING_BROKERS
 
 
 def current() -> Snapshot:

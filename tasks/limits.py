@@ -25,6 +25,9 @@ MAX_ARGUMENTS_DEPTH = 32
 # Retries and backoff delays (seconds).
 MAX_RETRIES = 20
 MAX_BACKOFF_SECONDS = 86_400
+# The longest timeout a run may have on a broker that leases each run for its own timeout (a day); on any other
+# broker the cluster's `retry` minus the lease grace (tasks.actions.validate).
+MAX_TIMEOUT_SECONDS = 86_400
 
 @dataclass(frozen=True)
 class SubmitLimits:

@@ -148,16 +148,31 @@ def worker_rows(*, now=None, window_minutes: int = 10) -> dict:
     return {"clusters": clusters, "window_minutes": window_minutes}
 
 
-def worker_list() -> QuerySet[WorkerProcess]:
-    """Cluster workers, the live ones first, newest first."""
-    return WorkerProcess.objects.order_by(F("ended_at").desc(nulls_first=True), "-started_at")
+def worker_list(*, live: bool | None = None) -> QuerySet[WorkerProcess]:
+    """Cluster workers, the live ones first, newest first; `live` True: only those not ended (heartbeating or
+    not), False: only the ended ones."""
+    workers_ = WorkerProcess.objects.order_by(F("ended_at").desc(nulls_first=True), "-started_at")
+    if live is not None:
+        workers_ = workers_.filter(ended_at__isnull=live)
+    return workers_
+
+
+def worker_heartbeat_age(worker: WorkerProcess, *, now=None) -> float:
+    """Seconds since the worker's last heartbeat."""
+    return max(0.0, ((now or timezone.now()) - worker.last_heartbeat_at).total_seconds())
+
+
+def worker_heartbeating(worker: WorkerProcess, *, now=None) -> bool:
+    """Not ended, and its last heartbeat within three heartbeats (the rule of /metrics' courtside_workers_alive)."""
+    return worker.ended_at is None and (
+        worker_heartbeat_age(worker, now=now) <= workers.STALE_HEARTBEATS * conf.worker_heartbeat())
 
 
 def worker_state(worker: WorkerProcess, *, now=None) -> str:
     """How a worker is, in words: running a run, idle, not heartbeating (and for how long), or how it ended."""
     if worker.ended_at is not None:
         return worker.get_end_display()
-    silent = ((now or timezone.now()) - worker.last_heartbeat_at).total_seconds()
+    silent = worker_heartbeat_age(worker, now=now)
     if silent > workers.STALE_HEARTBEATS * conf.worker_heartbeat():
         held = " while holding a run" if worker.current_run_id else ""
         return f"Not heartbeating for {silent:.0f} s{held}"

@@ -195,16 +195,24 @@ def build_run(*, name, arguments, tenant, priority, max_retries, timeout, backof
                 code="priority_not_allowed",
             )
     cluster = conf.current()
+    explicit = timeout is not None
     timeout = spec.timeout or cluster.default_timeout if timeout is None else timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ValidationError({"timeout": "The timeout must be a whole number of seconds, at least 1."})
-    retry = cluster.retry
-    if timeout + cluster.lease_grace > retry:
-        # django-q2 would redeliver a package still running (see PITFALLS: retry must exceed timeout).
-        raise ValidationError(
-            {"timeout": f"The timeout must be at most {retry - cluster.lease_grace} s "
-                        "(the cluster's retry minus the lease grace)."}
-        )
+    if cluster.leases_per_run:
+        # Our brokers lease the run's package for this timeout plus the grace: the cluster's retry does not
+        # apply to it (tasks.conf.RUN_LEASING_BROKERS).
+        if timeout > bounds.MAX_TIMEOUT_SECONDS:
+            raise ValidationError({"timeout": f"The timeout must be at most {bounds.MAX_TIMEOUT_SECONDS} s (a day)."})
+    elif timeout + cluster.lease_grace > cluster.retry:
+        # django-q2's own brokers would redeliver a package still running (see PITFALLS: retry must exceed timeout).
+        if not explicit:  # the task's own default (schemas.rollout's hour): cut to what this broker allows
+            timeout = max(1, cluster.retry - cluster.lease_grace)
+        else:
+            raise ValidationError(
+                {"timeout": f"The timeout must be at most {cluster.retry - cluster.lease_grace} s "
+                            "(the cluster's retry minus the lease grace)."}
+            )
     max_retries = spec.max_retries if max_retries is None else max_retries
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= bounds.MAX_RETRIES:
         raise ValidationError({"max_retries": f"max_retries must be between 0 and {bounds.MAX_RETRIES}."})

@@ -2,7 +2,8 @@
 
 from rest_framework import serializers
 
-from tasks.models import PUBLIC_STATUS_CHOICES, Priority, TaskAttempt, TaskRun, parse_priority
+from tasks import selectors
+from tasks.models import PUBLIC_STATUS_CHOICES, Priority, TaskAttempt, TaskRun, WorkerProcess, parse_priority
 from tenants import media
 from tenants.models import MAX_TASK_BATCH_SIZE
 
@@ -94,3 +95,28 @@ class TaskRunDetailSerializer(TaskRunSerializer):
 
     class Meta(TaskRunSerializer.Meta):
         fields = [*TaskRunSerializer.Meta.fields, "traceback", "attempts_log"]
+
+
+class WorkerSerializer(serializers.ModelSerializer):
+    """One cluster worker process as its heartbeats tell (the admin's Task queue › Workers)."""
+
+    state = serializers.SerializerMethodField(help_text="Running a task, Idle, Not heartbeating for N s, or its end.")
+    heartbeating = serializers.SerializerMethodField(
+        help_text="Not ended and heartbeating within three heartbeats (as courtside_workers_alive counts).")
+    last_heartbeat_age_seconds = serializers.SerializerMethodField()
+    current_run = serializers.UUIDField(source="current_run_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = WorkerProcess
+        fields = ["id", "host", "pid", "cluster", "name", "state", "heartbeating", "last_heartbeat_at",
+                  "last_heartbeat_age_seconds", "current_run", "current_since", "tasks_done", "started_at",
+                  "ended_at", "end"]
+
+    def get_state(self, worker) -> str:
+        return selectors.worker_state(worker, now=self.context.get("now"))
+
+    def get_heartbeating(self, worker) -> bool:
+        return selectors.worker_heartbeating(worker, now=self.context.get("now"))
+
+    def get_last_heartbeat_age_seconds(self, worker) -> float:
+        return round(selectors.worker_heartbeat_age(worker, now=self.context.get("now")), 1)

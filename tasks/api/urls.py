@@ -12,4 +12,5 @@ urlpatterns = [
     path("tasks/runs/<uuid:run_id>/cancel/", views.TaskRunCancelView.as_view(), name="run-cancel"),
     path("tasks/catalogue/", views.TaskCatalogueView.as_view(), name="catalogue"),
     path("tasks/queue/", views.QueueDepthView.as_view(), name="queue"),
+    path("tasks/workers/", views.WorkerListView.as_view(), name="workers"),
 ]

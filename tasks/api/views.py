@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -168,6 +169,27 @@ class QueueDepthView(_Scoped, APIView):
     @extend_schema(responses={200: dict})
     def get(self, request):
         return Response({"queued_by_priority": selectors.queue_depth(tenant=self.scope(request))})
+
+
+class WorkerListView(generics.ListAPIView):
+    """Worker health (operator only): each cluster worker, live ones first; `?live=true` only those not ended,
+    `?live=false` only the ended ones."""
+
+    permission_classes = [OperatorOnly]
+    serializer_class = serializers.WorkerSerializer
+
+    def get_queryset(self):
+        live = self.request.query_params.get("live")
+        if live not in (None, "true", "false"):
+            raise DomainError(f"live must be true or false, not {live!r}.", detail={"live": ["true", "false"]})
+        return selectors.worker_list(live=None if live is None else live == "true")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "now": timezone.now()}
+
+    @extend_schema(parameters=[OpenApiParameter("live", bool, description="true: not ended; false: ended")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
 
 # The tenant site's versions: same behaviour, scoped to request.tenant, any

@@ -124,3 +124,16 @@ def test_another_process_installs_the_layer_from_its_setting_and_follows_the_wat
     finally:
         process.kill()
         process.wait()
+
+
+def test_the_admin_the_api_and_the_export_show_the_etcd_layer(etcd_config, operator_client, tmp_path):
+    """configuration/README.md: an etcd value is named `etcd` wherever a value's layer is shown."""
+    from django.core.management import call_command
+
+    page = operator_client.get("/admin/configuration/configentry/effective/").content.decode()
+    assert "<td>reports.max_rows</td><td><code>321</code></td><td>etcd</td>" in page and "etcd (250)" in page
+    body = operator_client.get("/api/v1/config/keys/reports.max_rows/").json()
+    assert (body["value"], body["source"]) == (321, "etcd") and {"layer": "etcd", "value": 321} in body["layers"]
+    out = tmp_path / "export.json"
+    call_command("config_export", "--format", "json", "-o", str(out), verbosity=0)
+    assert json.loads(out.read_text())["reports"]["max_rows"] == 321

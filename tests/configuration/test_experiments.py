@@ -215,3 +215,29 @@ def test_the_command_lists_kills_and_resumes(score_card, two_tenants, capsys):
         call_command("config_experiment", "kill", "ghost")
     with pytest.raises(CommandError, match="--tenant"):
         call_command("config_experiment", "assign", "score_card", "--tenant", "nosuch")
+
+
+def test_an_experiment_is_defined_and_pinned_through_the_entries_api_and_config_import(
+        operator_client, two_tenants, tmp_path, capsys):
+    """What configuration/README.md says: an experiment is defined like any key, from the API or a file."""
+    created = operator_client.post("/api/v1/config/entries/", {"key": "experiments.score_card", "value": SPEC},
+                                   content_type="application/json")
+    assert created.status_code == 201, created.content
+    pinned = operator_client.post("/api/v1/config/entries/",
+                                  {"key": "experiments.score_card.overrides", "value": {"lakers": "wide"}},
+                                  content_type="application/json")
+    assert pinned.status_code == 201, pinned.content
+    assert config.variant("score_card", tenant="lakers") == "wide"
+    assert operator_client.get("/api/v1/config/experiments/score_card/").json()["enabled"] is True
+    refused = operator_client.post("/api/v1/config/entries/",
+                                   {"key": "experiments.score_card.overrides", "value": {"lakers": "nosuch"}},
+                                   content_type="application/json")
+    assert refused.status_code == 400  # an override must be one of the variants
+    spec_file = tmp_path / "experiments.yaml"
+    spec_file.write_text("experiments:\n  banner:\n    enabled: true\n    control: plain\n"
+                         "    variants: {plain: 1, bold: 1}\n    overrides: {warriors: bold}\n")
+    call_command("config_import", str(spec_file))
+    capsys.readouterr()
+    assert config.variant("banner", tenant="warriors") == "bold"
+    call_command("config_experiment", "show", "banner")
+    assert "override: warriors -> bold" in capsys.readouterr().out

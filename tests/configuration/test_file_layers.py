@@ -106,3 +106,14 @@ def test_the_admin_names_each_values_source_and_the_export_merges_every_layer(la
     assert exported["reports"]["max_rows"] == 200 and exported["api"]["page_size"] == 40
     assert exported["cache"]["ttl_seconds"] == 45
     assert exported["integrations"]["stats_provider"]["api_token"] == "********"
+
+
+def test_the_operator_api_names_each_values_layer_and_lists_every_layers_value(layered, operator_client):
+    """configuration/README.md: the API's `source` names the layer (file:<path>, environment:<PREFIX>)."""
+    body = operator_client.get("/api/v1/config/keys/reports.max_rows/").json()
+    assert (body["value"], body["source"]) == (200, "file:app.yaml")
+    assert {"layer": "file", "value": 100} in body["layers"] and {"layer": "file:app.yaml", "value": 200} in body["layers"]
+    page_size = operator_client.get("/api/v1/config/keys/api.page_size/").json()
+    assert (page_size["value"], page_size["source"]) == (40, "environment:NBA_MCP_")
+    rows = {row["key"]: row for row in operator_client.get("/api/v1/config/").json()["keys"]}
+    assert rows["cache.ttl_seconds"]["source"] == "environment:NBA_MCP_"

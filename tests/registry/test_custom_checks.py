@@ -117,3 +117,28 @@ def test_bad_dsns_are_400s_that_do_not_echo_them(service_client):
         assert response.status_code == 400, check
         assert message in response.content.decode() and PASSWORD not in response.content.decode()
     assert not ServiceInstance.objects.filter(service_id="db-1").exists()
+
+
+def test_the_command_registers_any_kind_from_a_json_spec_and_never_prints_the_dsn(db, capsys):
+    """`service_register --check '<spec JSON>'` (repeatable) takes any registered kind, as the API does:
+    PostgreSQL, Redis, or a project's own (registry/README.md, "Check kinds")."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    dsn = f"redis://:{PASSWORD}@127.0.0.1:{closed_port()}/0"
+    call_command("service_register", "stats-api", "--id", "db-1", "--host", "10.0.0.1", "--port", "8080",
+                 "--check", json.dumps({"type": "redis", "name": "cache", "dsn": dsn, "interval": "10s"}),
+                 "--check", '{"type": "ttl", "ttl": "30s"}')
+    out = capsys.readouterr().out
+    assert "Registered stats-api/db-1" in out and PASSWORD not in out
+    kinds_ = sorted(HealthCheck.objects.filter(instance__service_id="db-1").values_list("kind", flat=True))
+    assert kinds_ == ["redis", "ttl"]
+    stored = HealthCheck.objects.get(instance__service_id="db-1", kind="redis")
+    assert PASSWORD not in json.dumps(stored.secret)  # sealed at rest
+    with pytest.raises(CommandError, match="--check") as refused:
+        call_command("service_register", "stats-api", "--id", "db-2", "--host", "10.0.0.1", "--port", "8080",
+                     "--check", "{not json")
+    with pytest.raises(CommandError) as refused:
+        call_command("service_register", "stats-api", "--id", "db-2", "--host", "10.0.0.1", "--port", "8080",
+                     "--check", json.dumps({"type": "postgres", "dsn": f"mysql://u:{PASSWORD}@h/db"}))
+    assert PASSWORD not in str(refused.value)

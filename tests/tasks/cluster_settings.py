@@ -8,3 +8,10 @@ from backoffice.settings.test import *  # noqa: F403
 
 if "Q_CLUSTER" not in globals():
     from backoffice.settings.q_cluster import Q_CLUSTER  # noqa: F401
+
+# The cluster-wide timeout and retry a test's ClusterProcess asks for (tests.tasks.conftest).
+import os  # noqa: E402
+
+if os.environ.get("TEST_Q_RETRY"):
+    Q_CLUSTER = {**Q_CLUSTER, "timeout": int(os.environ["TEST_Q_TIMEOUT"]),  # noqa: F405
+                 "retry": int(os.environ["TEST_Q_RETRY"])}

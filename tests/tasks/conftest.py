@@ -55,11 +55,12 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.1, message: str =
 class ClusterProcess:
     """A `manage.py qcluster` subprocess in its own process group; stop() ends the whole group."""
 
-    def __init__(self, *, broker: str, workers: int = 2, lease_grace: int = 10, log_dir: Path):
+    def __init__(self, *, broker: str, workers: int = 2, lease_grace: int = 10, log_dir: Path, timeout: int = 300,
+                 retry: int = 360):
         self.broker = broker
         self.name = f"t{uuid.uuid4().hex[:10]}"
         self.q_cluster = {
-            "name": "courtside", "cluster_name": self.name, "workers": workers, "timeout": 300, "retry": 360,
+            "name": "courtside", "cluster_name": self.name, "workers": workers, "timeout": timeout, "retry": retry,
             "max_attempts": 0,
             "ack_failures": True, "save_limit": -1, "catch_up": False, "poll": 0.05, "queue_limit": workers,
             "bulk": 1, "orm": "default", "broker_class": "tasks.engine.orm_broker.PriorityORMBroker",
@@ -69,7 +70,7 @@ class ClusterProcess:
             **os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.tasks.cluster_settings",
             "TASKS_QUEUE_NAME": self.name, "Q_WORKERS": str(workers), "Q_POLL": "0.05",
             "Q_QUEUE_LIMIT": str(workers), "TASKS_LEASE_GRACE": str(lease_grace), "CONN_MAX_AGE": "60",
-            "PYTHONUNBUFFERED": "1",
+            "PYTHONUNBUFFERED": "1", "TEST_Q_TIMEOUT": str(timeout), "TEST_Q_RETRY": str(retry),
         }
         self.env.pop("REDIS_URL", None)
         if broker == "redis":

@@ -24,6 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--interval", default="10s", help="Interval of the HTTP/TCP check.")
         parser.add_argument("--timeout", default="5s", help="Timeout of the HTTP/TCP check.")
         parser.add_argument("--deregister-after", help="Deregister after critical this long, e.g. 10m.")
+        parser.add_argument("--check", action="append", default=[], dest="specs", metavar="JSON",
+                            help='A check spec as the API takes it, of any kind (repeatable), e.g. '
+                                 '\'{"type": "postgres", "dsn": "postgresql://monitor:...@db:5432/app", '
+                                 '"interval": "10s"}\' or a kind a project registered (SERVICES["CHECK_KINDS"]).')
 
     def handle(self, *args, **options):
         try:
@@ -40,6 +44,15 @@ class Command(BaseCommand):
         if options["tcp"]:
             checks.append({"kind": "tcp", "tcp": options["tcp"], "interval": options["interval"],
                            "timeout": options["timeout"], **common})
+        for number, text in enumerate(options["specs"], start=1):
+            try:
+                spec = json.loads(text)
+            except json.JSONDecodeError as error:
+                # The spec may hold a secret (a DSN): name the position, never echo the text.
+                raise CommandError(f"--check #{number} is not JSON ({error.msg} at character {error.pos}).") from None
+            if not isinstance(spec, dict):
+                raise CommandError(f"--check #{number} must be a JSON object.")
+            checks.append(spec)
         try:
             instance = registration.service_register(
                 service_id=options["service_id"], name=options["name"], host=options["host"], port=options["port"],
