@@ -22,7 +22,7 @@ from tasks.actions.validate import (
     tenant_limits,
     validated_dependencies,
 )
-from tasks.engine.broker import enqueue_run, inserting_broker
+from tasks.engine.broker import enqueue_run, enqueue_runs, inserting_broker
 from tasks.engine.dependencies import dependents_settle
 from tasks.engine.execution import tenant_for_schema
 from tasks.engine.rows import insert_run_row, insert_run_rows
@@ -254,8 +254,7 @@ def dispatch_on_commit(runs: Iterable[TaskRun], *, check_waiting: list = ()) -> 
     waiting = list(check_waiting)
 
     def dispatch():
-        for run_id, eta, priority, timeout, tenant_id in queued:
-            enqueue_run(run_id, eta=eta, priority=priority, timeout=timeout, tenant_id=tenant_id)
+        enqueue_runs(queued)  # together: one round trip to the broker for a batch
         if waiting:
             dependents_settle(waiting=waiting)
 
