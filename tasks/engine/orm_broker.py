@@ -120,11 +120,18 @@ class QueueListener:
             return False
 
     def wait(self, timeout: float) -> bool:
-        """Until a package for this queue is committed (True) or `timeout` seconds have passed (False)."""
+        """Until a package for this queue is committed (True) or `timeout` seconds have passed (False).
+
+        True at once when the LISTEN has just begun (or begun again): a package committed between the
+        caller's empty dequeue and the LISTEN sent its NOTIFY before anyone listened."""
+        fresh = self.connection is None
         connection = self._connect()
         if connection is None:
             time.sleep(timeout)
             return False
+        if fresh:
+            # What was committed before LISTEN began notified nobody: look again before waiting.
+            return True
         deadline = time.monotonic() + timeout
         while True:
             if self.drain():
