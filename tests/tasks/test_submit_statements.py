@@ -17,9 +17,12 @@ command, one per pipeline: a round trip each).
 
 from __future__ import annotations
 
+import select
 import threading
+import time
 import uuid
 from contextlib import contextmanager
+from urllib.parse import urlparse
 
 import psycopg
 import pytest
@@ -31,6 +34,7 @@ from tasks import actions
 from tasks.engine.broker import get_task_broker
 from tasks.models import QueueMessage, Status, TaskRun
 from tenants.models import UsageDay
+from tests.etcd import TcpProxy
 from tests.tasks.conftest import REDIS_TEST_URL, redis_available
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,3 +150,69 @@ def test_a_batchs_packages_reach_the_broker_together(broker):
     assert broker.queue_size() == 51
     if not broker.is_redis:
         assert {run.pk for run in runs} <= set(QueueMessage.objects.values_list("run_id", flat=True))
+
+
+class SlowAnswers(TcpProxy):
+    """A loopback hop in front of Redis that holds each of its answers `delay` seconds."""
+
+    def __init__(self, target_port: int, delay: float):
+        self.delay = delay
+        super().__init__(target_port)
+
+    def _pump(self, client, upstream) -> None:
+        peers = {client: upstream, upstream: client}
+        try:
+            while True:
+                readable, _, _ = select.select(list(peers), [], [], 0.5)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is upstream:
+                        time.sleep(self.delay)
+                    peers[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            self._drop(client, upstream)
+
+
+@pytest.fixture
+def slow_redis_broker(settings):
+    if not redis_available():
+        pytest.skip(f"No Redis at {REDIS_TEST_URL}")
+    target = urlparse(REDIS_TEST_URL)
+    with SlowAnswers(target.port or 6379, delay=0.5) as proxy:
+        name = f"slow-{uuid.uuid4().hex[:10]}"
+        settings.Q_CLUSTER = {**settings.Q_CLUSTER, "cluster_name": name, "redis_prefix": f"courtside-test-{name}",
+                              "redis": f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}",
+                              "broker_class": "tasks.engine.redis_broker.PriorityRedisBroker"}
+        instance = get_task_broker()
+        yield instance
+        instance.purge_queue()
+
+
+def test_a_submission_does_not_wait_for_redis_to_answer_its_push(slow_redis_broker):
+    """Redis answering each command 0.5 s late: five submissions take far less than 5 x 0.5 s (each waited
+    for its push's answer before), and every package is in Redis once this process reads the queue."""
+    actions.task_submit(name="system.noop")  # the connection's handshake, answered late too
+    started = time.monotonic()
+    runs = [actions.task_submit(name="system.noop") for _ in range(5)]
+    assert time.monotonic() - started < 1.5
+    assert slow_redis_broker.queue_size() == 6  # the answers read first
+    assert TaskRun.objects.filter(pk__in=[run.pk for run in runs], status=Status.QUEUED).count() == 5
+
+
+def test_a_push_redis_refuses_is_sent_again(broker):
+    """A push refused (here NOSCRIPT: the script's digest unknown to Redis, as after a restart) is read as
+    refused with the next read and sent again, waited for: the package is in the queue."""
+    if not broker.is_redis:
+        pytest.skip("Redis only")
+    actions.task_submit(name="system.noop")
+    real = broker._push.sha
+    broker._push.sha = "0" * 40
+    try:
+        actions.task_submit(name="system.noop")
+        assert broker.queue_size() == 2
+    finally:
+        broker._push.sha = real
