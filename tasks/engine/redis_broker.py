@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import collections
+import logging
+import os
+import threading
 import time
+import weakref
 
 from django_q.brokers import Broker
 
@@ -10,6 +16,8 @@ from tasks import conf
 from tasks.engine import acknowledgements
 from tasks.engine.broker import Acknowledgement, package_hints
 from tasks.engine.outcome import record_acknowledged_success, record_successes
+
+logger = logging.getLogger("tasks")
 
 # The Redis layout under {base} = {prefix}:{queue}: per priority p, a list per tenant t ({base}:p{p}:t{t})
 # and the tenants that have packages there, in turn order ({base}:p{p}:turns: a tenant is in it exactly
@@ -82,6 +90,105 @@ return total
 
 # Packages sent in one pipeline (one round trip) by enqueue_packages.
 PIPELINE_SIZE = 1000
+# Pushes a process may have sent without reading their answers; past it, a push waits for the oldest.
+MAX_UNANSWERED = 1000
+
+
+class _Unanswered:
+    """A run's push sent to Redis without waiting for its answer, which is read later, in order.
+
+    A submission's two round trips were both waited for: the run's row committed, then its push. Under
+    load each wait costs the scheduling of another process on a shared machine, whatever the work. The
+    push must still follow the commit (a worker never sees a package before its row), but its answer
+    need not be waited for: it is sent on a connection taken from the pool while answers are owed on
+    it, and its answer read by the next push (when it has come), before any other read of the queue
+    here (queue_size, purge, a batch), and at exit. A refused push (NOSCRIPT after a Redis restart, an
+    error) is sent again and waited for; a connection lost with answers owed sends their packages again
+    (a duplicate package is harmless: the run's claim lets one through); a package that still cannot
+    be pushed is left to the recovery sweep (tasks.engine.recovery), as one whose process died between
+    the commit and the push always was.
+    """
+
+    def __init__(self, broker):
+        self.broker, self.pid = broker, os.getpid()
+        self.lock = threading.Lock()
+        self.connection = None
+        self.owed: collections.deque = collections.deque()
+
+    def send(self, package) -> None:
+        broker = self.broker
+        with self.lock:
+            self._read(block=len(self.owed) >= MAX_UNANSWERED)
+            if package.eta is not None and package.eta > time.time():
+                command = ("ZADD", broker.delayed_key, package.eta,
+                           f"{package.priority}|{package.tenant_key}|{package.payload}")
+            else:
+                head = f"{broker.base}:p{package.priority}"
+                command = ("EVALSHA", broker._push.sha, 3, f"{head}:t{package.tenant_key}", f"{head}:turns",
+                           broker.wake_key, package.tenant_key, package.payload)
+            if self.connection is None:
+                self.connection = broker.connection.connection_pool.get_connection()
+            try:
+                self.connection.send_command(*command)
+            except Exception:
+                self._drop()
+                broker.file_waited(package)  # as before: waited for, its error the submitter's
+                return
+            self.owed.append(package)
+
+    def read(self, *, block: bool) -> None:
+        with self.lock:
+            self._read(block=block)
+
+    def _read(self, *, block: bool) -> None:
+        from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+
+        refused = []
+        while self.owed:
+            try:
+                if not block and not self.connection.can_read(timeout=0):
+                    break
+                self.connection.read_response()
+            except ResponseError:
+                refused.append(self.owed.popleft())
+                continue
+            except (ConnectionError, TimeoutError, OSError):
+                refused.extend(self.owed)
+                self.owed.clear()
+                self._drop()
+                break
+            self.owed.popleft()
+        if not self.owed and self.connection is not None:
+            # Nothing owed: back to the pool, whose next get_connection() checks it (a connection left
+            # idle for hours may have died meanwhile; a push sent on it would be lost without a word).
+            self.broker.connection.connection_pool.release(self.connection)
+            self.connection = None
+        for package in refused:
+            try:
+                self.broker.file_waited(package)
+            except Exception:
+                logger.warning("Run %s's package could not be pushed to Redis; the recovery sweep will hand it "
+                               "back", package.run_id, exc_info=True)
+
+    def _drop(self) -> None:
+        if self.connection is not None:
+            self.connection.disconnect()
+            self.broker.connection.connection_pool.release(self.connection)
+        self.connection = None
+
+
+_unanswered_everywhere: weakref.WeakSet = weakref.WeakSet()
+_unanswered_lock = threading.Lock()
+
+
+@atexit.register
+def _settle_at_exit() -> None:
+    for unanswered in list(_unanswered_everywhere):
+        if unanswered.pid == os.getpid():
+            try:
+                unanswered.read(block=True)
+            except Exception:
+                pass
 
 
 class PriorityRedisBroker(Broker):
@@ -127,12 +234,12 @@ class PriorityRedisBroker(Broker):
                           client=client)
 
     def enqueue_packages(self, packages) -> None:
-        """Packages with their hints (tasks.engine.broker.Package): one alone as enqueue() does, without decoding
-        it again; more in one pipeline per PIPELINE_SIZE, one round trip each."""
+        """Packages with their hints (tasks.engine.broker.Package), never decoded again: one alone sent without
+        waiting for Redis's answer (_Unanswered), more in one pipeline per PIPELINE_SIZE, one round trip each."""
         if len(packages) == 1:
-            package = packages[0]
-            self._file(self.connection, package.payload, package.priority, package.eta, package.tenant_key)
+            self._unanswered().send(packages[0])
             return
+        self.settle()
         from redis.exceptions import NoScriptError
 
         for start in range(0, len(packages), PIPELINE_SIZE):
@@ -151,6 +258,26 @@ class PriorityRedisBroker(Broker):
                     self._file(self.connection, package.payload, package.priority, package.eta, package.tenant_key)
                 elif isinstance(result, Exception):
                     raise result
+
+    def _unanswered(self) -> _Unanswered:
+        unanswered = self.__dict__.get("_unanswered_pushes")
+        if unanswered is None or unanswered.pid != os.getpid():  # a forked child never reads its parent's answers
+            with _unanswered_lock:
+                unanswered = self.__dict__.get("_unanswered_pushes")
+                if unanswered is None or unanswered.pid != os.getpid():
+                    unanswered = self._unanswered_pushes = _Unanswered(self)
+                    _unanswered_everywhere.add(unanswered)
+        return unanswered
+
+    def settle(self) -> None:
+        """Read every answer still owed to this process's pushes (their packages sent again if refused)."""
+        unanswered = self.__dict__.get("_unanswered_pushes")
+        if unanswered is not None and unanswered.pid == os.getpid():
+            unanswered.read(block=True)
+
+    def file_waited(self, package) -> None:
+        """A package pushed and its answer waited for (the script loaded again after a Redis restart)."""
+        self._file(self.connection, package.payload, package.priority, package.eta, package.tenant_key)
 
     def dequeue(self):
         self._promote(keys=[self.delayed_key], args=[time.time(), 100, self.base])
@@ -171,15 +298,18 @@ class PriorityRedisBroker(Broker):
         return record_successes(list(acks))
 
     def queue_size(self) -> int:
+        self.settle()
         return int(self._size(args=[self.base]))
 
     def delayed_size(self) -> int:
+        self.settle()
         return self.connection.zcard(self.delayed_key)
 
     def lock_size(self) -> int:
         return 0
 
     def purge_queue(self):
+        self.settle()
         keys = list(self.connection.scan_iter(match=f"{self.base}:*", count=1000))
         return self.connection.delete(*keys) if keys else 0
 
