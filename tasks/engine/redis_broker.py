@@ -92,6 +92,8 @@ return total
 PIPELINE_SIZE = 1000
 # Pushes a process may have sent without reading their answers; past it, a push waits for the oldest.
 MAX_UNANSWERED = 1000
+# A pushing connection idle this long goes back to the pool (checked there) before the next push.
+IDLE_SECONDS = 5.0
 
 
 class _Unanswered:
@@ -100,19 +102,20 @@ class _Unanswered:
     A submission's two round trips were both waited for: the run's row committed, then its push. Under
     load each wait costs the scheduling of another process on a shared machine, whatever the work. The
     push must still follow the commit (a worker never sees a package before its row), but its answer
-    need not be waited for: it is sent on a connection taken from the pool while answers are owed on
-    it, and its answer read by the next push (when it has come), before any other read of the queue
-    here (queue_size, purge, a batch), and at exit. A refused push (NOSCRIPT after a Redis restart, an
-    error) is sent again and waited for; a connection lost with answers owed sends their packages again
-    (a duplicate package is harmless: the run's claim lets one through); a package that still cannot
-    be pushed is left to the recovery sweep (tasks.engine.recovery), as one whose process died between
-    the commit and the push always was.
+    need not be waited for: it is sent on a connection this process keeps taken from the pool (given
+    back after IDLE_SECONDS without a push, for the pool to check), and its answer read by the next
+    push (when it has come), before any other read of the queue here (queue_size, purge, a batch), and
+    at exit. A refused push (NOSCRIPT after a Redis restart, an error) is sent again and waited for; a
+    connection lost with answers owed sends their packages again (a duplicate package is harmless: the
+    run's claim lets one through); a package that still cannot be pushed is left to the recovery sweep
+    (tasks.engine.recovery), as one whose process died between the commit and the push always was.
     """
 
     def __init__(self, broker):
         self.broker, self.pid = broker, os.getpid()
         self.lock = threading.Lock()
         self.connection = None
+        self.used = 0.0
         self.owed: collections.deque = collections.deque()
 
     def send(self, package) -> None:
@@ -126,8 +129,15 @@ class _Unanswered:
                 head = f"{broker.base}:p{package.priority}"
                 command = ("EVALSHA", broker._push.sha, 3, f"{head}:t{package.tenant_key}", f"{head}:turns",
                            broker.wake_key, package.tenant_key, package.payload)
+            now = time.monotonic()
+            if self.connection is not None and not self.owed and now - self.used > IDLE_SECONDS:
+                # Back to the pool, whose get_connection() checks it: a connection left idle may have died
+                # meanwhile, and a push sent on it would be lost without a word.
+                broker.connection.connection_pool.release(self.connection)
+                self.connection = None
             if self.connection is None:
                 self.connection = broker.connection.connection_pool.get_connection()
+            self.used = now
             try:
                 self.connection.send_command(*command)
             except Exception:
@@ -158,11 +168,6 @@ class _Unanswered:
                 self._drop()
                 break
             self.owed.popleft()
-        if not self.owed and self.connection is not None:
-            # Nothing owed: back to the pool, whose next get_connection() checks it (a connection left
-            # idle for hours may have died meanwhile; a push sent on it would be lost without a word).
-            self.broker.connection.connection_pool.release(self.connection)
-            self.connection = None
         for package in refused:
             try:
                 self.broker.file_waited(package)

@@ -140,7 +140,8 @@ def test_a_tenants_own_submission_is_two_statements_metered_and_capped(broker, t
 
 
 def test_a_batchs_packages_reach_the_broker_together(broker):
-    actions.task_submit(name="system.noop")  # the connections open, the scripts loaded
+    actions.task_submit(name="system.noop")  # the connections open (a push's and the queue's), the scripts loaded
+    assert broker.queue_size() == 1
     items = [{"key": str(i), "name": "system.noop"} for i in range(50)]
     with counted() as (statements, writes):
         runs = actions.task_submit_batch(items=items)
