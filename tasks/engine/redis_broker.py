@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -186,7 +187,6 @@ _unanswered_everywhere: weakref.WeakSet = weakref.WeakSet()
 _unanswered_lock = threading.Lock()
 
 
-@atexit.register
 def _settle_at_exit() -> None:
     for unanswered in list(_unanswered_everywhere):
         if unanswered.pid == os.getpid():
@@ -194,6 +194,12 @@ def _settle_at_exit() -> None:
                 unanswered.read(block=True)
             except Exception:
                 pass
+
+
+# At exit: atexit for a plain process; a cluster's worker ends with os._exit, which runs no atexit handler,
+# so each process that pushes also registers with multiprocessing's finalizers (cleared in a new child).
+atexit.register(_settle_at_exit)
+_finalized_pids: set[int] = set()
 
 
 class PriorityRedisBroker(Broker):
@@ -272,6 +278,9 @@ class PriorityRedisBroker(Broker):
                 if unanswered is None or unanswered.pid != os.getpid():
                     unanswered = self._unanswered_pushes = _Unanswered(self)
                     _unanswered_everywhere.add(unanswered)
+                    if unanswered.pid not in _finalized_pids:
+                        _finalized_pids.add(unanswered.pid)
+                        multiprocessing.util.Finalize(None, _settle_at_exit, exitpriority=10)
         return unanswered
 
     def settle(self) -> None:
