@@ -399,6 +399,7 @@ def main() -> None:
 def print_table(options, *, plain: float, ours: float, critical: list[float], waiting: list[int],
                 peers: dict) -> None:
     """The peers table: tasks/s (best round), CRITICAL start p50/p95 behind the LOW backlog, ratio to plain."""
+    ours_time = ours
     rows = [("plain django-q2 (same broker)", options.tasks / plain, None, ""),
             ("courtside layer", options.tasks / ours, critical, f"{min(waiting)}-{max(waiting)} LOW queued")]
     for name, figures in peers.items():
@@ -416,6 +417,11 @@ def print_table(options, *, plain: float, ours: float, critical: list[float], wa
         print(f"{name:34s} {rate:8.1f} {p50} {p95} {rate / (options.tasks / plain):6.2f}  {note}")
     if not peers:
         print("(Celery and Procrastinate not measured: see above)")
+    ours = options.tasks / ours_time
+    print(f"courtside layer: {ours:.1f} tasks/s   target >= 1000"
+          + "".join(f";   / {name}: {ours / (options.tasks / min(t for t, _ in figures['rounds'])):.2f}"
+                    for name, figures in peers.items())
+          + ("   target >= 1.00 (Celery)" if "Celery" in peers else ""))
 
 
 if __name__ == "__main__":

@@ -22,8 +22,11 @@ The API (stable; the MCP server and any other entry point admit through it):
                                                             admit() took, releases it at the end whatever
                                                             happens; Scope.headers(tenant) gives the
                                                             X-RateLimit-* headers of the response
-    calls_admit(*, tenant, calls: int, surface="rest")     bulk: `calls` calls against the day, all or none
-                                                            (a batch of task runs); no lease, no burst window
+    calls_admit(*, tenant, calls: int, surface="rest", held=None)
+                                                            bulk: `calls` calls against the day, all or none
+                                                            (a batch of task runs); no lease, no burst window;
+                                                            `held` (Held): a count of the caller's checked in
+                                                            the same statement first (the task-run cap)
     Admission.headers() -> dict                             X-RateLimit-Limit / X-RateLimit-Remaining
 
 In the request path it is called from one place each way: tenants.middleware.TenantApiMiddleware opens
@@ -38,6 +41,7 @@ import datetime as dt
 import ipaddress
 import logging
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -202,13 +206,44 @@ def calls_today(*, tenant: Tenant) -> int:
     return UsageDay.objects.filter(tenant=tenant, date=day).values_list("api_calls", flat=True).first() or 0
 
 
-def calls_admit(*, tenant: Tenant, calls: int, surface: str = "rest") -> Admission:
+@dataclass(frozen=True)
+class Held:
+    """A count the caller keeps beside the quota, which must stay at most `most` with `adding` more.
+
+    `sql` is a scalar subquery naming its tables with their schema (`params` its parameters): it is read
+    in the admission's own statement, and past `most` the admission is not even tried, so nothing is
+    counted and `refusal(count)` is raised (the task layer's cap on a tenant's unfinished runs: a run
+    the cap refuses spends no call, and the cap and the quota cost one round trip, not two).
+    """
+
+    sql: str
+    params: list
+    adding: int
+    most: int
+    refusal: Callable[[int], Exception]
+
+
+# The admission's function takes its calls from the held row, so it is called only for a row that passed
+# the held count's filter (a restriction on that row, by construction: no plan calls it otherwise); the
+# second branch answers the count alone when it is past.
+_HELD_ADMISSION = """
+WITH held AS MATERIALIZED (SELECT ({held})::bigint AS count, %s::bigint AS adding, %s::integer AS calls)
+SELECT held.count, admitted.outcome, admitted.calls
+FROM held, LATERAL public.courtside_admit_request(%s, %s, %s, NULL, NULL, %s, NULL, held.calls, %s) AS admitted
+WHERE held.count + held.adding <= %s
+UNION ALL
+SELECT held.count, NULL, NULL FROM held WHERE held.count + held.adding > %s
+"""
+
+
+def calls_admit(*, tenant: Tenant, calls: int, surface: str = "rest", held: Held | None = None) -> Admission:
     """Count `calls` API calls at once against the tenant's daily quota: all of them, or none and a 429.
 
     For work a tenant asks for in bulk through one request: each task run it submits is one call
     (tasks.services), so a batch of 700 runs costs 700 calls, not one. One call of the request's
     admission function with p_calls (tenants.0009): no concurrency lease (these calls hold no request
-    slot) and no burst window (they are not requests).
+    slot) and no burst window (they are not requests). With `held`, the caller's own count is read and
+    checked in the same statement first (Held).
     """
     if calls < 1:
         raise ValueError("Admit at least one call.")
@@ -221,14 +256,21 @@ def calls_admit(*, tenant: Tenant, calls: int, surface: str = "rest") -> Admissi
         if inside:  # the function relaxes its transaction's commit: not the caller's, which we are part of
             cursor.execute("SELECT current_setting('synchronous_commit')")
             (commit_setting,) = cursor.fetchone()
-        cursor.execute(
-            "SELECT outcome, calls FROM public.courtside_admit_request(%s, %s, %s, NULL, NULL, %s, NULL, %s, %s)",
-            [tenant.pk, now.astimezone(dt.UTC).date(), _admitted_limit(plan, call_limit),
-             settings.TENANT_REQUEST_LEASE_SECONDS, calls, mcp],
-        )
-        outcome, counted = cursor.fetchone()
+        day, limit, lease = now.astimezone(dt.UTC).date(), _admitted_limit(plan, call_limit), \
+            settings.TENANT_REQUEST_LEASE_SECONDS
+        if held is None:
+            cursor.execute(
+                "SELECT outcome, calls FROM public.courtside_admit_request(%s, %s, %s, NULL, NULL, %s, NULL, %s, %s)",
+                [tenant.pk, day, limit, lease, calls, mcp])
+            outcome, counted = cursor.fetchone()
+        else:
+            cursor.execute(_HELD_ADMISSION.format(held=held.sql),
+                           [*held.params, held.adding, calls, tenant.pk, day, limit, lease, mcp, held.most, held.most])
+            count, outcome, counted = cursor.fetchone()
         if inside:
             cursor.execute("SELECT set_config('synchronous_commit', %s, true)", [commit_setting])
+    if held is not None and outcome is None:
+        raise held.refusal(count)
     if outcome != "ok":
         retry_after = seconds_until_utc_midnight(now)
         raise DomainError(

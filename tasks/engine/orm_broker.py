@@ -120,11 +120,18 @@ class QueueListener:
             return False
 
     def wait(self, timeout: float) -> bool:
-        """Until a package for this queue is committed (True) or `timeout` seconds have passed (False)."""
+        """Until a package for this queue is committed (True) or `timeout` seconds have passed (False).
+
+        True at once when the LISTEN has just begun (or begun again): a package committed between the
+        caller's empty dequeue and the LISTEN sent its NOTIFY before anyone listened."""
+        fresh = self.connection is None
         connection = self._connect()
         if connection is None:
             time.sleep(timeout)
             return False
+        if fresh:
+            # What was committed before LISTEN began notified nobody: look again before waiting.
+            return True
         deadline = time.monotonic() + timeout
         while True:
             if self.drain():
@@ -182,6 +189,25 @@ class PriorityORMBroker(Broker):
                  tenant_key, now],
             )
             return cursor.fetchone()[0]
+
+    def enqueue_packages(self, packages) -> None:
+        """Packages with their hints (tasks.engine.broker.Package) in one INSERT, however many: a batch's
+        packages cost one statement, not one each (rows as arrays, so the statement's text stays the same)."""
+        now = timezone.now()
+        retry = int(conf.q_cluster().get("retry", 360))
+        with raw_cursor(self._alias()) as cursor:
+            cursor.execute(
+                f"INSERT INTO {public_table(QueueMessage)} "
+                "(queue, priority, payload, available_at, lease_seconds, deliveries, run_id, tenant_key, created_at) "
+                "SELECT %s, p.priority, p.payload, p.available_at, p.lease_seconds, 0, p.run_id, p.tenant_key, %s "
+                "FROM unnest(%s::smallint[], %s::text[], %s::timestamptz[], %s::integer[], %s::uuid[], %s::bigint[]) "
+                "WITH ORDINALITY AS p(priority, payload, available_at, lease_seconds, run_id, tenant_key, ordinal) "
+                "ORDER BY p.ordinal",
+                [self.list_key, now, [p.priority for p in packages], [p.payload for p in packages],
+                 [now if p.eta is None else max(now, datetime.fromtimestamp(p.eta, tz=UTC)) for p in packages],
+                 [p.lease or retry for p in packages], [p.run_id for p in packages],
+                 [p.tenant_key for p in packages]],
+            )
 
     def dequeue(self):
         self._fresh()

@@ -236,7 +236,9 @@ def record_failure(run: TaskRun, attempt: TaskAttempt, outcome: str, error: str,
             delay = backoff_delay(run=run, failed_attempt=retries_used + 1)
             close_attempt(attempt, outcome, error, retry_delay=delay)
             run.status = Status.RETRYING
-            run.next_attempt_at = now + dt.timedelta(seconds=delay)
+            # From the attempt's recorded end, not from `now`: the row lock may have taken a while under load,
+            # and a retry must never start sooner than its delay after the end its attempt row shows.
+            run.next_attempt_at = attempt.finished_at + dt.timedelta(seconds=delay)
             run.lease_until = None
             run.error, run.traceback = mask_text(error)[:10000], mask_text(tb)[:20000]
             run.worker_pid = attempt.worker_pid

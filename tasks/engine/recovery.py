@@ -10,7 +10,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tasks.engine.broker import enqueue_run, get_task_broker
+from tasks.engine.broker import enqueue_runs, get_task_broker
 from tasks.engine.dependencies import dependents_settle
 from tasks.engine.sql import render
 from tasks.models import LEASED, Status, TaskRun
@@ -53,10 +53,10 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
     now = timezone.now()
     cutoff = now - dt.timedelta(seconds=stalled_for)
     recovered = {"running": 0, "queued": 0}
-    for run in TaskRun.objects.filter(status__in=LEASED, lease_until__lt=cutoff).only(
-            "pk", "priority", "timeout", "tenant_id"):
-        enqueue_run(run.pk, eta=None, priority=run.priority, timeout=run.timeout, tenant_id=run.tenant_id)
-        recovered["running"] += 1
+    recovered["running"] = enqueue_runs(
+        (run.pk, None, run.priority, run.timeout, run.tenant_id)
+        for run in TaskRun.objects.filter(status__in=LEASED, lease_until__lt=cutoff).only(
+            "pk", "priority", "timeout", "tenant_id"))
     broker = get_task_broker()
     waiting = sum(getattr(broker, size)() for size in ("queue_size", "delayed_size", "lock_size")
                   if hasattr(broker, size))
@@ -64,9 +64,7 @@ def recover_stalled_runs(*, stalled_for: float = 60.0) -> dict[str, int]:
         due = (TaskRun.objects.filter(status__in=[Status.QUEUED, Status.RETRYING])
                .annotate(due_at=Coalesce(F("next_attempt_at"), F("run_at"), F("created_at")))
                .filter(Q(due_at__lt=cutoff)).only("pk", "priority", "timeout", "tenant_id"))
-        for run in due:
-            enqueue_run(run.pk, eta=None, priority=run.priority, timeout=run.timeout, tenant_id=run.tenant_id)
-            recovered["queued"] += 1
+        recovered["queued"] = enqueue_runs((run.pk, None, run.priority, run.timeout, run.tenant_id) for run in due)
     with connection.cursor() as cursor:
         cursor.execute(render(_STRANDED), {"cutoff": cutoff, "limit": 10_000})
         stranded = [row[0] for row in cursor.fetchall()]

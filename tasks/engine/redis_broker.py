@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import collections
+import logging
+import multiprocessing.util
+import os
+import threading
 import time
+import weakref
 
 from django_q.brokers import Broker
 
@@ -10,6 +17,8 @@ from tasks import conf
 from tasks.engine import acknowledgements
 from tasks.engine.broker import Acknowledgement, package_hints
 from tasks.engine.outcome import record_acknowledged_success, record_successes
+
+logger = logging.getLogger("tasks")
 
 # The Redis layout under {base} = {prefix}:{queue}: per priority p, a list per tenant t ({base}:p{p}:t{t})
 # and the tenants that have packages there, in turn order ({base}:p{p}:turns: a tenant is in it exactly
@@ -80,6 +89,119 @@ return total
 """
 
 
+# Packages sent in one pipeline (one round trip) by enqueue_packages.
+PIPELINE_SIZE = 1000
+# Pushes a process may have sent without reading their answers; past it, a push waits for the oldest.
+MAX_UNANSWERED = 1000
+# A pushing connection idle this long goes back to the pool (checked there) before the next push.
+IDLE_SECONDS = 5.0
+
+
+class _Unanswered:
+    """A run's push sent to Redis without waiting for its answer, which is read later, in order.
+
+    A submission's two round trips were both waited for: the run's row committed, then its push. Under
+    load each wait costs the scheduling of another process on a shared machine, whatever the work. The
+    push must still follow the commit (a worker never sees a package before its row), but its answer
+    need not be waited for: it is sent on a connection this process keeps taken from the pool (given
+    back after IDLE_SECONDS without a push, for the pool to check), and its answer read by the next
+    push (when it has come), before any other read of the queue here (queue_size, purge, a batch), and
+    at exit. A refused push (NOSCRIPT after a Redis restart, an error) is sent again and waited for; a
+    connection lost with answers owed sends their packages again (a duplicate package is harmless: the
+    run's claim lets one through); a package that still cannot be pushed is left to the recovery sweep
+    (tasks.engine.recovery), as one whose process died between the commit and the push always was.
+    """
+
+    def __init__(self, broker):
+        self.broker, self.pid = broker, os.getpid()
+        self.lock = threading.Lock()
+        self.connection = None
+        self.used = 0.0
+        self.owed: collections.deque = collections.deque()
+
+    def send(self, package) -> None:
+        broker = self.broker
+        with self.lock:
+            self._read(block=len(self.owed) >= MAX_UNANSWERED)
+            if package.eta is not None and package.eta > time.time():
+                command = ("ZADD", broker.delayed_key, package.eta,
+                           f"{package.priority}|{package.tenant_key}|{package.payload}")
+            else:
+                head = f"{broker.base}:p{package.priority}"
+                command = ("EVALSHA", broker._push.sha, 3, f"{head}:t{package.tenant_key}", f"{head}:turns",
+                           broker.wake_key, package.tenant_key, package.payload)
+            now = time.monotonic()
+            if self.connection is not None and not self.owed and now - self.used > IDLE_SECONDS:
+                # Back to the pool, whose get_connection() checks it: a connection left idle may have died
+                # meanwhile, and a push sent on it would be lost without a word.
+                broker.connection.connection_pool.release(self.connection)
+                self.connection = None
+            if self.connection is None:
+                self.connection = broker.connection.connection_pool.get_connection()
+            self.used = now
+            try:
+                self.connection.send_command(*command)
+            except Exception:
+                self._drop()
+                broker.file_waited(package)  # as before: waited for, its error the submitter's
+                return
+            self.owed.append(package)
+
+    def read(self, *, block: bool) -> None:
+        with self.lock:
+            self._read(block=block)
+
+    def _read(self, *, block: bool) -> None:
+        from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+
+        refused = []
+        while self.owed:
+            try:
+                if not block and not self.connection.can_read(timeout=0):
+                    break
+                self.connection.read_response()
+            except ResponseError:
+                refused.append(self.owed.popleft())
+                continue
+            except (ConnectionError, TimeoutError, OSError):
+                refused.extend(self.owed)
+                self.owed.clear()
+                self._drop()
+                break
+            self.owed.popleft()
+        for package in refused:
+            try:
+                self.broker.file_waited(package)
+            except Exception:
+                logger.warning("Run %s's package could not be pushed to Redis; the recovery sweep will hand it "
+                               "back", package.run_id, exc_info=True)
+
+    def _drop(self) -> None:
+        if self.connection is not None:
+            self.connection.disconnect()
+            self.broker.connection.connection_pool.release(self.connection)
+        self.connection = None
+
+
+_unanswered_everywhere: weakref.WeakSet = weakref.WeakSet()
+_unanswered_lock = threading.Lock()
+
+
+def _settle_at_exit() -> None:
+    for unanswered in list(_unanswered_everywhere):
+        if unanswered.pid == os.getpid():
+            try:
+                unanswered.read(block=True)
+            except Exception:
+                pass
+
+
+# At exit: atexit for a plain process; a cluster's worker ends with os._exit, which runs no atexit handler,
+# so each process that pushes also registers with multiprocessing's finalizers (cleared in a new child).
+atexit.register(_settle_at_exit)
+_finalized_pids: set[int] = set()
+
+
 class PriorityRedisBroker(Broker):
     """Redis: a list per priority and tenant, taken in priority order (strict) and by tenants in turn.
 
@@ -112,12 +234,64 @@ class PriorityRedisBroker(Broker):
 
     def enqueue(self, task: str):
         priority, eta, _lease, _run_id, tenant_key = package_hints(task)
-        if eta is not None and eta > time.time():
-            self.connection.zadd(self.delayed_key, {f"{priority}|{tenant_key}|{task}": eta})
-        else:
-            head = f"{self.base}:p{priority}"
-            self._push(keys=[f"{head}:t{tenant_key}", f"{head}:turns", self.wake_key], args=[tenant_key, task])
+        self._file(self.connection, task, priority, eta, tenant_key)
         return None
+
+    def _file(self, client, task: str, priority: int, eta: float | None, tenant_key: int):
+        if eta is not None and eta > time.time():
+            return client.zadd(self.delayed_key, {f"{priority}|{tenant_key}|{task}": eta})
+        head = f"{self.base}:p{priority}"
+        return self._push(keys=[f"{head}:t{tenant_key}", f"{head}:turns", self.wake_key], args=[tenant_key, task],
+                          client=client)
+
+    def enqueue_packages(self, packages) -> None:
+        """Packages with their hints (tasks.engine.broker.Package), never decoded again: one alone sent without
+        waiting for Redis's answer (_Unanswered), more in one pipeline per PIPELINE_SIZE, one round trip each."""
+        if len(packages) == 1:
+            self._unanswered().send(packages[0])
+            return
+        self.settle()
+        from redis.exceptions import NoScriptError
+
+        for start in range(0, len(packages), PIPELINE_SIZE):
+            chunk = packages[start:start + PIPELINE_SIZE]
+            pipeline = self.connection.pipeline(transaction=False)
+            for package in chunk:
+                if package.eta is not None and package.eta > time.time():
+                    self._file(pipeline, package.payload, package.priority, package.eta, package.tenant_key)
+                else:  # EVALSHA straight: a Script in a pipeline asks SCRIPT EXISTS first, a round trip more
+                    head = f"{self.base}:p{package.priority}"
+                    pipeline.evalsha(self._push.sha, 3, f"{head}:t{package.tenant_key}", f"{head}:turns",
+                                     self.wake_key, package.tenant_key, package.payload)
+            results = pipeline.execute(raise_on_error=False)
+            for package, result in zip(chunk, results, strict=True):
+                if isinstance(result, NoScriptError):  # a Redis restarted since: the script loaded again
+                    self._file(self.connection, package.payload, package.priority, package.eta, package.tenant_key)
+                elif isinstance(result, Exception):
+                    raise result
+
+    def _unanswered(self) -> _Unanswered:
+        unanswered = self.__dict__.get("_unanswered_pushes")
+        if unanswered is None or unanswered.pid != os.getpid():  # a forked child never reads its parent's answers
+            with _unanswered_lock:
+                unanswered = self.__dict__.get("_unanswered_pushes")
+                if unanswered is None or unanswered.pid != os.getpid():
+                    unanswered = self._unanswered_pushes = _Unanswered(self)
+                    _unanswered_everywhere.add(unanswered)
+                    if unanswered.pid not in _finalized_pids:
+                        _finalized_pids.add(unanswered.pid)
+                        multiprocessing.util.Finalize(None, _settle_at_exit, exitpriority=10)
+        return unanswered
+
+    def settle(self) -> None:
+        """Read every answer still owed to this process's pushes (their packages sent again if refused)."""
+        unanswered = self.__dict__.get("_unanswered_pushes")
+        if unanswered is not None and unanswered.pid == os.getpid():
+            unanswered.read(block=True)
+
+    def file_waited(self, package) -> None:
+        """A package pushed and its answer waited for (the script loaded again after a Redis restart)."""
+        self._file(self.connection, package.payload, package.priority, package.eta, package.tenant_key)
 
     def dequeue(self):
         self._promote(keys=[self.delayed_key], args=[time.time(), 100, self.base])
@@ -138,15 +312,18 @@ class PriorityRedisBroker(Broker):
         return record_successes(list(acks))
 
     def queue_size(self) -> int:
+        self.settle()
         return int(self._size(args=[self.base]))
 
     def delayed_size(self) -> int:
+        self.settle()
         return self.connection.zcard(self.delayed_key)
 
     def lock_size(self) -> int:
         return 0
 
     def purge_queue(self):
+        self.settle()
         keys = list(self.connection.scan_iter(match=f"{self.base}:*", count=1000))
         return self.connection.delete(*keys) if keys else 0
 

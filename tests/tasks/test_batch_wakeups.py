@@ -37,3 +37,26 @@ def test_an_idle_cluster_starts_a_new_run_without_waiting_for_its_poll(cluster_f
         wait_for(lambda run=run: TaskRun.objects.get(pk=run.pk).status == Status.SUCCEEDED, timeout=POLL / 3,
                  message=f"the run on an idle cluster whose poll is {POLL:g} s")
         assert time.monotonic() - started < POLL / 3
+
+
+def test_a_listener_that_has_just_begun_listening_says_look_again(monkeypatch):
+    """A package committed between the pusher's empty dequeue and its LISTEN sent a NOTIFY nobody heard: the
+    first wait after LISTEN begins returns at once, so the pusher dequeues again instead of sleeping its poll
+    (the test above timed out on its first run so, under load, with a 60 s poll)."""
+    from django.db import connection
+
+    from tasks.engine.orm_broker import QueueListener
+
+    monkeypatch.setattr(QueueListener, "in_pusher", staticmethod(lambda: True))
+    listener = QueueListener("listener-race", "default")
+    try:
+        started = time.monotonic()
+        assert listener.wait(POLL) is True and time.monotonic() - started < 5
+        assert listener.connection is not None  # listening now: the next wait waits for a NOTIFY
+        started = time.monotonic()
+        assert listener.wait(0.5) is False and time.monotonic() - started >= 0.5
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify('courtside_tasks', 'listener-race')")
+        assert listener.wait(POLL) is True
+    finally:
+        listener.close()

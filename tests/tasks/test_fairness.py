@@ -150,7 +150,8 @@ def _dispatch_order(broker) -> list[str]:
 @pytest.fixture(params=["orm", "redis"])
 def broker(request, settings):
     name = f"fair-{request.node.name[-20:]}-{timezone.now().timestamp()}"
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0, "bulk": 1, "cluster_name": name}
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0, "bulk": 1, "cluster_name": name,
+                          "broker_class": "tasks.engine.orm_broker.PriorityORMBroker"}  # whatever REDIS_URL says
     if request.param == "redis":
         if not redis_available():
             pytest.skip(f"No Redis at {REDIS_TEST_URL}")
