@@ -112,7 +112,8 @@ def test_the_operator_api_names_each_values_layer_and_lists_every_layers_value(l
     """configuration/README.md: the API's `source` names the layer (file:<path>, environment:<PREFIX>)."""
     body = operator_client.get("/api/v1/config/keys/reports.max_rows/").json()
     assert (body["value"], body["source"]) == (200, "file:app.yaml")
-    assert {"layer": "file", "value": 100} in body["layers"] and {"layer": "file:app.yaml", "value": 200} in body["layers"]
+    assert {"layer": "file", "value": 100} in body["layers"]
+    assert {"layer": "file:app.yaml", "value": 200} in body["layers"]
     page_size = operator_client.get("/api/v1/config/keys/api.page_size/").json()
     assert (page_size["value"], page_size["source"]) == (40, "environment:NBA_MCP_")
     rows = {row["key"]: row for row in operator_client.get("/api/v1/config/").json()["keys"]}
