@@ -131,8 +131,9 @@ class TcpProxy:
     etcd stays up with the same raft term: what a client must notice by itself, as nothing else changes.
     """
 
-    def __init__(self, target_port: int):
+    def __init__(self, target_port: int, *, answer_delay: float = 0.0):
         self.target_port = target_port
+        self.answer_delay = answer_delay  # seconds each answer is held (a slow hop), 0 for none
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -169,6 +170,8 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if sock is upstream and self.answer_delay:
+                        time.sleep(self.answer_delay)
                     peers[sock].sendall(data)
         except (OSError, ValueError):
             return

@@ -17,7 +17,6 @@ command, one per pipeline: a round trip each).
 
 from __future__ import annotations
 
-import select
 import threading
 import time
 import uuid
@@ -153,37 +152,12 @@ def test_a_batchs_packages_reach_the_broker_together(broker):
         assert {run.pk for run in runs} <= set(QueueMessage.objects.values_list("run_id", flat=True))
 
 
-class SlowAnswers(TcpProxy):
-    """A loopback hop in front of Redis that holds each of its answers `delay` seconds."""
-
-    def __init__(self, target_port: int, delay: float):
-        self.delay = delay
-        super().__init__(target_port)
-
-    def _pump(self, client, upstream) -> None:
-        peers = {client: upstream, upstream: client}
-        try:
-            while True:
-                readable, _, _ = select.select(list(peers), [], [], 0.5)
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    if sock is upstream:
-                        time.sleep(self.delay)
-                    peers[sock].sendall(data)
-        except (OSError, ValueError):
-            return
-        finally:
-            self._drop(client, upstream)
-
-
 @pytest.fixture
 def slow_redis_broker(settings):
     if not redis_available():
         pytest.skip(f"No Redis at {REDIS_TEST_URL}")
     target = urlparse(REDIS_TEST_URL)
-    with SlowAnswers(target.port or 6379, delay=0.5) as proxy:
+    with TcpProxy(target.port or 6379, answer_delay=0.5) as proxy:  # each Redis answer held 0.5 s
         name = f"slow-{uuid.uuid4().hex[:10]}"
         settings.Q_CLUSTER = {**settings.Q_CLUSTER, "cluster_name": name, "redis_prefix": f"courtside-test-{name}",
                               "redis": f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}",
