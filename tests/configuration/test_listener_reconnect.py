@@ -176,11 +176,21 @@ def test_a_watcher_still_fires_after_the_listeners_database_connection_was_ended
     assert call["at"] - committed <= 1.0
 
 
-def _keepalive_seconds(filter_expression: str) -> float | None:
-    """The keepalive timer of the one established socket matching the ss filter, in seconds (None: no keepalive)."""
-    out = subprocess.run(["ss", "-tnoH", "state", "established", filter_expression], capture_output=True, text=True,
-                         check=True).stdout
-    match = re.search(r"timer:\(keepalive,([^,]+),", out)
+def _keepalive_seconds(filter_expression: str, patience: float = 5.0) -> float | None:
+    """The keepalive timer of the one established socket matching the ss filter, in seconds (None: no keepalive).
+
+    ss shows one timer per socket: while sent data waits for its ACK it is the retransmission timer
+    (`timer:(on,200ms,0)`, seen on the server's end after it sent a notification or a query's answer, longer when
+    the cores are busy), and the keepalive timer shows again once the socket is idle. So look again for a while
+    before calling a socket keepalive-less."""
+    deadline = time.monotonic() + patience
+    while True:
+        out = subprocess.run(["ss", "-tnoH", "state", "established", filter_expression], capture_output=True,
+                             text=True, check=True).stdout
+        match = re.search(r"timer:\(keepalive,([^,]+),", out)
+        if match or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     if not match:
         return None
     seconds = 0.0
