@@ -218,6 +218,21 @@ def etcd_mirror_states(*, now=None) -> list[dict]:
     return rows
 
 
+def etcd_mirror_line(state: dict) -> str:
+    """One line of an etcd_mirror_states() row, for the commands (`service_list`, `etcd_mirror --status`)."""
+    def when(value):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
+
+    line = (f"etcd mirror {state['prefix']} at {state['endpoints']}: {state['state']}"
+            f" (process {state['process'] or '-'}, heartbeat {when(state['heartbeat_at'])}); last sync "
+            f"{when(state['last_sync_at'])}; {state['mirrored_out']} mirrored out, {state['pulled_in']} pulled in; "
+            f"watch revision {state['watch_revision'] if state['watch_revision'] is not None else '-'}; "
+            f"{state['reconnects']} reconnect(s)")
+    if state["last_error"]:
+        line += f"; last error {when(state['last_error_at'])}: {state['last_error'][:300]}"
+    return line
+
+
 def failing_checks(*, limit: int = 20) -> list[dict]:
     """Health checks that are not passing, worst first, each with its instance and last output."""
     rows = (HealthCheck.objects.exclude(status=Status.PASSING)  # critical sorts before warning
