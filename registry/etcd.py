@@ -40,11 +40,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import etcd3gw
 import requests
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 from etcd3gw.exceptions import Etcd3Exception
@@ -95,10 +96,15 @@ class EtcdMirror:
     """One mirror between this registry and an etcd prefix; `run()` it in a thread or a command."""
 
     def __init__(self, url: str, *, prefix: str | None = None, origin: str | None = None, timeout: float = 2.0):
-        host, _, port = url.rstrip("/").rpartition("://")[2].rpartition(":")
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            # etcd answers a URL's user:password (HTTP basic auth) with 401 "invalid auth token": the mirror does not
+            # log in to etcd, so it refuses such a URL at once, without echoing it, rather than failing on every call.
+            raise ValueError("The etcd URL carries credentials; the mirror does not log in to etcd (no etcd auth): "
+                             "give http(s)://host:port.")
         self.url = url
-        self.client = etcd3gw.Etcd3Client(host=host or "127.0.0.1", port=int(port or 2379), timeout=timeout,
-                                          api_path="/v3/")
+        self.client = etcd3gw.Etcd3Client(host=parts.hostname or "127.0.0.1", port=parts.port or 2379,
+                                          protocol=parts.scheme or "http", timeout=timeout, api_path="/v3/")
         self.prefix = (prefix or conf.get("ETCD_PREFIX")).rstrip("/") + "/instances/"
         self.origin = origin or conf.get("ETCD_ORIGIN")
         self.stats = MirrorStats()
@@ -139,7 +145,7 @@ class EtcdMirror:
         finally:
             self.close()
             self.record_state(stopped=True)
-            close_old_connections()
+            connections.close_all()  # this thread's own connections (a thread's are its own): none left open
 
     def close(self) -> None:
         """Stop the watch and the push threads (run() does it when it stops)."""
@@ -307,7 +313,8 @@ class EtcdMirror:
         client = getattr(self._local_clients, "client", None)
         if client is None:
             client = self._local_clients.client = etcd3gw.Etcd3Client(
-                host=self.client.host, port=self.client.port, timeout=self.client.timeout, api_path="/v3/")
+                host=self.client.host, port=self.client.port, protocol=self.client.protocol,
+                timeout=self.client.timeout, api_path="/v3/")
         return client
 
     # --- pull -------------------------------------------------------------------------------------------------

@@ -32,7 +32,10 @@ class Command(BaseCommand):
             raise CommandError("No etcd URL: pass --url http://127.0.0.1:2379 or set SERVICES['ETCD_URL'].")
         if not url.startswith(("http://", "https://")):
             raise CommandError(f"{url!r} is not an etcd client URL such as http://127.0.0.1:2379.")
-        mirror = EtcdMirror(url, prefix=prefix)
+        try:
+            mirror = EtcdMirror(url, prefix=prefix)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
         if once:
             try:
                 mirror.reconcile(watch=False)
