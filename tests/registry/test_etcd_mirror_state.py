@@ -10,8 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,26 +17,15 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from registry import registration
-from registry.etcd import EtcdMirror
 from tests.conftest import TenantClient, database_url
 from tests.etcd import etcd  # noqa: F401 - the fixture
-from tests.registry.conftest import register
+from tests.registry.conftest import register, running_mirror, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PREFIX = "/courtside-test/state"
 STATE_URL = "/api/v1/services/etcd-mirror/"
 PASSWORD = "s3cret-etcd-pass"
-
-
-def wait_for(predicate, *, timeout=10.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not true within {timeout} s: {predicate}")
 
 
 def with_password(url: str) -> str:
@@ -49,14 +36,8 @@ def with_password(url: str) -> str:
 @pytest.fixture
 def mirror(etcd, settings, public_tenant):  # noqa: F811
     settings.SERVICES = {"ETCD_SYNC_EVERY": 0.2, "ETCD_RETRY_SECONDS": 0.1}
-    running = EtcdMirror(etcd.url, prefix=PREFIX)
-    stop = threading.Event()
-    thread = threading.Thread(target=running.run, args=(stop,), daemon=True)
-    thread.start()
-    assert running.in_sync.wait(10), running.stats
-    yield running
-    stop.set()
-    thread.join(10)
+    with running_mirror(etcd.url, prefix=PREFIX) as running:
+        yield running
 
 
 def state_of(client) -> dict:
