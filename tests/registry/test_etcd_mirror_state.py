@@ -181,4 +181,7 @@ def test_credentials_in_the_etcd_url_are_refused_without_being_echoed_or_recorde
         with pytest.raises(CommandError) as refused:
             call_command("etcd_mirror", "--url", with_password(etcd.url), "--prefix", PREFIX, *args)
         assert "credentials" in str(refused.value) and PASSWORD not in str(refused.value)
+    with pytest.raises(CommandError) as refused:
+        call_command("etcd_mirror", "--url", with_password(etcd.url).split("://")[1], "--once")
+    assert "is not an etcd client URL" in str(refused.value) and PASSWORD not in str(refused.value)
     assert not EtcdMirrorState.objects.exists()

@@ -31,7 +31,8 @@ class Command(BaseCommand):
         if not url:
             raise CommandError("No etcd URL: pass --url http://127.0.0.1:2379 or set SERVICES['ETCD_URL'].")
         if not url.startswith(("http://", "https://")):
-            raise CommandError(f"{url!r} is not an etcd client URL such as http://127.0.0.1:2379.")
+            # Not echoed: a URL without its scheme may still carry user:password@ that no pattern would mask.
+            raise CommandError("The URL given is not an etcd client URL such as http://127.0.0.1:2379.")
         try:
             mirror = EtcdMirror(url, prefix=prefix)
         except ValueError as error:
