@@ -57,7 +57,7 @@ from django.utils import timezone
 from etcd3gw.exceptions import Etcd3Exception
 from etcd3gw.lease import Lease
 
-from core.locks import hold_when_free, lock_key, lock_sessions, session_connection
+from core.locks import advisory_lock, hold_when_free, lock_sessions, session_connection
 from core.masking import mask_text
 from registry import conf
 from registry.events import bump_index, event
@@ -485,7 +485,6 @@ class EtcdMirror:
 
 
 LOCK = "etcd-mirror"
-LOCK_KEY = lock_key(LOCK)
 _SESSION_NAME = "courtside-etcd-mirror "
 
 
@@ -509,11 +508,10 @@ def mirror_lock(prefix: str, *, stop: threading.Event | None = None, on_standby=
     """
     with session_connection(application_name=_SESSION_NAME + mirror_process()) as session:
         if stop is None:
-            with session.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [LOCK_KEY, _lock_subkey(prefix)])
-                acquired = cursor.fetchone()[0]
-        else:
-            acquired = hold_when_free(LOCK, _lock_subkey(prefix), session=session, stop=stop, on_wait=on_standby)
+            with advisory_lock(LOCK, _lock_subkey(prefix), wait=False, using=session) as acquired:
+                yield (lambda: _alive(session)) if acquired else None
+            return
+        acquired = hold_when_free(LOCK, _lock_subkey(prefix), session=session, stop=stop, on_wait=on_standby)
         yield (lambda: _alive(session)) if acquired else None
 
 
