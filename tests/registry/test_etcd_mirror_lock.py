@@ -97,6 +97,38 @@ def test_a_second_mirror_on_the_prefix_stands_by_and_takes_over_when_the_first_i
     assert "no standby" in status_line(PREFIX)
 
 
+def test_a_mirror_whose_lock_session_ends_stops_and_a_stopped_standby_leaves_quietly(
+        etcd, instance, processes, operator_client):  # noqa: F811
+    from django.db import connection
+
+    first = processes(etcd.url, PREFIX)
+    wait_for(lambda: (s := state(operator_client, PREFIX)) and s["pid"] == first.pid and s["state"] == "in sync",
+             timeout=60, every=0.2)
+    second, third = processes(etcd.url, PREFIX), processes(etcd.url, PREFIX)
+    wait_for(lambda: len(state(operator_client, PREFIX)["standbys"]) == 2, timeout=60, every=0.2)
+    row = state(operator_client, PREFIX)
+    assert row["lock_holder"].endswith(f":{first.pid}") and row["pid"] == first.pid
+    assert sorted(s.rsplit(":", 1)[1] for s in row["standbys"]) == sorted([str(second.pid), str(third.pid)])
+
+    third.terminate()  # a standby stopped (SIGTERM) goes at once, having mirrored nothing
+    output, _ = third.communicate(timeout=15)
+    assert third.returncode == 0 and "Stopped while standing by." in output, output
+    assert [s.rsplit(":", 1)[1] for s in state(operator_client, PREFIX)["standbys"]] == [str(second.pid)]
+
+    # The holder's PostgreSQL session ends under it (a failover, an admin's pg_terminate_backend): it no longer
+    # holds the lock, so it stops mirroring and says why, and the standby takes over.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                       [f"courtside-etcd-mirror {etcd_host()}:{first.pid}"[:63]])
+        assert cursor.fetchall() == [(True,)]
+    output, _ = first.communicate(timeout=15)
+    assert first.returncode != 0 and "Lost the PostgreSQL session holding the lock" in output, output
+    wait_for(lambda: (s := state(operator_client, PREFIX))["pid"] == second.pid and s["state"] == "in sync",
+             timeout=20, every=0.1)
+    row = state(operator_client, PREFIX)
+    assert row["lock_holder"].endswith(f":{second.pid}") and row["standbys"] == [] and row["mirrored_out"] == 1
+
+
 def test_mirrors_of_different_prefixes_run_side_by_side(etcd, instance, processes, operator_client):  # noqa: F811
     one, other = processes(etcd.url, PREFIX), processes(etcd.url, OTHER)
     for process, prefix in ((one, PREFIX), (other, OTHER)):
