@@ -92,6 +92,7 @@ def test_a_second_mirror_on_the_prefix_stands_by_and_takes_over_when_the_first_i
     row = wait_for(lambda: (s := state(operator_client, PREFIX))["pid"] == second.pid and s["state"] == "in sync"
                    and s, timeout=20, every=0.1)
     took = time.monotonic() - killed
+    print(f"standby in sync {took:.2f} s after the holder's SIGKILL")  # the figure of registry/README.md (-s)
     assert took < 10, f"the standby took {took:.1f} s to take over"
     assert row["mirrored_out"] == 1 and row["running"]
     assert "no standby" in status_line(PREFIX)
