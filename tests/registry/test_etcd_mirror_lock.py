@@ -77,6 +77,9 @@ def test_a_second_mirror_on_the_prefix_stands_by_and_takes_over_when_the_first_i
     line = wait_for(lambda: "standby waiting" in (text := status_line(PREFIX)) and text, timeout=60, every=0.2)
     assert f":{second.pid}" in line.split("standby waiting", 1)[1], line
     assert f"process {etcd_host()}:{first.pid}" in line
+    page = operator_client.get("/admin/services/etcdmirrorstate/").content.decode()
+    assert f'<td class="etcd-holder">{etcd_host()}:{first.pid}</td>' in page
+    assert f'<td class="etcd-standbys">{etcd_host()}:{second.pid}</td>' in page
 
     # While the first lives, the second never mirrors: the row names the first, and the second keeps waiting.
     deadline = time.monotonic() + 4
@@ -96,6 +99,9 @@ def test_a_second_mirror_on_the_prefix_stands_by_and_takes_over_when_the_first_i
     assert took < 10, f"the standby took {took:.1f} s to take over"
     assert row["mirrored_out"] == 1 and row["running"]
     assert "no standby" in status_line(PREFIX)
+    page = operator_client.get("/admin/services/etcdmirrorstate/").content.decode()
+    assert f'<td class="etcd-holder">{etcd_host()}:{second.pid}</td>' in page
+    assert '<td class="etcd-standbys">none waiting</td>' in page
 
 
 def test_a_mirror_whose_lock_session_ends_stops_and_a_stopped_standby_leaves_quietly(
