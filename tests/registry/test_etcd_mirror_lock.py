@@ -32,9 +32,9 @@ def processes():
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "backoffice.settings.test"}
 
-    def start(url: str, prefix: str) -> subprocess.Popen:
+    def start(url: str, prefix: str, **extra_env) -> subprocess.Popen:
         process = subprocess.Popen([sys.executable, str(root / "manage.py"), "etcd_mirror", "--url", url,
-                                    "--prefix", prefix], cwd=root, env=env, stdout=subprocess.PIPE,
+                                    "--prefix", prefix], cwd=root, env={**env, **extra_env}, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
         started.append(process)
         return process
@@ -157,6 +157,49 @@ def test_a_one_off_sync_is_refused_while_a_mirror_holds_the_prefix(etcd, instanc
     out = io.StringIO()
     call_command("etcd_mirror", "--url", etcd.url, "--prefix", OTHER, "--once", stdout=out)  # another prefix: free
     assert "In sync" in out.getvalue()
+
+
+@pytest.fixture
+def bouncer(db):
+    import shutil
+
+    from django.db import connection
+
+    from tests.pgbouncer import PgBouncer
+
+    if shutil.which("pgbouncer") is None and not os.path.exists("/usr/sbin/pgbouncer"):
+        pytest.skip("Debian's pgbouncer is not installed (make pgbouncer)")
+    params = connection.get_connection_params()
+    if not params.get("host") or str(params["host"]).startswith("/"):
+        pytest.skip("PgBouncer is put in front of a TCP server (DATABASE_URL=postgres://…; the embedded one "
+                    "listens on a socket)")
+    server = PgBouncer(host=params["host"], port=int(params.get("port") or 5432),
+                       user=params.get("user") or "postgres", pool_size=1).start()
+    yield server
+    server.stop()
+
+
+def test_behind_pgbouncer_transaction_pooling_the_lock_still_keeps_the_second_mirror_waiting(
+        etcd, instance, processes, operator_client, bouncer):  # noqa: F811
+    """A pool of ONE server connection: a lock taken through the pooler would be shared by both processes (same
+    server session) and both would mirror. The lock's session goes past PgBouncer (DATABASE_DIRECT_URL)."""
+    from django.db import connection
+
+    pooled = {"DATABASE_URL": bouncer.url(connection.settings_dict["NAME"]), "DATABASE_DIRECT_URL": database_url(),
+              "DATABASE_POOL_MODE": "transaction"}
+    first = processes(etcd.url, PREFIX, **pooled)
+    wait_for(lambda: (s := state(operator_client, PREFIX)) and s["pid"] == first.pid and s["state"] == "in sync",
+             timeout=60, every=0.2)
+    second = processes(etcd.url, PREFIX, **pooled)
+    wait_for(lambda: [p.rsplit(":", 1)[1] for p in state(operator_client, PREFIX)["standbys"]] == [str(second.pid)],
+             timeout=60, every=0.2)
+    for _ in range(10):
+        assert state(operator_client, PREFIX)["pid"] == first.pid and second.poll() is None
+        time.sleep(0.2)
+    first.kill()
+    first.wait(10)
+    wait_for(lambda: (s := state(operator_client, PREFIX))["pid"] == second.pid and s["state"] == "in sync",
+             timeout=20, every=0.1)
 
 
 def etcd_host() -> str:
