@@ -24,6 +24,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
+from core.keepalives import keepalive_options
+
 ADVISORY_LOCK_KEYS: dict[str, int] = {
     # One-key locks: one holder at a time, across every process and machine using the database.
     "pool-refill": 1129270612,          # tenants.provisioning.pool_refill: one refill of the schema pool
@@ -86,6 +88,8 @@ def session_connection(using=None, *, application_name: str = "courtside-lock"):
 
     Past PgBouncer (DATABASE_DIRECT_URL) when one is configured, else a new connection like `using`'s.
     `application_name` (63 bytes at most) is what pg_stat_activity, and lock_sessions(), show of it.
+    The session has TCP keepalives on both ends (core.keepalives): a holder cut off by the network loses its
+    lock to the standbys within about 25 s, not the kernel's two hours.
     """
     import psycopg
 
@@ -97,6 +101,9 @@ def session_connection(using=None, *, application_name: str = "courtside-lock"):
         params.pop("context", None)
         params.pop("prepare_threshold", None)
         conninfo = params
+    conninfo = {**keepalive_options(), **conninfo}
+    if conninfo["options"] != keepalive_options()["options"]:  # the connection's own options, and ours
+        conninfo["options"] = f"{keepalive_options()['options']} {conninfo['options']}"
     session = psycopg.connect(autocommit=True, application_name=application_name[:63],
                               connect_timeout=10, **conninfo)
     try:
