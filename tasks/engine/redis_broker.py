@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
+import json
 import logging
 import multiprocessing.util
 import os
 import threading
 import time
 import weakref
+from datetime import UTC, datetime
 
 from django_q.brokers import Broker
 
+from core.db import soft_write
 from tasks import conf
 from tasks.engine import acknowledgements
-from tasks.engine.broker import Acknowledgement, dequeue_batch_size, package_hints
+from tasks.engine.broker import Acknowledgement, ClaimedMessage, dequeue_batch_size, package_hints
 from tasks.engine.outcome import record_acknowledged_success, record_successes
 
 logger = logging.getLogger("tasks")
@@ -301,8 +305,46 @@ class PriorityRedisBroker(Broker):
         if not packages and self.connection.blpop([self.wake_key], timeout=max(conf.poll(), 0.01)):
             packages = self._take(args=[self.base, time.time(), 100, limit])  # woken by an enqueue
         if packages:
-            return [(None, package.decode() if isinstance(package, bytes) else package) for package in packages]
+            return self._claimed([package.decode() if isinstance(package, bytes) else package for package in packages])
         return None
+
+    def _claimed(self, payloads: list[str]) -> list[tuple]:
+        """The packages taken, their runs claimed in one statement (as the ORM broker's dequeue claims them).
+
+        The worker then starts a run without a statement of its own (tasks.engine.delivery): the claim's
+        round trip is the pusher's, made while the workers run the tasks before, and one per batch. A run
+        that cannot be claimed (cancelled, running elsewhere, an early retry), a plain package, or a batch
+        whose claim fails (the database away) goes out as before, without a claim: the worker decides.
+        """
+        from django.db import DatabaseError
+
+        runs = [package_hints(payload)[3] for payload in payloads]
+        ids = [run_id for run_id in runs if run_id is not None]
+        claims: dict[int, dict] = {}
+        if ids:
+            try:
+                # Relaxed commit, as the ORM dequeue's: a claim lost in a server crash is made again when the
+                # recovery sweep hands the run back (its lease ran out), the attempt recorded as lost.
+                rows = soft_write(_claim_runs_sql(), {"ids": ids, "grace": conf.lease_grace()}, all_rows=True)
+            except DatabaseError:
+                logger.warning("Could not claim %d runs at their dequeue; their workers claim them", len(ids),
+                               exc_info=True)
+                rows = []
+            delivered_at = time.time()
+            for ordinal, claimed in rows:
+                if claimed is None:
+                    continue
+                claimed = json.loads(claimed) if isinstance(claimed, str) else claimed  # jsonb comes as text
+                claims[ordinal - 1] = {"values": claimed,
+                                       "claimed_at": datetime.fromtimestamp(claimed.pop("claimed_at"), tz=UTC),
+                                       "delivered_at": delivered_at}
+        packages, position = [], 0
+        for payload, run_id in zip(payloads, runs, strict=True):
+            claim = None
+            if run_id is not None:
+                claim, position = claims.get(position), position + 1
+            packages.append((None if claim is None else ClaimedMessage(0, claim), payload))
+        return packages
 
     def acknowledge(self, task_id):
         """No receipts on Redis; a run's success handed back by its worker is recorded here (in the monitor)."""
@@ -339,6 +381,22 @@ class PriorityRedisBroker(Broker):
         if not self._info:
             self._info = f"Courtside priority Redis {self.connection.info('server')['redis_version']}"
         return self._info
+
+
+# The runs of a dequeue's packages claimed in one statement (courtside_claim_run: tasks.engine.claim's rule),
+# each claim (or NULL) with its position in the batch.
+_CLAIM_RUNS = """
+SELECT r.ordinal, {schema}.courtside_claim_run(r.id, %(grace)s)
+FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS r(id, ordinal)
+ORDER BY r.ordinal
+"""
+
+
+@functools.cache
+def _claim_runs_sql() -> str:
+    from django_tenants.utils import get_public_schema_name
+
+    return _CLAIM_RUNS.format(schema=f'"{get_public_schema_name()}"')
 
 
 _brokers: dict[tuple, Broker] = {}
