@@ -316,7 +316,7 @@ class PriorityRedisBroker(Broker):
         that cannot be claimed (cancelled, running elsewhere, an early retry), a plain package, or a batch
         whose claim fails (the database away) goes out as before, without a claim: the worker decides.
         """
-        from django.db import DatabaseError
+        from django.db import DatabaseError, connection
 
         runs = [package_hints(payload)[3] for payload in payloads]
         ids = [run_id for run_id in runs if run_id is not None]
@@ -329,6 +329,7 @@ class PriorityRedisBroker(Broker):
             except DatabaseError:
                 logger.warning("Could not claim %d runs at their dequeue; their workers claim them", len(ids),
                                exc_info=True)
+                connection.close_if_unusable_or_obsolete()  # a broken connection: the next dequeue opens another
                 rows = []
             delivered_at = time.time()
             for ordinal, claimed in rows:

@@ -260,3 +260,26 @@ def test_a_stream_of_results_each_alone_on_the_queue_reaches_the_database_in_a_f
     assert 1 <= len(writes) <= N // 4, f"{len(writes)} statements recorded {N} successes"
     assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED).count() == N
     assert not QueueMessage.objects.filter(run_id__in=ids).exists()
+
+
+def test_a_redis_dequeue_whose_claim_fails_hands_its_packages_out_unclaimed_for_their_workers(redis_queue,
+                                                                                               monkeypatch):
+    """The packages are off Redis once taken: a claim statement that fails must not lose them."""
+    from django.db import DatabaseError
+
+    from tasks.engine import redis_broker
+
+    runs = [actions.task_submit(name="system.noop") for _ in range(3)]
+    redis_queue.settle()
+
+    def refused(*args, **kwargs):
+        raise DatabaseError("the database is away")
+
+    monkeypatch.setattr(redis_broker, "soft_write", refused)
+    packages = redis_queue.dequeue()
+    monkeypatch.undo()
+    assert len(packages) == 3 and all(ack_id is None for ack_id, _ in packages)
+    ids = [r.pk for r in runs]
+    assert TaskRun.objects.filter(pk__in=ids, status=Status.QUEUED).count() == 3
+    redis_queue.acknowledge_batch([execute_in_worker(ack_id, payload) for ack_id, payload in packages])
+    assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED, attempts=1).count() == 3
