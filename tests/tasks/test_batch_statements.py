@@ -173,21 +173,12 @@ def test_a_lone_success_is_recorded_at_once_even_in_the_monitor(orm_queue):
 # ---------------------------------------------------------------- the Redis broker and a stream of results
 
 @pytest.fixture
-def redis_queue():
-    from tests.tasks.conftest import REDIS_TEST_URL, redis_available
+def redis_queue(settings):
+    from tests.tasks.conftest import use_broker
 
-    if not redis_available():
-        pytest.skip(f"No Redis at {REDIS_TEST_URL}")
-    name = f"b{uuid.uuid4().hex[:10]}"
-    q_cluster = {"name": "courtside", "cluster_name": name, "workers": 2, "timeout": 300, "retry": 360,
-                 "max_attempts": 0, "ack_failures": True, "save_limit": -1, "catch_up": False, "poll": 0.05,
-                 "queue_limit": 2, "bulk": N, "orm": "default", "redis": REDIS_TEST_URL,
-                 "redis_prefix": f"courtside-test-{name}",
-                 "broker_class": "tasks.engine.redis_broker.PriorityRedisBroker", "lease_grace": 10}
-    with override_settings(Q_CLUSTER=q_cluster):
-        broker = get_task_broker()
-        yield broker
-        broker.purge_queue()
+    broker = use_broker(settings, "redis", name=f"b{uuid.uuid4().hex[:10]}", poll=0.05, queue_limit=2, bulk=N)
+    yield broker
+    broker.purge_queue()
 
 
 def test_a_redis_dequeue_takes_n_packages_in_one_round_trip_and_claims_their_runs_in_one_statement(redis_queue):
