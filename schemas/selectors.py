@@ -148,14 +148,17 @@ def columns_by_schema(schema_names: list[str], tables: list[str]) -> dict[str, d
     themselves come back for one schema per distinct fingerprint only, and schemas with equal fingerprints share
     that one (read-only) mapping: 10,000 identical schemas cost one schema's rows, not 10,000 times 60 tables'.
     """
-    # pg_class is probed by (relname, relnamespace) for the asked schemas' oids only: filtering the namespaces by
-    # name after a join let PostgreSQL read every schema's tables of these names (a scan of pg_class, 1.5 million
-    # rows at 10,000 schemas: the matrix page's 100 schemas took 2.2 s).
+    # pg_class is read by oid for each asked schema.table (to_regclass: one catalog-cache probe each), whatever
+    # plan PostgreSQL would pick for a join: filtering the namespaces by name after a join read every schema's
+    # tables of these names (a scan of pg_class, 1.5 million rows at 10,000 schemas: the matrix page's 100 schemas
+    # took 2.2 s), and probing the (relname, relnamespace) index by table name with the schemas as a filter, as it
+    # planned that next, still read every schema's rows of those names (8,221 for one schema at 2,500 schemas:
+    # 230 ms for the page's 100, 21 ms by oid).
     catalog = ("FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
                "WHERE c.relkind IN ('r', 'p') "
-               "AND c.relnamespace = ANY(ARRAY(SELECT oid FROM pg_namespace WHERE nspname = ANY(%s))) "
-               "AND c.relname = ANY(%s)")
+               "AND c.oid = ANY(ARRAY(SELECT to_regclass(quote_ident(s) || '.' || quote_ident(t)) "
+               "FROM unnest(%s::text[]) AS s, unnest(%s::text[]) AS t))")
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT n.nspname, md5(string_agg(c.relname || chr(31) || a.attname, chr(30) "
