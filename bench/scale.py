@@ -40,7 +40,9 @@ Iterating at one size without rebuilding it (opt-in; the default run builds and 
                     has (a size at or under them is measured as it is), the next AddField numbered after the kept
                     migrations, ratios against the kept results.json's first size when this run lacks it;
   BENCH_MEASURE=0   grow only (no figures): the long build runs outside /work/wt/bench.lock, the measuring run
-                    (BENCH_REUSE=1) under it.
+                    (BENCH_REUSE=1) under it;
+  BENCH_RESULTS=path       write every size's figures there as JSON (default with KEEP/REUSE: the kept results.json);
+  BENCH_BASE_RESULTS=path  take the ratios' base figures (the smallest size) from such a file.
 
 PostgreSQL settings 10,000 schemas need (the embedded server sets 1024 and 300, core/embedded_db.py):
   max_locks_per_transaction >= 256: a check or a dump that touches every schema's tables in one
@@ -486,10 +488,11 @@ def main() -> None:
         else:
             app_root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     migrations_dir = mig.write_app(app_root)
-    kept_results_path = KEPT_ROOT / "results.json"
+    kept_results_path = Path(os.environ.get("BENCH_RESULTS") or KEPT_ROOT / "results.json")
+    base_path = Path(os.environ.get("BENCH_BASE_RESULTS") or kept_results_path)
     kept_results: dict[int, dict] = {}
-    if REUSE and kept_results_path.exists():
-        kept_results = {int(k): v for k, v in json.loads(kept_results_path.read_text()).items()}
+    if (REUSE or os.environ.get("BENCH_BASE_RESULTS")) and base_path.exists():
+        kept_results = {int(k): v for k, v in json.loads(base_path.read_text()).items()}
     results: dict[int, dict] = {}
     build_times: dict[int, float] = {}  # seconds to grow to each size and measure it
     grow_times: dict[int, float] = {}
@@ -553,9 +556,11 @@ def main() -> None:
             connections.close_all()
         except Exception:  # noqa: BLE001
             pass
-        if KEEP or REUSE:
+        if KEEP or REUSE or os.environ.get("BENCH_RESULTS"):
             merged = {**kept_results, **results}
             kept_results_path.write_text(json.dumps({str(k): v for k, v in sorted(merged.items())}, indent=1))
+            log(f"== figures written to {kept_results_path}")
+        if KEEP or REUSE:
             log(f"== kept: database {BENCH_DB}, app and results in {KEPT_ROOT} (BENCH_REUSE=1 to measure again)")
         else:
             mig.drop_database(admin_kwargs)
