@@ -128,8 +128,10 @@ class SchemaFactory:
 
         self.config = config
         self.template = mig.TEMPLATE
-        if reuse:  # the kept database: its template and its bench_t* schemas as they are
+        if reuse:  # the kept database: its template and its bench_t* schemas as they are, public migrated to now
             from tenants.models import Tenant
+
+            call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
 
             with connection.cursor() as cursor:
                 cursor.execute("SHOW server_version_num")
