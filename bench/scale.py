@@ -33,6 +33,17 @@ its start and exits at once, before building anything, when it is missing. The A
 5xx, connection error or timeout (BENCH_REQUEST_TIMEOUT=30 s per request) stops every client and exits with
 the request, its error and the server log's tail, instead of waiting out every other request's timeout.
 
+Iterating at one size without rebuilding it (opt-in; the default run builds and drops as above):
+  BENCH_KEEP=1      keep the database and the probe app's directory (/tmp/bench_scale_<BENCH_DB>, its migrations
+                    and results.json: every size's figures) at the end instead of dropping them;
+  BENCH_REUSE=1     start from that kept database: no drop, no template rebuild; grow from the tenant schemas it
+                    has (a size at or under them is measured as it is), the next AddField numbered after the kept
+                    migrations, ratios against the kept results.json's first size when this run lacks it;
+  BENCH_MEASURE=0   grow only (no figures): the long build runs outside /work/wt/bench.lock, the measuring run
+                    (BENCH_REUSE=1) under it;
+  BENCH_RESULTS=path       write every size's figures there as JSON (default with KEEP/REUSE: the kept results.json);
+  BENCH_BASE_RESULTS=path  take the ratios' base figures (the smallest size) from such a file.
+
 PostgreSQL settings 10,000 schemas need (the embedded server sets 1024 and 300, core/embedded_db.py):
   max_locks_per_transaction >= 256: a check or a dump that touches every schema's tables in one
   transaction takes one lock per relation; max_connections stays small behind a pooler.
@@ -63,6 +74,11 @@ WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "4"))
 POOL_SIZE = int(os.environ.get("BENCH_POOL_SIZE", "8"))  # PgBouncer's server connections per database
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "6"))
 REQUEST_TIMEOUT = float(os.environ.get("BENCH_REQUEST_TIMEOUT", "30"))  # seconds; the first timeout ends the load
+KEEP = os.environ.get("BENCH_KEEP", "0") == "1"
+REUSE = os.environ.get("BENCH_REUSE", "0") == "1"
+MEASURE = os.environ.get("BENCH_MEASURE", "1") != "0"
+RUN_TAG = int(time.time()) % 1_000_000
+KEPT_ROOT = Path(tempfile.gettempdir()) / f"bench_scale_{BENCH_DB}"
 
 
 def _load_migrations_bench():
@@ -103,7 +119,7 @@ def percentile(values: list[float], q: float) -> float:
 class SchemaFactory:
     """One migrated template schema (reference data included), dumped once and replayed under new names."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, *, reuse: bool = False):
         from django.core.management import call_command
         from django.db import connection
 
@@ -112,6 +128,17 @@ class SchemaFactory:
 
         self.config = config
         self.template = mig.TEMPLATE
+        if reuse:  # the kept database: its template and its bench_t* schemas as they are, public migrated to now
+            from tenants.models import Tenant
+
+            call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW server_version_num")
+                self.major = int(cursor.fetchone()[0]) // 10000
+            self.count = Tenant.objects.filter(schema_name__startswith="bench_t").count()
+            self.catch_up()
+            return
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
         public_tenant_ensure(domains=["localhost"])  # the operator site, for the operator pages
         with connection.cursor() as cursor:
@@ -137,6 +164,9 @@ class SchemaFactory:
         from tenants.models import Domain, Plan, Tenant
 
         names = [f"bench_t{i:05d}" for i in range(self.count, size)]
+        if not names:
+            log(f"  {self.count} tenant schemas kept (BENCH_REUSE): none to add for {size}")
+            return names
         started = time.monotonic()
         mig.clone_schemas(config=self.config, db_name=BENCH_DB, dump=self.dump, template=self.template,
                           major=self.major, names=names)
@@ -192,10 +222,10 @@ def measure_signup(size: int) -> dict:
         pool_add()  # untimed: the pool is refilled between samples
         connection.set_schema_to_public()
         started = time.monotonic()
-        tenant = tenant_create(name=f"Signup {size}-{sample}", schema_name=f"signup_{size}_{sample}",
-                               plan="FREE")
+        schema_name = f"signup_{size}_{sample}" + (f"_{RUN_TAG}" if REUSE else "")  # a reused db has the first's
+        tenant = tenant_create(name=f"Signup {schema_name}", schema_name=schema_name, plan="FREE")
         seconds.append(time.monotonic() - started)
-        assert tenant.schema_name == f"signup_{size}_{sample}"
+        assert tenant.schema_name == schema_name
         connection.set_schema_to_public()
     return {"signup p50 (s)": percentile(seconds, 0.5), "signup p95 (s)": percentile(seconds, 0.95)}
 
@@ -419,6 +449,15 @@ def extrapolate(grow: dict[int, float], measure: dict[int, float], target: int) 
             f"measuring {measured / 60:.0f} min)")
 
 
+def _admin_kwargs(config: dict) -> dict:
+    """The maintenance connection's arguments, as mig.create_database makes them (without dropping anything)."""
+    kwargs = {"dbname": "postgres", "user": config.get("USER") or "postgres", "autocommit": True}
+    for key in ("HOST", "PORT", "PASSWORD"):
+        if config.get(key):
+            kwargs[key.lower()] = config[key]
+    return kwargs
+
+
 def require_pgbouncer() -> None:
     """The API load goes through PgBouncer: say so first, and stop before building anything when it is missing."""
     BINARY = _helper("pgbouncer").BINARY
@@ -431,11 +470,31 @@ def require_pgbouncer() -> None:
 
 
 def main() -> None:
+    import json
+
     require_pgbouncer()
     config = mig.server_config()
-    admin_kwargs = mig.create_database(config)
-    app_root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    if REUSE:
+        if not (KEPT_ROOT / mig.APP).is_dir():
+            raise SystemExit(f"BENCH_REUSE=1: no kept run at {KEPT_ROOT} (run once with BENCH_KEEP=1 first)")
+        admin_kwargs = _admin_kwargs(config)
+        app_root = KEPT_ROOT
+    else:
+        admin_kwargs = mig.create_database(config)
+        if KEEP:
+            import shutil
+
+            shutil.rmtree(KEPT_ROOT, ignore_errors=True)
+            KEPT_ROOT.mkdir(parents=True)
+            app_root = KEPT_ROOT
+        else:
+            app_root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     migrations_dir = mig.write_app(app_root)
+    kept_results_path = Path(os.environ.get("BENCH_RESULTS") or KEPT_ROOT / "results.json")
+    base_path = Path(os.environ.get("BENCH_BASE_RESULTS") or kept_results_path)
+    kept_results: dict[int, dict] = {}
+    if (REUSE or os.environ.get("BENCH_BASE_RESULTS")) and base_path.exists():
+        kept_results = {int(k): v for k, v in json.loads(base_path.read_text()).items()}
     results: dict[int, dict] = {}
     build_times: dict[int, float] = {}  # seconds to grow to each size and measure it
     grow_times: dict[int, float] = {}
@@ -448,23 +507,28 @@ def main() -> None:
         # No registry heartbeat thread in this process: rollout forks its workers, and a fork beside a thread
         # that holds a lock can leave a worker waiting forever.
         settings.SERVICES = {**getattr(settings, "SERVICES", {}), "SELF_REGISTER": False}
-        log(f"== bench/scale.py: sizes {SIZES} in database {BENCH_DB}")
-        factory = SchemaFactory(config)
+        log(f"== bench/scale.py: sizes {SIZES} in database {BENCH_DB}"
+            f"{' (kept database reused)' if REUSE else ''}{' (grow only)' if not MEASURE else ''}")
+        factory = SchemaFactory(config, reuse=REUSE)
         load = ApiLoad()
-        for step, size in enumerate(SIZES, start=1):
+        first_step = 1 + len(list(migrations_dir.glob("*_shot_step*.py")))
+        for step, size in enumerate(SIZES, start=first_step):
             log(f"-- {size} tenants")
             size_started = time.monotonic()
             factory.grow_to(size)
             grow_times[size] = time.monotonic() - size_started
+            if not MEASURE:
+                continue
             figures: dict = {}
             results[size] = figures
+            base_size = min([*kept_results, *results]) if kept_results else SIZES[0]
 
-            def report(measured: dict, figures: dict = figures) -> None:
+            def report(measured: dict, figures: dict = figures, base_size: int = base_size) -> None:
                 figures.update(measured)
-                base = results[SIZES[0]]
+                base = results.get(base_size) or kept_results.get(base_size, {})
                 for label, value in measured.items():
                     ratio = value / base[label] if base.get(label) else float("nan")
-                    log(f"  {label:<46} {value:10.2f}   x{ratio:.2f} of {SIZES[0]}")
+                    log(f"  {label:<46} {value:10.2f}   x{ratio:.2f} of {base_size}")
 
             report(measure_signup(size))
             report(measure_migrations(size, migrations_dir, step))
@@ -494,10 +558,17 @@ def main() -> None:
             connections.close_all()
         except Exception:  # noqa: BLE001
             pass
-        mig.drop_database(admin_kwargs)
-        import shutil
+        if KEEP or REUSE or os.environ.get("BENCH_RESULTS"):
+            merged = {**kept_results, **results}
+            kept_results_path.write_text(json.dumps({str(k): v for k, v in sorted(merged.items())}, indent=1))
+            log(f"== figures written to {kept_results_path}")
+        if KEEP or REUSE:
+            log(f"== kept: database {BENCH_DB}, app and results in {KEPT_ROOT} (BENCH_REUSE=1 to measure again)")
+        else:
+            mig.drop_database(admin_kwargs)
+            import shutil
 
-        shutil.rmtree(app_root, ignore_errors=True)
+            shutil.rmtree(app_root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from core.masking import mask_text
 from schemas import ledger
 from schemas.graph import Graph, Key, load_graph
 from schemas.ledger import recording_ledger
+from schemas.schema_editor import TenantSchemaEditor
 
 # Operations after which post_migrate must run (content types and permissions of new models).
 _MODEL_OPERATIONS = (ops.CreateModel, ops.DeleteModel, ops.RenameModel, ops.AlterModelOptions)
@@ -200,6 +201,9 @@ class SchemaMigrator:
         self._timings, self._current = {}, None
         started_at = ledger.now()
         token = recording_ledger.set(True)
+        # This schema's migrations run through the tenant schema editor (AddField NOT NULL with a default without
+        # PostgreSQL's scan of pg_depend: schemas/schema_editor.py); the connection's own class again after.
+        connection.SchemaEditorClass = TenantSchemaEditor
         try:
             connection.set_schema(schema_name)
             quoted = connection.ops.quote_name(schema_name)
@@ -231,6 +235,7 @@ class SchemaMigrator:
             except Exception:  # noqa: BLE001  the ledger write must not hide the migration error
                 pass
         finally:
+            del connection.SchemaEditorClass  # the instance attribute: the class's own editor shows again
             recording_ledger.reset(token)
             connection.set_schema_to_public()
         return result

@@ -70,3 +70,5 @@ def test_the_columns_of_two_schemas_read_as_many_pg_class_rows_beside_10_or_200_
     found = columns_by_schema(asked, TABLES)
     assert {schema: sorted(found[schema]) for schema in asked} == {schema: sorted(TABLES) for schema in asked}
     assert many <= few
+    # The asked schemas' tables only, never the other schemas' tables of the same names.
+    assert many <= 2 * len(asked) * len(TABLES)
