@@ -182,12 +182,31 @@ def _drop_stray_schemas() -> None:
             cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+_PUBLIC_DOMAINS = [PUBLIC_HOST, "testserver", "127.0.0.1"]
+
+
+def _test_tenants_present(Plan, Tenant, Domain) -> bool:  # noqa: N803 (the models)
+    """Whether the plans, the public site with its domains and the test tenants are all there already."""
+    schemas = ["public", *TEST_TENANTS]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {Plan._meta.db_table}),"
+            f" (SELECT count(*) FROM {Tenant._meta.db_table} WHERE schema_name = ANY(%s)),"
+            f" (SELECT count(*) FROM {Domain._meta.db_table} WHERE domain = ANY(%s))",
+            [schemas, _PUBLIC_DOMAINS],
+        )
+        plans, tenants, domains = cursor.fetchone()
+    return plans and tenants == len(schemas) and domains == len(_PUBLIC_DOMAINS)
+
+
 def ensure_test_tenants() -> None:
     """Rows for the public site and the test tenants; schemas made only if missing."""
     from tenants import services
     from tenants.models import Domain, Plan, Tenant
 
     connection.set_schema_to_public()
+    if _test_tenants_present(Plan, Tenant, Domain):
+        return  # what the steps below would find, all there: one query instead of a dozen
     if not Plan.objects.exists():  # seeded by a data migration, wiped by a transactional test's flush
         import importlib
 
@@ -198,7 +217,7 @@ def ensure_test_tenants() -> None:
 
         for code, limits in TASK_LIMITS_BY_PLAN.items():
             Plan.objects.filter(code=code).update(**limits)
-    services.public_tenant_ensure(domains=[PUBLIC_HOST, "testserver", "127.0.0.1"])
+    services.public_tenant_ensure(domains=_PUBLIC_DOMAINS)
     for schema_name, name in TEST_TENANTS.items():
         if not Tenant.objects.filter(schema_name=schema_name).exists():
             tenant = Tenant(schema_name=schema_name, name=name, plan=Plan.objects.get(code="PROFESSIONAL"))
