@@ -11,7 +11,7 @@ from core.admin import ServiceErrorFormMixin, operator_site
 from core.errors import DomainError
 from core.masking import mask_value
 from registry import kinds, registration, selectors, tokens
-from registry.models import CheckResult, HealthCheck, RegistryEvent, ServiceInstance, ServiceToken
+from registry.models import CheckResult, EtcdMirrorState, HealthCheck, RegistryEvent, ServiceInstance, ServiceToken
 
 
 class HealthCheckInline(admin.TabularInline):
@@ -245,4 +245,28 @@ class RegistryEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EtcdMirrorState, site=operator_site)
+class EtcdMirrorStateAdmin(admin.ModelAdmin):
+    """Read-only: the etcd mirror writes its state (registry.etcd), the page shows it (numbers as a table)."""
+
+    list_display = ("prefix", "endpoints", "hostname", "pid", "heartbeat_at", "last_sync_at", "mirrored_out",
+                    "pulled_in", "watch_revision", "reconnects", "last_error_at")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "etcd_mirrors": selectors.etcd_mirror_states()}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

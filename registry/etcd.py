@@ -19,6 +19,11 @@ was away is lost: the registry's database stays the source of truth for our inst
 Client: etcd3gw (etcd's v3 API through its gRPC gateway) for KV and leases. The watch stream is read here
 on etcd3gw's session, because etcd3gw's Watcher ends silently when its stream breaks and the mirror must
 know at once to reconcile.
+
+State: the running mirror writes where it stands to its EtcdMirrorState row (one a prefix): process, heartbeat,
+endpoints (masked), last successful sync, instances mirrored out and pulled in, the watch's revision,
+reconnects, the last error and when. The admin, `GET /api/v1/services/etcd-mirror/` and
+`manage.py etcd_mirror --status` read it (registry.selectors.etcd_mirror_states).
 """
 
 from __future__ import annotations
@@ -28,17 +33,19 @@ import contextlib
 import json
 import logging
 import math
+import os
 import queue
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import etcd3gw
 import requests
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 from etcd3gw.exceptions import Etcd3Exception
@@ -48,7 +55,7 @@ from core.masking import mask_text
 from registry import conf
 from registry.events import bump_index, event
 from registry.kinds.ttl import NAME as TTL
-from registry.models import SERVICE_ID_PATTERN, RegistryEvent, ServiceInstance, Source, Status
+from registry.models import SERVICE_ID_PATTERN, EtcdMirrorState, RegistryEvent, ServiceInstance, Source, Status
 
 logger = logging.getLogger(__name__)
 
@@ -81,17 +88,23 @@ class MirrorStats:
     pushed: int = 0
     pulled: int = 0
     removed_here: int = 0
-    errors: list = field(default_factory=list)
+    reconnects: int = 0
+    errors: int = 0
 
 
 class EtcdMirror:
     """One mirror between this registry and an etcd prefix; `run()` it in a thread or a command."""
 
     def __init__(self, url: str, *, prefix: str | None = None, origin: str | None = None, timeout: float = 2.0):
-        host, _, port = url.rstrip("/").rpartition("://")[2].rpartition(":")
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            # etcd answers a URL's user:password (HTTP basic auth) with 401 "invalid auth token": the mirror does not
+            # log in to etcd, so it refuses such a URL at once, without echoing it, rather than failing on every call.
+            raise ValueError("The etcd URL carries credentials; the mirror does not log in to etcd (no etcd auth): "
+                             "give http(s)://host:port.")
         self.url = url
-        self.client = etcd3gw.Etcd3Client(host=host or "127.0.0.1", port=int(port or 2379), timeout=timeout,
-                                          api_path="/v3/")
+        self.client = etcd3gw.Etcd3Client(host=parts.hostname or "127.0.0.1", port=parts.port or 2379,
+                                          protocol=parts.scheme or "http", timeout=timeout, api_path="/v3/")
         self.prefix = (prefix or conf.get("ETCD_PREFIX")).rstrip("/") + "/instances/"
         self.origin = origin or conf.get("ETCD_ORIGIN")
         self.stats = MirrorStats()
@@ -102,26 +115,37 @@ class EtcdMirror:
         self._watch_thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=conf.get("ETCD_CONCURRENCY"), thread_name_prefix="etcd-push")
         self._local_clients = threading.local()
+        self.revision: int | None = None  # etcd's revision as of the last range read or watched event
+        self.last_error, self.last_error_at = "", None
+        self.last_sync_at = None
+        self._lost_once = False
+        self._state_written = 0.0
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set: reconcile when out of sync, else apply watched events and push every period."""
         period, retry = conf.get("ETCD_SYNC_EVERY"), conf.get("ETCD_RETRY_SECONDS")
+        self.record_state(started=True)
         try:
             while not stop.is_set():
                 try:
                     if not self.in_sync.is_set():
                         self.reconcile()
+                        self.record_state()
                     self._drain(timeout=period)
                     if self.in_sync.is_set():
                         self.push()
+                        self.last_sync_at = timezone.now()
+                    self.record_state(every=period)
                 except (Etcd3Exception, requests.RequestException, OSError) as error:
                     self._lose(f"etcd at {self.url}: {error}")
+                    self.record_state()
                     stop.wait(retry)
         finally:
             self.close()
-            close_old_connections()
+            self.record_state(stopped=True)
+            connections.close_all()  # this thread's own connections (a thread's are its own): none left open
 
     def close(self) -> None:
         """Stop the watch and the push threads (run() does it when it stops)."""
@@ -132,7 +156,40 @@ class EtcdMirror:
         if self.in_sync.is_set():
             logger.warning("etcd mirror out of sync: %s", mask_text(why)[:300])
         self.in_sync.clear()
+        self._lost_once = True
+        self.stats.errors += 1
+        self.last_error, self.last_error_at = mask_text(why)[:2000], timezone.now()
         self._stop_watch()
+
+    def record_state(self, *, started: bool = False, stopped: bool = False, every: float = 0.0) -> None:
+        """Where this mirror stands, into its EtcdMirrorState row (skipped when written less than `every` ago).
+
+        A database that fails here is logged, never the mirror's end: the mirror's work is etcd's and the
+        registry's rows, this row only reports on it.
+        """
+        if every and time.monotonic() - self._state_written < every:
+            return
+        now = timezone.now()
+        values = {
+            "endpoints": mask_text(self.url)[:500], "origin": self.origin[:200], "hostname": socket.gethostname()[:255],
+            "pid": os.getpid(), "heartbeat_at": now, "in_sync": self.in_sync.is_set() and not stopped,
+            "last_sync_at": self.last_sync_at, "last_reconcile_seconds": self.stats.last_reconcile_seconds,
+            "mirrored_out": len(self._pushed), "puts": self.stats.pushed, "pulls": self.stats.pulled,
+            "removed_here": self.stats.removed_here, "reconciles": self.stats.reconciles,
+            "reconnects": self.stats.reconnects, "errors": self.stats.errors, "watch_revision": self.revision,
+            "last_error": self.last_error, "last_error_at": self.last_error_at,
+            "stopped_at": now if stopped else None,
+        }
+        if started:
+            values["started_at"] = now
+        try:
+            values["pulled_in"] = ServiceInstance.objects.filter(source=Source.ETCD).count()
+            EtcdMirrorState.objects.update_or_create(prefix=self.prefix[:300], defaults=values)
+        except DatabaseError as error:
+            logger.warning("etcd mirror state not recorded: %s", mask_text(str(error))[:300])
+            close_old_connections()
+            return
+        self._state_written = time.monotonic()
 
     def reconcile(self, *, watch: bool = True) -> None:
         """A new watch, the prefix mirrored here, our instances pushed there: in sync again.
@@ -146,8 +203,10 @@ class EtcdMirror:
         self._events = queue.Queue()
         if watch:
             self._start_watch()
-        kvs = self.client.post(self.client.get_url("/kv/range"),
-                               json={"key": _b64(self.prefix), "range_end": _prefix_end(self.prefix)}).get("kvs", [])
+        answer = self.client.post(self.client.get_url("/kv/range"),
+                                  json={"key": _b64(self.prefix), "range_end": _prefix_end(self.prefix)})
+        kvs = answer.get("kvs", [])
+        self._note_revision(answer.get("header"))
         ours, foreign = {}, {}
         for kv in kvs:
             key = base64.b64decode(kv["key"]).decode(errors="replace")
@@ -164,7 +223,10 @@ class EtcdMirror:
                 self._pushed[service_id] = _Pushed(lease_id, ttl=-1, value=json.dumps(value, sort_keys=True))
         self.push()
         self.stats.reconciles += 1
+        if self._lost_once:
+            self.stats.reconnects += 1
         self.stats.last_reconcile_seconds = time.monotonic() - started
+        self.last_sync_at = timezone.now()
         self.in_sync.set()
         logger.info("etcd mirror in sync with %s (%d of ours, %d pulled) in %.3f s", self.url, len(self._pushed),
                     len(foreign), self.stats.last_reconcile_seconds)
@@ -251,7 +313,8 @@ class EtcdMirror:
         client = getattr(self._local_clients, "client", None)
         if client is None:
             client = self._local_clients.client = etcd3gw.Etcd3Client(
-                host=self.client.host, port=self.client.port, timeout=self.client.timeout, api_path="/v3/")
+                host=self.client.host, port=self.client.port, protocol=self.client.protocol,
+                timeout=self.client.timeout, api_path="/v3/")
         return client
 
     # --- pull -------------------------------------------------------------------------------------------------
@@ -273,6 +336,7 @@ class EtcdMirror:
                 if not line.strip():
                     continue
                 result = json.loads(line).get("result", {})
+                self._note_revision(result.get("header"))
                 for item in result.get("events", []):
                     events.put(item)
         except Exception as error:  # noqa: BLE001 - any end of the stream means: reconcile
@@ -326,6 +390,14 @@ class EtcdMirror:
         value = self._parse(base64.b64decode(kv.get("value", "")))
         if value is not None and value.get("origin") != self.origin:
             self._mirror_one(service_id, value)
+
+    def _note_revision(self, header) -> None:
+        try:
+            revision = int((header or {}).get("revision"))
+        except (TypeError, ValueError):
+            return
+        if self.revision is None or revision > self.revision:
+            self.revision = revision
 
     @staticmethod
     def _parse(raw: bytes) -> dict | None:

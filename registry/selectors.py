@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q
+from django.utils import timezone
 
 from core.db import raw_cursor
+from core.masking import mask_text
 from registry import conf
 from registry.models import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
     SERVICE_NAME_PATTERN,
+    EtcdMirrorState,
     HealthCheck,
     RegistryCounter,
     SelfPreservation,
@@ -179,6 +182,55 @@ def service_index(name: str) -> int:
     """The change index of a service: bumped on every change discovery would see."""
     return RegistryCounter.objects.filter(key=f"index:{name}").values_list("value", flat=True).first() or 0
 
+
+
+def etcd_mirror_stale_after() -> float:
+    """Seconds without a heartbeat after which a mirror that did not say it stopped counts as not running."""
+    return max(10.0, 5 * conf.get("ETCD_SYNC_EVERY"))
+
+
+def etcd_mirror_states(*, now=None) -> list[dict]:
+    """Every etcd mirror's last recorded state (one a prefix), with `running` and `state` judged now.
+
+    `state`: "in sync", "out of sync" (running, etcd not answering or a reconcile pending), "not responding"
+    (no heartbeat for etcd_mirror_stale_after() seconds and no stop recorded: killed, or its host gone),
+    "stopped".
+    """
+    now = now or timezone.now()
+    stale_after = etcd_mirror_stale_after()
+    rows = []
+    for row in EtcdMirrorState.objects.order_by("prefix").values():
+        fresh = row["heartbeat_at"] is not None and (now - row["heartbeat_at"]).total_seconds() <= stale_after
+        running = row["stopped_at"] is None and fresh
+        if row["stopped_at"] is not None:
+            state = "stopped"
+        elif not fresh:
+            state = "not responding"
+        else:
+            state = "in sync" if row["in_sync"] else "out of sync"
+        rows.append({
+            **row, "endpoints": mask_text(row["endpoints"]), "last_error": mask_text(row["last_error"]),
+            "running": running, "state": state, "in_sync": running and row["in_sync"],
+            "process": f"{row['hostname']}:{row['pid']}" if row["pid"] else "",
+            "heartbeat_age_seconds": round((now - row["heartbeat_at"]).total_seconds(), 1)
+            if row["heartbeat_at"] else None,
+        })
+    return rows
+
+
+def etcd_mirror_line(state: dict) -> str:
+    """One line of an etcd_mirror_states() row, for the commands (`service_list`, `etcd_mirror --status`)."""
+    def when(value):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
+
+    line = (f"etcd mirror {state['prefix']} at {state['endpoints']}: {state['state']}"
+            f" (process {state['process'] or '-'}, heartbeat {when(state['heartbeat_at'])}); last sync "
+            f"{when(state['last_sync_at'])}; {state['mirrored_out']} mirrored out, {state['pulled_in']} pulled in; "
+            f"watch revision {state['watch_revision'] if state['watch_revision'] is not None else '-'}; "
+            f"{state['reconnects']} reconnect(s)")
+    if state["last_error"]:
+        line += f"; last error {when(state['last_error_at'])}: {state['last_error'][:300]}"
+    return line
 
 
 def failing_checks(*, limit: int = 20) -> list[dict]:

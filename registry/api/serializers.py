@@ -226,3 +226,55 @@ class DiscoverySerializer(serializers.Serializer):
     name = serializers.CharField()
     index = serializers.IntegerField()
     results = EndpointSerializer(many=True)
+
+
+class ServiceSummarySerializer(serializers.Serializer):
+    """One service of `GET /api/v1/services/`: its instances counted by status (registry.selectors.service_summary)."""
+
+    name = serializers.CharField()
+    total = serializers.IntegerField()
+    passing = serializers.IntegerField()
+    warning = serializers.IntegerField()
+    critical = serializers.IntegerField()
+    maintenance = serializers.IntegerField()
+    last_heartbeat = serializers.DateTimeField(allow_null=True)
+    self_preservation = serializers.BooleanField(help_text="Expiry frozen: too many instances lapsed at once.")
+
+
+class ServiceListSerializer(serializers.Serializer):
+    results = ServiceSummarySerializer(many=True)
+
+
+class EtcdMirrorStateSerializer(serializers.Serializer):
+    """Where one etcd mirror stands (registry.selectors.etcd_mirror_states); endpoints and errors are masked."""
+
+    prefix = serializers.CharField()
+    state = serializers.ChoiceField(choices=["in sync", "out of sync", "not responding", "stopped"])
+    running = serializers.BooleanField()
+    in_sync = serializers.BooleanField()
+    process = serializers.CharField(help_text="host:pid of the mirror that wrote this state last.")
+    hostname = serializers.CharField()
+    pid = serializers.IntegerField(allow_null=True)
+    endpoints = serializers.CharField(help_text="The etcd client URL, its password masked.")
+    origin = serializers.CharField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_age_seconds = serializers.FloatField(allow_null=True)
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    last_sync_at = serializers.DateTimeField(allow_null=True, help_text="The last reconcile or push that succeeded.")
+    last_reconcile_seconds = serializers.FloatField(allow_null=True)
+    mirrored_out = serializers.IntegerField(help_text="Instances of ours on a lease in etcd.")
+    pulled_in = serializers.IntegerField(help_text="Instances written in etcd by others, mirrored here.")
+    puts = serializers.IntegerField()
+    pulls = serializers.IntegerField()
+    removed_here = serializers.IntegerField()
+    reconciles = serializers.IntegerField()
+    reconnects = serializers.IntegerField(help_text="Reconciles after the sync was lost.")
+    errors = serializers.IntegerField()
+    watch_revision = serializers.IntegerField(allow_null=True, help_text="etcd's revision the watch has seen.")
+    last_error = serializers.CharField(allow_blank=True)
+    last_error_at = serializers.DateTimeField(allow_null=True)
+
+
+class EtcdMirrorListSerializer(serializers.Serializer):
+    results = EtcdMirrorStateSerializer(many=True)

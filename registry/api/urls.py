@@ -7,6 +7,7 @@ from registry.api import views
 app_name = "services_api"
 urlpatterns = [
     path("services/", views.ServiceListView.as_view(), name="service-list"),
+    path("services/etcd-mirror/", views.EtcdMirrorView.as_view(), name="etcd-mirror"),
     path("services/register", views.RegisterView.as_view(), name="register"),
     path("services/tokens", views.TokenCreateView.as_view(), name="token-create"),
     path("services/heartbeat/<str:service_id>", views.HeartbeatView.as_view(), name="heartbeat"),

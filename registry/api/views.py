@@ -15,10 +15,12 @@ from registry.api.auth import IsOperator, IsOperatorOrService, ServiceTokenAuthe
 from registry.api.serializers import (
     DiscoverySerializer,
     EndpointSerializer,
+    EtcdMirrorListSerializer,
     InstanceQuerySerializer,
     InstanceSerializer,
     MaintenanceRequestSerializer,
     RegisterRequestSerializer,
+    ServiceListSerializer,
     TokenRequestSerializer,
 )
 from registry.models import ServiceInstance
@@ -104,10 +106,21 @@ class TokenCreateView(RegistryView):
 class ServiceListView(RegistryView):
     """Every service name with its instance counts by status."""
 
+    @extend_schema(responses=ServiceListSerializer)
     def get(self, request):
         active = set(selectors.self_preservation_active().values_list("service_name", flat=True))
         rows = [{**row, "self_preservation": row["name"] in active} for row in selectors.service_summary()]
-        return Response({"results": rows})
+        return Response(ServiceListSerializer({"results": rows}).data)
+
+
+class EtcdMirrorView(RegistryView):
+    """Where the etcd mirror stands: process, heartbeat, endpoints, last sync, counts, watch revision, errors."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(responses=EtcdMirrorListSerializer)
+    def get(self, request):
+        return Response(EtcdMirrorListSerializer({"results": selectors.etcd_mirror_states()}).data)
 
 
 def _wait_for_change(name: str, index: int | None, wait: str | None) -> int:

@@ -13,12 +13,14 @@ from registry.models as before:
     history.py       RegistryEvent
     preservation.py  SelfPreservation
     counters.py      RegistryCounter
+    mirror.py        EtcdMirrorState
 """
 
 from registry.models.checks import CheckResult, HealthCheck
 from registry.models.counters import RegistryCounter
 from registry.models.history import RegistryEvent
 from registry.models.instances import ServiceInstance, Source
+from registry.models.mirror import EtcdMirrorState
 from registry.models.preservation import SelfPreservation
 from registry.models.tokens import ServiceToken
 from registry.models.validation import (
@@ -51,7 +53,8 @@ __all__ = [
     "MAX_CHECK_INTERVAL", "MAX_CHECK_TIMEOUT", "MAX_CHECKS", "MAX_DEREGISTER_AFTER", "MAX_FLAP_THRESHOLD",
     "MAX_METADATA_DEPTH", "MAX_METADATA_KEY_LENGTH", "MAX_METADATA_KEYS", "MAX_METADATA_STRING_LENGTH",
     "MAX_METADATA_VALUES", "MAX_TAG_LENGTH", "MAX_TAGS", "RESERVED_SERVICE_NAMES", "SERVICE_ID_PATTERN",
-    "SERVICE_NAME_PATTERN", "STATUS_SEVERITY", "UNROUTABLE_HOSTS", "CheckResult", "HealthCheck", "RegistryCounter",
+    "SERVICE_NAME_PATTERN", "STATUS_SEVERITY", "UNROUTABLE_HOSTS", "CheckResult", "EtcdMirrorState", "HealthCheck",
+    "RegistryCounter",
     "RegistryEvent", "SelfPreservation", "ServiceInstance", "ServiceToken", "Source", "Status", "finite_validator",
     "host_validator", "metadata_problem", "no_nul", "service_id_validator", "service_name_validator",
 ]

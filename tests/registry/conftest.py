@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -158,3 +159,30 @@ def sweep_schedule_due():
     Schedule.objects.exclude(pk=q.pk).delete()  # this test is about the sweep alone
     Schedule.objects.filter(pk=q.pk).update(next_run=q.next_run.replace(year=2000))
     return q
+
+
+def wait_for(predicate, *, timeout=10.0, every=0.05):
+    """predicate()'s first truthy value, polled every `every` s; AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"not true within {timeout} s: {predicate}")
+
+
+@contextlib.contextmanager
+def running_mirror(url: str, *, prefix: str):
+    """An etcd mirror running in a thread of this process, in sync on entry; stopped (and joined) on exit."""
+    from registry.etcd import EtcdMirror
+
+    mirror, stop = EtcdMirror(url, prefix=prefix), threading.Event()
+    thread = threading.Thread(target=mirror.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert mirror.in_sync.wait(10), mirror.stats
+        yield mirror
+    finally:
+        stop.set()
+        thread.join(10)

@@ -13,36 +13,20 @@ from django.core.management import CommandError, call_command
 
 from core.errors import DomainError
 from registry import balancing, registration
-from registry.etcd import EtcdMirror
 from registry.models import RegistryEvent, ServiceInstance
 from tests.etcd import etcd  # noqa: F401 - the fixture
+from tests.registry.conftest import running_mirror, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PREFIX = "/courtside-test/registry"
 
 
-def wait_for(predicate, *, timeout=10.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not true within {timeout} s: {predicate}")
-
-
 @pytest.fixture
 def mirror(etcd, settings, public_tenant):  # noqa: F811
     settings.SERVICES = {"ETCD_SYNC_EVERY": 0.2, "ETCD_RETRY_SECONDS": 0.1}
-    running = EtcdMirror(etcd.url, prefix=PREFIX)
-    stop = threading.Event()
-    thread = threading.Thread(target=running.run, args=(stop,), daemon=True)
-    thread.start()
-    assert running.in_sync.wait(10), running.stats
-    yield running
-    stop.set()
-    thread.join(10)
+    with running_mirror(etcd.url, prefix=PREFIX) as running:
+        yield running
 
 
 def register(service_id, *, ttl="30s", name="stats-api"):

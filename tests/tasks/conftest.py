@@ -148,6 +148,39 @@ class ClusterProcess:
             client.delete(*keys)
 
 
+ORM_BROKER = "tasks.engine.orm_broker.PriorityORMBroker"
+REDIS_BROKER = "tasks.engine.redis_broker.PriorityRedisBroker"
+
+
+def use_broker(settings, kind: str, *, name: str, **q_cluster):
+    """This process's broker: `kind` ("orm" or "redis") on a queue `name` of its own, whatever REDIS_URL says.
+
+    The settings follow the environment (REDIS_URL picks the Redis broker, keys under the deployment's prefix);
+    a test of one broker names it here, so it asserts the same with REDIS_URL set or not, and its Redis keys
+    (db 11 by default, TASKS_TEST_REDIS_URL) are its own. Skips "redis" where no Redis answers.
+    """
+    from tasks.engine.broker import get_task_broker
+
+    cluster = {**settings.Q_CLUSTER, **q_cluster, "cluster_name": name, "broker_class": ORM_BROKER}
+    cluster.pop("redis", None)
+    cluster.pop("redis_prefix", None)
+    if kind == "redis":
+        if not redis_available():
+            pytest.skip(f"No Redis at {REDIS_TEST_URL}")
+        cluster.update({"redis": REDIS_TEST_URL, "redis_prefix": f"courtside-test-{name}",
+                        "broker_class": REDIS_BROKER})
+    settings.Q_CLUSTER = cluster
+    return get_task_broker()
+
+
+@pytest.fixture
+def orm_broker(settings):
+    """The priority ORM broker on the test database, on a queue of its own (packages are QueueMessage rows)."""
+    instance = use_broker(settings, "orm", name=f"orm-{uuid.uuid4().hex[:10]}")
+    yield instance
+    instance.purge_queue()
+
+
 @pytest.fixture(scope="module", params=["orm", "redis"])
 def cluster(request, django_db_setup, tmp_path_factory):
     """One running cluster per module and broker; Redis only where a Redis answers."""

@@ -13,7 +13,8 @@ from tasks import actions
 from tasks.engine import execution, recovery
 from tasks.models import QueueMessage, Status, TaskRun
 
-pytestmark = pytest.mark.django_db
+# The ORM broker (packages are QueueMessage rows) whatever REDIS_URL says: tests.tasks.conftest.use_broker.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("orm_broker")]
 
 RUNS = "/api/v1/tasks/runs/"
 

@@ -15,7 +15,7 @@ from tasks.engine.orm_broker import PriorityORMBroker
 from tasks.engine.redis_broker import PriorityRedisBroker
 from tasks.models import QueueMessage, Status, TaskRun
 from tenants.models import UsageDay
-from tests.tasks.conftest import REDIS_TEST_URL, redis_available, wait_for
+from tests.tasks.conftest import REDIS_TEST_URL, redis_available, use_broker, wait_for
 
 RUNS = "/api/v1/tasks/runs/"
 
@@ -150,16 +150,7 @@ def _dispatch_order(broker) -> list[str]:
 @pytest.fixture(params=["orm", "redis"])
 def broker(request, settings):
     name = f"fair-{request.node.name[-20:]}-{timezone.now().timestamp()}"
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "poll": 0, "bulk": 1, "cluster_name": name,
-                          "broker_class": "tasks.engine.orm_broker.PriorityORMBroker"}  # whatever REDIS_URL says
-    if request.param == "redis":
-        if not redis_available():
-            pytest.skip(f"No Redis at {REDIS_TEST_URL}")
-        settings.Q_CLUSTER = {**settings.Q_CLUSTER, "redis": REDIS_TEST_URL, "redis_prefix": f"courtside-test-{name}",
-                              "broker_class": "tasks.engine.redis_broker.PriorityRedisBroker"}
-    from tasks.engine.broker import get_task_broker
-
-    instance = get_task_broker()
+    instance = use_broker(settings, request.param, name=name, poll=0, bulk=1)
     assert isinstance(instance, PriorityRedisBroker if request.param == "redis" else PriorityORMBroker)
     yield instance
     instance.purge_queue()

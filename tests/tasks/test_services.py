@@ -20,7 +20,8 @@ from tasks.engine.delivery import Delivery
 from tasks.models import Priority, QueueMessage, Status, TaskAttempt, TaskEffect, TaskRun
 from tests.tasks.conftest import make_stat_lines
 
-pytestmark = pytest.mark.django_db
+# The ORM broker (packages are QueueMessage rows) whatever REDIS_URL says: tests.tasks.conftest.use_broker.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("orm_broker")]
 
 
 def nothing_queued():

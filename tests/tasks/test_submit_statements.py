@@ -34,7 +34,7 @@ from tasks.engine.broker import get_task_broker
 from tasks.models import QueueMessage, Status, TaskRun
 from tenants.models import UsageDay
 from tests.etcd import TcpProxy
-from tests.tasks.conftest import REDIS_TEST_URL, redis_available
+from tests.tasks.conftest import REDIS_TEST_URL, redis_available, use_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,15 +65,7 @@ def counted():
 
 @pytest.fixture(params=["orm", "redis"])
 def broker(request, settings):
-    name = f"cost-{uuid.uuid4().hex[:10]}"
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "cluster_name": name,
-                          "broker_class": "tasks.engine.orm_broker.PriorityORMBroker"}
-    if request.param == "redis":
-        if not redis_available():
-            pytest.skip(f"No Redis at {REDIS_TEST_URL}")
-        settings.Q_CLUSTER = {**settings.Q_CLUSTER, "redis": REDIS_TEST_URL, "redis_prefix": f"courtside-test-{name}",
-                              "broker_class": "tasks.engine.redis_broker.PriorityRedisBroker"}
-    instance = get_task_broker()
+    instance = use_broker(settings, request.param, name=f"cost-{uuid.uuid4().hex[:10]}")
     instance.is_redis = request.param == "redis"
     yield instance
     instance.purge_queue()

@@ -5,7 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from registry import conf
+from registry import conf, selectors
 from registry.etcd import EtcdMirror
 
 
@@ -16,14 +16,27 @@ class Command(BaseCommand):
         parser.add_argument("--url", default=None, help="etcd client URL (default SERVICES['ETCD_URL'])")
         parser.add_argument("--prefix", default=None, help="key prefix (default SERVICES['ETCD_PREFIX'])")
         parser.add_argument("--once", action="store_true", help="reconcile once, print the counts and exit")
+        parser.add_argument("--status", action="store_true",
+                            help="print where the running mirror stands (its recorded state) and exit")
 
-    def handle(self, *args, url=None, prefix=None, once=False, **options):
+    def handle(self, *args, url=None, prefix=None, once=False, status=False, **options):
+        if status:
+            states = selectors.etcd_mirror_states()
+            for state in states:
+                self.stdout.write(selectors.etcd_mirror_line(state))
+            if not states:
+                self.stdout.write("No etcd mirror has run (no state recorded).")
+            return
         url = url or conf.get("ETCD_URL")
         if not url:
             raise CommandError("No etcd URL: pass --url http://127.0.0.1:2379 or set SERVICES['ETCD_URL'].")
         if not url.startswith(("http://", "https://")):
-            raise CommandError(f"{url!r} is not an etcd client URL such as http://127.0.0.1:2379.")
-        mirror = EtcdMirror(url, prefix=prefix)
+            # Not echoed: a URL without its scheme may still carry user:password@ that no pattern would mask.
+            raise CommandError("The URL given is not an etcd client URL such as http://127.0.0.1:2379.")
+        try:
+            mirror = EtcdMirror(url, prefix=prefix)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
         if once:
             try:
                 mirror.reconcile(watch=False)

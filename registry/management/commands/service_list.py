@@ -43,3 +43,5 @@ class Command(BaseCommand):
                 total += 1
         if not total:
             self.stdout.write("No instances.")
+        for state in selectors.etcd_mirror_states():
+            self.stdout.write(selectors.etcd_mirror_line(state))
