@@ -28,33 +28,17 @@ import psycopg
 from django.core import mail
 from django.db import connections
 
+from core.keepalives import keepalive_options
+
 logger = logging.getLogger("configuration")
 
 NOTIFY_CHANNEL = "courtside_config"
 POLL_SECONDS = 0.5
-# TCP keepalives of the LISTEN connection, on both ends: a silent peer is noticed after about
-# IDLE + INTERVAL * COUNT = 25 s (the kernel's default: 2 hours). The client's end reconnects and catches up;
-# the server's end ends the backend, so a dead listener does not pin the NOTIFY queue.
-KEEPALIVE_IDLE_SECONDS = 10
-KEEPALIVE_INTERVAL_SECONDS = 5
-KEEPALIVE_COUNT = 3
+# TCP keepalives of the LISTEN connection, on both ends: core.keepalives.
 # Reconnection: at once, then 50 ms doubling up to the cap, each wait jittered to 50-100 % of it (a restarted
 # server is not met by every process in the same instant).
 RECONNECT_FIRST_SECONDS = 0.05
 RECONNECT_MAX_SECONDS = 1.0
-
-
-def keepalive_options() -> dict:
-    """psycopg.connect() keyword arguments: libpq's keepalives for the client, GUCs for the server's end."""
-    return {
-        "keepalives": 1,
-        "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
-        "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS,
-        "keepalives_count": KEEPALIVE_COUNT,
-        "options": f"-c tcp_keepalives_idle={KEEPALIVE_IDLE_SECONDS} "
-                   f"-c tcp_keepalives_interval={KEEPALIVE_INTERVAL_SECONDS} "
-                   f"-c tcp_keepalives_count={KEEPALIVE_COUNT}",
-    }
 
 
 def next_reconnect_delay(delay: float) -> float:

@@ -17,11 +17,14 @@ from this table.
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+
+from core.keepalives import keepalive_options
 
 ADVISORY_LOCK_KEYS: dict[str, int] = {
     # One-key locks: one holder at a time, across every process and machine using the database.
@@ -32,6 +35,7 @@ ADVISORY_LOCK_KEYS: dict[str, int] = {
     "service-registration": 0x5E5,      # subkey hashtext(service id): first registrations of one id serialise
     "schema-migration": 0x5C4E_0001,    # subkey hashtext(schema): one migrator of a schema (non-atomic plans)
     "request-admission": 1129270611,    # subkey tenant id, in SQL: public.courtside_admit_request's lease count
+    "etcd-mirror": 0x0E7C_D001,         # subkey hashtext(prefix): one etcd mirror a key prefix, the others standbys
 }
 
 # Taken only in SQL (one-key form on hashtext of a qualified table name), listed so the whole picture is here:
@@ -79,10 +83,13 @@ def _direct_conninfo(connection) -> dict | None:
 
 
 @contextmanager
-def session_connection(using=None):
+def session_connection(using=None, *, application_name: str = "courtside-lock"):
     """A PostgreSQL session of its own for the block (closed at the end: its session locks go with it).
 
     Past PgBouncer (DATABASE_DIRECT_URL) when one is configured, else a new connection like `using`'s.
+    `application_name` (63 bytes at most) is what pg_stat_activity, and lock_sessions(), show of it.
+    The session has TCP keepalives on both ends (core.keepalives): a holder cut off by the network loses its
+    lock to the standbys within about 25 s, not the kernel's two hours.
     """
     import psycopg
 
@@ -94,7 +101,11 @@ def session_connection(using=None):
         params.pop("context", None)
         params.pop("prepare_threshold", None)
         conninfo = params
-    session = psycopg.connect(autocommit=True, application_name="courtside-lock", connect_timeout=10, **conninfo)
+    conninfo = {**keepalive_options(), **conninfo}
+    if conninfo["options"] != keepalive_options()["options"]:  # the connection's own options, and ours
+        conninfo["options"] = f"{keepalive_options()['options']} {conninfo['options']}"
+    session = psycopg.connect(autocommit=True, application_name=application_name[:63],
+                              connect_timeout=10, **conninfo)
     try:
         yield session
     finally:
@@ -150,3 +161,55 @@ def advisory_lock_until_commit(name: str, subkey: str | int | None = None, *, us
     sql, params = _statement("pg_advisory_xact_lock", name, subkey)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def hold_when_free(name: str, subkey: str | int | None = None, *, session, stop: threading.Event,
+                   every: float = 1.0, on_wait=None) -> bool:
+    """Wait on `session` (a session_connection: the lock stays with it) until it holds lock `name`; False if
+    `stop` is set first.
+
+    It waits in PostgreSQL (pg_advisory_lock under a lock_timeout of `every` seconds, again and again), so the
+    lock goes to it as soon as the holder's session ends, however that ends (a SIGKILLed holder included), and
+    meanwhile the wait shows in pg_locks as not granted (lock_sessions). `on_wait()` is called once, when the
+    first try finds the lock held by another session.
+    """
+    import psycopg
+
+    sql, params = _statement("pg_advisory_lock", name, subkey)
+    with session.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{max(1, int(every * 1000))}ms"])
+        try:
+            while not stop.is_set():
+                try:
+                    cursor.execute(sql, params)
+                    return True
+                except psycopg.errors.LockNotAvailable:
+                    if on_wait is not None:
+                        on_wait()
+                        on_wait = None
+            return False
+        finally:
+            if not session.closed and not session.broken:
+                cursor.execute("SELECT set_config('lock_timeout', '0', false)")
+
+
+def lock_sessions(name: str, subkey: str | int | None = None, *, using=None) -> list[dict]:
+    """The sessions holding (granted) or waiting for lock `name` in this database: granted, backend pid,
+    application_name; the holder first."""
+    key = lock_key(name)
+    if subkey is None:
+        match = "l.objsubid = 1 AND l.classid::bigint = %s AND l.objid::bigint = %s"
+        params = [key >> 32, key & 0xFFFFFFFF]
+    else:
+        second = "%s::bigint" if isinstance(subkey, int) else "hashtext(%s)::bigint"
+        match = f"l.objsubid = 2 AND l.classid::bigint = %s AND l.objid::bigint = ({second} & 4294967295)"
+        params = [key & 0xFFFFFFFF, subkey]
+    connection = _connection(using)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT l.granted, l.pid, coalesce(a.application_name, '') FROM pg_locks l "
+            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND " + match +
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "ORDER BY l.granted DESC, a.backend_start", params)
+        return [{"granted": granted, "backend_pid": pid, "application_name": application}
+                for granted, pid, application in cursor.fetchall()]

@@ -24,6 +24,12 @@ State: the running mirror writes where it stands to its EtcdMirrorState row (one
 endpoints (masked), last successful sync, instances mirrored out and pulled in, the watch's revision,
 reconnects, the last error and when. The admin, `GET /api/v1/services/etcd-mirror/` and
 `manage.py etcd_mirror --status` read it (registry.selectors.etcd_mirror_states).
+
+One mirror a prefix: `manage.py etcd_mirror` mirrors only while it holds the advisory lock "etcd-mirror"
+(core.locks; subkey hashtext(prefix)) on a PostgreSQL session of its own (past PgBouncer). A second one on the
+prefix waits for that lock as a standby, in PostgreSQL, and takes over as soon as the holder's session ends
+(stopped, crashed or SIGKILLed: PostgreSQL ends the session and its lock). The waits show in pg_locks, so the
+state reads the holder and its standbys from there (mirror_lock_sessions), each by its session's application_name.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from django.utils import timezone
 from etcd3gw.exceptions import Etcd3Exception
 from etcd3gw.lease import Lease
 
+from core.locks import advisory_lock, hold_when_free, lock_sessions, session_connection
 from core.masking import mask_text
 from registry import conf
 from registry.events import bump_index, event
@@ -120,15 +127,25 @@ class EtcdMirror:
         self.last_sync_at = None
         self._lost_once = False
         self._state_written = 0.0
+        self.lost_lock = False
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        """Until `stop` is set: reconcile when out of sync, else apply watched events and push every period."""
+    def run(self, stop: threading.Event, *, held=None) -> None:
+        """Until `stop` is set: reconcile when out of sync, else apply watched events and push every period.
+
+        `held()` (mirror_lock's): asked every period whether this mirror still holds its prefix's lock; when
+        it no longer does (its PostgreSQL session ended: a standby may be mirroring now), the mirror stops at
+        once, without writing the state row again (`lost_lock` is then set).
+        """
         period, retry = conf.get("ETCD_SYNC_EVERY"), conf.get("ETCD_RETRY_SECONDS")
         self.record_state(started=True)
         try:
             while not stop.is_set():
+                if held is not None and not held():
+                    logger.error("etcd mirror of %s lost its lock session: stopping", self.prefix)
+                    self.lost_lock = True
+                    return
                 try:
                     if not self.in_sync.is_set():
                         self.reconcile()
@@ -144,7 +161,8 @@ class EtcdMirror:
                     stop.wait(retry)
         finally:
             self.close()
-            self.record_state(stopped=True)
+            if not self.lost_lock:
+                self.record_state(stopped=True)
             connections.close_all()  # this thread's own connections (a thread's are its own): none left open
 
     def close(self) -> None:
@@ -464,6 +482,58 @@ class EtcdMirror:
               detail={"source": Source.ETCD})
         bump_index(name)
         self.stats.removed_here += 1
+
+
+LOCK = "etcd-mirror"
+_SESSION_NAME = "courtside-etcd-mirror "
+
+
+def _lock_subkey(prefix: str) -> str:
+    return prefix[:300]  # as the state row's key
+
+
+def mirror_process() -> str:
+    """This process as the state and the lock sessions name it: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.contextmanager
+def mirror_lock(prefix: str, *, stop: threading.Event | None = None, on_standby=None):
+    """Hold the "etcd-mirror" lock of `prefix` (a mirror's full prefix) on a PostgreSQL session of its own.
+
+    Yields `held`, a callable telling whether the lock is still held (its session alive), for EtcdMirror.run;
+    or None when it was not taken: with `stop` None, at once if another session holds it; else it waits as a
+    standby (on_standby() called once when it starts waiting) until the lock is free, or None when `stop` is set.
+    The lock ends with the block, or with this process, however it ends.
+    """
+    with session_connection(application_name=_SESSION_NAME + mirror_process()) as session:
+        if stop is None:
+            with advisory_lock(LOCK, _lock_subkey(prefix), wait=False, using=session) as acquired:
+                yield (lambda: _alive(session)) if acquired else None
+            return
+        acquired = hold_when_free(LOCK, _lock_subkey(prefix), session=session, stop=stop, on_wait=on_standby)
+        yield (lambda: _alive(session)) if acquired else None
+
+
+def _alive(session) -> bool:
+    try:
+        session.execute("SELECT 1")
+    except Exception:  # noqa: BLE001 - any failure of the session: its lock is gone with it
+        return False
+    return True
+
+
+def mirror_lock_sessions(prefix: str) -> dict:
+    """Who holds the lock of `prefix` and who stands by: {"holder": "host:pid" or "", "standbys": ["host:pid"]}."""
+    holder, standbys = "", []
+    for row in lock_sessions(LOCK, _lock_subkey(prefix)):
+        name = row["application_name"]
+        process = name[len(_SESSION_NAME):] if name.startswith(_SESSION_NAME) else f"backend {row['backend_pid']}"
+        if row["granted"]:
+            holder = process
+        else:
+            standbys.append(process)
+    return {"holder": holder, "standbys": standbys}
 
 
 def start_mirror(url: str, **kwargs) -> tuple[EtcdMirror, threading.Event, threading.Thread]:

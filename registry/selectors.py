@@ -209,13 +209,22 @@ def etcd_mirror_states(*, now=None) -> list[dict]:
         else:
             state = "in sync" if row["in_sync"] else "out of sync"
         rows.append({
-            **row, "endpoints": mask_text(row["endpoints"]), "last_error": mask_text(row["last_error"]),
+            **row, **_etcd_mirror_sessions(row["prefix"]),
+            "endpoints": mask_text(row["endpoints"]), "last_error": mask_text(row["last_error"]),
             "running": running, "state": state, "in_sync": running and row["in_sync"],
             "process": f"{row['hostname']}:{row['pid']}" if row["pid"] else "",
             "heartbeat_age_seconds": round((now - row["heartbeat_at"]).total_seconds(), 1)
             if row["heartbeat_at"] else None,
         })
     return rows
+
+
+def _etcd_mirror_sessions(prefix: str) -> dict:
+    """`lock_holder` and `standbys` of a prefix's mirror lock, from pg_locks (registry.etcd.mirror_lock_sessions)."""
+    from registry.etcd import mirror_lock_sessions
+
+    sessions = mirror_lock_sessions(prefix)
+    return {"lock_holder": sessions["holder"], "standbys": sessions["standbys"]}
 
 
 def etcd_mirror_line(state: dict) -> str:
@@ -228,6 +237,8 @@ def etcd_mirror_line(state: dict) -> str:
             f"{when(state['last_sync_at'])}; {state['mirrored_out']} mirrored out, {state['pulled_in']} pulled in; "
             f"watch revision {state['watch_revision'] if state['watch_revision'] is not None else '-'}; "
             f"{state['reconnects']} reconnect(s)")
+    standbys = state.get("standbys") or []
+    line += f"; standby waiting: {', '.join(standbys)}" if standbys else "; no standby"
     if state["last_error"]:
         line += f"; last error {when(state['last_error_at'])}: {state['last_error'][:300]}"
     return line

@@ -255,6 +255,11 @@ class EtcdMirrorStateSerializer(serializers.Serializer):
     process = serializers.CharField(help_text="host:pid of the mirror that wrote this state last.")
     hostname = serializers.CharField()
     pid = serializers.IntegerField(allow_null=True)
+    lock_holder = serializers.CharField(allow_blank=True,
+                                        help_text="host:pid holding the prefix's lock now (the mirroring one); "
+                                                  "empty when none does.")
+    standbys = serializers.ListField(child=serializers.CharField(),
+                                     help_text="host:pid of each mirror waiting to take the prefix over.")
     endpoints = serializers.CharField(help_text="The etcd client URL, its password masked.")
     origin = serializers.CharField()
     started_at = serializers.DateTimeField(allow_null=True)

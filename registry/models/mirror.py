@@ -7,9 +7,10 @@ class EtcdMirrorState(models.Model):
     """Where the etcd mirror of one key prefix stands: its process, heartbeat, counts, watch revision, error.
 
     One row a prefix, written by the mirror (registry.etcd) as it runs: at start, after every sync, on every
-    failure and at stop, and at least every ETCD_SYNC_EVERY as its heartbeat. One mirror a deployment runs a
-    prefix; a second one would write the same row (the row then names whichever wrote last). `endpoints` is
-    stored masked (no password of a URL). Read through registry.selectors.etcd_mirror_states().
+    failure and at stop, and at least every ETCD_SYNC_EVERY as its heartbeat. Only the mirror holding the
+    prefix's advisory lock ("etcd-mirror", core.locks) runs and writes here; others on the prefix stand by
+    (selectors read them from pg_locks, not from this row). `endpoints` is stored masked (no password of a
+    URL). Read through registry.selectors.etcd_mirror_states().
     """
 
     prefix = models.CharField("prefix", max_length=300, primary_key=True, help_text="The etcd key prefix mirrored.")

@@ -107,6 +107,27 @@ class Acknowledgement(int):
 _brokers: dict[tuple, Broker] = {}
 
 
+def dequeue_batch_size(bulk: int) -> int:
+    """How many packages a dequeue may take: `bulk`, and in a cluster's pusher no more than its prefetch
+    queue has room for (queue_limit minus what waits there), so a batch never deepens the prefetch a
+    CRITICAL package cannot overtake: it stays queue_limit deep whatever `bulk` is. Both our brokers."""
+    import multiprocessing
+
+    process = multiprocessing.current_process()
+    target = getattr(process, "_target", None)
+    if bulk <= 1 or getattr(target, "__module__", "") != "django_q.pusher":
+        return max(1, bulk)
+    task_queue = (getattr(process, "_args", ()) or (None,))[0]
+    limit = getattr(task_queue, "_maxsize", 0)
+    if not limit or limit <= 0 or limit >= 2**31 - 1:
+        return bulk
+    try:
+        room = limit - task_queue.qsize()
+    except (NotImplementedError, OSError, ValueError):
+        return 1
+    return max(1, min(bulk, room))
+
+
 def get_task_broker() -> Broker:
     """The broker the settings name now (read at call time), one instance per process and configuration."""
     now = conf.current()

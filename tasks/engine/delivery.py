@@ -38,7 +38,7 @@ from django.utils import timezone
 from core.db import soft_write
 from tasks import conf
 from tasks.engine import workers
-from tasks.engine.broker import RUN_FUNC, Acknowledgement, get_task_broker
+from tasks.engine.broker import RUN_FUNC, Acknowledgement, ClaimedMessage, get_task_broker
 from tasks.engine.claim import RENEW_CLAIM, run_from_claim
 from tasks.engine.outcome import finish
 from tasks.engine.sql import render
@@ -62,7 +62,7 @@ class Delivery:
         ours = isinstance(ack_id, int) and hasattr(get_task_broker(), "inserting")  # the ORM broker's package
         cls.task, cls.run_id = (task, run_id) if run_id is not None else (None, None)
         cls.ack_id = int(ack_id) if ours else None
-        cls.claim = getattr(ack_id, "claim", None) if ours else None
+        cls.claim = ack_id.claim if isinstance(ack_id, ClaimedMessage) else None  # either broker's dequeue
         cls.handed = False
         workers.note_started(run_id)  # in memory: the next heartbeat says what this worker runs
 

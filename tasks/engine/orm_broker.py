@@ -25,7 +25,7 @@ from django_q.brokers import Broker
 from core.db import prepared_cursor, raw_cursor, soft_write, transaction_pooling
 from tasks import conf
 from tasks.engine import acknowledgements
-from tasks.engine.broker import Acknowledgement, ClaimedMessage, package_hints
+from tasks.engine.broker import Acknowledgement, ClaimedMessage, dequeue_batch_size, package_hints
 from tasks.engine.outcome import record_acknowledged_success, record_successes
 from tasks.engine.rows import insert_sql
 from tasks.engine.sql import public_table
@@ -239,26 +239,7 @@ class PriorityORMBroker(Broker):
             packages.append((ClaimedMessage(message_id, claim), payload))
         return packages
 
-    @staticmethod
-    def _batch_size(bulk: int) -> int:
-        """How many packages this dequeue may take: `bulk`, and in a cluster's pusher no more than its prefetch
-        queue has room for (queue_limit minus what waits there), so a batch never deepens the prefetch a
-        CRITICAL package cannot overtake: it stays queue_limit deep whatever `bulk` is."""
-        import multiprocessing
-
-        process = multiprocessing.current_process()
-        target = getattr(process, "_target", None)
-        if bulk <= 1 or getattr(target, "__module__", "") != "django_q.pusher":
-            return max(1, bulk)
-        task_queue = (getattr(process, "_args", ()) or (None,))[0]
-        limit = getattr(task_queue, "_maxsize", 0)
-        if not limit or limit <= 0 or limit >= 2**31 - 1:
-            return bulk
-        try:
-            room = limit - task_queue.qsize()
-        except (NotImplementedError, OSError, ValueError):
-            return 1
-        return max(1, min(bulk, room))
+    _batch_size = staticmethod(dequeue_batch_size)
 
     def acknowledge(self, task_id):
         """django-q2's monitor, done with a package: a run's success is recorded as its package is deleted."""

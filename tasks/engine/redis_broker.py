@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
+import json
 import logging
 import multiprocessing.util
 import os
 import threading
 import time
 import weakref
+from datetime import UTC, datetime
 
 from django_q.brokers import Broker
 
+from core.db import soft_write
 from tasks import conf
 from tasks.engine import acknowledgements
-from tasks.engine.broker import Acknowledgement, package_hints
+from tasks.engine.broker import Acknowledgement, ClaimedMessage, dequeue_batch_size, package_hints
 from tasks.engine.outcome import record_acknowledged_success, record_successes
 
 logger = logging.getLogger("tasks")
@@ -34,11 +38,14 @@ redis.call('LTRIM', KEYS[3], 0, 0)
 return 1
 """
 
-# Moves due delayed packages onto their tenant's list, oldest first, at most ARGV[2] at a time.
-# KEYS: delayed. ARGV: now, limit, base. A member written before tenants took turns ("p|package") counts as
-# the operator's (tenant 0); signed packages hold no "|".
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+# The next packages, at most ARGV[4]: the most urgent priority first; within it the tenant whose turn it is,
+# which goes to the back of the turns while it has more. Lists of the single-list layout ({base}:p{p}) are
+# drained too. Due delayed packages are moved onto their tenant's list first (_PROMOTE's body, at most ARGV[3]),
+# so a dequeue is one round trip, whatever it takes. ARGV: base, now, promote limit, take limit. Returns the
+# packages in the order taken (possibly none).
+_TAKE = """
+local base = ARGV[1]
+local due = redis.call('ZRANGEBYSCORE', base .. ':delayed', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, member in ipairs(due) do
     local first = string.find(member, '|', 1, true)
     local priority = string.sub(member, 1, first - 1)
@@ -46,33 +53,32 @@ for _, member in ipairs(due) do
     local second = string.find(rest, '|', 1, true)
     local tenant, package = '0', rest
     if second then tenant, package = string.sub(rest, 1, second - 1), string.sub(rest, second + 1) end
-    local head = ARGV[3] .. ':p' .. priority
+    local head = base .. ':p' .. priority
     if redis.call('RPUSH', head .. ':t' .. tenant, package) == 1 then redis.call('RPUSH', head .. ':turns', tenant) end
-    redis.call('ZREM', KEYS[1], member)
+    redis.call('ZREM', base .. ':delayed', member)
 end
-return #due
-"""
-
-# The next package: the most urgent priority first; within it the tenant whose turn it is, which goes to the
-# back of the turns while it has more. Lists of the single-list layout ({base}:p{p}) are drained too.
-# ARGV: base. Returns the package or false.
-_TAKE = """
+local limit = tonumber(ARGV[4])
+local taken = {}
 for priority = 3, 0, -1 do
-    local head = ARGV[1] .. ':p' .. priority
-    while true do
+    local head = base .. ':p' .. priority
+    while #taken < limit do
         local tenant = redis.call('LPOP', head .. ':turns')
         if not tenant then break end
         local list = head .. ':t' .. tenant
         local package = redis.call('LPOP', list)
         if package then
             if redis.call('LLEN', list) > 0 then redis.call('RPUSH', head .. ':turns', tenant) end
-            return package
+            taken[#taken + 1] = package
         end
     end
-    local legacy = redis.call('LPOP', head)
-    if legacy then return legacy end
+    while #taken < limit do
+        local legacy = redis.call('LPOP', head)
+        if not legacy then break end
+        taken[#taken + 1] = legacy
+    end
+    if #taken >= limit then break end
 end
-return false
+return taken
 """
 
 # Packages waiting on the lists (not the delayed ones). ARGV: base.
@@ -219,7 +225,6 @@ class PriorityRedisBroker(Broker):
         self.delayed_key = f"{self.base}:delayed"
         self.wake_key = f"{self.base}:wake"
         self._push = self.connection.register_script(_PUSH)
-        self._promote = self.connection.register_script(_PROMOTE)
         self._take = self.connection.register_script(_TAKE)
         self._size = self.connection.register_script(_SIZE)
 
@@ -294,13 +299,53 @@ class PriorityRedisBroker(Broker):
         self._file(self.connection, package.payload, package.priority, package.eta, package.tenant_key)
 
     def dequeue(self):
-        self._promote(keys=[self.delayed_key], args=[time.time(), 100, self.base])
-        package = self._take(args=[self.base])
-        if not package and self.connection.blpop([self.wake_key], timeout=max(conf.poll(), 0.01)):
-            package = self._take(args=[self.base])  # woken by an enqueue
-        if package:
-            return [(None, package.decode() if isinstance(package, bytes) else package)]
+        """Up to `bulk` packages (never more than the pusher's prefetch has room for), in one round trip."""
+        limit = dequeue_batch_size(conf.current().bulk)
+        packages = self._take(args=[self.base, time.time(), 100, limit])
+        if not packages and self.connection.blpop([self.wake_key], timeout=max(conf.poll(), 0.01)):
+            packages = self._take(args=[self.base, time.time(), 100, limit])  # woken by an enqueue
+        if packages:
+            return self._claimed([package.decode() if isinstance(package, bytes) else package for package in packages])
         return None
+
+    def _claimed(self, payloads: list[str]) -> list[tuple]:
+        """The packages taken, their runs claimed in one statement (as the ORM broker's dequeue claims them).
+
+        The worker then starts a run without a statement of its own (tasks.engine.delivery): the claim's
+        round trip is the pusher's, made while the workers run the tasks before, and one per batch. A run
+        that cannot be claimed (cancelled, running elsewhere, an early retry), a plain package, or a batch
+        whose claim fails (the database away) goes out as before, without a claim: the worker decides.
+        """
+        from django.db import DatabaseError, connection
+
+        runs = [package_hints(payload)[3] for payload in payloads]
+        ids = [run_id for run_id in runs if run_id is not None]
+        claims: dict[int, dict] = {}
+        if ids:
+            try:
+                # Relaxed commit, as the ORM dequeue's: a claim lost in a server crash is made again when the
+                # recovery sweep hands the run back (its lease ran out), the attempt recorded as lost.
+                rows = soft_write(_claim_runs_sql(), {"ids": ids, "grace": conf.lease_grace()}, all_rows=True)
+            except DatabaseError:
+                logger.warning("Could not claim %d runs at their dequeue; their workers claim them", len(ids),
+                               exc_info=True)
+                connection.close_if_unusable_or_obsolete()  # a broken connection: the next dequeue opens another
+                rows = []
+            delivered_at = time.time()
+            for ordinal, claimed in rows:
+                if claimed is None:
+                    continue
+                claimed = json.loads(claimed) if isinstance(claimed, str) else claimed  # jsonb comes as text
+                claims[ordinal - 1] = {"values": claimed,
+                                       "claimed_at": datetime.fromtimestamp(claimed.pop("claimed_at"), tz=UTC),
+                                       "delivered_at": delivered_at}
+        packages, position = [], 0
+        for payload, run_id in zip(payloads, runs, strict=True):
+            claim = None
+            if run_id is not None:
+                claim, position = claims.get(position), position + 1
+            packages.append((None if claim is None else ClaimedMessage(0, claim), payload))
+        return packages
 
     def acknowledge(self, task_id):
         """No receipts on Redis; a run's success handed back by its worker is recorded here (in the monitor)."""
@@ -337,6 +382,22 @@ class PriorityRedisBroker(Broker):
         if not self._info:
             self._info = f"Courtside priority Redis {self.connection.info('server')['redis_version']}"
         return self._info
+
+
+# The runs of a dequeue's packages claimed in one statement (courtside_claim_run: tasks.engine.claim's rule),
+# each claim (or NULL) with its position in the batch.
+_CLAIM_RUNS = """
+SELECT r.ordinal, {schema}.courtside_claim_run(r.id, %(grace)s)
+FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS r(id, ordinal)
+ORDER BY r.ordinal
+"""
+
+
+@functools.cache
+def _claim_runs_sql() -> str:
+    from django_tenants.utils import get_public_schema_name
+
+    return _CLAIM_RUNS.format(schema=f'"{get_public_schema_name()}"')
 
 
 _brokers: dict[tuple, Broker] = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from django.db import connection
 
 from configuration.conf import config
 from tests.configuration.conftest import database_url
+from tests.sockets import keepalive_seconds
 
 CHILD = Path(__file__).with_name("_listener_child.py")
 APPLICATION_NAME = "courtside-config-listener"
@@ -176,29 +176,6 @@ def test_a_watcher_still_fires_after_the_listeners_database_connection_was_ended
     assert call["at"] - committed <= 1.0
 
 
-def _keepalive_seconds(filter_expression: str, patience: float = 5.0) -> float | None:
-    """The keepalive timer of the one established socket matching the ss filter, in seconds (None: no keepalive).
-
-    ss shows one timer per socket: while sent data waits for its ACK it is the retransmission timer
-    (`timer:(on,200ms,0)`, seen on the server's end after it sent a notification or a query's answer, longer when
-    the cores are busy), and the keepalive timer shows again once the socket is idle. So look again for a while
-    before calling a socket keepalive-less."""
-    deadline = time.monotonic() + patience
-    while True:
-        out = subprocess.run(["ss", "-tnoH", "state", "established", filter_expression], capture_output=True,
-                             text=True, check=True).stdout
-        match = re.search(r"timer:\(keepalive,([^,]+),", out)
-        if match or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    if not match:
-        return None
-    seconds = 0.0
-    for amount, unit in re.findall(r"([\d.]+)(min|sec|ms)", match.group(1)):
-        seconds += float(amount) * {"min": 60, "sec": 1, "ms": 0.001}[unit]
-    return seconds
-
-
 def test_the_listen_connection_has_tcp_keepalives_on_both_ends(child):
     """A half-open LISTEN connection (the peer's host gone, a dropped NAT entry) must be noticed within a minute:
     the client's end to reconnect and catch up, the server's end so that a dead listener stops pinning the NOTIFY
@@ -206,7 +183,7 @@ def test_the_listen_connection_has_tcp_keepalives_on_both_ends(child):
     reader = child("reports.max_rows", "poll")
     if reader.listener_port is None:
         pytest.skip("the test database is reached on a Unix socket: no TCP, no keepalive")
-    client = _keepalive_seconds(f"( sport = :{reader.listener_port} )")
-    server = _keepalive_seconds(f"( dport = :{reader.listener_port} )")
+    client = keepalive_seconds(f"( sport = :{reader.listener_port} )")
+    server = keepalive_seconds(f"( dport = :{reader.listener_port} )")
     assert client is not None and client <= 60, f"client end keepalive timer: {client}"
     assert server is not None and server <= 60, f"server end keepalive timer: {server}"

@@ -13,6 +13,7 @@ monitor's acknowledgement called as the cluster calls them), counting every stat
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -167,3 +168,109 @@ def test_a_lone_success_is_recorded_at_once_even_in_the_monitor(orm_queue):
         post_execute.disconnect(dispatch_uid="test-lone-success")
         del orm_queue.result_queue
     assert recorded == [Status.SUCCEEDED]
+
+
+# ---------------------------------------------------------------- the Redis broker and a stream of results
+
+@pytest.fixture
+def redis_queue(settings):
+    from tests.tasks.conftest import use_broker
+
+    broker = use_broker(settings, "redis", name=f"b{uuid.uuid4().hex[:10]}", poll=0.05, queue_limit=2, bulk=N)
+    yield broker
+    broker.purge_queue()
+
+
+def test_a_redis_dequeue_takes_n_packages_in_one_round_trip_and_claims_their_runs_in_one_statement(redis_queue):
+    runs = [actions.task_submit(name="system.noop") for _ in range(N)]
+    redis_queue.settle()  # the submissions' pushes answered
+    commands = []
+    original = redis_queue.connection.execute_command
+
+    def counted(*args, **kwargs):
+        commands.append(args[0])
+        return original(*args, **kwargs)
+
+    redis_queue.connection.execute_command = counted
+    try:
+        with counted_statements() as sent:
+            packages = redis_queue.dequeue()
+    finally:
+        del redis_queue.connection.execute_command
+    assert len(packages) == N
+    assert len(commands) == 1, commands
+    assert len(sent) == 1, sent
+    ids = [r.pk for r in runs]
+    assert TaskRun.objects.filter(pk__in=ids, status=Status.CLAIMED, attempts=1).count() == N
+    # The worker starts each without a statement of its own; the successes go in one statement.
+    with counted_statements() as sent:
+        acks = [execute_in_worker(ack_id, payload) for ack_id, payload in packages]
+    assert sent == []
+    redis_queue.acknowledge_batch(acks)
+    assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED, started_at__isnull=False).count() == N
+    assert TaskAttempt.objects.filter(run__in=ids, outcome="succeeded", number=1).count() == N
+
+
+def test_a_stream_of_results_each_alone_on_the_queue_reaches_the_database_in_a_few_statements(orm_queue,
+                                                                                              monkeypatch):
+    """Results arriving a few milliseconds apart (each found alone on the queue): the monitor lingers for the
+    next one instead of writing one statement per result (a linger of 0.2 s here, so a loaded machine's
+    late wake-ups stay within it)."""
+    import multiprocessing
+
+    from django_q.monitor import monitor
+
+    monkeypatch.setattr(acknowledgements, "LINGER_SECONDS", float(os.environ.get("TEST_LINGER_SECONDS", "0.2")))
+    runs = [actions.task_submit(name="system.noop") for _ in range(N)]
+    tasks = []
+    for ack_id, payload in orm_queue.dequeue():
+        task = SignedPackage.loads(payload)
+        task["ack_id"] = execute_in_worker(ack_id, payload)
+        task.update(success=True, result="succeeded", stopped=task["started"])
+        tasks.append(task)
+    results = multiprocessing.Queue()
+
+    def stream():
+        for task in tasks:
+            results.put(task)
+            time.sleep(0.004)  # well under LINGER_SECONDS, well over the monitor's work per result
+        time.sleep(0.6)  # the last batch written before the monitor stops
+        results.put("STOP")
+
+    ids = [r.pk for r in runs]
+    orm_queue.result_queue = results
+    feeder = threading.Thread(target=stream)
+    try:
+        with counted_statements() as sent:
+            feeder.start()
+            monitor(results, orm_queue)
+    finally:
+        feeder.join()
+        del orm_queue.result_queue
+    writes = [sql for sql in sent if sql.startswith("BEGIN; SET LOCAL synchronous_commit")]
+    assert 1 <= len(writes) <= N // 4, f"{len(writes)} statements recorded {N} successes"
+    assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED).count() == N
+    assert not QueueMessage.objects.filter(run_id__in=ids).exists()
+
+
+def test_a_redis_dequeue_whose_claim_fails_hands_its_packages_out_unclaimed_for_their_workers(redis_queue,
+                                                                                               monkeypatch):
+    """The packages are off Redis once taken: a claim statement that fails must not lose them."""
+    from django.db import DatabaseError
+
+    from tasks.engine import redis_broker
+
+    runs = [actions.task_submit(name="system.noop") for _ in range(3)]
+    redis_queue.settle()
+
+    def refused(*args, **kwargs):
+        raise DatabaseError("the database is away")
+
+    monkeypatch.setattr(redis_broker, "soft_write", refused)
+    packages = redis_queue.dequeue()
+    monkeypatch.undo()
+    assert len(packages) == 3 and all(ack_id is None for ack_id, _ in packages)
+    ids = [r.pk for r in runs]
+    assert TaskRun.objects.filter(pk__in=ids, status=Status.QUEUED).count() == 3
+    redis_queue.acknowledge_batch([execute_in_worker(ack_id, payload) for ack_id, payload in packages])
+    assert TaskRun.objects.filter(pk__in=ids, status=Status.SUCCEEDED, attempts=1).count() == 3
