@@ -1,5 +1,6 @@
 """No file of the project keeps a merge's conflict markers (one once reached main inside a YAML defaults file)."""
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -8,10 +9,14 @@ TEXT_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".toml", ".md", ".html", ".txt
 
 
 def project_text_files():
-    for path in ROOT.rglob("*"):
-        if path.is_file() and not SKIPPED_DIRS.intersection(path.relative_to(ROOT).parts) \
-                and path.suffix in TEXT_SUFFIXES:
-            yield path
+    # os.walk, not ROOT.rglob("*"): the skipped folders are pruned, not walked file by file (.venv and var are
+    # tens of thousands of files; the walk took 6 s of the suite).
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [name for name in dirs if name not in SKIPPED_DIRS]
+        for name in files:
+            path = Path(folder, name)
+            if name not in SKIPPED_DIRS and path.suffix in TEXT_SUFFIXES and path.is_file():
+                yield path
 
 
 def test_no_project_file_holds_merge_conflict_markers():

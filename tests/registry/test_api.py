@@ -162,7 +162,15 @@ def test_a_blocking_query_returns_when_the_service_changes(public_tenant):
     first = client.get("/api/v1/services/stats-api/instances")
     index = int(first["X-Registry-Index"])
 
-    timer = threading.Timer(0.3, lambda: register("b", checks=[]))
+    def register_b():
+        from django.db import connections
+
+        try:
+            register("b", checks=[])
+        finally:
+            connections.close_all()  # this thread's own connection: left open, it kept the test database from dropping
+
+    timer = threading.Timer(0.3, register_b)
     timer.start()
     try:
         changed = client.get(f"/api/v1/services/stats-api/instances?index={index}&wait=20s")
