@@ -39,6 +39,19 @@ operator_site = _ConfiguredAdminSite("operator")
 tenant_site = _ConfiguredAdminSite("tenant")
 
 
+class ReadOnlyAdminMixin:
+    """A ModelAdmin whose rows the admin only shows: what writes them is a process of the product, not a form."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class _DryRun(Exception):
     pass
 

@@ -8,24 +8,16 @@ import json
 from django.contrib import admin
 from django.utils import timezone
 
-from core.admin import operator_site, tenant_site
+from core.admin import ReadOnlyAdminMixin, operator_site, tenant_site
 from nba_mcp import calls, selectors
 from nba_mcp.models import TenantMcpUsage, ToolCall
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("started_at", "tool", "outcome", "error_code", "duration_ms")
     list_filter = ("outcome", "tool")
     date_hierarchy = "started_at"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ToolCall, site=operator_site)

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from core.admin import ServiceErrorFormMixin, operator_site
+from core.admin import ReadOnlyAdminMixin, ServiceErrorFormMixin, operator_site
 from core.errors import DomainError
 from core.masking import mask_value
 from registry import kinds, registration, selectors, tokens
@@ -249,7 +249,7 @@ class RegistryEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(EtcdMirrorState, site=operator_site)
-class EtcdMirrorStateAdmin(admin.ModelAdmin):
+class EtcdMirrorStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: the etcd mirror writes its state (registry.etcd), the page shows it (numbers as a table)."""
 
     list_display = ("prefix", "endpoints", "hostname", "pid", "heartbeat_at", "last_sync_at", "mirrored_out",
@@ -261,12 +261,3 @@ class EtcdMirrorStateAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

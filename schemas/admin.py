@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django_tenants.utils import get_public_schema_name, get_tenant_model
 
-from core.admin import operator_site
+from core.admin import ReadOnlyAdminMixin, operator_site
 from schemas.matrix import matrix_page
 from schemas.models import MigrationRecord, Rollout
 from schemas.selectors import ledger_summary_cached
@@ -82,7 +82,7 @@ class SpareSchemaFilter(admin.SimpleListFilter):
 
 
 @admin.register(MigrationRecord, site=operator_site)
-class MigrationRecordAdmin(admin.ModelAdmin):
+class MigrationRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only history: the ledger is written by migrations, never by hand."""
 
     list_display = ("schema_name", "app_label", "name", "migration_type", "outcome", "applied_at", "applied_by",
@@ -104,14 +104,6 @@ class MigrationRecordAdmin(admin.ModelAdmin):
 
     short_checksum.short_description = "SHA-256"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core import charts
-from core.admin import operator_site, tenant_site
+from core.admin import ReadOnlyAdminMixin, operator_site, tenant_site
 from core.errors import DomainError
 from tasks import actions, registry, selectors
 from tasks.admin_submit import TaskSubmitViewMixin
@@ -319,7 +319,7 @@ class TenantTaskScheduleAdmin(TaskScheduleAdmin):
     list_display = [c for c in TaskScheduleAdmin.list_display if c not in ("tenant", "kind")]
 
 
-class WorkerProcessAdmin(admin.ModelAdmin):
+class WorkerProcessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Worker health: each cluster worker's pid, what it runs, its last heartbeat, tasks done, how it ended."""
 
     list_display = ["pid", "host", "cluster", "state", "current_run_link", "tasks_done", "started_at",
@@ -344,14 +344,6 @@ class WorkerProcessAdmin(admin.ModelAdmin):
         url = reverse(f"{self.admin_site.name}:tasks_taskrun_change", args=[worker.current_run_id])
         return format_html('<a href="{}">{}</a>', url, str(worker.current_run_id)[:8])
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 operator_site.register(TaskRun, TaskRunAdmin)
